@@ -1,0 +1,1 @@
+"""Time-based rules and manual overrides that shape a pool's count inside ``decide``."""

@@ -1,0 +1,1 @@
+"""Request-rate forecasting, capacity maths and the backtest simulator."""

@@ -1,0 +1,17 @@
+"""Build the configured predictor for a pool."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from predictor.base import Predictor
+from predictor.linear import LinearTrendPredictor
+from predictor.settings import PredictorSettings
+
+if TYPE_CHECKING:
+    from autoscaler.config import PoolConfig
+
+
+def make_predictor(settings: PredictorSettings, pool: PoolConfig) -> Predictor:
+    """One predictor instance per pool (models are stateless; this is cheap)."""
+    return LinearTrendPredictor(window_s=settings.trend_window.total_seconds())

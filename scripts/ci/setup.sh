@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything the tests need on a fresh Debian machine; idempotent and quiet when done already.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mkdir -p .run
+: > .run/env.sh
+
+if [ ! -x .venv/bin/forescale ] || [ pyproject.toml -nt .venv/bin/forescale ]; then
+  echo "setup: creating .venv and installing forescale[dev]"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  touch .venv/bin/forescale
+fi
+
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+    exit 1
+  fi
+  echo "setup: apt-get install ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# A private dockerd for the Docker tests (no bridge, no iptables: containers use network_mode none).
+if [ -f scripts/ci/start-dockerd.sh ]; then
+  bash scripts/ci/start-dockerd.sh
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The project's whole test run (what `make test` and .ci/run execute): install what the tests need
+# (venv, Debian prometheus/docker.io/docker-compose, a private dockerd), lint, type-check, test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash scripts/ci/setup.sh
+# shellcheck disable=SC1091
+source .run/env.sh
+.venv/bin/ruff check .
+.venv/bin/mypy
+# Tests that need Prometheus or Docker fail loudly (not skip) when FORESCALE_REQUIRE_SERVICES=1.
+export FORESCALE_REQUIRE_SERVICES=1
+.venv/bin/pytest "$@"
