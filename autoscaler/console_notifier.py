@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from autoscaler.interfaces import PoolOutcome, TickReport
+from autoscaler.interfaces import Event, PoolOutcome, TickReport
 
 _STYLE = {"up": "green", "down": "yellow", "hold": "dim"}
 
@@ -22,7 +22,12 @@ class ConsoleNotifier:
                 continue
             self.console.print(format_outcome(report, outcome), highlight=False)
         for event in report.events:
-            self.console.print(f"[bold]{report.at:%Y-%m-%d %H:%M}[/] [magenta]{event.kind}[/] {event.message}")
+            self.announce(event)
+
+    def announce(self, event: Event) -> None:
+        self.console.print(
+            f"[bold]{event.at:%Y-%m-%d %H:%M}[/] [magenta]{event.kind}[/] {event.message}", highlight=False
+        )
 
 
 def format_outcome(report: TickReport, outcome: PoolOutcome) -> str:

@@ -80,7 +80,13 @@ class TickReport:
 class Notifier(Protocol):
     """Tells people. Must never raise into the tick (implementations catch and count their errors)."""
 
-    def notify(self, report: TickReport) -> None: ...
+    def notify(self, report: TickReport) -> None:
+        """Once per tick, after the target has answered: changes, holds, failures, events."""
+        ...
+
+    def announce(self, event: Event) -> None:
+        """Outside a tick: e.g. `forescale override set` announcing the new override at once."""
+        ...
 
 
 class OverrideProvider(Protocol):

@@ -1,0 +1,22 @@
+"""Shared pytest setup. Each subsystem keeps its fixtures in its own plugin module."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures_prometheus",
+    "tests.fixtures_nomad",
+    "tests.fixtures_slack",
+    "tests.fixtures_docker",
+]
+
+
+def require_service(name: str, why: str) -> None:
+    """Missing Prometheus/Docker: fail loudly in CI (FORESCALE_REQUIRE_SERVICES=1), skip with a reason elsewhere."""
+    message = f"{name} is not available: {why} (run `make test`, which installs and starts it)"
+    if os.environ.get("FORESCALE_REQUIRE_SERVICES") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)

@@ -1,0 +1,1 @@
+"""pytest fixtures for the docker tests (loaded by tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""pytest fixtures for the nomad tests (loaded by tests/conftest.py)."""

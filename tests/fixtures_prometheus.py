@@ -1,0 +1,1 @@
+"""pytest fixtures for the prometheus tests (loaded by tests/conftest.py)."""

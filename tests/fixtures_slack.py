@@ -1,0 +1,1 @@
+"""pytest fixtures for the slack tests (loaded by tests/conftest.py)."""
