@@ -23,7 +23,7 @@ config_app = typer.Typer(help="Validate and inspect forescale.yaml.", no_args_is
 app.add_typer(config_app, name="config")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never hard-wrap error lines
 _state = {"debug": False}
 
 ConfigOpt = typer.Option(
@@ -33,13 +33,17 @@ PoolOpt = typer.Option(None, "--pool", "-p", help="Only this pool (repeatable)."
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
     if version:
         console.print(f"forescale {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        console.print(ctx.get_help())
         raise typer.Exit()
     _state["debug"] = debug
     logging.basicConfig(
@@ -109,7 +113,8 @@ def run(config: Path = ConfigOpt) -> None:
     from autoscaler.wiring import build_deps
 
     cfg = load_config(config)
-    daemon = Daemon(cfg, build_deps(cfg))
+    logging.getLogger("forescale").setLevel(logging.DEBUG if _state["debug"] else logging.INFO)
+    daemon = Daemon(build_deps(cfg))
     daemon.run_forever()
 
 

@@ -122,11 +122,15 @@ def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | Non
     for pool in deps.config.pools:
         if only and pool.name not in only:
             continue
-        decision, error = decide_pool(deps, pool)
-        if decision is None:
-            outcomes.append(PoolOutcome(pool.name, "failed", None, error=error))
-            continue
-        outcomes.append(apply_decision(deps, pool, decision, dry_run))
+        try:
+            decision, error = decide_pool(deps, pool)
+            if decision is None:
+                outcomes.append(PoolOutcome(pool.name, "failed", None, error=error))
+                continue
+            outcomes.append(apply_decision(deps, pool, decision, dry_run))
+        except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
+            log.exception("pool %s: unexpected error", pool.name)
+            outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
     events = () if dry_run else tuple(deps.overrides.drain_events(now))
     report = TickReport(
         at=now, outcomes=tuple(outcomes), events=events, dry_run=dry_run, duration_s=time.perf_counter() - started

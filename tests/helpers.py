@@ -1,0 +1,87 @@
+"""Small in-memory doubles shared by unit tests (no servers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from autoscaler.clock import ManualClock
+from autoscaler.config import Config
+from autoscaler.decision import Decision
+from autoscaler.errors import MetricsUnavailable, TargetError
+from autoscaler.interfaces import NoOverrides
+from autoscaler.simulated_target import SimulatedCluster
+from autoscaler.tick import TickDeps
+from predictor.linear import LinearTrendPredictor
+from predictor.series import RateSeries
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def pool_dict(name: str = "ocr", **over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": name,
+        "query": f'sum(rate(http_requests_total{{pool="{name}"}}[5m]))',
+        "nomad": {"job": f"ml-{name}", "group": "workers"},
+        "capacity_per_node": 10.0,
+        "min": 1,
+        "max": 50,
+    }
+    base.update(over)
+    return base
+
+
+def make_config(*pools: dict[str, Any], **over: Any) -> Config:
+    return Config.model_validate({"pools": list(pools) or [pool_dict()], **over})
+
+
+class FlatMetrics:
+    """Serves a constant rate per query (or raises MetricsUnavailable for queries listed in ``broken``)."""
+
+    def __init__(self, rates: dict[str, float], broken: set[str] | None = None) -> None:
+        self.rates = rates
+        self.broken = broken or set()
+        self.calls: list[str] = []
+
+    def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
+        self.calls.append(query)
+        if query in self.broken:
+            raise MetricsUnavailable("connection refused (test)")
+        t0, t1 = start.timestamp(), end.timestamp()
+        n = max(int((t1 - t0) // step_s), 1)
+        ts = [t1 - (n - 1 - i) * step_s for i in range(n)]
+        return RateSeries.from_lists(ts, [self.rates[query]] * n, step_s)
+
+
+class FailingTarget(SimulatedCluster):
+    """A simulated cluster whose scale() fails for some pools."""
+
+    def __init__(self, clock: ManualClock, initial: dict[str, int], fail: dict[str, TargetError]) -> None:
+        super().__init__(clock, initial)
+        self.fail = fail
+
+    def scale(self, pool: Any, decision: Decision) -> str:
+        if pool.name in self.fail:
+            raise self.fail[pool.name]
+        return super().scale(pool, decision)
+
+
+def make_deps(
+    config: Config,
+    metrics: Any,
+    target: Any | None = None,
+    clock: ManualClock | None = None,
+    **kw: Any,
+) -> TickDeps:
+    clock = clock or ManualClock(T0)
+    predictor_for: Callable[[Any], Any] = lambda _p: LinearTrendPredictor(window_s=1800)  # noqa: E731
+    return TickDeps(
+        config=config,
+        metrics=metrics,
+        predictor_for=predictor_for,
+        target=target or SimulatedCluster(clock, {p.name: 2 for p in config.pools}),
+        overrides=kw.pop("overrides", NoOverrides()),
+        clock=clock,
+        **kw,
+    )
