@@ -5,6 +5,8 @@ The CLI turns any ``ForescaleError`` into one readable line (a traceback only wi
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ForescaleError(Exception):
     """Base of every error forescale raises on purpose."""
@@ -65,3 +67,15 @@ class NotifierError(ForescaleError):
 
 class OverrideError(ForescaleError):
     """An override request is invalid, or the override store is unreadable."""
+
+
+class CasConflict(NomadError):
+    """409 on a Variables write/delete with ``?cas=``: someone else changed it. ``current`` is Nomad's copy."""
+
+    def __init__(self, message: str, current: dict[str, Any] | None, status: int | None = 409, body: str = "") -> None:
+        self.current = current
+        super().__init__(message, status, body)
+
+
+class JobIndexConflict(NomadError):
+    """500 "Enforcing job modify index …": the job changed since it was read (register/scale CAS failed)."""
