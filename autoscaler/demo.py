@@ -16,6 +16,19 @@ from autoscaler.replay import ReplayResult, replay
 from autoscaler.resources import DEMO_TRACE, bundled
 from predictor.trace import Trace, load_trace
 
+# The demo's time-based rule (the trace is NASA's July 1995 web log: mornings in Florida, and the
+# 4th of July off). The same YAML syntax as overrides/schedule.yaml.
+DEMO_SCHEDULE = """
+rules:
+  - name: business-hours
+    pool: web
+    timezone: America/New_York
+    days: mon-fri
+    window: "08:10-11:00"   # floor from 08:00 local (10m lead), so 30 nodes are ready at 08:10
+    min: 30
+    closed_on: [1995-07-04]   # Independence Day: no floor
+"""
+
 
 def demo_config(trace: Trace) -> Config:
     """One pool sized so the trace's peak needs about 50 nodes (as in the project's benchmarks)."""
@@ -49,6 +62,8 @@ def run_demo(
     clipped = Trace(trace.name, trace.t[keep], trace.requests[keep], trace.step_s)
     cfg = config or demo_config(trace)
     pool = cfg.pools[0]
+    if overrides is None and config is None:
+        overrides = demo_overrides(cfg, datetime.fromtimestamp(begin, UTC), console)
     console.print(
         f"[bold]forescale demo[/]: replaying {trace.name} from "
         f"{datetime.fromtimestamp(begin, UTC):%Y-%m-%d %H:%M} UTC for {days:g} days, a tick every "
@@ -82,3 +97,31 @@ def run_demo(
     console.print()
     console.print(table)
     return result
+
+
+def demo_overrides(config: Config, begin: datetime, console: Console) -> OverrideProvider:
+    """A schedule floor and a manual pin on an in-memory store, so the demo shows both taking effect."""
+    from overrides.operations import Request, set_override
+    from overrides.provider import Overrides
+    from overrides.schedule import parse_schedule
+    from overrides.store import MemoryStore
+
+    pool = config.pools[0]
+    schedule = parse_schedule(DEMO_SCHEDULE, Path("demo-schedule.yaml"), {pool.name: pool.lead_time})
+    store = MemoryStore()
+    set_at = begin + timedelta(hours=13)  # Monday 17:00 UTC: inside the first day, so `--days 1` shows it too
+    pin = Request(
+        pool=pool,
+        values={"pin": 35},
+        reason="Shuttle launch coverage (demo)",
+        author="demo-sre",
+        expires_at=set_at + timedelta(hours=3),
+    )
+    set_override(store, pin, set_at, config.overrides.max_duration)
+    for rule in schedule.rules:
+        console.print(f"[bold]demo override[/]: {rule.label} floor {rule.min}, closed on 1995-07-04 (Independence Day)")
+    console.print(
+        f"[bold]demo override[/]: at {set_at:%Y-%m-%d %H:%M} UTC demo-sre runs "
+        f"`forescale override set {pool.name} --pin 35 --for 3h --reason 'Shuttle launch coverage (demo)'`"
+    )
+    return Overrides(schedule, store, [pool.name], {pool.name: pool.lead_time})

@@ -1,0 +1,120 @@
+"""Manual overrides in Nomad Variables: shared by a team, and Nomad ACLs decide who may write.
+
+One variable per pool at ``<overrides.nomad_variable_prefix>/<pool>`` (so ACL policies can grant a team
+write access to its own pools only), with items ``format``, ``active`` and ``history`` (JSON text:
+Variables hold strings). Every change is a check-and-set write (``?cas=<ModifyIndex>``; 0 = create);
+on a 409 conflict the store re-reads (Nomad's 409 body is the current variable), re-applies the change
+and tries again, a bounded number of times. A pool left with no records is deleted (204) with CAS too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+from pydantic import ValidationError
+
+from autoscaler.errors import CasConflict, NomadError, NomadNotFound, OverrideError
+from overrides.manual import ManualOverride, PoolRecords
+from overrides.store import FORMAT
+
+if TYPE_CHECKING:
+    from autoscaler.config import Config
+    from autoscaler.nomad_client import NomadClient
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 8
+
+
+class NomadVariablesStore:
+    """OverrideStore on Nomad Variables, through forescale's NomadClient (python-nomad underneath)."""
+
+    def __init__(self, client: NomadClient, prefix: str, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.client = client
+        self.prefix = prefix.strip("/")
+        self.max_attempts = max_attempts
+        self.location = f"Nomad variables {self.prefix}/<pool> (namespace '{client.namespace}')"
+
+    @classmethod
+    def from_config(cls, config: Config) -> NomadVariablesStore:
+        from autoscaler.nomad_client import NomadClient
+
+        return cls(NomadClient(config.nomad), config.overrides.nomad_variable_prefix)
+
+    def var_path(self, pool: str) -> str:
+        return f"{self.prefix}/{pool}"
+
+    def read(self, pools: Sequence[str]) -> dict[str, PoolRecords]:
+        return {p: self._get(p)[0] for p in pools}
+
+    def modify(self, pool: str, fn: Callable[[PoolRecords], T]) -> T:
+        records, index = self._get(pool)
+        for _attempt in range(self.max_attempts):
+            before = records.model_dump(mode="json")
+            out = fn(records)
+            if records.model_dump(mode="json") == before:
+                return out
+            try:
+                self._write(pool, records, index)
+                return out
+            except CasConflict as exc:
+                # Someone else wrote first: start again from their version (the 409 body, or a re-read).
+                current = exc.current
+                if current is not None and "Items" in current:
+                    records, index = self._parse(pool, current), int(current.get("ModifyIndex") or 0)
+                else:
+                    records, index = self._get(pool)
+            except NomadError as exc:
+                raise OverrideError(f"cannot write Nomad variable '{self.var_path(pool)}': {exc}") from None
+        raise OverrideError(
+            f"gave up writing Nomad variable '{self.var_path(pool)}' after {self.max_attempts} check-and-set "
+            "conflicts (others keep changing it); try again"
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _url(self, pool: str) -> str:
+        return "var/" + quote(self.var_path(pool), safe="/")
+
+    def _get(self, pool: str) -> tuple[PoolRecords, int]:
+        try:
+            resp = self.client.get_json(self._url(pool))
+        except NomadNotFound:
+            return PoolRecords(), 0
+        except NomadError as exc:
+            raise OverrideError(f"cannot read Nomad variable '{self.var_path(pool)}': {exc}") from None
+        body = resp.body if isinstance(resp.body, dict) else {}
+        return self._parse(pool, body), int(body.get("ModifyIndex") or 0)
+
+    def _parse(self, pool: str, var: dict[str, Any]) -> PoolRecords:
+        items = var.get("Items") or {}
+        where = f"Nomad variable '{self.var_path(pool)}'"
+        if items.get("format") != FORMAT:
+            raise OverrideError(
+                f"{where} is not a forescale override store (items.format is {items.get('format')!r}, "
+                f"expected '{FORMAT}'); move it away or set overrides.nomad_variable_prefix to a free path"
+            )
+        try:
+            active = [ManualOverride.model_validate(o) for o in json.loads(items.get("active") or "[]")]
+            history = [ManualOverride.model_validate(o) for o in json.loads(items.get("history") or "[]")]
+        except (json.JSONDecodeError, TypeError, ValidationError) as exc:
+            raise OverrideError(
+                f"{where} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "forescale will not overwrite it: fix its items by hand (nomad var get/put)"
+            ) from None
+        return PoolRecords(active=active, history=history)
+
+    def _write(self, pool: str, records: PoolRecords, index: int) -> None:
+        if records.empty():
+            if index:
+                self.client.delete(self._url(pool), params={"cas": index})
+            return
+        items = {
+            "format": FORMAT,
+            "active": json.dumps([o.to_json() for o in records.active], separators=(",", ":")),
+            "history": json.dumps([o.to_json() for o in records.history], separators=(",", ":")),
+        }
+        body = {"Namespace": self.client.namespace, "Path": self.var_path(pool), "Items": items}
+        self.client.put_json(self._url(pool), body, params={"cas": index})

@@ -1,0 +1,564 @@
+"""Time-based rules: "stores open at 09:00 local, have 50 nodes ready ten minutes before".
+
+Rules are declared in a YAML file (``overrides.schedule_file``), evaluated in their IANA timezone
+and turned into floors/ceilings for ``decide``. A floor is in force from ``start − lead`` so the
+capacity is *ready* at the window start; a ceiling lifts at ``end − lead`` so capacity is ready
+again when its window closes. DST handling: see ``overrides.timeutil``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from autoscaler.durations import Duration, format_duration
+from autoscaler.errors import ConfigError
+from overrides.effects import OverrideEffect
+from overrides.timeutil import fmt_local, parse_clock, parse_date, to_utc, zone
+
+if TYPE_CHECKING:
+    from autoscaler.config import Config
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL = {name: i for i, name in enumerate(DAY_NAMES)} | {
+    full: i for i, full in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+}
+_WINDOW_SPLIT = re.compile(r"\s*(?:-|–|—|\bto\b)\s*")
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})$")
+# Occurrences searched per rule per query: enough for a minutely cron over a day, bounded for safety.
+MAX_OCCURRENCES = 20_000
+
+
+def parse_days(value: Any) -> frozenset[int]:
+    """``mon-fri``, ``sat``, ``mon,wed,fri``, ``[mon-fri, sun]``, ``daily`` → weekday numbers (Mon=0)."""
+    items = value if isinstance(value, list) else [value]
+    out: set[int] = set()
+    for item in items:
+        for token in str(item).lower().replace(" ", "").split(","):
+            if token in ("daily", "everyday", "*", "all"):
+                out.update(range(7))
+                continue
+            ends = token.split("-")
+            if len(ends) > 2 or not all(e in _FULL for e in ends):
+                raise ValueError(
+                    f"'{token}' is not a day or day range; write e.g. mon-fri, sat, 'mon,wed,fri' or daily"
+                )
+            a, b = _FULL[ends[0]], _FULL[ends[-1]]
+            out.update((a + i) % 7 for i in range((b - a) % 7 + 1))  # fri-mon wraps over the weekend
+    if not out:
+        raise ValueError("no days given; write e.g. mon-fri")
+    return frozenset(out)
+
+
+def format_days(days: frozenset[int]) -> str:
+    if len(days) == 7:
+        return "daily"
+    ordered = sorted(days)
+    runs: list[list[int]] = []
+    for d in ordered:
+        if runs and d == runs[-1][-1] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ",".join(DAY_NAMES[r[0]] if len(r) == 1 else f"{DAY_NAMES[r[0]]}-{DAY_NAMES[r[-1]]}" for r in runs)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A local time window; ``end`` None means 24:00; an end at or before the start crosses midnight."""
+
+    start: time
+    end: time | None
+
+    @classmethod
+    def parse(cls, text: Any) -> Window:
+        parts = _WINDOW_SPLIT.split(str(text).strip())
+        if len(parts) != 2:
+            raise ValueError(f"window '{text}' is not HH:MM-HH:MM; write e.g. 09:00-18:00")
+        try:
+            start = parse_clock(parts[0])
+            end = parse_clock(parts[1], allow_24=True)
+        except ValueError as exc:
+            raise ValueError(f"window '{text}': {exc}") from None
+        assert start is not None
+        if end == start:
+            raise ValueError(f"window '{text}' is empty; for a whole day write 00:00-24:00")
+        return cls(start, end)
+
+    def bounds(self, day: date) -> tuple[datetime, datetime]:
+        """Naive local start and end for a window starting on ``day``."""
+        begin = datetime.combine(day, self.start)
+        if self.end is None:
+            return begin, datetime.combine(day + timedelta(days=1), time(0))
+        finish = datetime.combine(day, self.end)
+        return begin, finish if finish > begin else finish + timedelta(days=1)
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end is None else f"{self.end:%H:%M}"
+        return f"{self.start:%H:%M}-{end}"
+
+
+class RuleSpec(BaseModel):
+    """One rule as written in the YAML file (validated; compiled into a ``Rule``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="rule name, unique per file")
+    pool: str = Field(..., description="pool the rule shapes")
+    timezone: str | None = Field(None, description="IANA timezone, e.g. Asia/Kolkata (default: the file's)")
+    days: str | list[str] | None = Field(None, description="mon-fri, sat, 'mon,wed,fri' or daily")
+    window: str | None = Field(None, description="local HH:MM-HH:MM; an end before the start crosses midnight")
+    dates: list[Any] | None = Field(None, description="one-off dates (YYYY-MM-DD) the window applies on")
+    cron: str | None = Field(None, description="5-field cron expression in the rule's timezone (with duration)")
+    duration: Duration | None = Field(None, description="how long each cron occurrence lasts, e.g. 2h")
+    min: int | None = Field(None, ge=0, description="floor: at least this many nodes")
+    max: int | None = Field(None, ge=0, description="ceiling: at most this many nodes")
+    lead: Duration | None = Field(None, description="override the pool's lead_time for this rule")
+    closed_on: list[Any] = Field(default_factory=list, description="dates, date ranges or holiday lists")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            zone(v)
+        return v
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if v is not None:
+            parse_days(v)
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is not None:
+            Window.parse(v)
+        return v
+
+    @field_validator("dates", mode="before")
+    @classmethod
+    def _dates(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        items = v if isinstance(v, list) else [v]
+        return [parse_date(d) for d in items]
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            fields = v.split()
+            if len(fields) != 5 or not croniter.is_valid(v):
+                raise ValueError(
+                    f"cron '{v}' is not a 5-field cron expression (minute hour day-of-month month day-of-week); "
+                    "e.g. '0 9 * * mon-fri'"
+                )
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _date_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "date" in data:
+            data = dict(data)
+            if "dates" in data:
+                raise ValueError("give either 'date' or 'dates', not both")
+            data["dates"] = data.pop("date")
+        return data
+
+    @model_validator(mode="after")
+    def _shape(self) -> RuleSpec:
+        if self.min is None and self.max is None:
+            raise ValueError("a rule needs 'min' (floor) and/or 'max' (ceiling); add one")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max}); lower min or raise max")
+        if self.cron is not None:
+            if self.window is not None or self.days is not None or self.dates is not None:
+                raise ValueError("use either 'cron' + 'duration', or 'window' with 'days'/'dates', not both")
+            if self.duration is None or self.duration <= timedelta(0):
+                raise ValueError("a cron rule needs 'duration' (how long each occurrence lasts), e.g. duration: 2h")
+        else:
+            if self.window is None:
+                raise ValueError("a rule needs 'window: HH:MM-HH:MM' (with 'days' or 'dates'), or 'cron' + 'duration'")
+            if self.duration is not None:
+                raise ValueError("'duration' goes with 'cron'; a window has its own end — remove 'duration'")
+            if self.days is not None and self.dates is not None:
+                raise ValueError("give 'days' (repeating) or 'dates' (one-off), not both")
+        return self
+
+
+class ScheduleFile(BaseModel):
+    """The whole schedule YAML: a default timezone, named holiday lists, and the rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str | None = Field(None, description="default IANA timezone of the rules")
+    holidays: dict[str, list[Any]] = Field(default_factory=dict, description="named lists of closed dates")
+    rules: list[RuleSpec] = Field(default_factory=list, description="the rules")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            zone(v)
+        return v
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A compiled rule: zone, recurrence, bounds and lead resolved."""
+
+    name: str
+    pool: str
+    tz: ZoneInfo
+    min: int | None
+    max: int | None
+    lead: timedelta
+    closed: frozenset[date]
+    days: frozenset[int] | None = None
+    window: Window | None = None
+    dates: tuple[date, ...] = ()
+    cron: str | None = None
+    duration: timedelta | None = None
+
+    @property
+    def when(self) -> str:
+        """Human recurrence: ``mon-fri 09:00-18:00``, ``2026-12-01 10:00-14:00``, ``cron '0 2 * * *' for 2h``."""
+        if self.cron is not None:
+            assert self.duration is not None
+            return f"cron '{self.cron}' for {format_duration(self.duration)}"
+        if self.dates:
+            return f"{', '.join(d.isoformat() for d in self.dates)} {self.window}"
+        return f"{format_days(self.days or frozenset(range(7)))} {self.window}"
+
+    @property
+    def label(self) -> str:
+        return f"schedule rule '{self.name}' ({self.tz.key}, {self.when})"
+
+    def occurrences(self, start: datetime, end: datetime) -> Iterator[Occurrence]:
+        """Every occurrence whose effective interval (lead included) overlaps [start, end), by start time."""
+        slack = self.lead + timedelta(days=2) + (self.duration or timedelta(0))
+        local_from = (start - slack).astimezone(self.tz).replace(tzinfo=None)
+        local_to = (end + self.lead + timedelta(days=1)).astimezone(self.tz).replace(tzinfo=None)
+        count = 0
+        for begin_local, end_local_or_len in self._local(local_from, local_to):
+            if begin_local.date() in self.closed:
+                continue
+            begin = to_utc(begin_local, self.tz)
+            if isinstance(end_local_or_len, timedelta):
+                finish = begin + end_local_or_len  # cron durations are elapsed time
+            else:
+                finish = to_utc(end_local_or_len, self.tz)
+            occ = Occurrence(self, begin, finish)
+            lo, hi = occ.span()
+            if hi > start and lo < end:
+                yield occ
+            count += 1
+            if count >= MAX_OCCURRENCES:
+                return
+
+    def _local(self, local_from: datetime, local_to: datetime) -> Iterator[tuple[datetime, datetime | timedelta]]:
+        if self.cron is not None:
+            assert self.duration is not None
+            it = croniter(self.cron, local_from - timedelta(minutes=1))
+            while True:
+                nxt: datetime = it.get_next(datetime)
+                if nxt > local_to:
+                    return
+                yield nxt, self.duration
+        assert self.window is not None
+        if self.dates:
+            for day in self.dates:
+                if local_from.date() - timedelta(days=1) <= day <= local_to.date():
+                    yield self.window.bounds(day)
+            return
+        day = local_from.date() - timedelta(days=1)
+        while day <= local_to.date():
+            if self.days is None or day.weekday() in self.days:
+                yield self.window.bounds(day)
+            day += timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of a rule: the nominal window [start, end) in UTC."""
+
+    rule: Rule
+    start: datetime
+    end: datetime
+
+    def floor_span(self) -> tuple[datetime, datetime]:
+        return self.start - self.rule.lead, self.end
+
+    def ceiling_span(self) -> tuple[datetime, datetime]:
+        return self.start, max(self.start, self.end - self.rule.lead)
+
+    def span(self) -> tuple[datetime, datetime]:
+        """The union of the effective floor and ceiling intervals."""
+        if self.rule.min is not None:
+            return self.floor_span()
+        return self.ceiling_span()
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A moment where something a rule does starts or stops."""
+
+    at: datetime
+    rule: Rule
+    kind: Literal["min", "max"]
+    value: int
+    starts: bool
+    occurrence: Occurrence
+
+    def describe(self) -> str:
+        what = "floor" if self.kind == "min" else "ceiling"
+        verb = "starts" if self.starts else "ends"
+        local = fmt_local(self.occurrence.start if self.starts else self.occurrence.end, self.rule.tz)
+        lead = ""
+        if self.rule.lead and ((self.kind == "min" and self.starts) or (self.kind == "max" and not self.starts)):
+            lead = f" ({format_duration(self.rule.lead)} lead: ready for {local})"
+        return f"{what} {self.value} {verb}{lead}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """All rules of one schedule file."""
+
+    rules: tuple[Rule, ...] = ()
+    source: Path | None = None
+
+    def for_pool(self, pool: str) -> list[Rule]:
+        return [r for r in self.rules if r.pool == pool]
+
+    def effects(self, pool: str, now: datetime) -> list[OverrideEffect]:
+        """Floors/ceilings of ``pool`` in force at ``now`` (one per rule and kind)."""
+        out: list[OverrideEffect] = []
+        for rule in self.for_pool(pool):
+            occs = list(rule.occurrences(now, now + timedelta(seconds=1)))
+            for kind, value in (("min", rule.min), ("max", rule.max)):
+                if value is None:
+                    continue
+                live = [o for o in occs if _contains(o.floor_span() if kind == "min" else o.ceiling_span(), now)]
+                if not live:
+                    continue
+                occ = max(live, key=lambda o: o.end)
+                out.append(_effect(rule, kind, value, occ, now))
+        return out
+
+    def transitions(self, start: datetime, end: datetime, pool: str | None = None) -> list[Transition]:
+        """Every effective start/end of every rule (or ``pool``'s) inside [start, end), sorted."""
+        out: list[Transition] = []
+        for rule in self.rules:
+            if pool is not None and rule.pool != pool:
+                continue
+            for occ in rule.occurrences(start, end):
+                for kind, value in (("min", rule.min), ("max", rule.max)):
+                    if value is None:
+                        continue
+                    lo, hi = occ.floor_span() if kind == "min" else occ.ceiling_span()
+                    if lo >= hi:
+                        continue
+                    for at, starts in ((lo, True), (hi, False)):
+                        if start <= at < end:
+                            out.append(Transition(at, rule, kind, value, starts, occ))  # type: ignore[arg-type]
+        out.sort(key=lambda t: (t.at, t.rule.pool, t.rule.name, not t.starts))
+        return out
+
+
+def _contains(span: tuple[datetime, datetime], now: datetime) -> bool:
+    return span[0] <= now < span[1]
+
+
+def _effect(rule: Rule, kind: str, value: int, occ: Occurrence, now: datetime) -> OverrideEffect:
+    if kind == "min":
+        text = f"{rule.label} floor {value}"
+        if now < occ.start:
+            text += f" — ready for {fmt_local(occ.start, rule.tz, now)} ({format_duration(rule.lead)} lead)"
+        expires = occ.end
+    else:
+        text = f"{rule.label} ceiling {value}"
+        expires = occ.ceiling_span()[1]
+    return OverrideEffect(
+        kind="min" if kind == "min" else "max",
+        value=value,
+        source="schedule",
+        name=rule.name,
+        explanation=text,
+        expires_at=expires,
+    )
+
+
+# ---------------------------------------------------------------- loading and validation
+
+
+def load_schedule(path: Path, pools: dict[str, timedelta]) -> Schedule:
+    """Read and validate a schedule file. ``pools`` maps pool name → lead_time. Raises ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path),
+            ["schedule file not found; create it (see overrides/schedule.yaml) or unset overrides.schedule_file"],
+        ) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    return parse_schedule(text, path, pools)
+
+
+def parse_schedule(text: str, path: Path, pools: dict[str, timedelta]) -> Schedule:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(str(path), [f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), ["the top level must be a mapping with a 'rules:' list"])
+    try:
+        spec = ScheduleFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(str(path), [_explain(err, data, root) for err in exc.errors()]) from None
+    problems: list[str] = []
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for i, rs in enumerate(spec.rules):
+        where = f"rules[{i}] ({rs.name})"
+        line = _line_of(root, ["rules", i])
+        at = f" (line {line})" if line else ""
+        if rs.name in seen:
+            problems.append(f"{where}.name{at}: rule name '{rs.name}' is used twice; give each rule its own name")
+        seen.add(rs.name)
+        if rs.pool not in pools:
+            known = ", ".join(sorted(pools)) or "none"
+            problems.append(f"{where}.pool{at}: unknown pool '{rs.pool}'; use one of the config's pools ({known})")
+            continue
+        tz_name = rs.timezone or spec.timezone
+        if tz_name is None:
+            problems.append(f"{where}.timezone{at}: no timezone; add 'timezone: Area/City' to the rule or the file")
+            continue
+        try:
+            closed = _closed_dates(rs.closed_on, spec.holidays)
+        except ValueError as exc:
+            problems.append(f"{where}.closed_on{at}: {exc}")
+            continue
+        rules.append(
+            Rule(
+                name=rs.name,
+                pool=rs.pool,
+                tz=zone(tz_name),
+                min=rs.min,
+                max=rs.max,
+                lead=rs.lead if rs.lead is not None else pools[rs.pool],
+                closed=closed,
+                days=parse_days(rs.days) if rs.days is not None else None,
+                window=Window.parse(rs.window) if rs.window is not None else None,
+                dates=tuple(rs.dates or ()),
+                cron=rs.cron,
+                duration=rs.duration,
+            )
+        )
+    if problems:
+        raise ConfigError(str(path), problems)
+    return Schedule(tuple(rules), path)
+
+
+def _closed_dates(entries: Sequence[Any], holidays: dict[str, list[Any]]) -> frozenset[date]:
+    out: set[date] = set()
+    for entry in entries:
+        if isinstance(entry, str) and entry in holidays:
+            out |= _closed_dates(holidays[entry], {})
+            continue
+        if isinstance(entry, str) and (m := _RANGE.match(entry.strip())):
+            a, b = parse_date(m.group(1)), parse_date(m.group(2))
+            if b < a:
+                raise ValueError(f"date range '{entry}' ends before it starts; write FIRST..LAST")
+            out.update(a + timedelta(days=i) for i in range((b - a).days + 1))
+            continue
+        try:
+            out.add(parse_date(entry))
+        except ValueError:
+            names = ", ".join(sorted(holidays)) or "none defined"
+            raise ValueError(
+                f"'{entry}' is not a date (YYYY-MM-DD), a range (YYYY-MM-DD..YYYY-MM-DD) "
+                f"or a holiday list name (holidays: {names})"
+            ) from None
+    return frozenset(out)
+
+
+def _explain(err: Any, data: Any, root: yaml.Node | None) -> str:
+    loc = list(err["loc"])
+    key = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                key += f" ({node['name']})"
+        else:
+            key += ("." if key else "") + str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    line = _line_of(root, loc)
+    where = (key or "(top level)") + (f" (line {line})" if line else "")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key; allowed: " + ", ".join(
+            RuleSpec.model_fields if "rules" in loc[:1] else ScheduleFile.model_fields
+        )
+    elif err["type"] == "missing":
+        msg = "required key is missing; add it"
+    elif err["type"] == "string_pattern_mismatch":
+        msg = "use letters, digits, '-', '_' or '.' (at most 63 characters)"
+    got = err.get("input")
+    if err["type"] not in ("missing", "extra_forbidden") and isinstance(got, str | int | float) and str(got) not in msg:
+        msg += f" (got {got!r})"
+    return f"{where}: {msg}"
+
+
+def _line_of(root: yaml.Node | None, loc: list[Any]) -> int | None:
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == part:
+                    nxt, line = v, k.start_mark.line + 1
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def schedule_for(config: Config) -> Schedule:
+    """The config's schedule (empty when ``overrides.schedule_file`` is unset). Raises ConfigError."""
+    path = config.overrides.schedule_file
+    if path is None:
+        return Schedule()
+    return load_schedule(path, {p.name: p.lead_time for p in config.pools})
+
+
+def transition_times(config: Config, start: datetime, end: datetime) -> list[datetime]:
+    """UTC instants in [start, end) where a rule's floor or ceiling starts or ends (lead included), sorted.
+
+    The daemon schedules an extra tick at each (APScheduler date triggers).
+    """
+    schedule = schedule_for(config)
+    times = {t.at.astimezone(UTC) for t in schedule.transitions(start.astimezone(UTC), end.astimezone(UTC))}
+    return sorted(times)
