@@ -1,4 +1,4 @@
-"""Config checks owned by the jobspec renderer (names, kill_timeout, GPU memory). Placeholder."""
+"""Config checks owned by the jobspec renderer (names, kill_timeout, GPU memory), for `forescale config check`."""
 
 from __future__ import annotations
 
@@ -9,5 +9,7 @@ if TYPE_CHECKING:
 
 
 def check_config(config: Config) -> list[str]:
-    """One line per problem: file, key path, the fix."""
-    return []
+    """One line per problem: file, key path, the fix. Warnings (lead time vs image pull) are not problems."""
+    from autoscaler.render import check_config as render_checks
+
+    return render_checks(config).problems
