@@ -1,9 +1,262 @@
-"""Commands of this subsystem (registered on the main app). Placeholder until implemented."""
+"""`forescale backtest`: replay a trace (or a Prometheus history) through the real tick, with reference policies."""
 
 from __future__ import annotations
 
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from autoscaler.config import Config, DaemonSettings, NomadGroupRef, PoolConfig, PrometheusSettings, load_config
+from autoscaler.durations import parse_duration
+from autoscaler.interfaces import OverrideProvider, TickReport
+from autoscaler.replay import POLICIES, Backtest, BacktestError, run_backtest
+from predictor.trace import Trace, TraceError, load_trace
+
+UNBOUNDED_MAX = 1_000_000  # a trace alone states no pool max: leave the policy unclamped
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``forescale backtest`` to the main app."""
+    app.command("backtest")(backtest)
+
+
+def backtest(
+    trace: Path | None = typer.Option(None, "--trace", help="timestamp,requests CSV (requests per interval)."),
+    prometheus: str | None = typer.Option(None, "--prometheus", help="Replay history from this Prometheus URL."),
+    query: str | None = typer.Option(None, "--query", help="PromQL giving the request rate (req/s)."),
+    since: str = typer.Option("14d", "--since", help="How much Prometheus history to replay."),
+    step: str = typer.Option("1m", "--step", help="Prometheus query resolution."),
+    until: str | None = typer.Option(None, "--until", help="End of the Prometheus history (UTC ISO-8601) [now]."),
+    capacity_per_node: float | None = typer.Option(
+        None, "--capacity-per-node", min=0.000001, help="req/s one node serves (default: the pool's, with --config)."
+    ),
+    lead_time: str | None = typer.Option(None, "--lead-time", help="Time a new node needs to be ready [10m]."),
+    interval: str | None = typer.Option(None, "--interval", help="Time between ticks [20m]."),
+    slo_unserved_pct: float | None = typer.Option(
+        None, "--slo-unserved-pct", min=0.000001, max=50, help="SLO: max % of requests above ready capacity [1.0]."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Use this forescale.yaml (pool, predictor, overrides)."
+    ),
+    pool: str | None = typer.Option(None, "--pool", "-p", help="Pool of --config to replay (default: its only pool)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    decisions_out: Path | None = typer.Option(None, "--decisions-out", help="Write forescale's decisions as CSV."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of demand vs ready capacity."),
+) -> None:
+    """Replay real traffic through the real tick (causally) and compare forescale with reference policies."""
+    out = Console()
+    if not out.is_terminal:  # piped or captured: don't squeeze the table into 80 columns
+        out = Console(width=120)
+    err = Console(stderr=True)
+    cfg, pool_name = _build_config(config, pool, capacity_per_node, lead_time, interval, slo_unserved_pct)
+    data = _load(trace, prometheus, query, since, step, until, cfg)
+    overrides: OverrideProvider | None = None
+    if config is not None:
+        from overrides.provider import build_provider
+
+        overrides = build_provider(cfg)
+    result = _run_with_progress(data, cfg, pool_name, overrides, err, show=not as_json or err.is_terminal)
+    if decisions_out is not None:
+        write_decisions(decisions_out, result.policies["forescale"].decisions)
+    if plot is not None:
+        _plot(plot, result)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    else:
+        out.print(render_table(result, cfg.predictor.slo_unserved_pct))
+        if decisions_out is not None:
+            out.print(f"decisions: {decisions_out}")
+        if plot is not None:
+            out.print(f"plot: {plot}")
+
+
+def _duration(text: str | None, option: str) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise BacktestError(f"{option}: {exc}") from None
+
+
+def _build_config(
+    config: Path | None,
+    pool: str | None,
+    capacity: float | None,
+    lead_time: str | None,
+    interval: str | None,
+    slo: float | None,
+) -> tuple[Config, str]:
+    """The config to replay: the user's (with command-line overrides) or a default one-pool config."""
+    lead = _duration(lead_time, "--lead-time")
+    every = _duration(interval, "--interval")
+    if every is not None and every.total_seconds() < 1:
+        raise BacktestError("--interval must be at least 1s")
+    if config is not None:
+        cfg = load_config(config)
+        if pool is None:
+            if len(cfg.pools) != 1:
+                names = ", ".join(p.name for p in cfg.pools)
+                raise BacktestError(f"{config} has several pools ({names}); choose one with --pool")
+            pool = cfg.pools[0].name
+        base = cfg.pool(pool)
+    else:
+        if pool is not None:
+            raise BacktestError("--pool needs --config")
+        if capacity is None:
+            raise BacktestError("--capacity-per-node is required without --config (req/s one node serves)")
+        cfg = Config(
+            pools=[
+                PoolConfig(
+                    name="backtest",
+                    query="trace",
+                    nomad=NomadGroupRef(job="backtest", group="workers"),
+                    capacity_per_node=capacity,
+                    max=UNBOUNDED_MAX,
+                )
+            ]
+        )
+        base = cfg.pools[0]
+    update: dict[str, object] = {}
+    if capacity is not None:
+        update["capacity_per_node"] = capacity
+    if lead is not None:
+        update["lead_time"] = lead
+    new_pool = base.model_copy(update=update)
+    cfg = cfg.model_copy(
+        update={
+            "pools": [new_pool if p.name == base.name else p for p in cfg.pools],
+            "daemon": cfg.daemon if every is None else DaemonSettings(interval=every),
+            "predictor": cfg.predictor if slo is None else cfg.predictor.model_copy(update={"slo_unserved_pct": slo}),
+        }
+    )
+    return cfg, base.name
+
+
+def _load(
+    trace: Path | None,
+    prometheus: str | None,
+    query: str | None,
+    since: str,
+    step: str,
+    until: str | None,
+    cfg: Config,
+) -> Trace:
+    if (trace is None) == (prometheus is None):
+        raise BacktestError("give either --trace FILE.csv or --prometheus URL --query PROMQL")
+    if trace is not None:
+        try:
+            return load_trace(trace)
+        except TraceError as exc:
+            raise BacktestError(str(exc)) from None
+    if not query:
+        raise BacktestError("--prometheus needs --query PROMQL (the request rate in req/s)")
+    span = _duration(since, "--since")
+    res = _duration(step, "--step")
+    assert span is not None and res is not None
+    end = None
+    if until is not None:
+        try:
+            end = datetime.fromisoformat(until.replace("Z", "+00:00"))
+        except ValueError:
+            raise BacktestError(f"--until: '{until}' is not a time; write e.g. 2026-03-01T00:00:00Z") from None
+        if end.tzinfo is None:
+            end = end.replace(tzinfo=UTC)
+    settings = cfg.prometheus.model_copy(update={"url": prometheus, "step": res})
+    return trace_from_prometheus(settings, query, span, end)
+
+
+def trace_from_prometheus(
+    settings: PrometheusSettings, query: str, since: timedelta, end: datetime | None = None
+) -> Trace:
+    """Fetch ``since`` of the rate history up to ``end`` (now) and turn it into a trace (rate × step per interval)."""
+    from autoscaler.errors import MetricsUnavailable
+    from autoscaler.prometheus_source import PrometheusSource
+
+    step_s = settings.step.total_seconds()
+    end = end or datetime.now(UTC)
+    try:
+        series = PrometheusSource(settings).fetch(query, end - since, end, step_s).finite()
+    except MetricsUnavailable as exc:
+        raise BacktestError(f"cannot read history from {settings.url}: {exc}") from None
+    if len(series) < 2:
+        raise BacktestError(f"{settings.url}: the query returned fewer than two samples over {since}")
+    # A rate sample at T describes the interval that ends at T: the trace stamps interval starts.
+    return Trace("prometheus", series.t - step_s, np.maximum(series.rps, 0.0) * step_s, step_s)
+
+
+def _run_with_progress(
+    data: Trace, cfg: Config, pool_name: str, overrides: OverrideProvider | None, err: Console, show: bool
+) -> Backtest:
+    with Progress(
+        TextColumn("replaying {task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not show,
+    ) as progress:
+        task = progress.add_task(data.name, total=max(data.end - data.start, 1.0))
+
+        def advance(report: TickReport) -> None:
+            progress.update(task, completed=report.at.timestamp() - data.start)
+
+        return run_backtest(data, cfg, pool_name, overrides=overrides, on_tick=advance)
+
+
+def write_decisions(path: Path, decisions: list[tuple[float, int]]) -> None:
+    """CSV ``timestamp,desired``: when each decision was made (UTC) and the count it asked for."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["timestamp", "desired"])
+        for t, desired in decisions:
+            writer.writerow([datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), desired])
+
+
+def render_table(result: Backtest, slo_pct: float) -> Table:
+    """One row per policy: cost, cost × oracle, SLO figures."""
+    oracle = result.policies["oracle"].node_hours
+    table = Table(
+        title=f"backtest {result.trace.name}: {result.capacity_per_node:g} req/s per node, lead "
+        f"{result.lead_time_s / 60:g} min, tick every {result.interval_s / 60:g} min, SLO unserved ≤ {slo_pct:g} %"
+    )
+    for col in ("policy", "node-hours", "cost × oracle", "unserved %", "under capacity %", "scale actions", "SLO"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for name in POLICIES:
+        r = result.policies[name]
+        ratio = r.node_hours / oracle if oracle > 0 else float("nan")
+        met = "[green]met[/]" if r.unserved_pct <= slo_pct else "[red]missed[/]"
+        table.add_row(
+            name,
+            f"{r.node_hours:,.1f}",
+            f"{ratio:.2f}",
+            f"{r.unserved_pct:.3f}",
+            f"{r.under_capacity_pct:.2f}",
+            str(r.scale_actions),
+            met,
+        )
+    return table
+
+
+def _plot(path: Path, result: Backtest) -> None:
+    from predictor.plot import plot_backtest
+
+    f = result.policies["forescale"]
+    first = len(result.trace.t) - len(f.t)
+    plot_backtest(
+        path,
+        f"{result.trace.name}: demand vs ready capacity",
+        f.t,
+        result.trace.rps[first:],
+        result.trace.step_s,
+        result.capacity_per_node,
+        {"forescale": f.ready, "reactive": result.policies["reactive"].ready},
+    )

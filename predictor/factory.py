@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from predictor.base import Predictor
 from predictor.linear import LinearTrendPredictor
+from predictor.seasonal import SeasonalPredictor
 from predictor.settings import PredictorSettings
 
 if TYPE_CHECKING:
@@ -14,4 +15,6 @@ if TYPE_CHECKING:
 
 def make_predictor(settings: PredictorSettings, pool: PoolConfig) -> Predictor:
     """One predictor instance per pool (models are stateless; this is cheap)."""
-    return LinearTrendPredictor(window_s=settings.trend_window.total_seconds())
+    if settings.model == "trend_lr":
+        return LinearTrendPredictor(window_s=settings.trend_window.total_seconds())
+    return SeasonalPredictor(history_s=settings.history.total_seconds(), slo_unserved_pct=settings.slo_unserved_pct)

@@ -30,7 +30,8 @@ class LinearTrendPredictor:
         return self.window_s
 
     def forecast(self, history: RateSeries, now: float, horizon_s: float) -> Forecast:
-        recent = history.finite().window(now - self.window_s, now)
+        # Samples are stamped at the end of their interval: one stamped exactly at ``now`` is already past.
+        recent = history.finite().window(now - self.window_s, now + 1e-6)
         if len(recent) == 0:
             raise ValueError("no samples in the regression window")
         observed = recent.last_rps

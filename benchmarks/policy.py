@@ -1,0 +1,123 @@
+"""Policy comparison on real traces: forescale vs oracle, static peak, reactive and trend_lr.
+
+Run: .venv/bin/python benchmarks/policy.py   (about a minute on 2 cores)
+
+Bar settings (issue 6): capacity = trace peak / 50 nodes, lead 10 min, tick every 20 min, SLO = at most
+1 % of requests above ready capacity; forescale runs with DEFAULT settings through the real CLI
+(`forescale backtest --json --decisions-out`), and its decisions are re-scored by the separate simulator
+in benchmarks/independent_sim.py. Sanity traces (not part of the bar): NASA at 1 minute, and the two
+one-hour Azure LLM traces aggregated to 1 minute with lead 2 min / tick 5 min (an hour of 20-minute
+ticks would be three decisions).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from independent_sim import close, simulate  # noqa: E402
+
+TRACES = Path("/work/shared/data/traces")
+FORESCALE = str(ROOT / ".venv" / "bin" / "forescale")
+POLICIES = ("forescale", "oracle", "static_peak", "reactive", "trend_lr")
+SLO = 1.0
+
+
+def _peak_rps(path: Path) -> tuple[float, float]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    from datetime import datetime
+
+    ts = [datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp() for r in rows]
+    step = min(b - a for a, b in itertools.pairwise(ts))
+    return max(float(r["requests"]) for r in rows) / step, step
+
+
+def _aggregate(src: Path, dst: Path, seconds: int) -> None:
+    """Sum a fine trace into ``seconds`` buckets (bucket start = floor of the timestamp)."""
+    from datetime import UTC, datetime
+
+    buckets: dict[int, float] = {}
+    with src.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            t = int(datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00")).timestamp())
+            buckets[t - t % seconds] = buckets.get(t - t % seconds, 0.0) + float(row["requests"])
+    with dst.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "requests"])
+        for t in sorted(buckets)[1:-1]:  # drop partial first/last buckets
+            w.writerow([datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), int(buckets[t])])
+
+
+def run(path: Path, lead: str, interval: str, tmp: Path) -> tuple[dict, dict[str, float], bool]:
+    peak, _ = _peak_rps(path)
+    cap = peak / 50.0
+    decisions = tmp / f"{path.stem}.decisions.csv"
+    cmd = [FORESCALE, "backtest", "--trace", str(path), "--capacity-per-node", repr(cap)]
+    cmd += ["--lead-time", lead, "--interval", interval, "--json", "--decisions-out", str(decisions)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    result = json.loads(out)
+    lead_s = float(result["lead_time_s"])
+    independent = simulate(path, decisions, cap, lead_s)
+    mine = result["policies"]["forescale"]
+    agree = all(close(float(mine[k]), independent[k]) for k in independent)
+    return result, independent, agree
+
+
+def main() -> None:
+    console = Console(width=130)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        conv, code = tmp / "azure_conv_1min.csv", tmp / "azure_code_1min.csv"
+        _aggregate(TRACES / "azure_llm_inference_2023_conv_1s.csv", conv, 60)
+        _aggregate(TRACES / "azure_llm_inference_2023_code_1s.csv", code, 60)
+        cases = [
+            ("bar", TRACES / "nasa_http_1995_jul_5min.csv", "10m", "20m"),
+            ("bar", TRACES / "aws_elb_request_count_8c0756_5min.csv", "10m", "20m"),
+            ("sanity", TRACES / "nasa_http_1995_jul_1min.csv", "10m", "20m"),
+            ("sanity", conv, "2m", "5m"),
+            ("sanity", code, "2m", "5m"),
+        ]
+        table = Table(title="forescale backtest: cost × oracle and SLO (unserved ≤ 1 %), capacity = peak / 50")
+        for col in ("trace", "lead/tick", "policy", "cost × oracle", "unserved %", "under-cap %", "actions", "SLO"):
+            table.add_column(col, justify="left" if col in ("trace", "policy", "lead/tick") else "right")
+        checks = []
+        for kind, path, lead, interval in cases:
+            result, indep, agree = run(path, lead, interval, tmp)
+            oracle = result["policies"]["oracle"]["node_hours"]
+            for i, name in enumerate(POLICIES):
+                p = result["policies"][name]
+                met = p["unserved_pct"] <= SLO
+                table.add_row(
+                    f"{path.stem} ({kind})" if i == 0 else "",
+                    f"{lead}/{interval}" if i == 0 else "",
+                    name,
+                    f"{p['node_hours'] / oracle:.2f}",
+                    f"{p['unserved_pct']:.3f}",
+                    f"{p['under_capacity_pct']:.2f}",
+                    str(p["scale_actions"]),
+                    "[green]met[/]" if met else "[red]missed[/]",
+                    end_section=i == len(POLICIES) - 1,
+                )
+            checks.append(
+                f"{path.stem}: independent simulator on --decisions-out: node-hours {indep['node_hours']:.1f}, "
+                f"unserved {indep['unserved_pct']:.3f} %, under-capacity {indep['under_capacity_pct']:.2f} % → "
+                + ("[green]same figures[/]" if agree else "[red]DIFFERENT[/]")
+            )
+        console.print(table)
+        for line in checks:
+            console.print(line)
+
+
+if __name__ == "__main__":
+    main()
