@@ -109,13 +109,11 @@ def plan(
 def run(config: Path = ConfigOpt) -> None:
     """Run the daemon: a tick every interval, /metrics and /healthz on loopback, clean stop on SIGTERM."""
     from autoscaler.config import load_config
-    from autoscaler.daemon import Daemon
-    from autoscaler.wiring import build_deps
+    from autoscaler.wiring import build_daemon
 
     cfg = load_config(config)
     logging.getLogger("forescale").setLevel(logging.DEBUG if _state["debug"] else logging.INFO)
-    daemon = Daemon(build_deps(cfg))
-    daemon.run_forever()
+    build_daemon(cfg).run_forever()
 
 
 @config_app.command("check")

@@ -36,6 +36,7 @@ class PrometheusSettings(_Strict):
     timeout: Duration = Field(timedelta(seconds=10), description="per-request timeout")
     step: Duration = Field(timedelta(minutes=1), description="query resolution")
     verify_tls: bool = Field(True, description="verify the server certificate")
+    ca_cert: Path | None = Field(None, description="CA bundle to verify Prometheus's certificate (default: system CAs)")
 
     def headers(self) -> dict[str, str]:
         """Resolve header values from the environment (missing variables are left out)."""
@@ -58,6 +59,9 @@ class NomadSettings(_Strict):
     verify_tls: bool = Field(True, description="verify Nomad's certificate (keep on)")
     timeout: Duration = Field(timedelta(seconds=10), description="per-request timeout")
     retries: int = Field(3, ge=0, le=10, description="retries on 5xx/timeouts within one tick")
+    retry_backoff: Duration = Field(
+        timedelta(milliseconds=500), description="wait before the first retry; doubles each retry (max 10s)"
+    )
     ui_url: str | None = Field(None, description="Nomad UI base URL, for links in messages")
 
     def token(self) -> str | None:
@@ -78,7 +82,13 @@ class PoolConfig(_Strict):
     query: str = Field(..., min_length=1, description="PromQL giving the pool's request rate in req/s")
     nomad: NomadGroupRef
     capacity_per_node: float = Field(..., gt=0, description="req/s one node sustains, from load tests")
-    target_utilization: float = Field(0.8, gt=0, le=1, description="fraction of capacity to plan for")
+    target_utilization: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="fraction of capacity_per_node to plan for; forecast headroom already comes from the "
+        "SLO (predictor.slo_unserved_pct), so lower this only if load tests overstate a node",
+    )
     min: int = Field(1, ge=0, description="never fewer nodes")
     max: int = Field(..., ge=1, description="never more nodes")
     lead_time: Duration = Field(timedelta(minutes=10), description="time a new node needs to be ready")
@@ -176,11 +186,12 @@ def parse_config(text: str, path: Path) -> Config:
 
 def _resolve_paths(config: Config, base: Path) -> None:
     def fix(p: Path | None) -> Path | None:
-        return None if p is None or p.is_absolute() else base / p
+        return p if p is None or p.is_absolute() else base / p
 
     config.audit_log = fix(config.audit_log) or config.audit_log
     config.overrides.path = fix(config.overrides.path) or config.overrides.path
     config.overrides.schedule_file = fix(config.overrides.schedule_file)
+    config.prometheus.ca_cert = fix(config.prometheus.ca_cert)
     for attr in ("ca_cert", "client_cert", "client_key"):
         setattr(config.nomad, attr, fix(getattr(config.nomad, attr)))
 

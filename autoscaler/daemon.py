@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from autoscaler.daemon_metrics import DaemonMetrics
 from autoscaler.http_server import StatusServer
 from autoscaler.interfaces import TickReport
+from autoscaler.notifiers import close_notifiers
 from autoscaler.tick import TickDeps, run_tick
 
 log = logging.getLogger("forescale.daemon")
@@ -155,6 +156,7 @@ class Daemon:
 
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=True)  # waits for a running tick to finish
+        close_notifiers(self.deps.notifiers)  # deliver queued Slack messages (bounded wait)
         self.server.stop()
         log.info("forescale daemon stopped")
 

@@ -46,13 +46,13 @@ def decide(
     reasons.append(
         Reason(
             "forecast",
-            f"forecast {forecast.peak_rps:.1f} rps peak in the next {horizon} → {forecast_nodes} nodes "
-            f"at {per_node:.1f} rps/node ({pool.capacity_per_node:g} × {pool.target_utilization:.0%})",
+            f"forecast {_rps(forecast.peak_rps)} rps peak in the next {horizon} → {forecast_nodes} nodes "
+            f"at {_rps(per_node)} rps/node ({_rps(pool.capacity_per_node)} × {pool.target_utilization:.0%})",
             forecast_nodes,
         )
     )
     reasons.append(
-        Reason("observed", f"observed {forecast.observed_rps:.1f} rps now → {reactive_nodes} nodes", reactive_nodes)
+        Reason("observed", f"observed {_rps(forecast.observed_rps)} rps now → {reactive_nodes} nodes", reactive_nodes)
     )
     need = max(forecast_nodes, reactive_nodes)
     wanted = need
@@ -175,6 +175,11 @@ def _manual_pin(overrides: Sequence[OverrideEffect]) -> OverrideEffect | None:
 def _last_change(pool: str, actions: Sequence[PastAction]) -> PastAction | None:
     mine = [a for a in actions if a.pool == pool and a.count != a.previous]
     return max(mine, key=lambda a: a.at) if mine else None
+
+
+def _rps(value: float) -> str:
+    """Rates in messages: one decimal for big numbers, three significant digits for small ones."""
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def format_duration_s(seconds: float) -> str:

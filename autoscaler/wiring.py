@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
+from autoscaler import notify_metrics
 from autoscaler.audit import AuditLog
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.config import Config
+from autoscaler.daemon import Daemon
 from autoscaler.interfaces import Notifier
 from autoscaler.nomad_target import NomadTarget
 from autoscaler.notifiers import build_notifiers
@@ -33,4 +36,16 @@ def build_deps(config: Config, clock: Clock | None = None, notifiers: list[Notif
         notifiers=build_notifiers(config) if notifiers is None else notifiers,
         audit=audit,
         history=history,
+    )
+
+
+def build_daemon(config: Config, clock: Clock | None = None) -> Daemon:
+    """The daemon with its extra ticks at schedule-rule boundaries and the notifiers' metrics."""
+    from overrides.schedule import transition_times
+
+    transitions = partial(transition_times, config) if config.overrides.schedule_file else None
+    return Daemon(
+        build_deps(config, clock=clock),
+        transitions=transitions,
+        extra_registries=[notify_metrics.REGISTRY],
     )

@@ -25,6 +25,7 @@ def pool_dict(name: str = "ocr", **over: Any) -> dict[str, Any]:
         "query": f'sum(rate(http_requests_total{{pool="{name}"}}[5m]))',
         "nomad": {"job": f"ml-{name}", "group": "workers"},
         "capacity_per_node": 10.0,
+        "target_utilization": 0.8,  # explicit: tests below reason with 10 rps/node × 0.8
         "min": 1,
         "max": 50,
     }

@@ -45,7 +45,7 @@ def test_valid_config_loads_with_defaults_and_relative_paths(tmp_path: Path) -> 
     cfg = load_config(write(tmp_path, VALID))
     pool = cfg.pool("ocr")
     assert pool.lead_time == timedelta(minutes=12)
-    assert pool.target_utilization == 0.8
+    assert pool.target_utilization == 1.0  # headroom comes from the SLO, not a utilisation target
     assert cfg.daemon.interval == timedelta(minutes=20)
     assert cfg.audit_log == tmp_path / "audit.jsonl"
     assert cfg.nomad.verify_tls is True
@@ -142,3 +142,15 @@ def test_parse_duration_rejects(text: object) -> None:
 def test_format_duration_round_trips() -> None:
     for text in ("1h30m", "20m", "1d2h", "45s"):
         assert format_duration(parse_duration(text)) == text
+
+
+def test_absolute_paths_are_kept_and_relative_ones_follow_the_file(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "audit_log: audit.jsonl",
+        "audit_log: audit.jsonl\nnomad:\n  ca_cert: /etc/nomad/ca.pem\n  client_cert: certs/client.pem\n"
+        "overrides:\n  schedule_file: /etc/forescale/schedule.yaml\n",
+    )
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.nomad.ca_cert == Path("/etc/nomad/ca.pem")
+    assert cfg.nomad.client_cert == tmp_path / "certs/client.pem"
+    assert cfg.overrides.schedule_file == Path("/etc/forescale/schedule.yaml")

@@ -207,3 +207,31 @@ def test_interval_must_be_positive(interval: str) -> None:
 
     with pytest.raises(ValidationError):
         make_config(pool_dict("ocr"), daemon={"interval": interval})
+
+
+def test_build_daemon_wires_schedule_ticks_and_notifier_metrics(tmp_path: Path) -> None:
+    """`forescale run` ticks at rule boundaries and serves the Slack notifier's metrics too."""
+    from autoscaler import notify_metrics
+    from autoscaler.clock import ManualClock
+    from autoscaler.config import load_config
+    from autoscaler.wiring import build_daemon
+
+    rules = tmp_path / "schedule.yaml"
+    rules.write_text((Path(__file__).resolve().parent.parent / "overrides" / "schedule.yaml").read_text())
+    cfg_path = tmp_path / "forescale.yaml"
+    cfg_path.write_text(
+        (Path(__file__).resolve().parent.parent / "forescale.example.yaml")
+        .read_text()
+        .replace("schedule_file: overrides/schedule.yaml", f"schedule_file: {rules}")
+        .replace("listen_port: 9464", "listen_port: 0")
+    )
+    cfg = load_config(cfg_path)
+    assert cfg.overrides.schedule_file == rules
+    daemon = build_daemon(cfg, clock=ManualClock(T0))
+    try:
+        assert daemon.transitions is not None
+        assert notify_metrics.REGISTRY in daemon.server.registries
+        # Over a week, business rules start and end: the look-ahead finds instants to tick at.
+        assert list(daemon.transitions(T0, T0 + timedelta(days=7)))
+    finally:
+        daemon.server.httpd.server_close()
