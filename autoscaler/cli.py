@@ -74,12 +74,14 @@ def tick(
     """Run one cycle: read rates, predict, decide, scale Nomad, audit and notify. For cron/periodic jobs."""
     from autoscaler.cli_output import print_report
     from autoscaler.config import load_config
+    from autoscaler.notifiers import build_notifiers
     from autoscaler.tick import run_tick
     from autoscaler.wiring import build_deps
 
     cfg = load_config(config)
     _check_pools(cfg, pool)
-    deps = build_deps(cfg, notifiers=None)
+    # With --json, stdout carries only the JSON document: no console notifier (Slack still posts).
+    deps = build_deps(cfg, notifiers=build_notifiers(cfg, console=not as_json))
     report = run_tick(deps, only=pool)
     print_report(console, report, f"forescale tick at {report.at:%Y-%m-%d %H:%M:%S} UTC", as_json)
     if any(o.status == "failed" for o in report.outcomes):
@@ -91,16 +93,30 @@ def plan(
     config: Path = ConfigOpt,
     pool: list[str] | None = PoolOpt,
     as_json: bool = JsonOpt,
+    at: str | None = typer.Option(
+        None,
+        "--at",
+        help="Decide as if it were this time (history, rules and overrides then), e.g. '2026-12-01 09:00 "
+        "Asia/Kolkata' or 2026-12-01T03:30Z. The current count still comes from Nomad now.",
+    ),
 ) -> None:
-    """Dry run of one cycle: what forescale would do now and why. Changes nothing in Nomad."""
+    """Dry run of one cycle: what forescale would do now (or --at a time) and why. Changes nothing in Nomad."""
     from autoscaler.cli_output import print_report
+    from autoscaler.clock import Clock, ManualClock, SystemClock
     from autoscaler.config import load_config
     from autoscaler.tick import run_tick
     from autoscaler.wiring import build_deps
+    from overrides.timeutil import parse_when
 
     cfg = load_config(config)
     _check_pools(cfg, pool)
-    deps = build_deps(cfg, notifiers=[])
+    clock: Clock = SystemClock()
+    if at is not None:
+        try:
+            clock = ManualClock(parse_when(at, clock.now()))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--at") from None
+    deps = build_deps(cfg, clock=clock, notifiers=[])
     report = run_tick(deps, dry_run=True, only=pool)
     print_report(console, report, f"forescale plan at {report.at:%Y-%m-%d %H:%M:%S} UTC (dry run)", as_json)
 

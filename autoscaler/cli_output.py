@@ -29,11 +29,11 @@ def report_table(report: TickReport, title: str) -> Table:
     for o in report.outcomes:
         d = o.decision
         if d is None:
-            table.add_row(o.pool, "?", "", "", "", "", "", "", f"[red]failed[/]: {o.error}")
+            table.add_row(o.pool, "?", "", "", "", "", "", "", "[red]failed[/] (below)")
             continue
         shaping = "\n".join(r.message for r in d.reasons if r.code not in _BASE_CODES) or "—"
         needed = "—" if d.forecast_nodes is None else f"{d.forecast_nodes} (observed {d.reactive_nodes})"
-        status = o.status + (f": {o.error}" if o.error else "") + (f" ({o.note})" if o.note and not o.error else "")
+        status = o.status + (" (below)" if o.error else "") + (f" ({o.note})" if o.note and not o.error else "")
         table.add_row(
             d.pool,
             str(d.current),
@@ -76,3 +76,6 @@ def print_report(console: Console, report: TickReport, title: str, as_json: bool
         console.print_json(report_json(report))
     else:
         console.print(report_table(report, title))
+        for o in report.outcomes:
+            if o.error:  # full sentences, not squeezed into a table cell
+                console.print(f"[red]{o.pool}[/]: {o.status}: {o.error}", highlight=False)
