@@ -164,15 +164,19 @@ def load_config(path: str | Path) -> Config:
     return parse_config(text, path)
 
 
-def parse_config(text: str, path: Path) -> Config:
+def load_yaml(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML into data plus its node tree (for line numbers); a syntax error names line and column."""
     try:
-        root_node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(str(path), [f"not valid YAML{where}: {problem}"]) from None
+
+
+def parse_config(text: str, path: Path) -> Config:
+    data, root_node = load_yaml(text, path)
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["the top level must be a mapping with at least a 'pools:' list"])
     try:
@@ -201,7 +205,7 @@ def _explain(exc: ValidationError, data: dict[str, Any], root: yaml.Node | None)
     for err in exc.errors():
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
         key = _key_path(loc, data)
-        line = _line_of(root, loc)
+        line = yaml_line(root, loc)
         where = f"{key}" + (f" (line {line})" if line else "")
         problems.append(f"{where}: {_fix_for(err, loc)}")
     return problems
@@ -222,7 +226,8 @@ def _key_path(loc: list[Any], data: Any) -> str:
     return out or "(top level)"
 
 
-def _line_of(root: yaml.Node | None, loc: list[Any]) -> int | None:
+def yaml_line(root: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the key at ``loc`` in a composed YAML document (the last one found on the way)."""
     node = root
     line = None
     for part in loc:

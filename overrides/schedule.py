@@ -20,10 +20,11 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autoscaler.config import load_yaml, yaml_line
 from autoscaler.durations import Duration, format_duration
 from autoscaler.errors import ConfigError
 from overrides.effects import OverrideEffect
-from overrides.timeutil import fmt_local, parse_clock, parse_date, to_utc, zone
+from overrides.timeutil import TimezoneName, fmt_local, parse_clock, parse_date, to_utc, zone
 
 if TYPE_CHECKING:
     from autoscaler.config import Config
@@ -114,7 +115,7 @@ class RuleSpec(BaseModel):
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="rule name, unique per file")
     pool: str = Field(..., description="pool the rule shapes")
-    timezone: str | None = Field(None, description="IANA timezone, e.g. Asia/Kolkata (default: the file's)")
+    timezone: TimezoneName | None = Field(None, description="IANA timezone, e.g. Asia/Kolkata (default: the file's)")
     days: str | list[str] | None = Field(None, description="mon-fri, sat, 'mon,wed,fri' or daily")
     window: str | None = Field(None, description="local HH:MM-HH:MM; an end before the start crosses midnight")
     dates: list[Any] | None = Field(None, description="one-off dates (YYYY-MM-DD) the window applies on")
@@ -124,13 +125,6 @@ class RuleSpec(BaseModel):
     max: int | None = Field(None, ge=0, description="ceiling: at most this many nodes")
     lead: Duration | None = Field(None, description="override the pool's lead_time for this rule")
     closed_on: list[Any] = Field(default_factory=list, description="dates, date ranges or holiday lists")
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            zone(v)
-        return v
 
     @field_validator("days")
     @classmethod
@@ -202,16 +196,9 @@ class ScheduleFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str | None = Field(None, description="default IANA timezone of the rules")
+    timezone: TimezoneName | None = Field(None, description="default IANA timezone of the rules")
     holidays: dict[str, list[Any]] = Field(default_factory=dict, description="named lists of closed dates")
     rules: list[RuleSpec] = Field(default_factory=list, description="the rules")
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            zone(v)
-        return v
 
 
 @dataclass(frozen=True)
@@ -417,13 +404,7 @@ def load_schedule(path: Path, pools: dict[str, timedelta]) -> Schedule:
 
 
 def parse_schedule(text: str, path: Path, pools: dict[str, timedelta]) -> Schedule:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError(str(path), [f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"]) from None
+    data, root = load_yaml(text, path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -437,7 +418,7 @@ def parse_schedule(text: str, path: Path, pools: dict[str, timedelta]) -> Schedu
     seen: set[str] = set()
     for i, rs in enumerate(spec.rules):
         where = f"rules[{i}] ({rs.name})"
-        line = _line_of(root, ["rules", i])
+        line = yaml_line(root, ["rules", i])
         at = f" (line {line})" if line else ""
         if rs.name in seen:
             problems.append(f"{where}.name{at}: rule name '{rs.name}' is used twice; give each rule its own name")
@@ -512,7 +493,7 @@ def _explain(err: Any, data: Any, root: yaml.Node | None) -> str:
         else:
             key += ("." if key else "") + str(part)
             node = node.get(part) if isinstance(node, dict) else None
-    line = _line_of(root, loc)
+    line = yaml_line(root, loc)
     where = (key or "(top level)") + (f" (line {line})" if line else "")
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
@@ -527,23 +508,6 @@ def _explain(err: Any, data: Any, root: yaml.Node | None) -> str:
     if err["type"] not in ("missing", "extra_forbidden") and isinstance(got, str | int | float) and str(got) not in msg:
         msg += f" (got {got!r})"
     return f"{where}: {msg}"
-
-
-def _line_of(root: yaml.Node | None, loc: list[Any]) -> int | None:
-    node, line = root, None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = None
-            for k, v in node.value:
-                if k.value == part:
-                    nxt, line = v, k.start_mark.line + 1
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 def schedule_for(config: Config) -> Schedule:

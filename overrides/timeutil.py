@@ -12,7 +12,10 @@ import difflib
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator
 
 from autoscaler.durations import parse_duration
 
@@ -35,6 +38,15 @@ def zone(name: str) -> ZoneInfo:
     close = difflib.get_close_matches(text, sorted(_zone_names()), n=1)
     hint = f"did you mean '{close[0]}'?" if close else "use an IANA name such as Europe/Berlin or Asia/Kolkata"
     raise ValueError(f"unknown timezone '{text}'; {hint}")
+
+
+def _valid_zone_name(name: str) -> str:
+    zone(name)
+    return name
+
+
+TimezoneName = Annotated[str, AfterValidator(_valid_zone_name)]
+"""A config field holding an IANA timezone name, checked when the file is loaded."""
 
 
 def to_utc(local: datetime, tz: ZoneInfo) -> datetime:
