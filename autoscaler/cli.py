@@ -71,7 +71,10 @@ def tick(
     pool: list[str] | None = PoolOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Run one cycle: read rates, predict, decide, scale Nomad, audit and notify. For cron/periodic jobs."""
+    """Run one cycle: read rates, predict, decide, scale Nomad, audit and notify. For cron/periodic jobs.
+
+    Exit status 1 when a pool failed (e.g. Nomad unreachable); held and deferred pools are not failures.
+    """
     from autoscaler.cli_output import print_report
     from autoscaler.config import load_config
     from autoscaler.notifiers import build_notifiers
@@ -119,6 +122,8 @@ def plan(
     deps = build_deps(cfg, clock=clock, notifiers=[])
     report = run_tick(deps, dry_run=True, only=pool)
     print_report(console, report, f"forescale plan at {report.at:%Y-%m-%d %H:%M:%S} UTC (dry run)", as_json)
+    if any(o.status == "failed" for o in report.outcomes):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -140,3 +140,18 @@ def test_tick_with_a_wrong_token_is_one_clear_failure(
     text = " ".join(result.output.split())
     assert "ACL token not found" in text and "set FORESCALE_E2E_TOKEN to a valid SecretID" in text
     assert "wrong-secret" not in result.output
+
+
+def test_plan_exits_1_when_nomad_is_unreachable(setup: dict[str, Any], fake_nomad: FakeNomad) -> None:
+    address = fake_nomad.address
+    fake_nomad.stop()
+    result = subprocess.run(
+        [sys.executable, "-m", "autoscaler", "plan", "-c", str(setup["path"]), "--at", setup["at"].isoformat()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    text = " ".join(result.stdout.split())
+    assert f"cannot reach Nomad at {address}" in text
+    assert "Traceback" not in result.stderr
