@@ -7,45 +7,66 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from autoscaler.decision import Decision
 from autoscaler.interfaces import TickReport
-
-_BASE_CODES = {"forecast", "observed"}
 
 
 def report_table(report: TickReport, title: str) -> Table:
-    table = Table(title=title, show_lines=True)
-    for col in (
-        "pool",
-        "current",
-        "forecast rps",
-        "observed rps",
-        "nodes needed",
-        "floor / override / clamps",
-        "final",
-        "action",
-        "status",
+    """The numbers, one row per pool (never wrapped); the reasons follow the table in full sentences."""
+    table = Table(title=title, caption="fcst/obs: forecast peak and observed rate, req/s; need: nodes for the higher")
+    for col, just in (
+        ("pool", "left"),
+        ("now", "right"),
+        ("fcst", "right"),
+        ("obs", "right"),
+        ("need", "right"),
+        ("shaped by", "left"),
+        ("final", "right"),
+        ("action", "left"),
+        ("status", "left"),
     ):
-        table.add_column(col, overflow="fold")
+        if just == "right":  # numbers never wrap
+            table.add_column(col, justify="right", no_wrap=True)
+        else:  # words may fold on a narrow terminal
+            table.add_column(col, overflow="fold")
     for o in report.outcomes:
         d = o.decision
         if d is None:
-            table.add_row(o.pool, "?", "", "", "", "", "", "", "[red]failed[/] (below)")
+            table.add_row(o.pool, "?", "", "", "", "", "", "", "[red]failed[/]")
             continue
-        shaping = "\n".join(r.message for r in d.reasons if r.code not in _BASE_CODES) or "—"
-        needed = "—" if d.forecast_nodes is None else f"{d.forecast_nodes} (observed {d.reactive_nodes})"
-        status = o.status + (" (below)" if o.error else "") + (f" ({o.note})" if o.note and not o.error else "")
         table.add_row(
             d.pool,
             str(d.current),
-            "—" if d.forecast_rps is None else f"{d.forecast_rps:.1f}",
-            "—" if d.observed_rps is None else f"{d.observed_rps:.1f}",
-            needed,
-            shaping,
+            "—" if d.forecast_rps is None else f"{d.forecast_rps:.4g}",
+            "—" if d.observed_rps is None else f"{d.observed_rps:.4g}",
+            "—" if d.forecast_nodes is None else str(max(d.forecast_nodes, d.reactive_nodes or 0)),
+            shaped_by(d),
             str(d.desired),
-            d.action + (" (held)" if d.held else ""),
-            status,
+            "held" if d.held else d.action,
+            o.status.replace("_", " "),
         )
     return table
+
+
+def shaped_by(decision: Decision) -> str:
+    """Short labels of what moved the count off the forecast: 'schedule floor 50, pool max 80'."""
+    labels = [
+        r.code.replace("_", " ") + (f" {r.nodes}" if r.nodes is not None else "")
+        for r in decision.reasons
+        if r.code not in ("forecast", "observed", "metrics_unavailable")
+    ]
+    return ", ".join(labels) or "—"
+
+
+def explanations(report: TickReport) -> list[str]:
+    """Per pool: every reason of its decision, then what went wrong applying it."""
+    lines = []
+    for o in report.outcomes:
+        if o.decision is not None:
+            lines.append(f"[bold]{o.pool}[/]: " + "; ".join(r.message for r in o.decision.reasons))
+        if o.error:
+            lines.append(f"[red]{o.pool}: {o.status}[/]: {o.error}")
+    return lines
 
 
 def report_json(report: TickReport) -> str:
@@ -76,6 +97,5 @@ def print_report(console: Console, report: TickReport, title: str, as_json: bool
         console.print_json(report_json(report))
     else:
         console.print(report_table(report, title))
-        for o in report.outcomes:
-            if o.error:  # full sentences, not squeezed into a table cell
-                console.print(f"[red]{o.pool}[/]: {o.status}: {o.error}", highlight=False)
+        for line in explanations(report):  # full sentences, not squeezed into table cells
+            console.print(line, highlight=False)
