@@ -15,7 +15,8 @@ scaled up), so the same model fits 5 req/s and 5,000 req/s. At a decision time Ï
 - with â‰¥ 8 days: the same one week earlier (weekday/weekend cycles).
 
 With too little history it falls back to the features it can fill (trend only), and the headroom
-widens because the SLO budget is scaled by how much history backs it (see ``_budget_pct``).
+widens because the SLO budget is scaled by how much history backs it (see ``_budget_pct``). The
+headroom's floor is learned as a multiple of the mean rate over the last day, so it follows growth.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ FloatArray = NDArray[np.float64]
 DAY = 86400.0
 WEEK = 7 * DAY
 LEVEL_S = 600.0  # "recent level" = mean of the last 10 minutes
+BASE_S = DAY  # the floor scales with the mean rate of the last day (a whole daily cycle: not its phase)
 GROWTH_S = 1800.0  # growth = change of that level over 30 minutes
 MAX_GRID = 40_000  # history points kept after aggregation (14 days of 1-minute samples fit)
 MAX_TRAIN_ROWS = 6_000
@@ -94,6 +96,17 @@ def _rolling(y: FloatArray, k: int, how: str) -> FloatArray:
     peak = np.max(sliding_window_view(np.where(seen, y, -np.inf), k), axis=1)
     out[k - 1 :] = np.where(np.isfinite(peak), peak, np.nan)
     return out
+
+
+def _trailing_mean(y: FloatArray, k: int) -> FloatArray:
+    """Mean of the observed samples in the last ``k`` (fewer at the start: all there is so far)."""
+    seen = np.isfinite(y)
+    csum = np.concatenate(([0.0], np.cumsum(np.where(seen, y, 0.0))))
+    ccount = np.concatenate(([0], np.cumsum(seen)))
+    lo = np.maximum(np.arange(1, y.shape[0] + 1) - k, 0)
+    count = ccount[1:] - ccount[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (csum[1:] - csum[lo]) / np.maximum(count, 1), np.nan)
 
 
 def _shift(x: FloatArray, lag: int) -> FloatArray:
@@ -225,5 +238,7 @@ class SeasonalPredictor:
         weight = None
         if self.half_life_s:  # recent errors count more: traffic drifts, and so do the model's errors
             weight = 0.5 ** ((cal[-1] - cal) * step / self.half_life_s)
-        headroom = calibrate(past, windows, budget, weight=weight)
+        # The floor is learned relative to the traffic level, so it follows growth and decline.
+        base = _trailing_mean(y, max(1, round(BASE_S / step)))
+        headroom = calibrate(past, windows, budget, weight=weight, level=base[cal]).at_level(float(base[-1]))
         return _Fit(max(predicted, 0.0), headroom, mode, int(rows.shape[0]), budget)

@@ -75,3 +75,42 @@ def test_recent_errors_can_weigh_more() -> None:
     recent = calibrate(forecast, demand, 0.5, weight=0.5 ** ((1999 - np.arange(2000)) / 200))
     assert recent.multiplier > flat.multiplier
     assert recent.unserved_pct <= 0.5 + 1e-9
+
+
+def _growing_bursts(n: int, start: float, end: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Level ramps from start to end; forecasts follow a cycle under it; 1 % of cells burst to 3 × level."""
+    rng = np.random.default_rng(seed)
+    level = np.linspace(start, end, n)
+    forecast = level * rng.uniform(0.3, 1.0, n)
+    demand = np.repeat(forecast[:, None], 4, axis=1)
+    bursts = rng.random((n, 4)) < 0.01
+    demand[bursts] = np.repeat(3.0 * level[:, None], 4, axis=1)[bursts]
+    return level, forecast, demand
+
+
+def test_a_floor_relative_to_the_level_follows_growth() -> None:
+    """Bursts scale with traffic: a floor learned as a ratio to the level keeps the SLO when traffic grows."""
+    level, forecast, demand = _growing_bursts(3000, 10.0, 20.0, 5)
+    relative = calibrate(forecast, demand, 0.5, level=level)
+    absolute = calibrate(forecast, demand, 0.5)
+    assert relative.floor_ratio > 0 and relative.unserved_pct <= 0.5 + 1e-9
+    assert relative.floor_rps == pytest.approx(relative.floor_ratio * level[-1])
+    assert absolute.floor_ratio == 0.0 and absolute.at_level(99.0) == absolute
+    # Next period: traffic keeps growing (20 → 30).
+    lv, fc, dm = _growing_bursts(3000, 20.0, 30.0, 6)
+    rel_cap = np.maximum(relative.multiplier * fc, relative.floor_ratio * lv)
+    abs_cap = np.maximum(absolute.multiplier * fc, absolute.floor_rps)
+    assert unserved_share(rel_cap, dm) * 100 <= 0.5
+    assert unserved_share(abs_cap, dm) * 100 > 2 * unserved_share(rel_cap, dm) * 100
+
+
+def test_at_level_scales_the_floor() -> None:
+    level, forecast, demand = _growing_bursts(2000, 10.0, 10.0, 7)
+    h = calibrate(forecast, demand, 0.5, level=level)
+    assert h.at_level(40.0).floor_rps == pytest.approx(4 * h.at_level(10.0).floor_rps)
+    assert h.at_level(40.0).multiplier == h.multiplier
+
+
+def test_level_shape_mismatch_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        calibrate(np.ones(3), np.ones((3, 2)), 1.0, level=np.ones(4))

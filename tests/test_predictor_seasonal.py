@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from predictor.seasonal import COLD_MULTIPLIER, DAY, SeasonalPredictor
+from predictor.seasonal import COLD_MULTIPLIER, DAY, SeasonalPredictor, _trailing_mean
 from predictor.series import RateSeries
 
 STEP = 300.0
@@ -131,3 +131,25 @@ def test_jittered_prometheus_timestamps_are_gridded() -> None:
 def test_empty_history_is_an_error_the_tick_reports() -> None:
     with pytest.raises(ValueError, match="no samples"):
         SeasonalPredictor().forecast(RateSeries.from_lists([], [], STEP), T0, 1800)
+
+
+def test_trailing_mean_uses_what_there_is_then_a_full_window() -> None:
+    y = np.array([1.0, np.nan, 3.0, 5.0, 7.0])
+    out = _trailing_mean(y, 2)
+    assert out.tolist() == [1.0, 1.0, 3.0, 4.0, 6.0]
+
+
+def test_learned_floor_follows_the_traffic_level() -> None:
+    """Bursty traffic whose level doubled a day ago: the floor is sized for today's level, not the average."""
+    rng = np.random.default_rng(9)
+    t = T0 + STEP * np.arange(1, int(10 * DAY / STEP) + 1)
+    level = np.where(t < T0 + 8.5 * DAY, 10.0, 20.0)
+    rps = level * (1 + 0.1 * rng.standard_normal(t.shape[0]))
+    burst = rng.random(t.shape[0]) < 0.02
+    rps[burst] = 6 * level[burst]
+    history = RateSeries(t, rps, STEP)
+    fc = SeasonalPredictor().forecast(history, float(t[-1]), 1800)
+    floor = float(fc.details["floor_rps"])
+    assert floor > 0
+    # Today's bursts reach 120 req/s; a floor learned in absolute terms on mostly-10-req/s days sits near 60.
+    assert floor > 80.0
