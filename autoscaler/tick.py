@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from autoscaler.audit import AuditLog
 from autoscaler.clock import Clock
@@ -62,11 +62,11 @@ def horizon_seconds(config: Config, pool: PoolConfig) -> float:
     return (pool.lead_time + config.daemon.interval).total_seconds()
 
 
-def forecast_pool(deps: TickDeps, pool: PoolConfig, now_s: float) -> tuple[Forecast | None, str | None]:
+def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Forecast | None, str | None]:
     """Fetch history and forecast; (None, cause) when metrics are missing, stale or unusable."""
     predictor = deps.predictor_for(pool)
     step_s = deps.config.prometheus.step.total_seconds()
-    now = deps.clock.now()
+    now_s = now.timestamp()
     start = now - timedelta(seconds=predictor.history_seconds())
     try:
         series = deps.metrics.fetch(pool.query, start, now, step_s).finite()
@@ -86,14 +86,13 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now_s: float) -> tuple[Forec
     return forecast, None
 
 
-def decide_pool(deps: TickDeps, pool: PoolConfig) -> tuple[Decision | None, str | None]:
+def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Decision | None, str | None]:
     """Current count + forecast + overrides → Decision (None with the error if the count is unknown)."""
-    now = deps.clock.now()
     try:
         current = deps.target.current_count(pool)
     except TargetError as exc:
         return None, f"cannot read current count: {exc}"
-    forecast, cause = forecast_pool(deps, pool, now.timestamp())
+    forecast, cause = forecast_pool(deps, pool, now)
     effects = deps.overrides.effects(pool.name, now)
     decision = decide(pool, now, current, forecast, effects, deps.history.for_pool(pool.name), metrics_error=cause)
     return decision, None
@@ -117,13 +116,13 @@ def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run
 def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | None = None) -> TickReport:
     """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers."""
     started = time.perf_counter()
-    now = deps.clock.now()
+    now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
     outcomes = []
     for pool in deps.config.pools:
         if only and pool.name not in only:
             continue
         try:
-            decision, error = decide_pool(deps, pool)
+            decision, error = decide_pool(deps, pool, now)
             if decision is None:
                 outcomes.append(PoolOutcome(pool.name, "failed", None, error=error))
                 continue
