@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,3 @@ class AuditLog:
             except (KeyError, TypeError, ValueError):
                 continue
         return out
-
-
-def recent_window(now: datetime, longest_cooldown: timedelta) -> datetime:
-    return now - longest_cooldown - timedelta(minutes=1)

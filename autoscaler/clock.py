@@ -36,10 +36,3 @@ class ManualClock:
     def advance(self, delta: timedelta) -> datetime:
         self._now = self._now + delta
         return self._now
-
-
-def ensure_utc(when: datetime) -> datetime:
-    """Reject naive datetimes early: every time inside forescale is aware and UTC."""
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: forescale needs timezone-aware times")
-    return when.astimezone(UTC)

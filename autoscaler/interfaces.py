@@ -72,10 +72,6 @@ class TickReport:
     def changes(self) -> list[PoolOutcome]:
         return [o for o in self.outcomes if o.status == "applied"]
 
-    @property
-    def failures(self) -> list[PoolOutcome]:
-        return [o for o in self.outcomes if o.status in ("failed", "deferred") or (o.decision and o.decision.held)]
-
 
 class Notifier(Protocol):
     """Tells people. Must never raise into the tick (implementations catch and count their errors)."""
