@@ -21,6 +21,13 @@ IMAGE_RE = r"^[a-z0-9][a-z0-9._/:-]{0,254}(@sha256:[a-f0-9]{64})?$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 ATTRIBUTE_RE = r"^[a-z][a-z0-9_.-]{0,127}$"
 HOST_PATH_RE = r"^/[A-Za-z0-9._/-]{0,254}$"
+
+
+def _has_control_chars(text: str) -> bool:
+    """Newlines and other control characters would break out of a YAML, HCL or shell value."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 SIGNALS = Literal["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|m|gib|gb|g|tib|tb|t)?\s*$", re.IGNORECASE)
@@ -148,7 +155,7 @@ class JobspecSettings(BaseModel):
                 raise ValueError(f"env name {key!r}: use letters, digits and '_' (not starting with a digit)")
             if not isinstance(val, str):
                 raise ValueError(f"env {key}: quote the value so it is a string")
-            if any(ord(c) < 32 or ord(c) == 127 for c in val):
+            if _has_control_chars(val):
                 raise ValueError(f"env {key}: newlines and control characters are not allowed")
         return value
 
@@ -164,7 +171,7 @@ class JobspecSettings(BaseModel):
     @classmethod
     def _command(cls, value: list[str] | None) -> list[str] | None:
         for arg in value or []:
-            if any(ord(c) < 32 or ord(c) == 127 for c in arg):
+            if _has_control_chars(arg):
                 raise ValueError(f"command argument {arg!r}: newlines and control characters are not allowed")
         return value
 
