@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint clean
+.PHONY: demo test test-unit install lint clean
 
 $(BIN)/forescale: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,9 +19,13 @@ demo: install
 test:
 	bash scripts/ci/test.sh
 
+test-unit: install   # the fast half: tests/unit only, no servers to install (the whole suite: make test)
+	$(BIN)/pytest tests/unit -q
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 """``python -m autoscaler`` runs the forescale CLI (used by tests that need a real process)."""
 
-from autoscaler.cli import main
+from autoscaler.cli.main import main
 
 main()

@@ -1,22 +1,37 @@
-"""Turn a Config into the real TickDeps (Prometheus, Nomad, overrides, notifiers, audit log)."""
+"""The composition root: a Config becomes real parts (Prometheus, Nomad, overrides, notifiers, audit log).
+
+Every ``build_*`` here picks an implementation of a port (``autoscaler.core.ports``) from the config; nothing
+else in forescale decides which implementation to use.
+"""
 
 from __future__ import annotations
 
+import atexit
+import logging
 from datetime import timedelta
 from functools import partial
 
-from autoscaler import notify_metrics
-from autoscaler.audit import AuditLog
-from autoscaler.clock import Clock, SystemClock
-from autoscaler.config import Config
-from autoscaler.daemon import Daemon
-from autoscaler.interfaces import Notifier
-from autoscaler.nomad_target import NomadTarget
-from autoscaler.notifiers import build_notifiers
-from autoscaler.prometheus_source import PrometheusSource
-from autoscaler.tick import ActionHistory, TickDeps
-from overrides.provider import build_provider
+from autoscaler.core.clock import SystemClock
+from autoscaler.core.errors import NotifierError
+from autoscaler.core.ports import Clock, Notifier, OverrideProvider, OverrideStore
+from autoscaler.core.settings.forescale import Config
+from autoscaler.daemon.service import Daemon
+from autoscaler.nomad.client import NomadClient
+from autoscaler.notify import metrics as notify_metrics
+from autoscaler.notify.audit import AuditLog
+from autoscaler.notify.console import ConsoleNotifier
+from autoscaler.notify.metrics import METRICS, NotifyMetrics
+from autoscaler.policy.tick import ActionHistory, TickDeps
+from autoscaler.sources.prometheus import PrometheusSource
+from autoscaler.targets.nomad import NomadTarget
+from overrides.manual import PoolRecords
+from overrides.nomad_store import NomadVariablesStore
+from overrides.provider import Overrides
+from overrides.schedule import schedule_for, transition_times
+from overrides.store import FileStore
 from predictor.factory import make_predictor
+
+log = logging.getLogger("forescale.wiring")
 
 
 def build_deps(config: Config, clock: Clock | None = None, notifiers: list[Notifier] | None = None) -> TickDeps:
@@ -41,11 +56,56 @@ def build_deps(config: Config, clock: Clock | None = None, notifiers: list[Notif
 
 def build_daemon(config: Config, clock: Clock | None = None) -> Daemon:
     """The daemon with its extra ticks at schedule-rule boundaries and the notifiers' metrics."""
-    from overrides.schedule import transition_times
-
     transitions = partial(transition_times, config) if config.overrides.schedule_file else None
     return Daemon(
         build_deps(config, clock=clock),
         transitions=transitions,
         extra_registries=[notify_metrics.REGISTRY],
     )
+
+
+def build_store(config: Config) -> OverrideStore[PoolRecords]:
+    """The configured manual store (file by default, or Nomad Variables)."""
+    if config.overrides.store == "nomad":
+        return NomadVariablesStore(NomadClient(config.nomad), config.overrides.nomad_variable_prefix)
+    return FileStore(config.overrides.path)
+
+
+def build_provider(config: Config) -> OverrideProvider:
+    """Schedule rules + the configured store. Raises ConfigError for an invalid schedule file."""
+    return Overrides(
+        schedule_for(config),
+        build_store(config),
+        [p.name for p in config.pools],
+        {p.name: p.lead_time for p in config.pools},
+    )
+
+
+def build_notifiers(
+    config: Config,
+    console: bool = True,
+    *,
+    clock: Clock | None = None,
+    metrics: NotifyMetrics = METRICS,
+) -> list[Notifier]:
+    """Console (unless ``console=False``) plus Slack when ``slack:`` is configured.
+
+    A Slack section that cannot be used (e.g. the token env var is empty) is logged with the fix and
+    counted (``forescale_notifier_errors_total{error="not_configured"}``), but never stops scaling.
+    """
+    out: list[Notifier] = []
+    if console:
+        out.append(ConsoleNotifier())
+    if config.slack is not None:
+        from autoscaler.notify.slack.notifier import SlackNotifier
+
+        try:
+            slack = SlackNotifier.from_config(config, clock=clock, metrics=metrics)
+        except NotifierError as exc:
+            log.error("Slack notifications are off: %s", exc)
+            metrics.errors.labels("slack", "not_configured").inc()
+            metrics.healthy.labels("slack").set(0)
+        else:
+            atexit.register(slack.close)  # a one-shot `forescale tick` still posts its message before exiting
+            out.append(slack)
+    return out

@@ -1,4 +1,4 @@
-"""A tiny backtest simulator written apart from autoscaler/replay.py, to check its figures.
+"""A tiny backtest simulator written apart from autoscaler/backtest/replay.py, to check its figures.
 
 It reads a trace CSV and a ``--decisions-out`` CSV and applies DESIGN.md's semantics with its own
 bookkeeping (ready count + a queue of warming batches), so a bug in replay.py cannot hide in both.

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/robustness.py   (about 2–3 minutes on 2 cores)
 
-Every row replays forescale with DEFAULT settings through the real tick (``autoscaler.replay.replay``)
+Every row replays forescale with DEFAULT settings through the real tick (``autoscaler.backtest.replay.replay``)
 and scores it against the oracle on the same steps. Unless the row says otherwise: capacity = the
 variant's own peak / 50 nodes, lead 10 min, tick every 20 min, SLO = unserved ≤ 1 %.
 
@@ -26,8 +26,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autoscaler.cli_backtest import _build_config  # noqa: E402
-from autoscaler.replay import replay, score_requests, start_index  # noqa: E402
+from autoscaler.backtest.replay import replay, score_requests, start_index  # noqa: E402
+from autoscaler.backtest.session import _build_config  # noqa: E402
 from predictor import reference  # noqa: E402
 from predictor.trace import Trace, load_trace  # noqa: E402
 

@@ -27,15 +27,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.prometheus_server` from a checkout
 
-from autoscaler.clock import ManualClock
-from autoscaler.config import Config, PoolConfig
-from autoscaler.interfaces import NoOverrides
-from autoscaler.prometheus_source import PrometheusSource
-from autoscaler.simulated_target import SimulatedCluster
-from autoscaler.tick import TickDeps, run_tick
+from autoscaler.core.clock import ManualClock
+from autoscaler.core.ports import NoOverrides
+from autoscaler.core.series import RateSeries
+from autoscaler.core.settings.forescale import Config, PoolConfig
+from autoscaler.policy.tick import TickDeps, run_tick
+from autoscaler.sources.prometheus import PrometheusSource
+from autoscaler.targets.simulated import SimulatedCluster
 from predictor.base import Forecast, Predictor
 from predictor.factory import make_predictor
-from predictor.series import RateSeries
 from tests.prometheus_server import CounterSeries, binaries_missing, counter_from_counts, running_prometheus
 
 DAY = 86400.0

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from autoscaler.durations import format_duration
-from autoscaler.errors import ConfigError
+from autoscaler.core.durations import format_duration
+from autoscaler.core.errors import ConfigError
+from autoscaler.core.timeutil import fmt_local
 from overrides.schedule import Rule, Schedule, schedule_for
-from overrides.timeutil import fmt_local
 
 if TYPE_CHECKING:
-    from autoscaler.config import Config
+    from autoscaler.core.settings.forescale import Config
 
 # How far ahead contradictions are searched: a year covers weekly, monthly and yearly rules.
 HORIZON = timedelta(days=366)

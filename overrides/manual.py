@@ -10,10 +10,10 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from autoscaler.durations import format_duration
-from autoscaler.errors import OverrideError
-from overrides.effects import OverrideEffect
-from overrides.timeutil import fmt_utc
+from autoscaler.core.durations import format_duration
+from autoscaler.core.effects import OverrideEffect
+from autoscaler.core.errors import OverrideError
+from autoscaler.core.timeutil import fmt_utc
 
 Kind = Literal["pin", "min", "max"]
 EndKind = Literal["expired", "cleared", "replaced"]

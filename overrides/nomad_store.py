@@ -16,19 +16,19 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from autoscaler.errors import CasConflict, NomadError, NomadNotFound, OverrideError
+from autoscaler.core.errors import CasConflict, NomadError, NomadNotFound, OverrideError
+from autoscaler.core.ports import OverrideStore
 from overrides.manual import ManualOverride, PoolRecords
 from overrides.store import FORMAT
 
 if TYPE_CHECKING:
-    from autoscaler.config import Config
-    from autoscaler.nomad_client import NomadClient
+    from autoscaler.nomad.client import NomadClient
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 8
 
 
-class NomadVariablesStore:
+class NomadVariablesStore(OverrideStore[PoolRecords]):
     """OverrideStore on Nomad Variables, through forescale's NomadClient (python-nomad underneath)."""
 
     def __init__(self, client: NomadClient, prefix: str, max_attempts: int = MAX_ATTEMPTS) -> None:
@@ -36,12 +36,6 @@ class NomadVariablesStore:
         self.prefix = prefix.strip("/")
         self.max_attempts = max_attempts
         self.location = f"Nomad variables {self.prefix}/<pool> (namespace '{client.namespace}')"
-
-    @classmethod
-    def from_config(cls, config: Config) -> NomadVariablesStore:
-        from autoscaler.nomad_client import NomadClient
-
-        return cls(NomadClient(config.nomad), config.overrides.nomad_variable_prefix)
 
     def var_path(self, pool: str) -> str:
         return f"{self.prefix}/{pool}"

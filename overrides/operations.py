@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from autoscaler.config import PoolConfig
-from autoscaler.errors import OverrideError
-from autoscaler.interfaces import Event
+from autoscaler.core.errors import OverrideError
+from autoscaler.core.report import Event
+from autoscaler.core.settings.forescale import PoolConfig
 from overrides.manual import Kind, ManualOverride, PoolRecords, make_override
 from overrides.store import OverrideStore
 

@@ -14,30 +14,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoscaler.errors import ConfigError, OverrideError
-from autoscaler.interfaces import Event, OverrideProvider
-from overrides.effects import OverrideEffect
+from autoscaler.core.effects import OverrideEffect
+from autoscaler.core.errors import ConfigError, OverrideError
+from autoscaler.core.ports import OverrideProvider, OverrideStore
+from autoscaler.core.report import Event
+from autoscaler.core.timeutil import fmt_utc
 from overrides.manual import PoolRecords
 from overrides.operations import event_for, expire
-from overrides.schedule import Schedule, load_schedule, schedule_for
-from overrides.store import FileStore, OverrideStore
-from overrides.timeutil import fmt_utc
+from overrides.schedule import Schedule, load_schedule
 
 if TYPE_CHECKING:
     from datetime import timedelta
 
-    from autoscaler.config import Config
 
 log = logging.getLogger("forescale.overrides")
 
 
-class Overrides:
+class Overrides(OverrideProvider):
     """Schedule rules and manual overrides of every pool, as one OverrideProvider."""
 
     def __init__(
         self,
         schedule: Schedule,
-        store: OverrideStore | None,
+        store: OverrideStore[PoolRecords] | None,
         pools: Sequence[str],
         leads: dict[str, timedelta] | None = None,
     ) -> None:
@@ -64,10 +63,10 @@ class Overrides:
             except OverrideError as exc:
                 if not self._warnings:  # already reported by effects() this tick otherwise
                     self._warn("*", now, f"cannot record expired overrides: {exc}")
-        events.extend(self.take_warnings())
+        events.extend(self.warnings())
         return events
 
-    def take_warnings(self) -> list[Event]:
+    def warnings(self) -> list[Event]:
         """Store/schedule problems met since the last call (without expiring anything)."""
         out = list(self._warnings.values())
         self._warnings.clear()
@@ -90,11 +89,11 @@ class Overrides:
             records, at = self._last_good[pool]
             self._warn(pool, now, f"{exc} — using the last good read from {fmt_utc(at, now)}")
             return records
-        if isinstance(self.store, FileStore):
-            copy = self.store.read_last_good([pool])
-            if copy is not None:
-                self._warn(pool, now, f"{exc} — using {self.store.last_good_path} (the last version forescale wrote)")
-                return copy[pool]
+        last_good = self.store.read_last_good([pool]) if self.store is not None else None
+        if last_good is not None:
+            copy, where = last_good
+            self._warn(pool, now, f"{exc} — using {where} (the last version forescale wrote)")
+            return copy[pool]
         self._warn(pool, now, f"{exc} — no earlier read: manual overrides of '{pool}' are unknown this tick")
         return PoolRecords()
 
@@ -128,22 +127,3 @@ def _mtime(path: Path | None) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
-
-
-def build_store(config: Config) -> OverrideStore:
-    """The configured manual store (file by default, or Nomad Variables)."""
-    if config.overrides.store == "nomad":
-        from overrides.nomad_store import NomadVariablesStore
-
-        return NomadVariablesStore.from_config(config)
-    return FileStore(config.overrides.path)
-
-
-def build_provider(config: Config) -> OverrideProvider:
-    """Schedule rules + the configured store. Raises ConfigError for an invalid schedule file."""
-    return Overrides(
-        schedule_for(config),
-        build_store(config),
-        [p.name for p in config.pools],
-        {p.name: p.lead_time for p in config.pools},
-    )

@@ -3,7 +3,7 @@
 Rules are declared in a YAML file (``overrides.schedule_file``), evaluated in their IANA timezone
 and turned into floors/ceilings for ``decide``. A floor is in force from ``start − lead`` so the
 capacity is *ready* at the window start; a ceiling lifts at ``end − lead`` so capacity is ready
-again when its window closes. DST handling: see ``overrides.timeutil``.
+again when its window closes. DST handling: see ``autoscaler.core.timeutil``.
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from autoscaler.config import load_yaml, yaml_line
-from autoscaler.durations import Duration, format_duration
-from autoscaler.errors import ConfigError
-from overrides.effects import OverrideEffect
-from overrides.timeutil import TimezoneName, fmt_local, parse_clock, parse_date, to_utc, zone
+from autoscaler.core.durations import Duration, format_duration
+from autoscaler.core.effects import OverrideEffect
+from autoscaler.core.errors import ConfigError
+from autoscaler.core.timeutil import TimezoneName, fmt_local, parse_clock, parse_date, to_utc, zone
+from autoscaler.core.yamlfile import load_model, load_yaml, read_text, yaml_line
 
 if TYPE_CHECKING:
-    from autoscaler.config import Config
+    from autoscaler.core.settings.forescale import Config
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL = {name: i for i, name in enumerate(DAY_NAMES)} | {
@@ -113,7 +112,9 @@ class RuleSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="rule name, unique per file")
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        json_schema_extra={"pattern_hint": "use letters, digits, '-', '_' or '.' (at most 63 characters)"},
+        description="rule name, unique per file")
     pool: str = Field(..., description="pool the rule shapes")
     timezone: TimezoneName | None = Field(None, description="IANA timezone, e.g. Asia/Kolkata (default: the file's)")
     days: str | list[str] | None = Field(None, description="mon-fri, sat, 'mon,wed,fri' or daily")
@@ -391,15 +392,7 @@ def _effect(rule: Rule, kind: str, value: int, occ: Occurrence, now: datetime) -
 
 def load_schedule(path: Path, pools: dict[str, timedelta]) -> Schedule:
     """Read and validate a schedule file. ``pools`` maps pool name → lead_time. Raises ConfigError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            str(path),
-            ["schedule file not found; create it (see overrides/schedule.yaml) or unset overrides.schedule_file"],
-        ) from None
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    text = read_text(path, "create it (see overrides/schedule.yaml) or unset overrides.schedule_file")
     return parse_schedule(text, path, pools)
 
 
@@ -409,10 +402,7 @@ def parse_schedule(text: str, path: Path, pools: dict[str, timedelta]) -> Schedu
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["the top level must be a mapping with a 'rules:' list"])
-    try:
-        spec = ScheduleFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(str(path), [_explain(err, data, root) for err in exc.errors()]) from None
+    spec = load_model(ScheduleFile, data, root, path)
     problems: list[str] = []
     rules: list[Rule] = []
     seen: set[str] = set()
@@ -478,36 +468,6 @@ def _closed_dates(entries: Sequence[Any], holidays: dict[str, list[Any]]) -> fro
                 f"or a holiday list name (holidays: {names})"
             ) from None
     return frozenset(out)
-
-
-def _explain(err: Any, data: Any, root: yaml.Node | None) -> str:
-    loc = list(err["loc"])
-    key = ""
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("name"), str):
-                key += f" ({node['name']})"
-        else:
-            key += ("." if key else "") + str(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    line = yaml_line(root, loc)
-    where = (key or "(top level)") + (f" (line {line})" if line else "")
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key; allowed: " + ", ".join(
-            RuleSpec.model_fields if "rules" in loc[:1] else ScheduleFile.model_fields
-        )
-    elif err["type"] == "missing":
-        msg = "required key is missing; add it"
-    elif err["type"] == "string_pattern_mismatch":
-        msg = "use letters, digits, '-', '_' or '.' (at most 63 characters)"
-    got = err.get("input")
-    if err["type"] not in ("missing", "extra_forbidden") and isinstance(got, str | int | float) and str(got) not in msg:
-        msg += f" (got {got!r})"
-    return f"{where}: {msg}"
 
 
 def schedule_for(config: Config) -> Schedule:

@@ -1,4 +1,4 @@
-"""Where manual overrides live: the store interface, an in-memory store and the default file store.
+"""Where manual overrides live: an in-memory store and the default file store (``ports.OverrideStore``).
 
 Every change is a read-modify-write of one pool's records done atomically by the store (a file lock
 here, check-and-set in the Nomad Variables store), so concurrent CLI writers never lose an update.
@@ -13,35 +13,19 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from autoscaler.errors import OverrideError
+from autoscaler.core.errors import OverrideError
+from autoscaler.core.ports import OverrideStore
 from overrides.manual import PoolRecords
 
 T = TypeVar("T")
 FORMAT = "forescale-overrides/1"
 
 
-class OverrideStore(Protocol):
-    """Persistent manual overrides, per pool."""
-
-    location: str
-
-    def read(self, pools: Sequence[str]) -> dict[str, PoolRecords]:
-        """Records of these pools (empty records for pools without any). Raises OverrideError."""
-        ...
-
-    def modify(self, pool: str, fn: Callable[[PoolRecords], T]) -> T:
-        """Atomically apply ``fn`` to ``pool``'s records (mutated in place) and persist them.
-
-        If ``fn`` raises, nothing is written. Raises OverrideError when the store is unreadable.
-        """
-        ...
-
-
-class MemoryStore:
+class MemoryStore(OverrideStore[PoolRecords]):
     """Overrides in a dict: the demo and unit tests."""
 
     location = "memory"
@@ -59,7 +43,7 @@ class MemoryStore:
         return out
 
 
-class FileStore:
+class FileStore(OverrideStore[PoolRecords]):
     """One JSON file, replaced atomically (tmp + fsync + rename) under an ``fcntl`` lock on a sibling file.
 
     Readers never lock: a rename is atomic, so they see the old or the new file, never a torn one.
@@ -77,15 +61,15 @@ class FileStore:
         data = self._load(self.path)
         return {p: data.get(p, PoolRecords()) for p in pools}
 
-    def read_last_good(self, pools: Sequence[str]) -> dict[str, PoolRecords] | None:
-        """The last content forescale itself wrote, or None."""
+    def read_last_good(self, pools: Sequence[str]) -> tuple[dict[str, PoolRecords], str] | None:
+        """The last content forescale itself wrote and its path, or None."""
         if not self.last_good_path.exists():
             return None
         try:
             data = self._load(self.last_good_path)
         except OverrideError:
             return None
-        return {p: data.get(p, PoolRecords()) for p in pools}
+        return {p: data.get(p, PoolRecords()) for p in pools}, str(self.last_good_path)
 
     def modify(self, pool: str, fn: Callable[[PoolRecords], T]) -> T:
         with self._locked():

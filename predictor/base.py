@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from predictor.series import RateSeries
+from autoscaler.core.series import RateSeries
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from autoscaler.core.settings.predictor import PredictorSettings
 from predictor.base import Predictor
 from predictor.linear import LinearTrendPredictor
 from predictor.seasonal import SeasonalPredictor
-from predictor.settings import PredictorSettings
 
 if TYPE_CHECKING:
-    from autoscaler.config import PoolConfig
+    from autoscaler.core.settings.forescale import PoolConfig
 
 
 def make_predictor(settings: PredictorSettings, pool: PoolConfig) -> Predictor:

@@ -11,8 +11,8 @@ import math
 import numpy as np
 from sklearn.linear_model import LinearRegression
 
+from autoscaler.core.series import RateSeries
 from predictor.base import Forecast
-from predictor.series import RateSeries
 
 
 class LinearTrendPredictor:

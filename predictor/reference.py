@@ -1,23 +1,22 @@
-"""Reference policies of the backtest and the node-level cluster model they are scored with.
+"""Reference policies of the backtest: the counts other autoscalers would ask for.
 
-Each policy turns a trace into the count it asks for at every trace step (causally, except the oracle
-and static peak, which are hindsight floors by definition). ``simulate`` applies those requests with
-DESIGN.md's semantics: nodes added at t are ready at t + lead; scale-down is immediate and removes
-still-warming nodes first (newest first); the first request is ready from the start.
+Each policy turns a trace into the ``(time, count)`` requests it makes (causally, except the oracle and
+static peak, which are hindsight floors by definition). The backtest applies them to the same simulated
+cluster forescale is replayed against (``autoscaler.targets.simulated``), so every policy warms up and
+scales in by identical rules.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from autoscaler.core.series import RateSeries
 from predictor.capacity import nodes_for
 from predictor.linear import LinearTrendPredictor
-from predictor.series import RateSeries
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -25,45 +24,6 @@ IntArray = NDArray[np.int64]
 REACTIVE_TARGET = 0.8  # nomad-autoscaler target-value / HPA style utilisation target
 REACTIVE_COOLDOWN_S = 300.0
 TREND_WINDOW_S = 1800.0
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Provisioned and ready node counts at each trace step (interval start), and the count changes."""
-
-    provisioned: FloatArray
-    ready: FloatArray
-    actions: int
-    decisions: list[tuple[float, int]]
-
-
-def simulate(t: FloatArray, requests: Sequence[tuple[float, int]], lead_s: float) -> Schedule:
-    """Apply ``(time, desired)`` requests (time-ordered, at trace steps) to a simulated pool.
-
-    The state at step ``t[i]`` is taken after the requests made at ``t[i]``; ready means ready by ``t[i]``.
-    """
-    n = t.shape[0]
-    provisioned = np.zeros(n)
-    ready = np.zeros(n)
-    nodes: list[float] = []  # ready times, non-decreasing
-    actions = 0
-    k = 0
-    for i in range(n):
-        now = float(t[i])
-        while k < len(requests) and requests[k][0] <= now + 1e-9:
-            want = int(requests[k][1])
-            if k == 0:
-                nodes = [-math.inf] * want
-            elif want > len(nodes):
-                nodes.extend([requests[k][0] + lead_s] * (want - len(nodes)))
-                actions += 1
-            elif want < len(nodes):
-                del nodes[want:]
-                actions += 1
-            k += 1
-        provisioned[i] = len(nodes)
-        ready[i] = int(np.searchsorted(np.asarray(nodes), now, side="right")) if nodes else 0
-    return Schedule(provisioned, ready, actions, list(requests))
 
 
 def _changes_only(times: FloatArray, counts: Sequence[int]) -> list[tuple[float, int]]:

@@ -30,9 +30,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 from sklearn.linear_model import LinearRegression
 
+from autoscaler.core.series import RateSeries
 from predictor.base import Forecast
 from predictor.headroom import Headroom, calibrate
-from predictor.series import RateSeries
 
 FloatArray = NDArray[np.float64]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from predictor.series import RateSeries
+from autoscaler.core.series import RateSeries
 
 
 class TraceError(ValueError):

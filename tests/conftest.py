@@ -7,10 +7,10 @@ import os
 import pytest
 
 pytest_plugins = [
-    "tests.fixtures_prometheus",
-    "tests.fixtures_nomad",
-    "tests.fixtures_slack",
-    "tests.fixtures_docker",
+    "tests.fixtures.prometheus",
+    "tests.fixtures.nomad",
+    "tests.fixtures.slack",
+    "tests.fixtures.docker",
 ]
 
 
@@ -20,3 +20,10 @@ def require_service(name: str, why: str) -> None:
     if os.environ.get("FORESCALE_REQUIRE_SERVICES") == "1":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """tests/integration/** is marked ``integration`` (real servers, processes, Docker); the rest ``unit``."""
+    for item in items:
+        parts = item.path.parts
+        item.add_marker(pytest.mark.integration if "integration" in parts else pytest.mark.unit)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import socket
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from autoscaler.clock import ManualClock
-from autoscaler.config import Config
-from autoscaler.decision import Decision
-from autoscaler.errors import MetricsUnavailable, TargetError
-from autoscaler.interfaces import NoOverrides
-from autoscaler.simulated_target import SimulatedCluster
-from autoscaler.tick import TickDeps
+from autoscaler.core.clock import ManualClock
+from autoscaler.core.decision import Decision
+from autoscaler.core.errors import MetricsUnavailable, TargetError
+from autoscaler.core.ports import NoOverrides
+from autoscaler.core.series import RateSeries
+from autoscaler.core.settings.forescale import Config
+from autoscaler.policy.tick import TickDeps
+from autoscaler.targets.simulated import SimulatedCluster
 from predictor.linear import LinearTrendPredictor
-from predictor.series import RateSeries
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -86,3 +89,19 @@ def make_deps(
         clock=clock,
         **kw,
     )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET (error statuses included), with a bounded wait."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()

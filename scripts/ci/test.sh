@@ -8,6 +8,7 @@ bash scripts/ci/setup.sh
 source .run/env.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 # Tests that need Prometheus or Docker fail loudly (not skip) when FORESCALE_REQUIRE_SERVICES=1.
 export FORESCALE_REQUIRE_SERVICES=1
 .venv/bin/pytest "$@"

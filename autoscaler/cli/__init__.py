@@ -1,0 +1,1 @@
+"""The `forescale` command line (Typer + Rich): one app, a module per command group."""

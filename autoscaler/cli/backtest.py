@@ -1,0 +1,60 @@
+"""`forescale backtest`: replay a trace (or a Prometheus history) through the real tick, with reference policies.
+
+The work is in ``autoscaler.backtest.session`` (imported when the command runs: it needs scikit-learn).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``forescale backtest`` to the main app."""
+    app.command("backtest")(backtest)
+
+
+def backtest(
+    trace: Path | None = typer.Option(None, "--trace", help="timestamp,requests CSV (requests per interval)."),
+    prometheus: str | None = typer.Option(None, "--prometheus", help="Replay history from this Prometheus URL."),
+    query: str | None = typer.Option(None, "--query", help="PromQL giving the request rate (req/s)."),
+    since: str = typer.Option("14d", "--since", help="How much Prometheus history to replay."),
+    step: str = typer.Option("1m", "--step", help="Prometheus query resolution."),
+    until: str | None = typer.Option(None, "--until", help="End of the Prometheus history (UTC ISO-8601) [now]."),
+    capacity_per_node: float | None = typer.Option(
+        None, "--capacity-per-node", min=0.000001, help="req/s one node serves (default: the pool's, with --config)."
+    ),
+    lead_time: str | None = typer.Option(None, "--lead-time", help="Time a new node needs to be ready [10m]."),
+    interval: str | None = typer.Option(None, "--interval", help="Time between ticks [20m]."),
+    slo_unserved_pct: float | None = typer.Option(
+        None, "--slo-unserved-pct", min=0.000001, max=50, help="SLO: max % of requests above ready capacity [1.0]."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Use this forescale.yaml (pool, predictor, overrides)."
+    ),
+    pool: str | None = typer.Option(None, "--pool", "-p", help="Pool of --config to replay (default: its only pool)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    decisions_out: Path | None = typer.Option(None, "--decisions-out", help="Write forescale's decisions as CSV."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of demand vs ready capacity."),
+) -> None:
+    """Replay real traffic through the real tick (causally) and compare forescale with reference policies."""
+    from autoscaler.backtest.session import run_command
+
+    run_command(
+        trace=trace,
+        prometheus=prometheus,
+        query=query,
+        since=since,
+        step=step,
+        until=until,
+        capacity_per_node=capacity_per_node,
+        lead_time=lead_time,
+        interval=interval,
+        slo_unserved_pct=slo_unserved_pct,
+        config=config,
+        pool=pool,
+        as_json=as_json,
+        decisions_out=decisions_out,
+        plot=plot,
+    )

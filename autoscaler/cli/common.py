@@ -1,0 +1,56 @@
+"""What every command shares: the consoles, the common options, the clock (through the Typer context)
+and pool selection. Light on purpose: `forescale --help` imports this and nothing heavy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from autoscaler.core.clock import SystemClock
+from autoscaler.core.ports import Clock
+
+if TYPE_CHECKING:
+    from autoscaler.core.settings.forescale import Config, PoolConfig
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)  # never hard-wrap error lines
+
+ConfigOpt = typer.Option(
+    Path("forescale.yaml"), "--config", "-c", help="forescale.yaml to use.", envvar="FORESCALE_CONFIG"
+)
+PoolsOpt = typer.Option(None, "--pool", "-p", help="Only this pool (repeatable).")
+PoolOpt = typer.Option(None, "--pool", "-p", help="Only this pool.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+TzOpt = typer.Option("UTC", "--tz", help="Timezone of times typed without one (IANA name, e.g. Asia/Kolkata).")
+
+
+@dataclass
+class CliState:
+    """Carried in the Typer context (``ctx.obj``): tests hand in a ManualClock instead of the system clock."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    debug: bool = False
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The CliState of this invocation (created by the root callback)."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):
+        obj = ctx.find_root().obj = CliState()
+    return obj
+
+
+def clock_of(ctx: typer.Context) -> Clock:
+    return state(ctx).clock
+
+
+def select_pools(config: Config, names: str | list[str] | None) -> list[PoolConfig]:
+    """The pools named by ``--pool`` (all when none); an unknown name is an UnknownPool error (exit 2)."""
+    if names is None or names == []:
+        return list(config.pools)
+    wanted = [names] if isinstance(names, str) else names
+    return [config.pool(name) for name in wanted]

@@ -1,0 +1,360 @@
+"""`forescale schedule …` and `forescale override …`: what SREs type to see rules and to pin, floor or cap a pool."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from autoscaler.cli.common import ConfigOpt, PoolOpt, TzOpt, clock_of, console, err_console, select_pools
+from autoscaler.core.errors import OverrideError
+
+if TYPE_CHECKING:
+    from autoscaler.core.report import Event
+    from autoscaler.core.settings.forescale import Config, PoolConfig
+    from overrides.manual import Kind, ManualOverride
+    from overrides.schedule import Transition
+
+# Heavy imports (config, numpy via interfaces) happen inside the commands: every `forescale` run loads this module.
+
+schedule_app = typer.Typer(
+    help="Time-based rules: what is in force at a time, and what changes next.", no_args_is_help=True
+)
+override_app = typer.Typer(
+    help="Manual overrides: pin, floor or cap a pool, with a reason and an expiry.", no_args_is_help=True
+)
+
+_INT = re.compile(r"^\s*-?\d+\s*$")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.add_typer(schedule_app, name="schedule")
+    app.add_typer(override_app, name="override")
+
+
+# ---------------------------------------------------------------------------- schedule
+
+
+@schedule_app.command("show")
+def schedule_show(
+    ctx: typer.Context,
+    config: Path = ConfigOpt,
+    pool: str | None = PoolOpt,
+    at: str | None = typer.Option(
+        None, "--at", metavar="TIME", help="Evaluate at this time instead of now (e.g. '2026-12-01 09:30')."
+    ),
+    tz: str = TzOpt,
+) -> None:
+    """List the schedule rules and every floor, ceiling and pin in force at a time."""
+    from autoscaler.core.durations import format_duration
+    from autoscaler.core.timeutil import fmt_local, fmt_utc
+    from overrides.schedule import schedule_for
+
+    cfg = _load(config)
+    pools = select_pools(cfg, pool)
+    when = _time(at, tz, clock_of(ctx).now()) if at else clock_of(ctx).now()
+    schedule = schedule_for(cfg)
+    table = Table(title=f"schedule rules ({cfg.overrides.schedule_file or 'no schedule_file configured'})")
+    for col in ("pool", "rule", "timezone", "when", "floor", "ceiling", "lead", "closed on", f"at {fmt_utc(when)}"):
+        table.add_column(col, overflow="fold")
+    for p in pools:
+        live = {(e.name, e.kind): e for e in schedule.effects(p.name, when)}
+        for rule in schedule.for_pool(p.name):
+            state = [
+                f"{'floor' if k == 'min' else 'ceiling'} {e.value} until {fmt_local(e.expires_at, rule.tz, when)}"
+                for (name, k), e in live.items()
+                if name == rule.name and e.expires_at is not None
+            ]
+            table.add_row(
+                p.name,
+                rule.name,
+                rule.tz.key,
+                rule.when,
+                "—" if rule.min is None else str(rule.min),
+                "—" if rule.max is None else str(rule.max),
+                format_duration(rule.lead),
+                _closed(rule.closed),
+                "[green]" + "\n".join(state) + "[/]" if state else "[dim]not in force[/]",
+            )
+    console.print(table)
+    _print_in_force(cfg, pools, when)
+
+
+@schedule_app.command("next")
+def schedule_next(
+    ctx: typer.Context,
+    config: Path = ConfigOpt,
+    pool: str | None = PoolOpt,
+    count: int = typer.Option(10, "--count", "-n", min=1, max=1000, help="How many changes to list."),
+    start: str | None = typer.Option(
+        None, "--from", metavar="TIME", help="List changes after this time instead of now."
+    ),
+    tz: str = TzOpt,
+) -> None:
+    """The coming changes: when each floor/ceiling starts (lead included) and ends. The daemon ticks then too."""
+    from autoscaler.core.timeutil import fmt_local, fmt_utc
+    from overrides.schedule import schedule_for
+
+    cfg = _load(config)
+    pools = select_pools(cfg, pool)
+    begin = _time(start, tz, clock_of(ctx).now()) if start else clock_of(ctx).now()
+    schedule = schedule_for(cfg)
+    names = {p.name for p in pools}
+    found: list[Transition] = []
+    horizon = begin
+    while len(found) < count and horizon < begin + timedelta(days=400):
+        nxt = horizon + timedelta(days=31)
+        found += [t for t in schedule.transitions(horizon, nxt) if t.rule.pool in names]
+        horizon = nxt
+    table = Table(title=f"next {count} schedule changes after {fmt_utc(begin)}")
+    for col in ("UTC", "local", "pool", "rule", "change"):
+        table.add_column(col, overflow="fold")
+    for t in found[:count]:
+        table.add_row(f"{t.at:%Y-%m-%d %H:%M}", fmt_local(t.at, t.rule.tz), t.rule.pool, t.rule.name, t.describe())
+    if not found:
+        console.print("no schedule changes in the next 400 days" + ("" if schedule.rules else " (no rules configured)"))
+        return
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- override
+
+
+@override_app.command("set")
+def override_set(
+    ctx: typer.Context,
+    pool: str = typer.Argument(..., help="Pool to override."),
+    pin: str | None = typer.Option(None, "--pin", metavar="N", help="Exact node count (beats schedule and forecast)."),
+    floor: str | None = typer.Option(None, "--min", metavar="N", help="At least this many nodes."),
+    ceiling: str | None = typer.Option(None, "--max", metavar="N", help="At most this many nodes."),
+    for_: str | None = typer.Option(None, "--for", metavar="DURATION", help="How long, e.g. 3h, 90m, 2d."),
+    until: str | None = typer.Option(
+        None, "--until", metavar="TIME", help="Until when, e.g. 18:00, '2026-12-01 18:00', …Z."
+    ),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (shown in Slack, plan and the audit log)."),
+    by: str | None = typer.Option(None, "--by", help="Author (default: your OS user)."),
+    tz: str = TzOpt,
+    config: Path = ConfigOpt,
+) -> None:
+    """Pin, floor or cap a pool until an expiry (required; at most overrides.max_duration away)."""
+    from overrides.manual import default_author
+    from overrides.operations import Request, event_for, set_override
+
+    cfg = _load(config)
+    p = select_pools(cfg, pool)[0]
+    values: dict[Kind, int] = {}
+    for kind, text in (("pin", pin), ("min", floor), ("max", ceiling)):
+        if text is not None:
+            values[kind] = _count(kind, text)  # type: ignore[index]
+    now = clock_of(ctx).now().replace(microsecond=0)
+    expires = _expiry(for_, until, tz, now)
+    from autoscaler.wiring import build_store
+
+    store = build_store(cfg)
+    req = Request(
+        pool=p, values=values, reason=reason, author=by if by is not None else default_author(), expires_at=expires
+    )
+    created, replaced = set_override(store, req, now, cfg.overrides.max_duration)
+    events = [event_for(o, "override_replaced", now) for o in replaced]
+    events += [event_for(o, "override_set", now) for o in created]
+    events += _expired_events(cfg, now)
+    for o in created:
+        console.print(f"[green]set[/] {o.id}: pool '{o.pool}' {o.describe(now)}", highlight=False)
+    for o in replaced:
+        console.print(f"[yellow]replaced[/] {o.id} (was {o.describe(now)})", highlight=False)
+    _report(cfg, events)
+
+
+@override_app.command("list")
+def override_list(
+    ctx: typer.Context,
+    all_: bool = typer.Option(
+        False, "--all", "-a", help="Also show overrides that ended (expired, cleared, replaced)."
+    ),
+    pool: str | None = PoolOpt,
+    config: Path = ConfigOpt,
+) -> None:
+    """Active manual overrides (and, with --all, the recently ended ones)."""
+    from autoscaler.core.timeutil import fmt_utc
+
+    cfg = _load(config)
+    pools = select_pools(cfg, pool)
+    from autoscaler.wiring import build_store
+
+    store = build_store(cfg)
+    now = clock_of(ctx).now().replace(microsecond=0)
+    records = store.read([p.name for p in pools])
+    rows: list[tuple[ManualOverride, str]] = []
+    for name in records:
+        for o in records[name].active:
+            rows.append((o, "[green]active[/]" if o.active(now) else "[yellow]expired (not yet reported)[/]"))
+        if all_:
+            rows += [
+                (o, f"[dim]{o.ended} {fmt_utc(o.ended_at, now) if o.ended_at else ''}[/]")
+                for o in records[name].history
+            ]
+    if not rows:
+        console.print(f"no {'' if all_ else 'active '}manual overrides in {store.location}")
+        return
+    table = Table(title=f"manual overrides ({store.location}) at {fmt_utc(now)}")
+    for col in ("id", "pool", "kind", "value", "by", "reason", "created", "expires", "status"):
+        table.add_column(col, overflow="fold")
+    for o, status in rows:
+        table.add_row(
+            o.id,
+            o.pool,
+            o.kind,
+            str(o.value),
+            o.author,
+            o.reason,
+            fmt_utc(o.created_at, now),
+            fmt_utc(o.expires_at, now),
+            status,
+        )
+    console.print(table)
+
+
+@override_app.command("clear")
+def override_clear(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="A pool (clears all its overrides) or an override id."),
+    by: str | None = typer.Option(None, "--by", help="Who clears it (default: your OS user)."),
+    config: Path = ConfigOpt,
+) -> None:
+    """End a manual override now (by id), or all of a pool's."""
+    from overrides.manual import default_author
+    from overrides.operations import clear_overrides, event_for
+
+    cfg = _load(config)
+    from autoscaler.wiring import build_store
+
+    store = build_store(cfg)
+    now = clock_of(ctx).now().replace(microsecond=0)
+    ended = clear_overrides(store, [p.name for p in cfg.pools], target, by if by is not None else default_author(), now)
+    events = [event_for(o, "override_cleared", now) for o in ended]
+    events += _expired_events(cfg, now)
+    if not ended:
+        console.print(f"pool '{target}' has no active manual overrides; nothing to clear")
+    for o in ended:
+        console.print(f"[green]cleared[/] {o.id}: was {o.describe(now)}", highlight=False)
+    _report(cfg, events)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _count(kind: str, text: str) -> int:
+    if not _INT.match(text):
+        raise OverrideError(f"--{kind} must be a whole number of nodes, 0 or more (got '{text}')")
+    value = int(text)
+    if value < 0:
+        raise OverrideError(f"--{kind} must be 0 or more nodes (got {value})")
+    return value
+
+
+def _load(path: Path) -> Config:
+    from autoscaler.config import load_config
+
+    return load_config(path)
+
+
+def _time(text: str, tz: str, now: datetime) -> datetime:
+    from autoscaler.core.timeutil import parse_when
+
+    try:
+        return parse_when(text, now, tz)
+    except ValueError as exc:
+        raise OverrideError(str(exc)) from None
+
+
+def _expiry(for_: str | None, until: str | None, tz: str, now: datetime) -> datetime:
+    from autoscaler.core.durations import parse_duration
+    from autoscaler.core.timeutil import parse_when, zone
+
+    if (for_ is None) == (until is None):
+        raise OverrideError(
+            "give exactly one expiry: --for 3h or --until 18:00 (required: a forgotten override is an outage or a bill)"
+        )
+    try:
+        zone(tz)
+    except ValueError as exc:
+        raise OverrideError(f"--tz: {exc}") from None
+    if for_ is not None:
+        try:
+            length = parse_duration(for_)
+        except ValueError as exc:
+            raise OverrideError(f"--for: {exc}") from None
+        if length <= timedelta(0):
+            raise OverrideError("--for must be longer than 0s")
+        return now + length
+    assert until is not None
+    try:
+        return parse_when(until, now, tz)
+    except ValueError as exc:
+        raise OverrideError(f"--until: {exc}") from None
+
+
+def _closed(dates: frozenset[object]) -> str:
+    items = sorted(str(d) for d in dates)
+    return ", ".join(items[:4]) + (f" (+{len(items) - 4})" if len(items) > 4 else "") if items else "—"
+
+
+def _print_in_force(cfg: Config, pools: list[PoolConfig], when: datetime) -> None:
+    from autoscaler.core.timeutil import fmt_utc
+    from autoscaler.wiring import build_provider
+
+    provider = build_provider(cfg)
+    table = Table(
+        title=f"in force at {fmt_utc(when)} (what decide applies: pin > max(floor, forecast), then pool min/max)"
+    )
+    for col in ("pool", "source", "kind", "value", "explanation"):
+        table.add_column(col, overflow="fold")
+    for p in pools:
+        effects = provider.effects(p.name, when)
+        for e in effects:
+            table.add_row(p.name, e.source, e.kind, str(e.value), e.explanation)
+        if not effects:
+            table.add_row(p.name, "—", "—", "—", f"forecast only, within pool min {p.min} / max {p.max}")
+    console.print(table)
+    for event in provider.warnings():  # showing must not expire anything: no drain_events here
+        err_console.print(f"[yellow]warning[/]: {event.message}", highlight=False)
+
+
+def _expired_events(cfg: Config, now: datetime) -> list[Event]:
+    from autoscaler.wiring import build_store
+    from overrides.operations import event_for, expire
+
+    try:
+        return [
+            event_for(o, "override_expired", now) for o in expire(build_store(cfg), [p.name for p in cfg.pools], now)
+        ]
+    except OverrideError as exc:
+        err_console.print(f"[yellow]warning[/]: {exc}", highlight=False)
+        return []
+
+
+def _report(cfg: Config, events: list[Event]) -> None:
+    """Every change goes to the audit log and to the notifiers (Slack when configured)."""
+    from autoscaler.notify.audit import AuditLog
+    from autoscaler.wiring import build_notifiers
+
+    audit = AuditLog(cfg.audit_log)
+    for event in events:
+        try:
+            audit.record_event(event)
+        except OSError as exc:
+            err_console.print(f"[yellow]warning[/]: cannot append to audit log {audit.path}: {exc.strerror}")
+    notifiers = build_notifiers(cfg, console=False)
+    for event in events:
+        for notifier in notifiers:
+            try:
+                notifier.announce(event)
+            except Exception as exc:  # a notifier failure must not undo or hide the change
+                err_console.print(f"[yellow]warning[/]: {type(notifier).__name__} could not announce: {exc}")
+        if event.kind == "override_expired":
+            console.print(f"[dim]{event.message}[/]", highlight=False)

@@ -1,0 +1,126 @@
+"""Every plugin interface of forescale, in one place (nomad-autoscaler style: small, typed, swappable).
+
+    Clock             what time it is (SystemClock, ManualClock for tests, demo and backtest)
+    MetricsSource     request-rate history of a pool (Prometheus, a trace file)
+    Target            where a pool's count is read and applied (Nomad, the simulated cluster)
+    Notifier          who is told (console, Slack); close() flushes background delivery
+    AuditTrail        where every tick's decisions are recorded for later (the JSONL audit log)
+    OverrideProvider  schedule rules + manual overrides in force for a pool at a time
+    OverrideStore     where manual overrides are kept (a file, Nomad Variables, memory)
+
+Implementations subclass the Protocol when they want its no-op defaults (``Notifier.close``,
+``OverrideStore.read_last_good``, ``OverrideProvider.warnings``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from autoscaler.core.decision import Decision
+from autoscaler.core.effects import OverrideEffect
+from autoscaler.core.report import Event, TickReport
+
+if TYPE_CHECKING:
+    from autoscaler.core.series import RateSeries
+    from autoscaler.core.settings.forescale import PoolConfig
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Clock(Protocol):
+    """The only way forescale code asks what time it is (always timezone-aware UTC)."""
+
+    def now(self) -> datetime: ...
+
+
+class MetricsSource(Protocol):
+    """Gives the request-rate history of a pool. Raises MetricsUnavailable when it cannot."""
+
+    def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries: ...
+
+
+class Target(Protocol):
+    """Where counts are read and applied (Nomad, or the simulated cluster)."""
+
+    def current_count(self, pool: PoolConfig) -> int:
+        """Running + pending allocations of the pool's group. Raises TargetError."""
+        ...
+
+    def scale(self, pool: PoolConfig, decision: Decision) -> str:
+        """Apply ``decision.desired``; return a short note (e.g. the eval ID). Raises TargetError."""
+        ...
+
+
+class Notifier(Protocol):
+    """Tells people. Must never raise into the tick (implementations catch and count their errors)."""
+
+    def notify(self, report: TickReport) -> None:
+        """Once per tick, after the target has answered: changes, holds, failures, events."""
+        ...
+
+    def announce(self, event: Event) -> None:
+        """Outside a tick: e.g. `forescale override set` announcing the new override at once."""
+        ...
+
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Deliver what is queued and stop (bounded by ``timeout_s``); True when nothing was lost."""
+        return True
+
+
+class AuditTrail(Protocol):
+    """A durable record of every tick (and override change). Raises OSError when it cannot write."""
+
+    location: str
+
+    def record_tick(self, report: TickReport) -> None: ...
+
+    def record_event(self, event: Event) -> None: ...
+
+
+class OverrideProvider(Protocol):
+    """Active schedule rules and manual overrides of a pool at a time."""
+
+    def effects(self, pool: str, now: datetime) -> Sequence[OverrideEffect]: ...
+
+    def drain_events(self, now: datetime) -> Sequence[Event]:
+        """Events produced since the last call (e.g. overrides that expired), each reported once."""
+        ...
+
+    def warnings(self) -> Sequence[Event]:
+        """Problems met since the last call (an unreadable store, an invalid schedule edit), without
+        expiring anything: what `override list` and `schedule show` print under their tables."""
+        return ()
+
+
+class NoOverrides(OverrideProvider):
+    """The provider when no schedule or store is configured."""
+
+    def effects(self, pool: str, now: datetime) -> Sequence[OverrideEffect]:
+        return ()
+
+    def drain_events(self, now: datetime) -> Sequence[Event]:
+        return ()
+
+
+class OverrideStore(Protocol[R]):
+    """Persistent manual overrides, per pool (``R``: a pool's records, ``overrides.manual.PoolRecords``)."""
+
+    location: str
+
+    def read(self, pools: Sequence[str]) -> dict[str, R]:
+        """Records of these pools (empty records for pools without any). Raises OverrideError."""
+        ...
+
+    def modify(self, pool: str, fn: Callable[[R], T]) -> T:
+        """Atomically apply ``fn`` to ``pool``'s records (mutated in place) and persist them.
+
+        If ``fn`` raises, nothing is written. Raises OverrideError when the store is unreadable.
+        """
+        ...
+
+    def read_last_good(self, pools: Sequence[str]) -> tuple[dict[str, R], str] | None:
+        """The last copy forescale itself wrote and where it is, for when ``read`` fails; None if there is none."""
+        return None

@@ -1,0 +1,156 @@
+"""The schema of forescale.yaml: pydantic models with a description (the fix) on every key.
+
+Data only: the file is read by ``autoscaler.config.load_config``. The sections owned by a subsystem sit
+beside this module (``slack``, ``jobspec``, ``predictor``, ``overrides``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from autoscaler.core.durations import Duration
+from autoscaler.core.errors import UnknownPool
+from autoscaler.core.settings.jobspec import JobspecSettings
+from autoscaler.core.settings.overrides import OverridesSettings
+from autoscaler.core.settings.predictor import PredictorSettings
+from autoscaler.core.settings.slack import SlackSettings
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+NAME_HINT: JsonDict = {"pattern_hint": "use only lowercase letters, digits and '-' (no quotes, spaces or '${')"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PrometheusSettings(_Strict):
+    """Where the request rates come from."""
+
+    url: str = Field("http://127.0.0.1:9090", description="Prometheus base URL")
+    headers_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers whose values come from env vars, e.g. {Authorization: PROM_AUTH}",
+    )
+    timeout: Duration = Field(timedelta(seconds=10), description="per-request timeout")
+    step: Duration = Field(timedelta(minutes=1), description="query resolution")
+    verify_tls: bool = Field(True, description="verify the server certificate")
+    ca_cert: Path | None = Field(None, description="CA bundle to verify Prometheus's certificate (default: system CAs)")
+
+    def headers(self) -> dict[str, str]:
+        """Resolve header values from the environment (missing variables are left out)."""
+        return {k: os.environ[v] for k, v in self.headers_env.items() if v in os.environ}
+
+
+class NomadSettings(_Strict):
+    """How to reach Nomad. The token is read from the environment, never from the file."""
+
+    address: str = Field(
+        default_factory=lambda: os.environ.get("NOMAD_ADDR", "http://127.0.0.1:4646"),
+        description="Nomad HTTP API address (default: $NOMAD_ADDR)",
+    )
+    token_env: str = Field("NOMAD_TOKEN", description="env var holding the ACL token")
+    namespace: str = Field("default", description="Nomad namespace of the jobs")
+    region: str | None = Field(None, description="Nomad region (default: the agent's)")
+    ca_cert: Path | None = Field(None, description="CA bundle to verify Nomad's TLS certificate")
+    client_cert: Path | None = Field(None, description="client certificate for mTLS")
+    client_key: Path | None = Field(None, description="client key for mTLS")
+    verify_tls: bool = Field(True, description="verify Nomad's certificate (keep on)")
+    timeout: Duration = Field(timedelta(seconds=10), description="per-request timeout")
+    retries: int = Field(3, ge=0, le=10, description="retries on 5xx/timeouts within one tick")
+    retry_backoff: Duration = Field(
+        timedelta(milliseconds=500), description="wait before the first retry; doubles each retry (max 10s)"
+    )
+    ui_url: str | None = Field(None, description="Nomad UI base URL, for links in messages")
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) or None
+
+
+class NomadGroupRef(_Strict):
+    """The Nomad job and task group a pool scales."""
+
+    job: str = Field(..., pattern=NAME_PATTERN, json_schema_extra=NAME_HINT, description="Nomad job ID")
+    group: str = Field(
+        ..., pattern=NAME_PATTERN, json_schema_extra=NAME_HINT, description="task group name inside the job"
+    )
+
+
+class PoolConfig(_Strict):
+    """One scaled pool of GPU nodes: what it serves, how fast one node is, and its limits."""
+
+    name: str = Field(..., pattern=NAME_PATTERN, json_schema_extra=NAME_HINT, description="pool name, [a-z0-9-]")
+    query: str = Field(..., min_length=1, description="PromQL giving the pool's request rate in req/s")
+    nomad: NomadGroupRef
+    capacity_per_node: float = Field(..., gt=0, description="req/s one node sustains, from load tests")
+    target_utilization: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="fraction of capacity_per_node to plan for; forecast headroom already comes from the "
+        "SLO (predictor.slo_unserved_pct), so lower this only if load tests overstate a node",
+    )
+    min: int = Field(1, ge=0, description="never fewer nodes")
+    max: int = Field(..., ge=1, description="never more nodes")
+    lead_time: Duration = Field(timedelta(minutes=10), description="time a new node needs to be ready")
+    max_step_up: int | None = Field(None, ge=1, description="most nodes added per tick (none: no limit)")
+    max_step_down: int | None = Field(None, ge=1, description="most nodes removed per tick (none: no limit)")
+    scale_in_cooldown: Duration = Field(
+        timedelta(minutes=15), description="no scale-in sooner than this after the last change"
+    )
+    jobspec: JobspecSettings | None = Field(None, description="how `forescale render` builds the job")
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> PoolConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max}); lower min or raise max")
+        return self
+
+
+class DaemonSettings(_Strict):
+    """`forescale run`: how often to tick and where to serve /metrics and /healthz."""
+
+    interval: Duration = Field(timedelta(minutes=20), description="time between ticks")
+    listen_host: str = Field("127.0.0.1", description="address of the /metrics and /healthz server")
+    listen_port: int = Field(9464, ge=0, le=65535, description="port of that server (0: pick a free one)")
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 1:
+            raise ValueError("interval must be at least 1s")
+        return v
+
+
+class Config(_Strict):
+    """The whole forescale.yaml."""
+
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    nomad: NomadSettings = Field(default_factory=NomadSettings)
+    audit_log: Path = Field(Path("forescale-audit.jsonl"), description="JSON-lines audit log")
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    predictor: PredictorSettings = Field(default_factory=PredictorSettings)
+    overrides: OverridesSettings = Field(default_factory=OverridesSettings)
+    slack: SlackSettings | None = Field(None, description="Slack notifier (console when absent)")
+    pools: list[PoolConfig] = Field(..., min_length=1, description="the pools to scale")
+
+    source: Path | None = Field(None, exclude=True, description="file this config was loaded from")
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> Config:
+        seen: set[str] = set()
+        for pool in self.pools:
+            if pool.name in seen:
+                raise ValueError(f"pool name '{pool.name}' is used twice; pool names must be unique")
+            seen.add(pool.name)
+        return self
+
+    def pool(self, name: str) -> PoolConfig:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise UnknownPool(name, [p.name for p in self.pools], str(self.source or "the config"))

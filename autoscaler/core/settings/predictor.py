@@ -1,0 +1,32 @@
+"""The ``predictor:`` section of forescale.yaml (owned by predictor/)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoscaler.core.durations import Duration
+
+
+class PredictorSettings(BaseModel):
+    """Which model forecasts the request rate, how much history it reads, and the SLO it plans for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["seasonal_lr", "trend_lr"] = Field(
+        "seasonal_lr",
+        description="seasonal_lr: daily/weekly seasonal linear regression with SLO-calibrated headroom "
+        "(default); trend_lr: the case study's line over the last trend_window, no headroom",
+    )
+    history: Duration = Field(
+        timedelta(days=14), description="history seasonal_lr reads (≥ 8d to learn a weekly cycle)"
+    )
+    slo_unserved_pct: float = Field(
+        1.0,
+        gt=0,
+        le=50,
+        description="SLO: at most this % of requests may find no ready capacity; headroom is chosen to meet it",
+    )
+    trend_window: Duration = Field(timedelta(minutes=30), description="trend_lr regression window")

@@ -1,0 +1,430 @@
+"""Render Nomad jobs (HCL) and their compose files from forescale.yaml, validating before writing.
+
+Jinja2 with Nomad Pack's delimiters (``[[ ]]``, ``[% %]``, ``[# #]``) so Nomad's own ``{{ }}`` template
+syntax passes through. Names reach the templates only after the ``[a-z0-9-]`` check; every other string is
+escaped for its layer (HCL string, HCL heredoc + consul-template, compose YAML + compose interpolation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import yaml
+
+from autoscaler.core.durations import format_duration, parse_duration
+from autoscaler.core.errors import ConfigError
+from autoscaler.core.resources import _REPO, bundled
+from autoscaler.core.settings.forescale import Config, PoolConfig
+from autoscaler.core.settings.jobspec import IMAGE_RE, NAME_RE, JobspecSettings
+
+HEREDOC_MARKER = "FORESCALE_EOF"
+NOMAD_DEFAULT_MAX_KILL_TIMEOUT = timedelta(seconds=30)
+EMBEDDED_ENTRYPOINT = "local/forescale-compose-entrypoint"
+
+
+# ---------------------------------------------------------------- escaping (one function per layer)
+
+
+def hcl_string(value: object) -> str:
+    """A quoted HCL string literal: JSON escapes plus HCL's ``$${`` / ``%%{`` so nothing is interpolated."""
+    text = json.dumps(str(value), ensure_ascii=False)
+    return text.replace("${", "$${").replace("%{", "%%{")
+
+
+def hcl_list(values: Iterable[object]) -> str:
+    return "[" + ", ".join(hcl_string(v) for v in values) + "]"
+
+
+def heredoc_body(text: str) -> str:
+    """Text for a ``<<FORESCALE_EOF`` template ``data``: escaped for consul-template, then for HCL."""
+    text = text.rstrip("\n")
+    if any(line.strip() == HEREDOC_MARKER for line in text.splitlines()):
+        raise ConfigError("template", [f"a line may not consist of {HEREDOC_MARKER} (it ends the heredoc)"])
+    text = text.replace("{{", '{{"{{"}}')  # consul-template: a literal "{{"
+    return text.replace("${", "$${").replace("%{", "%%{")  # HCL heredoc: literal "${" and "%{"
+
+
+def yaml_string(value: object) -> str:
+    """A compose YAML scalar: ``$`` doubled (no compose interpolation), then JSON quoting (valid YAML)."""
+    return json.dumps(str(value).replace("$", "$$"), ensure_ascii=True)
+
+
+def yaml_list(values: Iterable[object]) -> str:
+    return "[" + ", ".join(yaml_string(v) for v in values) + "]"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(bundled("jobspecs", "ml-worker.nomad.hcl.j2").parent)),
+        block_start_string="[%",
+        block_end_string="%]",
+        variable_start_string="[[",
+        variable_end_string="]]",
+        comment_start_string="[#",
+        comment_end_string="#]",
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(
+        hcl=hcl_string, hcl_list=hcl_list, heredoc=heredoc_body, yaml_str=yaml_string, yaml_list=yaml_list
+    )
+    return env
+
+
+# ---------------------------------------------------------------- validation
+
+
+@dataclass
+class Validation:
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _seconds(delta: timedelta) -> int:
+    return math.ceil(delta.total_seconds())
+
+
+def _key(index: int, pool: PoolConfig, key: str) -> str:
+    return f"pools[{index}] ({pool.name}).jobspec.{key}"
+
+
+def max_kill_timeout(js: JobspecSettings, config: Config) -> tuple[timedelta, str]:
+    """The clients' max_kill_timeout and where it came from: setting > nomad.hcl given > repo nomad.hcl > 30s."""
+    if js.max_kill_timeout is not None:
+        return js.max_kill_timeout, "jobspec.max_kill_timeout"
+    path = js.nomad_client_config
+    if path is not None and not path.is_absolute() and config.source is not None:
+        path = config.source.parent / path
+    if path is None and (_REPO / "nomad.hcl").exists():
+        path = _REPO / "nomad.hcl"
+    if path is None:
+        return NOMAD_DEFAULT_MAX_KILL_TIMEOUT, "Nomad's default (no nomad.hcl found)"
+    return read_max_kill_timeout(path), str(path)
+
+
+def read_max_kill_timeout(path: Path) -> timedelta:
+    """``client { max_kill_timeout = "…" }`` from a Nomad agent config, parsed with python-hcl2."""
+    import hcl2
+
+    try:
+        data = hcl2.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["Nomad client config not found; fix jobspec.nomad_client_config"]) from None
+    except Exception as exc:  # hcl2 raises lark errors of many kinds
+        raise ConfigError(str(path), [f"not valid HCL: {str(exc).splitlines()[0]}"]) from None
+    for client in data.get("client", []):
+        value = client.get("max_kill_timeout")
+        if value is not None:
+            text = str(value).strip('"')
+            try:
+                return parse_duration(text)
+            except ValueError as exc:
+                raise ConfigError(str(path), [f"client.max_kill_timeout: {exc}"]) from None
+    return NOMAD_DEFAULT_MAX_KILL_TIMEOUT
+
+
+def validate_pool(config: Config, index: int, pool: PoolConfig) -> Validation:
+    """Checks beyond the schema: kill_timeout budget and cap, GPU memory, lead time vs image pull."""
+    out = Validation()
+    js = pool.jobspec
+    if js is None:
+        return out
+    # Defence in depth: these patterns are also in the schema, but names are what keeps HCL injection out.
+    for key, value in (("name", pool.name), ("nomad.job", pool.nomad.job), ("nomad.group", pool.nomad.group)):
+        if not re.match(NAME_RE, value):
+            out.problems.append(f"pools[{index}].{key}: {value!r} must match [a-z0-9-]")
+    if not re.match(IMAGE_RE, js.image):
+        out.problems.append(f"{_key(index, pool, 'image')}: {js.image!r} is not a plain image reference")
+
+    need = js.minimum_kill_timeout()
+    kill = js.effective_kill_timeout()
+    if kill < need:
+        out.problems.append(
+            f"{_key(index, pool, 'kill_timeout')}: {format_duration(kill)} is below drain_timeout + stop_timeout + "
+            f"kill_margin = {format_duration(need)}; raise kill_timeout (or remove it to use {format_duration(need)})"
+        )
+    try:
+        cap, where = max_kill_timeout(js, config)
+    except ConfigError as exc:
+        out.problems.append(f"{_key(index, pool, 'nomad_client_config')}: {exc}")
+        cap, where = NOMAD_DEFAULT_MAX_KILL_TIMEOUT, "error"
+    if kill > cap and where != "error":
+        out.problems.append(
+            f"{_key(index, pool, 'kill_timeout')}: {format_duration(kill)} exceeds the clients' max_kill_timeout "
+            f"{format_duration(cap)} ({where}); Nomad would SIGKILL mid-drain — raise client.max_kill_timeout in "
+            "nomad.hcl (and jobspec.max_kill_timeout) or shorten drain_timeout/stop_timeout"
+        )
+    if js.stop_timeout.total_seconds() < 1:
+        out.problems.append(f"{_key(index, pool, 'stop_timeout')}: must be at least 1s")
+
+    if js.worker_gpu_memory is not None:
+        total = js.workers_per_gpu * js.worker_gpu_memory
+        if js.gpu_memory is None:
+            out.problems.append(
+                f"{_key(index, pool, 'gpu_memory')}: required with worker_gpu_memory; set it to the pool's smallest "
+                f"GPU memory (workers need {js.workers_per_gpu} × {js.worker_gpu_memory} MiB = {total} MiB)"
+            )
+        elif total > js.gpu_memory:
+            out.problems.append(
+                f"{_key(index, pool, 'workers_per_gpu')}: {js.workers_per_gpu} workers × {js.worker_gpu_memory} MiB "
+                f"= {total} MiB exceed gpu_memory {js.gpu_memory} MiB; lower workers_per_gpu to "
+                f"{js.gpu_memory // js.worker_gpu_memory} or require bigger GPUs"
+            )
+    if js.image_pull_time is not None and js.pull_policy != "never" and js.image_pull_time >= pool.lead_time:
+        out.warnings.append(
+            f"{_key(index, pool, 'image_pull_time')}: pulling the image ({format_duration(js.image_pull_time)}) "
+            f"takes longer than the pool's lead_time ({format_duration(pool.lead_time)}): new nodes will be late; "
+            "raise lead_time or bake the image into the node image (pull_policy: never)"
+        )
+    return out
+
+
+def _job_level_problems(pools: list[tuple[int, PoolConfig]]) -> list[str]:
+    """Pools of one job share its job-level fields (node_pool, datacenters)."""
+    problems = []
+    first_index, first = pools[0]
+    assert first.jobspec is not None
+    for index, pool in pools[1:]:
+        assert pool.jobspec is not None
+        for key in ("node_pool", "datacenters"):
+            if getattr(pool.jobspec, key) != getattr(first.jobspec, key):
+                problems.append(
+                    f"{_key(index, pool, key)}: pools {first.name} and {pool.name} share job {pool.nomad.job} "
+                    f"but differ in {key}; make them equal or use different nomad.job"
+                )
+        if pool.nomad.group == first.nomad.group:
+            problems.append(
+                f"pools[{index}] ({pool.name}).nomad.group: group {pool.nomad.group} of job "
+                f"{pool.nomad.job} is used by pool {first.name} too; one group per pool"
+            )
+    del first_index
+    return problems
+
+
+def check_config(config: Config) -> Validation:
+    """Every render-time check over the whole config (used by `config check`, render and deploy)."""
+    out = Validation()
+    for index, pool in enumerate(config.pools):
+        one = validate_pool(config, index, pool)
+        out.problems += one.problems
+        out.warnings += one.warnings
+    for pools in _jobs(config).values():
+        out.problems += _job_level_problems(pools)
+    return out
+
+
+def _jobs(config: Config, only: list[str] | None = None) -> dict[str, list[tuple[int, PoolConfig]]]:
+    """Pools with a jobspec, grouped by Nomad job (in config order)."""
+    wanted_jobs = {config.pool(name).nomad.job for name in only} if only else None
+    jobs: dict[str, list[tuple[int, PoolConfig]]] = {}
+    for index, pool in enumerate(config.pools):
+        if pool.jobspec is None or (wanted_jobs is not None and pool.nomad.job not in wanted_jobs):
+            continue
+        jobs.setdefault(pool.nomad.job, []).append((index, pool))
+    return jobs
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@dataclass
+class RenderedJob:
+    """One Nomad job (HCL) and the compose file of each of its groups (for inspection)."""
+
+    job_id: str
+    hcl: str
+    compose: dict[str, str]  # group name → compose YAML
+    pools: list[str]
+
+
+def render_compose(config: Config, pool: PoolConfig) -> str:
+    """The compose file of one pool's allocation."""
+    js = _require_jobspec(config, pool)
+    template = _environment().get_template("docker-compose.yml.j2")
+    return template.render(
+        source=_source_name(config),
+        pool=pool,
+        js=js,
+        stop_grace_s=max(1, _seconds(js.stop_timeout)),
+        drain_s=_seconds(js.drain_timeout),
+    )
+
+
+def render_jobs(config: Config, only: list[str] | None = None) -> list[RenderedJob]:
+    """Validate, then render every job (or the jobs of the pools in ``only``); raise ConfigError on problems."""
+    source = str(config.source or "config")
+    if only:
+        for name in only:
+            _require_jobspec(config, config.pool(name))
+    checks = check_config(config)
+    if checks.problems:
+        raise ConfigError(source, checks.problems)
+    jobs = _jobs(config, only)
+    if not jobs:
+        raise ConfigError(source, ["no pool has a jobspec: section; add one (see docs/jobspecs.md)"])
+    env = _environment()
+    template = env.get_template("ml-worker.nomad.hcl.j2")
+    out = []
+    for job_id, pools in jobs.items():
+        groups = []
+        compose = {}
+        for _, pool in pools:
+            group = _group_context(config, pool)
+            compose[pool.nomad.group] = group["compose"]
+            groups.append(group)
+        first = pools[0][1].jobspec
+        assert first is not None
+        job = {
+            "id": job_id,
+            "namespace": config.nomad.namespace,
+            "node_pool": first.node_pool,
+            "datacenters": first.datacenters,
+            "groups": groups,
+        }
+        hcl = template.render(source=_source_name(config), job=job)
+        out.append(RenderedJob(job_id=job_id, hcl=hcl, compose=compose, pools=[p.name for _, p in pools]))
+    return out
+
+
+def _group_context(config: Config, pool: PoolConfig) -> dict[str, Any]:
+    js = _require_jobspec(config, pool)
+    cap, _ = max_kill_timeout(js, config)
+    kill = js.effective_kill_timeout()
+    embed = js.entrypoint == "embed"
+    healthy_deadline = max(timedelta(minutes=5), js.start_timeout + timedelta(minutes=1))
+    return {
+        "pool": pool,
+        "js": js,
+        "compose": render_compose(config, pool),
+        "embed": embed,
+        "entrypoint_text": bundled("scripts", "forescale-compose-entrypoint").read_text(encoding="utf-8")
+        if embed
+        else "",
+        "command": EMBEDDED_ENTRYPOINT if embed else js.entrypoint,
+        "service_name": js.health.service_name or pool.nomad.group,
+        "drain_s": _seconds(js.drain_timeout),
+        "stop_s": max(1, _seconds(js.stop_timeout)),
+        "start_s": _seconds(js.start_timeout),
+        "kill_timeout": format_duration(timedelta(seconds=_seconds(kill))),
+        "max_kill_s": _seconds(cap),
+        "shutdown_delay": format_duration(js.shutdown_delay),
+        "check_interval": format_duration(js.health.interval),
+        "check_timeout": format_duration(js.health.timeout),
+        "healthy_deadline": format_duration(healthy_deadline),
+        "progress_deadline": format_duration(healthy_deadline + timedelta(minutes=5)),
+    }
+
+
+def _require_jobspec(config: Config, pool: PoolConfig) -> JobspecSettings:
+    if pool.jobspec is None:
+        raise ConfigError(
+            str(config.source or "config"),
+            [f"pools ({pool.name}).jobspec: missing; add a jobspec: section with at least image: (docs/jobspecs.md)"],
+        )
+    return pool.jobspec
+
+
+def _source_name(config: Config) -> str:
+    return config.source.name if config.source else "forescale.yaml"
+
+
+# ---------------------------------------------------------------- forescale's own job
+
+
+@dataclass
+class SelfJob:
+    """How forescale itself runs on Nomad (options of `forescale render --self`)."""
+
+    mode: Literal["service", "periodic"] = "service"
+    image: str = "forescale:latest"
+    job_id: str = "forescale"
+    node_pool: str = "default"
+    datacenters: list[str] = field(default_factory=lambda: ["*"])
+    cron: str = "*/20 * * * *"
+    metrics_port: int = 9464
+    secret_keys: list[str] = field(default_factory=list)
+
+
+_CRON_RE = re.compile(r"^[0-9*/,\- ]{9,64}$")
+
+
+def render_self(config: Config, self_job: SelfJob) -> str:
+    """The Nomad job running forescale itself, with this config embedded and secrets from Nomad Variables."""
+    source = str(config.source or "config")
+    problems = []
+    if not re.match(NAME_RE, self_job.job_id):
+        problems.append(f"--self-job {self_job.job_id!r}: use only lowercase letters, digits and '-'")
+    if not re.match(IMAGE_RE, self_job.image):
+        problems.append(f"--self-image {self_job.image!r}: not a plain image reference")
+    if not re.match(NAME_RE, self_job.node_pool):
+        problems.append(f"--self-node-pool {self_job.node_pool!r}: use only lowercase letters, digits and '-'")
+    if self_job.mode == "periodic" and not _CRON_RE.match(self_job.cron):
+        problems.append(f"--cron {self_job.cron!r}: five cron fields of digits, '*', '/', ',' and '-'")
+    if problems:
+        raise ConfigError(source, problems)
+    keys = self_job.secret_keys or secret_env_names(config)
+    for key in keys:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise ConfigError(source, [f"env var name {key!r} (a *_env setting): use letters, digits and '_'"])
+    ctx_self = {**self_job.__dict__, "secret_keys": keys}
+    return (
+        _environment()
+        .get_template("forescale.nomad.hcl.j2")
+        .render(
+            source=_source_name(config),
+            fs=ctx_self,
+            namespace=config.nomad.namespace,
+            config_text=_config_for_nomad(config, self_job.metrics_port),
+        )
+    )
+
+
+def secret_env_names(config: Config) -> list[str]:
+    """Env vars the config reads secrets from: the Nomad token, Slack, Prometheus headers."""
+    names = [config.nomad.token_env]
+    if config.slack is not None:
+        names += [config.slack.token_env, config.slack.webhook_url_env]
+    names += list(config.prometheus.headers_env.values())
+    return list(dict.fromkeys(names))
+
+
+def _config_for_nomad(config: Config, metrics_port: int) -> str:
+    """The config file as read, with the daemon listening on all container interfaces at the mapped port."""
+    if config.source is None:
+        raise ConfigError("config", ["render --self needs a config file to embed"])
+    data = yaml.safe_load(config.source.read_text(encoding="utf-8"))
+    daemon = data.setdefault("daemon", {}) or {}
+    daemon["listen_host"] = "0.0.0.0"
+    daemon["listen_port"] = metrics_port
+    data["daemon"] = daemon
+    header = f"# {config.source.name}, embedded by `forescale render --self` (daemon.listen_* set for the container)\n"
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_rendered(jobs: list[RenderedJob], out_dir: Path) -> list[Path]:
+    """``<job>.nomad.hcl`` plus ``<job>.<group>.docker-compose.yml`` for inspection; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for job in jobs:
+        path = out_dir / f"{job.job_id}.nomad.hcl"
+        path.write_text(job.hcl, encoding="utf-8")
+        written.append(path)
+        for group, text in job.compose.items():
+            cpath = out_dir / f"{job.job_id}.{group}.docker-compose.yml"
+            cpath.write_text(text, encoding="utf-8")
+            written.append(cpath)
+    return written

@@ -1,0 +1,1 @@
+"""Notifiers (``ports.Notifier``) and records: console, Slack, failure alerts, the audit log, their metrics."""

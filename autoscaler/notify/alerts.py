@@ -1,0 +1,158 @@
+"""Which pool problems to announce, and when: once, again when they change or after a while, then the recovery.
+
+Pure code, shared by notifiers: ``FailureTracker`` turns each TickReport into alerts and recoveries, and
+``digest`` gives what one tick has to say.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from autoscaler.core.report import Event, PoolOutcome, TickReport
+
+ProblemKind = Literal["held", "deferred", "failed"]
+AlertState = Literal["new", "changed", "repeat"]
+
+
+# -- what went wrong with a pool, and whether to say so again ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a pool this tick: held (metrics), or Nomad deferred/failed the change."""
+
+    kind: ProblemKind
+    cause: str
+
+
+def problems_of(outcome: PoolOutcome) -> tuple[Problem, ...]:
+    out: list[Problem] = []
+    d = outcome.decision
+    if d is not None and d.held:
+        out.append(Problem("held", d.hold_cause or "metrics unavailable"))
+    if outcome.status in ("failed", "deferred"):
+        out.append(Problem(outcome.status, outcome.error or "unknown error"))
+    return tuple(out)
+
+
+_HEX_ID = re.compile(r"\b[0-9a-f]{8}(?:-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\b|\b[0-9a-f]{12,}\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def signature(problems: tuple[Problem, ...]) -> str:
+    """Identity of a failure: numbers and IDs (ages, eval IDs, indexes) vary tick to tick; the cause does not."""
+    parts = []
+    for p in problems:
+        cause = _NUMBER.sub("#", _HEX_ID.sub("<id>", p.cause.strip().lower()))
+        parts.append(f"{p.kind}:{cause}")
+    return " | ".join(parts)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A pool problem to announce in this tick's message."""
+
+    outcome: PoolOutcome
+    problems: tuple[Problem, ...]
+    since: datetime
+    state: AlertState
+    signature: str
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """A pool that had a problem and no longer has one."""
+
+    outcome: PoolOutcome
+    problems: tuple[Problem, ...]
+    since: datetime
+
+
+@dataclass
+class _Open:
+    problems: tuple[Problem, ...]
+    signature: str
+    since: datetime
+    announced_at: datetime | None
+
+
+class FailureTracker:
+    """Announce a failure once, again when it changes or after ``repeat_after``; announce the recovery.
+
+    Thread-safe: the tick updates it, the delivery thread re-arms alerts whose message did not get through.
+    """
+
+    def __init__(self, repeat_after: timedelta) -> None:
+        self.repeat_after = repeat_after
+        self._open: dict[str, _Open] = {}
+        self._lock = threading.Lock()
+
+    def update(self, outcomes: tuple[PoolOutcome, ...], now: datetime) -> tuple[list[Alert], list[Recovery]]:
+        alerts: list[Alert] = []
+        recoveries: list[Recovery] = []
+        with self._lock:
+            for outcome in outcomes:
+                problems = problems_of(outcome)
+                known = self._open.get(outcome.pool)
+                if not problems:
+                    if known is not None:
+                        del self._open[outcome.pool]
+                        recoveries.append(Recovery(outcome, known.problems, known.since))
+                    continue
+                sig = signature(problems)
+                state: AlertState | None
+                if known is None:
+                    known = self._open[outcome.pool] = _Open(problems, sig, now, None)
+                    state = "new"
+                elif known.signature != sig:
+                    known.problems, known.signature = problems, sig
+                    state = "changed" if known.announced_at is not None else "new"
+                elif known.announced_at is None:
+                    state = "new"
+                elif now - known.announced_at >= self.repeat_after:
+                    state = "repeat"
+                else:
+                    state = None
+                if state is not None:
+                    known.announced_at = now
+                    alerts.append(Alert(outcome, problems, known.since, state, sig))
+        return alerts, recoveries
+
+    def rearm(self, pool: str, sig: str) -> None:
+        """The message announcing this failure was not delivered: announce it again next tick."""
+        with self._lock:
+            known = self._open.get(pool)
+            if known is not None and known.signature == sig:
+                known.announced_at = None
+
+    def open_pools(self) -> list[str]:
+        with self._lock:
+            return sorted(self._open)
+
+
+@dataclass(frozen=True)
+class TickDigest:
+    """What one tick has to say: applied changes, alerts, recoveries and override events."""
+
+    at: datetime
+    changes: list[PoolOutcome] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changes or self.alerts or self.recoveries or self.events)
+
+
+def digest(report: TickReport, tracker: FailureTracker, now: datetime) -> TickDigest:
+    """Nothing for dry runs; otherwise the changes, the alerts the tracker lets through, recoveries, events."""
+    if report.dry_run:
+        return TickDigest(report.at)
+    alerts, recoveries = tracker.update(report.outcomes, now)
+    changes = [o for o in report.outcomes if o.status == "applied" and o.decision is not None]
+    return TickDigest(report.at, changes, alerts, recoveries, list(report.events))

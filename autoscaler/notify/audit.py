@@ -1,0 +1,87 @@
+"""The audit log: one JSON object per line for every decision and override change.
+
+It doubles as the memory of one-shot ``forescale tick`` runs (cron): cooldowns read recent changes back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from autoscaler.core.decision import PastAction
+from autoscaler.core.ports import AuditTrail
+from autoscaler.core.report import Event, TickReport
+
+
+class AuditLog(AuditTrail):
+    """Append-only JSONL file. Each record is written with a single ``write`` on an O_APPEND fd."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def record_tick(self, report: TickReport) -> None:
+        for outcome in report.outcomes:
+            record: dict[str, Any] = {
+                "type": "decision",
+                "at": report.at.isoformat(),
+                "pool": outcome.pool,
+                "status": outcome.status,
+                "dry_run": report.dry_run,
+                "note": outcome.note,
+                "error": outcome.error,
+            }
+            if outcome.decision is not None:
+                record["decision"] = outcome.decision.to_dict()
+            self.append(record)
+        for event in report.events:
+            self.record_event(event)
+
+    def record_event(self, event: Event) -> None:
+        self.append(
+            {"type": event.kind, "at": event.at.isoformat(), "pool": event.pool, "message": event.message}
+            | {"details": event.details}
+        )
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every readable record; a torn or hand-edited line is skipped, not fatal."""
+        try:
+            with self.path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(rec, dict):
+                        yield rec
+        except FileNotFoundError:
+            return
+
+    def recent_actions(self, since: datetime) -> list[PastAction]:
+        """Changes applied to Nomad since ``since`` (cooldowns survive between cron runs)."""
+        out = []
+        for rec in self.records():
+            if rec.get("type") != "decision" or rec.get("status") != "applied":
+                continue
+            dec = rec.get("decision") or {}
+            try:
+                at = datetime.fromisoformat(rec["at"])
+                if at < since:
+                    continue
+                out.append(PastAction(at=at, pool=rec["pool"], previous=int(dec["current"]), count=int(dec["desired"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out

@@ -1,0 +1,43 @@
+"""The default notifier: decisions and their reasons on the terminal (used by demo, tick and run)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from autoscaler.core.ports import Notifier
+from autoscaler.core.report import Event, PoolOutcome, TickReport
+
+_STYLE = {"up": "green", "down": "yellow", "hold": "dim"}
+
+
+class ConsoleNotifier(Notifier):
+    """Prints one line per pool per tick; ``changes_only`` keeps long replays readable."""
+
+    def __init__(self, console: Console | None = None, changes_only: bool = False) -> None:
+        self.console = console or Console()
+        self.changes_only = changes_only
+
+    def notify(self, report: TickReport) -> None:
+        for outcome in report.outcomes:
+            if self.changes_only and outcome.status == "unchanged" and not (outcome.decision and outcome.decision.held):
+                continue
+            self.console.print(format_outcome(report, outcome), highlight=False)
+        for event in report.events:
+            self.announce(event)
+
+    def announce(self, event: Event) -> None:
+        self.console.print(
+            f"[bold]{event.at:%Y-%m-%d %H:%M}[/] [magenta]{event.kind}[/] {event.message}", highlight=False
+        )
+
+
+def format_outcome(report: TickReport, outcome: PoolOutcome) -> str:
+    stamp = f"[bold]{report.at:%Y-%m-%d %H:%M}[/]"
+    if outcome.decision is None:
+        return f"{stamp} [red]{outcome.pool}: failed[/]: {outcome.error}"
+    d = outcome.decision
+    style = "red" if d.held else _STYLE[d.action]
+    head = f"{d.current} → {d.desired}" if d.changed else f"{d.current} (hold)"
+    reasons = "; ".join(r.message for r in d.reasons)
+    tail = f" [red]{outcome.status}: {outcome.error}[/]" if outcome.error else ""
+    return f"{stamp} [{style}]{d.pool}: {head}[/] — {reasons}{tail}"

@@ -1,0 +1,186 @@
+"""decide: the policy, as one pure function. No I/O, no clock: everything comes in as arguments.
+
+Precedence (DESIGN.md): manual pin > max(schedule floor, forecast need, reactive need), then the
+pool's min/max. Scale-in is cautious (cooldown, step limit, never below the observed need) and
+missing metrics never shrink a fleet. Every clamp is reported as a Reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from autoscaler.core.decision import Decision, PastAction, Reason
+from autoscaler.core.durations import format_duration
+from autoscaler.core.effects import OverrideEffect
+from autoscaler.core.settings.forescale import PoolConfig
+from predictor.base import Forecast
+from predictor.capacity import nodes_for
+
+
+def decide(
+    pool: PoolConfig,
+    now: datetime,
+    current: int,
+    forecast: Forecast | None,
+    overrides: Sequence[OverrideEffect] = (),
+    recent_actions: Sequence[PastAction] = (),
+    metrics_error: str | None = None,
+) -> Decision:
+    """Return the count ``pool`` should have at ``now`` and every reason that shaped it.
+
+    ``forecast`` is None when metrics are unavailable (``metrics_error`` says why): the pool holds.
+    """
+    if current < 0:
+        raise ValueError("current count cannot be negative")
+    reasons: list[Reason] = []
+    pin = _manual_pin(overrides)
+
+    if forecast is None:
+        return _held(pool, now, current, overrides, pin, metrics_error or "no forecast")
+
+    per_node = pool.capacity_per_node * pool.target_utilization
+    forecast_nodes = nodes_for(forecast.peak_rps, pool.capacity_per_node, pool.target_utilization)
+    reactive_nodes = nodes_for(forecast.observed_rps, pool.capacity_per_node, pool.target_utilization)
+    horizon = format_duration_s(forecast.horizon_s)
+    reasons.append(
+        Reason(
+            "forecast",
+            f"forecast {_rps(forecast.peak_rps)} rps peak in the next {horizon} → {forecast_nodes} nodes "
+            f"at {_rps(per_node)} rps/node ({_rps(pool.capacity_per_node)} × {pool.target_utilization:.0%})",
+            forecast_nodes,
+        )
+    )
+    reasons.append(
+        Reason("observed", f"observed {_rps(forecast.observed_rps)} rps now → {reactive_nodes} nodes", reactive_nodes)
+    )
+    need = max(forecast_nodes, reactive_nodes)
+    wanted = need
+
+    if need > current and pool.max_step_up is not None and need - current > pool.max_step_up:
+        wanted = current + pool.max_step_up
+        reasons.append(Reason("step_up", f"step limit: +{pool.max_step_up} per tick (wanted {need})", wanted))
+    elif need < current:
+        last = _last_change(pool.name, recent_actions)
+        if last is not None and now - last.at < pool.scale_in_cooldown:
+            until = last.at + pool.scale_in_cooldown
+            wanted = current
+            reasons.append(
+                Reason(
+                    "cooldown",
+                    f"scale-in cooldown: last change {last.previous}→{last.count} at "
+                    f"{last.at:%H:%M} UTC; no scale-in before {until:%H:%M} UTC (wanted {need})",
+                    current,
+                )
+            )
+        elif pool.max_step_down is not None and current - need > pool.max_step_down:
+            wanted = current - pool.max_step_down
+            reasons.append(Reason("step_down", f"step limit: -{pool.max_step_down} per tick (wanted {need})", wanted))
+
+    count = wanted
+    for source in ("schedule", "manual"):
+        count = _apply_bounds(count, [o for o in overrides if o.source == source], reasons)
+
+    if pin is not None:
+        reasons.append(Reason("manual_pin", f"{pin.explanation} (forecast wanted {need})", pin.value))
+        count = pin.value
+
+    count = _clamp_to_pool(pool, count, reasons)
+    return Decision(
+        pool=pool.name,
+        at=now,
+        current=current,
+        desired=count,
+        reasons=tuple(reasons),
+        forecast_rps=forecast.peak_rps,
+        observed_rps=forecast.observed_rps,
+        forecast_nodes=forecast_nodes,
+        reactive_nodes=reactive_nodes,
+        model=forecast.model,
+        forecast_details=dict(forecast.details),
+    )
+
+
+def _held(
+    pool: PoolConfig,
+    now: datetime,
+    current: int,
+    overrides: Sequence[OverrideEffect],
+    pin: OverrideEffect | None,
+    cause: str,
+) -> Decision:
+    """Metrics are unavailable: keep the fleet; only raise it (floors) or obey an explicit pin."""
+    reasons = [Reason("metrics_unavailable", f"held at {current}: metrics unavailable ({cause})", current)]
+    count = current
+    floors = [o for o in overrides if o.kind == "min" and o.value > count]
+    if floors:
+        top = max(floors, key=lambda o: o.value)
+        count = top.value
+        reasons.append(Reason(f"{top.source}_floor", f"raised to {count}: {top.explanation}", count))
+    if pin is not None:
+        count = pin.value
+        reasons.append(Reason("manual_pin", pin.explanation, count))
+    ignored = [o for o in overrides if o.kind == "max" and o.value < count and pin is None]
+    if ignored:
+        reasons.append(
+            Reason("ceiling_ignored", "ceilings are not applied while metrics are unavailable (never shrink blind)")
+        )
+    count = _clamp_to_pool(pool, count, reasons)
+    return Decision(
+        pool=pool.name, at=now, current=current, desired=count, reasons=tuple(reasons), held=True, hold_cause=cause
+    )
+
+
+def _apply_bounds(count: int, effects: Sequence[OverrideEffect], reasons: list[Reason]) -> int:
+    """Floors raise, ceilings cap; when a floor and a ceiling conflict, the floor (availability) wins."""
+    floors = [o for o in effects if o.kind == "min"]
+    ceilings = [o for o in effects if o.kind == "max"]
+    if ceilings:
+        low = min(ceilings, key=lambda o: o.value)
+        if count > low.value:
+            reasons.append(
+                Reason(f"{low.source}_ceiling", f"capped at {low.value}: {low.explanation} (wanted {count})", low.value)
+            )
+            count = low.value
+    if floors:
+        high = max(floors, key=lambda o: o.value)
+        if count < high.value:
+            reasons.append(
+                Reason(
+                    f"{high.source}_floor", f"raised to {high.value}: {high.explanation} (wanted {count})", high.value
+                )
+            )
+            count = high.value
+    return count
+
+
+def _clamp_to_pool(pool: PoolConfig, count: int, reasons: list[Reason]) -> int:
+    if count < pool.min:
+        reasons.append(Reason("pool_min", f"raised to pool min {pool.min} (wanted {count})", pool.min))
+        return pool.min
+    if count > pool.max:
+        reasons.append(Reason("pool_max", f"clamped to pool max {pool.max} (wanted {count})", pool.max))
+        return pool.max
+    return count
+
+
+def _manual_pin(overrides: Sequence[OverrideEffect]) -> OverrideEffect | None:
+    pins = [o for o in overrides if o.kind == "pin"]
+    if not pins:
+        return None
+    # Several pins on one pool: the manual one that expires last was set most deliberately.
+    return max(pins, key=lambda o: (o.source == "manual", o.expires_at.timestamp() if o.expires_at else 0.0))
+
+
+def _last_change(pool: str, actions: Sequence[PastAction]) -> PastAction | None:
+    mine = [a for a in actions if a.pool == pool and a.count != a.previous]
+    return max(mine, key=lambda a: a.at) if mine else None
+
+
+def _rps(value: float) -> str:
+    """Rates in messages: one decimal for big numbers, three significant digits for small ones."""
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def format_duration_s(seconds: float) -> str:
+    return format_duration(timedelta(seconds=seconds))

@@ -1,0 +1,150 @@
+"""One tick: metrics → predictor → decide → target → notifiers/audit, for every pool.
+
+The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick``; there is
+no second copy of the policy. A failure in one pool never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from autoscaler.core.decision import Decision, PastAction
+from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
+from autoscaler.core.ports import AuditTrail, Clock, MetricsSource, Notifier, OverrideProvider, Target
+from autoscaler.core.report import PoolOutcome, TickReport
+from autoscaler.core.settings.forescale import Config, PoolConfig
+from autoscaler.policy.decide import decide
+from predictor.base import Forecast, Predictor
+
+log = logging.getLogger("forescale.tick")
+
+
+@dataclass
+class ActionHistory:
+    """Recent applied changes per pool, for cooldowns. Bounded: older than ``keep`` is dropped."""
+
+    keep: timedelta = timedelta(hours=6)
+    actions: list[PastAction] = field(default_factory=list)
+
+    def add(self, action: PastAction) -> None:
+        self.actions.append(action)
+        cutoff = action.at - self.keep
+        if self.actions[0].at < cutoff:
+            self.actions = [a for a in self.actions if a.at >= cutoff]
+
+    def for_pool(self, pool: str) -> list[PastAction]:
+        return [a for a in self.actions if a.pool == pool]
+
+    def reset(self) -> None:
+        """Forget every action (a replay's first decision sets the fleet: it is not a change)."""
+        self.actions.clear()
+
+
+@dataclass
+class TickDeps:
+    """Everything a tick talks to, injected (real, simulated or fake)."""
+
+    config: Config
+    metrics: MetricsSource
+    predictor_for: Callable[[PoolConfig], Predictor]
+    target: Target
+    overrides: OverrideProvider
+    clock: Clock
+    notifiers: Sequence[Notifier] = ()
+    audit: AuditTrail | None = None
+    history: ActionHistory = field(default_factory=ActionHistory)
+
+
+def horizon_seconds(config: Config, pool: PoolConfig) -> float:
+    """A decision must cover the time until the next decision's nodes are ready."""
+    return (pool.lead_time + config.daemon.interval).total_seconds()
+
+
+def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Forecast | None, str | None]:
+    """Fetch history and forecast; (None, cause) when metrics are missing, stale or unusable."""
+    predictor = deps.predictor_for(pool)
+    step_s = deps.config.prometheus.step.total_seconds()
+    now_s = now.timestamp()
+    start = now - timedelta(seconds=predictor.history_seconds())
+    try:
+        series = deps.metrics.fetch(pool.query, start, now, step_s).finite()
+    except MetricsUnavailable as exc:
+        return None, str(exc)
+    if len(series) == 0:
+        return None, "no samples (empty result or only NaN)"
+    age = now_s - series.last_t
+    if age > 2 * max(step_s, series.step_s):
+        return None, f"stale: last sample is {age:.0f}s old (more than 2 steps)"
+    try:
+        forecast = predictor.forecast(series, now_s, horizon_seconds(deps.config, pool))
+    except ValueError as exc:
+        return None, f"predictor {predictor.name}: {exc}"
+    if not (math.isfinite(forecast.peak_rps) and math.isfinite(forecast.observed_rps)):
+        return None, "forecast is not a finite number"
+    return forecast, None
+
+
+def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Decision | None, str | None]:
+    """Current count + forecast + overrides → Decision (None with the error if the count is unknown)."""
+    try:
+        current = deps.target.current_count(pool)
+    except TargetError as exc:
+        return None, f"cannot read current count: {exc}"
+    forecast, cause = forecast_pool(deps, pool, now)
+    effects = deps.overrides.effects(pool.name, now)
+    decision = decide(pool, now, current, forecast, effects, deps.history.for_pool(pool.name), metrics_error=cause)
+    return decision, None
+
+
+def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run: bool) -> PoolOutcome:
+    if not decision.changed:
+        return PoolOutcome(pool.name, "unchanged", decision)
+    if dry_run:
+        return PoolOutcome(pool.name, "dry_run", decision, note="dry run: nothing changed")
+    try:
+        note = deps.target.scale(pool, decision)
+    except DeploymentActive as exc:
+        return PoolOutcome(pool.name, "deferred", decision, error=f"{exc}; will retry next tick")
+    except TargetError as exc:
+        return PoolOutcome(pool.name, "failed", decision, error=str(exc))
+    deps.history.add(PastAction(decision.at, pool.name, decision.current, decision.desired))
+    return PoolOutcome(pool.name, "applied", decision, note=note)
+
+
+def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | None = None) -> TickReport:
+    """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers."""
+    started = time.perf_counter()
+    now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
+    outcomes = []
+    for pool in deps.config.pools:
+        if only and pool.name not in only:
+            continue
+        try:
+            decision, error = decide_pool(deps, pool, now)
+            if decision is None:
+                outcomes.append(PoolOutcome(pool.name, "failed", None, error=error))
+                continue
+            outcomes.append(apply_decision(deps, pool, decision, dry_run))
+        except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
+            log.exception("pool %s: unexpected error", pool.name)
+            outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
+    events = () if dry_run else tuple(deps.overrides.drain_events(now))
+    report = TickReport(
+        at=now, outcomes=tuple(outcomes), events=events, dry_run=dry_run, duration_s=time.perf_counter() - started
+    )
+    if deps.audit is not None and not dry_run:
+        try:
+            deps.audit.record_tick(report)
+        except OSError as exc:
+            log.error("cannot append to audit log %s: %s", deps.audit.location, exc)
+    for notifier in deps.notifiers:
+        try:
+            notifier.notify(report)
+        except Exception:  # a notifier must never fail the tick
+            log.exception("notifier %s failed", type(notifier).__name__)
+    return report

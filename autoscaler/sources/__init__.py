@@ -1,0 +1,1 @@
+"""Metrics sources (``ports.MetricsSource``): Prometheus and trace files."""

@@ -1,0 +1,175 @@
+"""The Nomad target: read a pool's live allocations and scale its task group, exactly once.
+
+``current_count`` is running + pending allocations (DesiredStatus ``run``): pending ones are nodes already
+paid for and booting, and counting only running ones makes an autoscaler overshoot while nodes warm up
+(DESIGN.md). The job is read first because ``/v1/job/:id/allocations`` answers ``200 []`` for a job that
+does not exist, which would otherwise look like an empty pool.
+
+``scale`` never sends a second scale blindly. Each request carries the ``JobModifyIndex`` read just before
+it (Nomad's check-and-set for ``Job.Scale``). When an attempt ends without a clear answer (timeout, 5xx,
+dropped connection), the job is read again before anything is resent:
+
+* the group has the desired count and the job's modify index moved → the lost request was applied: done;
+* the modify index did not move → nothing was applied: resend (same CAS index), with backoff;
+* the job moved to another count → someone else changed it: give up for this tick (re-decided next tick).
+
+Even a resend racing a late apply is safe: the CAS index is stale by then, so Nomad answers
+"Enforcing job modify index …" and the next re-read sees the applied count. Attempts are bounded by
+``nomad.retries``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from autoscaler import __version__
+from autoscaler.core.decision import Decision
+from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound, NomadUnavailable
+from autoscaler.core.settings.forescale import NomadSettings, PoolConfig
+from autoscaler.nomad.client import NomadClient
+
+log = logging.getLogger("forescale.nomad")
+
+MAX_MESSAGE = 480
+LIVE_CLIENT_STATUSES = frozenset({"running", "pending"})
+
+
+class NomadTarget:
+    """Reads running+pending allocations and scales task groups via ``POST /v1/job/:id/scale``."""
+
+    def __init__(
+        self,
+        settings: NomadSettings,
+        *,
+        client: NomadClient | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.client = client or NomadClient(settings, sleep=sleep)
+
+    # ------------------------------------------------------------------ reading
+
+    def current_count(self, pool: PoolConfig) -> int:
+        job = self.client.read_job(pool.nomad.job)
+        self._group(job, pool)
+        allocs = self.client.job_allocations(pool.nomad.job)
+        return count_live(allocs, pool.nomad.group)
+
+    def _group(self, job: dict[str, Any], pool: PoolConfig) -> dict[str, Any]:
+        for tg in job.get("TaskGroups") or []:
+            if tg.get("Name") == pool.nomad.group:
+                return tg
+        names = ", ".join(str(tg.get("Name")) for tg in job.get("TaskGroups") or []) or "none"
+        raise NomadNotFound(
+            f"task group '{pool.nomad.group}' not found in job '{pool.nomad.job}' "
+            f"(namespace '{self.settings.namespace}'; its groups: {names}); fix pools[{pool.name}].nomad.group"
+        )
+
+    # ------------------------------------------------------------------ scaling
+
+    def scale(self, pool: PoolConfig, decision: Decision) -> str:
+        """Set the group's count to ``decision.desired``; returns e.g. "eval 116f3ede"."""
+        job = self.client.read_job(pool.nomad.job)
+        before = int(job["JobModifyIndex"])
+        start_count = int(self._group(job, pool).get("Count", 0))
+        body = scale_request(pool, decision)
+        body["JobModifyIndex"] = before
+        attempts = 0
+
+        def attempt() -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                applied = self._verify(pool, decision, before)
+                if applied is not None:
+                    return applied
+            try:
+                reply = self.client.scale_job(pool.nomad.job, body)
+            except JobIndexConflict as exc:  # unclear too: maybe our own lost request already moved the index
+                raise NomadUnavailable(str(exc), exc.status, exc.body) from exc
+            data = reply.body if isinstance(reply.body, dict) else {}
+            eval_id = str(data.get("EvalID") or "")
+            return f"eval {eval_id[:8]}" if eval_id else f"scaled to {decision.desired} (no eval)"
+
+        try:
+            note = self.client.retrying(attempt)
+        except NomadUnavailable as exc:
+            raise NomadUnavailable(
+                f"{pool.nomad.job}/{pool.nomad.group}: not scaled to {decision.desired} after "
+                f"{attempts} attempt(s): {exc}",
+                exc.status,
+                exc.body,
+            ) from exc
+        log.info(
+            "scaled %s/%s %d → %d (job count was %d): %s",
+            pool.nomad.job,
+            pool.nomad.group,
+            decision.current,
+            decision.desired,
+            start_count,
+            note,
+        )
+        return note
+
+    def _verify(self, pool: PoolConfig, decision: Decision, before: int) -> str | None:
+        """After an unclear attempt: was it applied? Returns a note if so; raises if someone else moved the job.
+
+        Its reads are single tries: a failure counts as one more failed attempt of the bounded scale loop.
+        """
+        job = self.client.read_job(pool.nomad.job, retry=False)
+        index = int(job["JobModifyIndex"])
+        count = int(self._group(job, pool).get("Count", -1))
+        if index == before:
+            return None  # nothing happened since our last CAS index: resending is safe
+        if count == decision.desired:
+            status = self.client.scale_status(pool.nomad.job, retry=False)
+            events = ((status.get("TaskGroups") or {}).get(pool.nomad.group) or {}).get("Events") or []
+            eval_id = next((str(e.get("EvalID") or "") for e in events if e.get("Count") == decision.desired), "")
+            log.warning("scale of %s/%s answered unclearly but was applied (re-read)", pool.nomad.job, pool.nomad.group)
+            return f"eval {eval_id[:8]} (confirmed by re-reading the job)" if eval_id else "confirmed by re-reading"
+        raise NomadError(
+            f"{pool.nomad.job}/{pool.nomad.group} changed while scaling (count now {count}, job modify index "
+            f"{before} → {index}); not scaled to {decision.desired}: the next tick decides again from the new count"
+        )
+
+
+def count_live(allocs: list[dict[str, Any]], group: str) -> int:
+    """Allocations of ``group`` Nomad wants running (DesiredStatus run) that are running or still pending."""
+    return sum(
+        1
+        for a in allocs
+        if a.get("TaskGroup") == group
+        and a.get("DesiredStatus") == "run"
+        and a.get("ClientStatus") in LIVE_CLIENT_STATUSES
+    )
+
+
+def scale_request(pool: PoolConfig, decision: Decision) -> dict[str, Any]:
+    """The ``POST /v1/job/:id/scale`` body (``JobModifyIndex`` is added per attempt by ``NomadTarget.scale``)."""
+    message = decision.explain()
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    meta: dict[str, Any] = {
+        "forescale_version": __version__,
+        "pool": pool.name,
+        "previous_count": decision.current,
+        "forecast_rps": _round(decision.forecast_rps),
+        "observed_rps": _round(decision.observed_rps),
+        "forecast_nodes": decision.forecast_nodes,
+        "model": decision.model,
+        "reasons": ",".join(decision.reason_codes()),
+    }
+    return {
+        "Count": decision.desired,
+        "Target": {"Group": pool.nomad.group},
+        "Message": message,
+        "Error": False,
+        "Meta": meta,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

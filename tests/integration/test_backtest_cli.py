@@ -1,0 +1,209 @@
+"""`forescale backtest`: exact --json schema, --decisions-out format, --plot, config and errors."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from autoscaler.backtest.replay import BacktestError
+from autoscaler.cli.main import app
+from autoscaler.core.series import RateSeries
+
+POLICY_KEYS = {"node_hours", "under_capacity_minutes", "under_capacity_pct", "unserved_pct", "scale_actions"}
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trace_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three days of a 5-minute diurnal trace with a missing hour."""
+    path = tmp_path_factory.mktemp("bt") / "diurnal.csv"
+    t0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
+    rng = np.random.default_rng(0)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "requests"])
+        for i in range(3 * 288):
+            if 400 <= i < 412:
+                continue
+            t = t0 + 300 * i
+            rate = 100 + 80 * np.sin(2 * np.pi * (t % 86400) / 86400) + 5 * rng.standard_normal()
+            w.writerow([datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), int(max(rate, 0) * 300)])
+    return path
+
+
+def test_json_is_exactly_the_documented_shape(trace_csv: Path) -> None:
+    res = runner.invoke(app, ["backtest", "--trace", str(trace_csv), "--capacity-per-node", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out) == {"trace", "step_s", "capacity_per_node", "lead_time_s", "interval_s", "policies"}
+    assert (out["trace"], out["step_s"], out["capacity_per_node"]) == ("diurnal", 300.0, 4.0)
+    assert (out["lead_time_s"], out["interval_s"]) == (600.0, 1200.0)
+    assert set(out["policies"]) == {"forescale", "oracle", "static_peak", "reactive", "trend_lr"}
+    for figures in out["policies"].values():
+        assert set(figures) == POLICY_KEYS
+        assert isinstance(figures["scale_actions"], int)
+        assert all(isinstance(v, int | float) for v in figures.values())
+    assert out["policies"]["oracle"]["unserved_pct"] == 0.0
+    assert out["policies"]["forescale"]["node_hours"] < out["policies"]["static_peak"]["node_hours"]
+
+
+def test_options_change_the_replay(trace_csv: Path) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "backtest",
+            "--trace",
+            str(trace_csv),
+            "--capacity-per-node",
+            "4",
+            "--lead-time",
+            "5m",
+            "--interval",
+            "10m",
+            "--slo-unserved-pct",
+            "5",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["lead_time_s"], out["interval_s"]) == (300.0, 600.0)
+
+
+def test_decisions_out_and_plot(trace_csv: Path, tmp_path: Path) -> None:
+    decisions, png = tmp_path / "d.csv", tmp_path / "p.png"
+    res = runner.invoke(
+        app,
+        [
+            "backtest",
+            "--trace",
+            str(trace_csv),
+            "--capacity-per-node",
+            "4",
+            "--decisions-out",
+            str(decisions),
+            "--plot",
+            str(png),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "cost × oracle" in res.stdout and "forescale" in res.stdout
+    rows = list(csv.reader(decisions.open()))
+    assert rows[0] == ["timestamp", "desired"]
+    times = [datetime.fromisoformat(r[0].replace("Z", "+00:00")) for r in rows[1:]]
+    assert all(r[0].endswith("Z") and int(r[1]) >= 0 for r in rows[1:])
+    assert times[0] == datetime(2026, 1, 5, 1, 0, tzinfo=UTC)  # one hour of history first
+    steps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
+    assert all(s % 1200 == 0 or s > 3000 for s in steps)  # every interval; later after the gap
+    assert len(rows) - 1 == pytest.approx((3 * 86400 - 3600) / 1200, abs=5)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_supplies_the_pool(trace_csv: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "forescale.yaml"
+    cfg.write_text(
+        "pools:\n  - name: web\n    query: sum(rate(x[5m]))\n    nomad: {job: web, group: workers}\n"
+        "    capacity_per_node: 5\n    max: 80\n    lead_time: 15m\n"
+    )
+    res = runner.invoke(app, ["backtest", "--trace", str(trace_csv), "--config", str(cfg), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["capacity_per_node"], out["lead_time_s"]) == (5.0, 900.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--capacity-per-node", "4"], "either --trace"),
+        (["--trace", "x.csv", "--prometheus", "http://127.0.0.1:1", "--capacity-per-node", "4"], "either --trace"),
+        (["--trace", "TRACE"], "--capacity-per-node is required"),
+        (["--trace", "TRACE", "--capacity-per-node", "4", "--pool", "web"], "--pool needs --config"),
+        (["--trace", "TRACE", "--capacity-per-node", "4", "--lead-time", "soon"], "--lead-time"),
+        (["--trace", "missing.csv", "--capacity-per-node", "4"], "cannot read trace"),
+        (["--prometheus", "http://127.0.0.1:1", "--capacity-per-node", "4"], "--query"),
+    ],
+)
+def test_user_errors_are_one_readable_line(trace_csv: Path, args: list[str], message: str) -> None:
+    args = [str(trace_csv) if a == "TRACE" else a for a in args]
+    res = runner.invoke(app, ["backtest", *args])
+    assert isinstance(res.exception, BacktestError)
+    assert message in str(res.exception)
+    assert "\n" not in str(res.exception)
+
+
+def test_prometheus_history_becomes_a_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rate sample at T describes the interval ending at T: the trace row starts at T - step."""
+    import autoscaler.sources.prometheus as ps
+    from autoscaler.backtest.session import trace_from_prometheus
+    from autoscaler.core.settings.forescale import PrometheusSettings
+
+    calls: list[tuple[str, float]] = []
+
+    class Fake:
+        def __init__(self, settings: PrometheusSettings) -> None:
+            self.settings = settings
+
+        def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
+            calls.append((query, (end - start).total_seconds()))
+            return RateSeries.from_lists([600.0, 660.0, 720.0], [2.0, float("nan"), 3.0], step_s)
+
+    monkeypatch.setattr(ps, "PrometheusSource", Fake)
+    from datetime import timedelta
+
+    tr = trace_from_prometheus(PrometheusSettings(url="http://127.0.0.1:9"), "rate(x[1m])", timedelta(days=14))
+    assert calls == [("rate(x[1m])", 14 * 86400.0)]
+    assert tr.t.tolist() == [540.0, 660.0]  # the NaN sample is a gap, not zero demand
+    assert tr.requests.tolist() == [120.0, 180.0]
+    assert tr.step_s == 60.0
+
+
+@pytest.mark.prometheus
+def test_prometheus_history_replays_like_the_trace_it_came_from(prometheus_nasa: object, tmp_path: Path) -> None:
+    """A real Prometheus backfilled with the NASA trace: replaying 3 days of its history gives the same
+    figures as replaying the same 3 days of the CSV."""
+    from tests.fixtures.prometheus import PrometheusWithTrace
+
+    assert isinstance(prometheus_nasa, PrometheusWithTrace)
+    tr = prometheus_nasa.trace
+    first = 288  # one day in: the [5m] rate window is full
+    last = first + 3 * 288
+    until = datetime.fromtimestamp(float(tr.t[last - 1] + tr.step_s), UTC)
+    part = tmp_path / "part.csv"
+    with part.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "requests"])
+        for t, r in zip(tr.t[first:last], tr.requests[first:last], strict=True):
+            w.writerow([datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), int(r)])
+    since = f"{(last - first - 1) * 300}s"
+    common = ["--capacity-per-node", "0.1", "--json"]
+    from_prom = runner.invoke(
+        app,
+        [
+            "backtest",
+            "--prometheus",
+            prometheus_nasa.url,
+            "--query",
+            prometheus_nasa.query,
+            "--since",
+            since,
+            "--step",
+            "5m",
+            "--until",
+            until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            *common,
+        ],
+    )
+    assert from_prom.exit_code == 0, from_prom.output
+    from_csv = runner.invoke(app, ["backtest", "--trace", str(part), *common])
+    a, b = json.loads(from_prom.stdout), json.loads(from_csv.stdout)
+    assert a["step_s"] == b["step_s"] == 300.0
+    for name in b["policies"]:
+        for key, value in b["policies"][name].items():
+            assert a["policies"][name][key] == pytest.approx(value, rel=1e-6, abs=1e-6), (name, key)

@@ -1,0 +1,81 @@
+"""The CLI as a user meets it: help, demo, config check, and one-line errors (no tracebacks)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autoscaler.cli.main import app
+from tests import REPO
+
+runner = CliRunner()
+
+
+def forescale(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point in a process (main() maps errors to exit codes)."""
+    return subprocess.run(
+        [sys.executable, "-m", "autoscaler", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["tick"], ["plan"], ["run"], ["config", "check"]])
+def test_help_describes_every_command(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_demo_prints_decisions_with_reasons_and_a_summary() -> None:
+    result = runner.invoke(app, ["demo", "--days", "1", "--pace", "0"])
+    assert result.exit_code == 0, result.output
+    assert "forescale demo" in result.output
+    assert "forecast" in result.output and "observed" in result.output and "→" in result.output
+    assert "node-hours" in result.output and "scale actions" in result.output
+
+
+def test_config_check_accepts_the_example() -> None:
+    result = forescale("config", "check", str(REPO / "forescale.example.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "is valid" in result.stdout
+
+
+def test_config_check_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "pools:\n  - name: ocr\n    query: up\n    nomad: {job: ml-ocr, group: w}\n"
+        "    capacity_per_node: -1\n    max: 10\n    lead_tim: 5m\n"
+    )
+    result = forescale("config", "check", str(bad))
+    assert result.returncode == 2
+    assert f"invalid config {bad}" in result.stderr
+    assert "pools[0] (ocr).capacity_per_node (line 5)" in result.stderr
+    assert "did you mean 'lead_time'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_is_one_line(tmp_path: Path) -> None:
+    result = forescale("plan", "--config", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2
+    assert "file not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = forescale("--debug", "plan", "--config", str(tmp_path / "missing.yaml"))
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+def test_unknown_pool_is_a_clear_error() -> None:
+    result = forescale("plan", "--config", str(REPO / "forescale.example.yaml"), "--pool", "nope")
+    assert result.returncode == 2
+    assert "unknown pool 'nope'" in result.stderr
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and "forescale 0." in result.output

@@ -1,0 +1,47 @@
+"""How plan/tick show a report: compact numbers in the table, every reason in full below it."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from autoscaler.cli.output import explanations, print_report, report_json, shaped_by
+from autoscaler.policy.tick import run_tick
+from tests.helpers import FlatMetrics, make_config, make_deps, pool_dict
+
+
+def report():  # type: ignore[no-untyped-def]
+    cfg = make_config(pool_dict("ocr", max=10), pool_dict("face-match"))
+    metrics = FlatMetrics({cfg.pool("ocr").query: 100.0}, broken={cfg.pool("face-match").query})
+    return run_tick(make_deps(cfg, metrics), dry_run=True)
+
+
+def test_shaped_by_names_each_clamp_with_its_count() -> None:
+    ocr, face = report().outcomes
+    assert shaped_by(ocr.decision) == "pool max 10"  # type: ignore[arg-type]
+    assert shaped_by(face.decision) == "—"  # type: ignore[arg-type]
+
+
+def test_every_reason_is_printed_in_full_below_the_table() -> None:
+    lines = explanations(report())
+    assert lines[0].startswith("[bold]ocr[/]: forecast 100.0 rps peak")
+    assert "clamped to pool max 10 (wanted 13)" in lines[0]
+    assert "metrics unavailable (connection refused (test))" in lines[1]
+
+
+def test_the_table_fits_80_columns_without_cutting_numbers() -> None:
+    console = Console(width=80, record=True)
+    print_report(console, report(), "plan", as_json=False)
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    ocr_row = next(line for line in text.splitlines() if line.startswith("│ ocr"))
+    assert [c.strip() for c in ocr_row.split("│")[2:6]] == ["2", "100", "100", "13"]  # now, fcst, obs, need
+
+
+def test_json_carries_the_whole_decision() -> None:
+    data = json.loads(report_json(report()))
+    ocr = data["pools"][0]
+    assert data["dry_run"] is True
+    assert ocr["decision"]["desired"] == 10
+    assert [r["code"] for r in ocr["decision"]["reasons"]] == ["forecast", "observed", "pool_max"]

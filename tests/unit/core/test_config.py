@@ -1,0 +1,157 @@
+"""Config loading: valid files load; every error names the file, the key path and the fix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from autoscaler.config import load_config
+from autoscaler.core.durations import format_duration, parse_duration
+from autoscaler.core.errors import ConfigError, UnknownPool
+from tests import REPO
+
+EXAMPLE = REPO / "forescale.example.yaml"
+
+VALID = """
+prometheus:
+  url: http://127.0.0.1:9090
+audit_log: audit.jsonl
+pools:
+  - name: ocr
+    query: sum(rate(http_requests_total{job="ocr"}[5m]))
+    nomad: {job: ml-ocr, group: workers}
+    capacity_per_node: 32
+    max: 40
+    lead_time: 12m
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "forescale.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.path == str(path)
+    return info.value.problems
+
+
+def test_valid_config_loads_with_defaults_and_relative_paths(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID))
+    pool = cfg.pool("ocr")
+    assert pool.lead_time == timedelta(minutes=12)
+    assert pool.target_utilization == 1.0  # headroom comes from the SLO, not a utilisation target
+    assert cfg.daemon.interval == timedelta(minutes=20)
+    assert cfg.audit_log == tmp_path / "audit.jsonl"
+    assert cfg.nomad.verify_tls is True
+    assert cfg.daemon.listen_host == "127.0.0.1"
+
+
+def test_example_config_is_valid() -> None:
+    cfg = load_config(EXAMPLE)
+    assert cfg.pools, "the example documents at least one pool"
+
+
+def test_missing_file_says_how_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml")
+    assert "forescale.example.yaml" in info.value.problems[0]
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, "pools:\n  - name: [unclosed\n")
+    assert "not valid YAML" in msg and "line" in msg
+
+
+def test_wrong_value_names_pool_key_line_and_fix(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, VALID.replace("capacity_per_node: 32", "capacity_per_node: -3"))
+    assert msg.startswith("pools[0] (ocr).capacity_per_node (line 9)")
+    assert "greater than 0" in msg
+    assert "req/s one node sustains" in msg  # the fix: what the key means
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, VALID.replace("max: 40", "max: 40\n    lead_tme: 5m"))
+    assert "pools[0] (ocr).lead_tme" in msg
+    assert "did you mean 'lead_time'" in msg
+
+
+def test_missing_required_key(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, VALID.replace("    max: 40\n", ""))
+    assert msg.startswith("pools[0] (ocr).max")
+    assert "required key is missing" in msg
+
+
+def test_bad_duration_explains_the_format(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, VALID.replace("lead_time: 12m", "lead_time: soon"))
+    assert "pools[0] (ocr).lead_time" in msg and "1h30m" in msg
+
+
+def test_min_above_max(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, VALID.replace("max: 40", "max: 4\n    min: 9"))
+    assert "min (9) is above max (4)" in msg
+
+
+def test_name_injection_is_rejected(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, VALID.replace("name: ocr", 'name: "ocr\\" ${attr}"'))
+    assert "pools[0]" in msg and "lowercase letters, digits and '-'" in msg
+
+
+def test_duplicate_pool_names(tmp_path: Path) -> None:
+    text = VALID + VALID.split("pools:\n", 1)[1]
+    (msg,) = problems(tmp_path, text)
+    assert "used twice" in msg
+
+
+def test_several_problems_are_all_reported(tmp_path: Path) -> None:
+    text = VALID.replace("capacity_per_node: 32", "capacity_per_node: 0").replace("max: 40", "max: 0")
+    found = problems(tmp_path, text)
+    assert len(found) == 2
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, "- just\n- a list\n")
+    assert "pools" in msg
+
+
+def test_unknown_pool_lookup_lists_known_pools(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID))
+    with pytest.raises(UnknownPool, match=r"unknown pool 'asr' in .*forescale.yaml; its pools: ocr"):
+        cfg.pool("asr")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("10m", 600), ("1h30m", 5400), ("2d", 172800), (45, 45), ("1.5h", 5400)],
+)
+def test_parse_duration(text: str | int, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10", "ten minutes", "5x", "-5m", True])
+def test_parse_duration_rejects(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_format_duration_round_trips() -> None:
+    for text in ("1h30m", "20m", "1d2h", "45s"):
+        assert format_duration(parse_duration(text)) == text
+
+
+def test_absolute_paths_are_kept_and_relative_ones_follow_the_file(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "audit_log: audit.jsonl",
+        "audit_log: audit.jsonl\nnomad:\n  ca_cert: /etc/nomad/ca.pem\n  client_cert: certs/client.pem\n"
+        "overrides:\n  schedule_file: /etc/forescale/schedule.yaml\n",
+    )
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.nomad.ca_cert == Path("/etc/nomad/ca.pem")
+    assert cfg.nomad.client_cert == tmp_path / "certs/client.pem"
+    assert cfg.overrides.schedule_file == Path("/etc/forescale/schedule.yaml")

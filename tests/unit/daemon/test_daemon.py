@@ -1,0 +1,173 @@
+"""The daemon: scheduler options, metrics and health over HTTP, clean stop, extra ticks at rule boundaries."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from autoscaler.core.report import TickReport
+from autoscaler.daemon.service import Daemon
+from tests import REPO
+from tests.helpers import T0, FlatMetrics, http_get, make_config, make_deps, pool_dict
+
+
+def daemon_for(**daemon_over: object) -> tuple[Daemon, FlatMetrics]:
+    cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0, "interval": "20m", **daemon_over})
+    metrics = FlatMetrics({cfg.pool("ocr").query: 100.0})
+    return Daemon(make_deps(cfg, metrics)), metrics
+
+
+
+
+def test_tick_updates_metrics_and_health_over_http() -> None:
+    daemon, _ = daemon_for()
+    daemon.server.start()
+    try:
+        base = f"http://127.0.0.1:{daemon.server.port}"
+        status, _ = http_get(base + "/healthz")
+        assert status == 503  # no tick has finished yet and the scheduler is not running
+        daemon.scheduler.start(paused=True)
+        report = daemon.tick()
+        assert report is not None and report.outcomes[0].status == "applied"
+        status, body = http_get(base + "/healthz")
+        assert status == 200 and '"ocr"' in body
+        status, text = http_get(base + "/metrics")
+        assert status == 200
+        assert 'forescale_desired_nodes{pool="ocr"} 13.0' in text
+        assert 'forescale_applied_nodes{pool="ocr"} 13.0' in text
+        assert 'forescale_ticks_total{trigger="interval"} 1.0' in text
+        assert "forescale_tick_duration_seconds_count 1.0" in text
+        # Two intervals and a bit without a tick: unhealthy.
+        daemon.deps.clock.advance(timedelta(minutes=42))  # type: ignore[attr-defined]
+        assert http_get(base + "/healthz")[0] == 503
+        assert http_get(base + "/nope")[0] == 404
+    finally:
+        daemon.scheduler.shutdown(wait=False)
+        daemon.server.stop()
+
+
+def test_status_server_listens_on_loopback_only() -> None:
+    daemon, _ = daemon_for()
+    try:
+        assert daemon.server.httpd.server_address[0] == "127.0.0.1"
+    finally:
+        daemon.server.httpd.server_close()
+
+
+def test_a_crashing_tick_is_counted_not_fatal() -> None:
+    daemon, _ = daemon_for()
+
+    def boom(*_a: object, **_k: object) -> TickReport:
+        raise RuntimeError("notifier construction bug")
+
+    import autoscaler.daemon.service as mod
+
+    original = mod.run_tick
+    mod.run_tick = boom  # type: ignore[assignment]
+    try:
+        assert daemon.tick() is None
+    finally:
+        mod.run_tick = original
+        daemon.server.httpd.server_close()
+    assert daemon.metrics.crashes._value.get() == 1  # type: ignore[attr-defined]
+
+
+def test_scheduler_never_overlaps_and_coalesces() -> None:
+    daemon, _ = daemon_for()
+    try:
+        daemon.schedule_jobs()
+        daemon.scheduler.start(paused=True)  # job defaults are applied when the scheduler starts
+        job = daemon.scheduler.get_job("tick")
+        assert job.max_instances == 1
+        assert job.coalesce is True
+        assert job.trigger.interval == timedelta(minutes=20)
+        assert job.next_run_time == T0  # the first tick runs at start
+        assert daemon.scheduler._lookup_executor("default")._pool._max_workers == 1  # type: ignore[attr-defined]
+    finally:
+        daemon.scheduler.shutdown(wait=False)
+        daemon.server.httpd.server_close()
+
+
+def test_run_forever_stops_after_the_running_tick() -> None:
+    cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
+    started = threading.Event()
+    release = threading.Event()
+    finished: list[TickReport] = []
+
+    class SlowNotifier:
+        def notify(self, report: TickReport) -> None:
+            started.set()
+            release.wait(timeout=10)
+            finished.append(report)
+
+        def announce(self, event: object) -> None:
+            return None
+
+    daemon = Daemon(make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 50.0}), notifiers=[SlowNotifier()]))
+    runner = threading.Thread(target=daemon.run_forever, kwargs={"install_signals": False})
+    runner.start()
+    assert started.wait(timeout=10), "the first tick did not start"
+    daemon.stop()
+    runner.join(timeout=0.5)
+    assert runner.is_alive(), "run_forever must wait for the running tick"
+    release.set()
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+    assert len(finished) == 1
+    assert not daemon.scheduler.running
+
+
+def test_schedule_transitions_add_one_shot_ticks() -> None:
+    cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
+    wanted = [T0 + timedelta(minutes=5), T0 + timedelta(minutes=50), T0 - timedelta(minutes=1)]
+    daemon = Daemon(make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 50.0})), transitions=lambda s, e: wanted)
+    try:
+        times = daemon.refresh_transitions()
+        assert times == wanted[:2]  # past instants are not scheduled
+        ids = {j.id for j in daemon.scheduler.get_jobs()}
+        assert {f"transition-{t.isoformat()}" for t in times} <= ids
+    finally:
+        daemon.server.httpd.server_close()
+
+
+
+
+
+
+@pytest.mark.parametrize("interval", ["0s"])
+def test_interval_must_be_positive(interval: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        make_config(pool_dict("ocr"), daemon={"interval": interval})
+
+
+def test_build_daemon_wires_schedule_ticks_and_notifier_metrics(tmp_path: Path) -> None:
+    """`forescale run` ticks at rule boundaries and serves the Slack notifier's metrics too."""
+    from autoscaler.config import load_config
+    from autoscaler.core.clock import ManualClock
+    from autoscaler.notify import metrics as notify_metrics
+    from autoscaler.wiring import build_daemon
+
+    rules = tmp_path / "schedule.yaml"
+    rules.write_text((REPO / "overrides" / "schedule.yaml").read_text())
+    cfg_path = tmp_path / "forescale.yaml"
+    cfg_path.write_text(
+        (REPO / "forescale.example.yaml")
+        .read_text()
+        .replace("schedule_file: overrides/schedule.yaml", f"schedule_file: {rules}")
+        .replace("listen_port: 9464", "listen_port: 0")
+    )
+    cfg = load_config(cfg_path)
+    assert cfg.overrides.schedule_file == rules
+    daemon = build_daemon(cfg, clock=ManualClock(T0))
+    try:
+        assert daemon.transitions is not None
+        assert notify_metrics.REGISTRY in daemon.server.registries
+        # Over a week, business rules start and end: the look-ahead finds instants to tick at.
+        assert list(daemon.transitions(T0, T0 + timedelta(days=7)))
+    finally:
+        daemon.server.httpd.server_close()

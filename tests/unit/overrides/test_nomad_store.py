@@ -1,0 +1,198 @@
+"""The Nomad Variables store against the fake Nomad: CAS writes, 409 retry with re-read, DELETE 204, ACL errors, CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoscaler.core.errors import OverrideError
+from autoscaler.core.settings.forescale import NomadSettings
+from autoscaler.nomad.client import NomadClient
+from overrides.manual import ManualOverride, PoolRecords
+from overrides.nomad_store import NomadVariablesStore
+from overrides.provider import Overrides
+from overrides.schedule import Schedule
+from tests.cli_helpers import POOLS_YAML, run_cli
+from tests.fakes.nomad import FakeNomad
+
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+VAR = "forescale/overrides/ocr"
+URL = "/v1/var/" + VAR
+
+
+def ov(ov_id: str, value: int = 3) -> ManualOverride:
+    return ManualOverride(
+        id=ov_id,
+        pool="ocr",
+        kind="min",
+        value=value,
+        reason="test",
+        author="t",
+        created_at=T0,
+        expires_at=T0 + timedelta(hours=1),
+    )
+
+
+@pytest.fixture
+def store(nomad_settings: NomadSettings) -> NomadVariablesStore:
+    return NomadVariablesStore(NomadClient(nomad_settings, sleep=lambda _s: None), "forescale/overrides/")
+
+
+def items_of(fake: FakeNomad) -> dict[str, str]:
+    var = fake.variable(VAR)
+    assert var is not None
+    return dict(var["Items"])
+
+
+def test_round_trip_creates_with_cas_zero_then_updates_with_modify_index(
+    store: NomadVariablesStore, fake_nomad: FakeNomad
+) -> None:
+    assert store.read(["ocr"]) == {"ocr": PoolRecords()}  # 404 → empty
+    store.modify("ocr", lambda r: r.active.append(ov("ov-1")))
+    items = items_of(fake_nomad)
+    assert items["format"] == "forescale-overrides/1"
+    assert [o["id"] for o in json.loads(items["active"])] == ["ov-1"]
+    first_index = fake_nomad.variable(VAR)["ModifyIndex"]  # type: ignore[index]
+    store.modify("ocr", lambda r: r.active.append(ov("ov-2")))
+    puts = fake_nomad.requests_to("PUT", URL)
+    assert [p.query.get("cas") for p in puts] == ["0", str(first_index)]
+    assert [o.id for o in store.read(["ocr"])["ocr"].active] == ["ov-1", "ov-2"]
+
+
+def test_cas_conflict_is_retried_on_the_current_variable_and_no_update_is_lost(
+    store: NomadVariablesStore, fake_nomad: FakeNomad
+) -> None:
+    store.modify("ocr", lambda r: r.active.append(ov("ov-1")))
+    calls = 0
+
+    def racing(r: PoolRecords) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # another writer commits between our read and our write
+            other = NomadVariablesStore(store.client, "forescale/overrides")
+            other.modify("ocr", lambda r2: r2.active.append(ov("ov-other")))
+        r.active.append(ov("ov-mine"))
+
+    store.modify("ocr", racing)
+    assert calls == 2
+    assert [o.id for o in store.read(["ocr"])["ocr"].active] == ["ov-1", "ov-other", "ov-mine"]
+    statuses = [r.status for r in fake_nomad.requests_to("PUT", URL)]
+    assert statuses == [200, 200, 409, 200]
+
+
+def test_conflict_without_items_in_the_body_re_reads(store: NomadVariablesStore, fake_nomad: FakeNomad) -> None:
+    store.modify("ocr", lambda r: r.active.append(ov("ov-1")))
+    fake_nomad.clear_requests()
+    fake_nomad.fail_next(409, body="cas conflict", method="PUT", path=URL)
+    store.modify("ocr", lambda r: r.active.append(ov("ov-2")))
+    assert [o.id for o in store.read(["ocr"])["ocr"].active] == ["ov-1", "ov-2"]
+    methods = [r.method for r in fake_nomad.requests if r.path == URL]
+    assert methods[:4] == ["GET", "PUT", "GET", "PUT"]
+
+
+def test_endless_conflicts_give_up_after_a_bounded_number_of_attempts(
+    store: NomadVariablesStore, fake_nomad: FakeNomad
+) -> None:
+    store.modify("ocr", lambda r: r.active.append(ov("ov-1")))
+    before = items_of(fake_nomad)
+
+    def always_racing(r: PoolRecords) -> None:
+        fake_nomad.put_variable(VAR, before)  # someone rewrites it every time (bumps ModifyIndex)
+        r.active.append(ov("ov-x"))
+
+    with pytest.raises(OverrideError, match=r"after 8 check-and-set conflicts"):
+        store.modify("ocr", always_racing)
+    assert items_of(fake_nomad) == before
+
+
+def test_empty_pool_is_deleted_with_cas_and_204(store: NomadVariablesStore, fake_nomad: FakeNomad) -> None:
+    store.modify("ocr", lambda r: r.active.append(ov("ov-1")))
+    index = fake_nomad.variable(VAR)["ModifyIndex"]  # type: ignore[index]
+
+    def wipe(r: PoolRecords) -> None:
+        r.active.clear()
+        r.history.clear()
+
+    store.modify("ocr", wipe)
+    (delete,) = fake_nomad.requests_to("DELETE", URL)
+    assert delete.status == 204 and delete.query["cas"] == str(index)
+    assert fake_nomad.variable(VAR) is None
+
+
+def test_foreign_or_broken_variable_is_reported_and_not_overwritten(
+    store: NomadVariablesStore, fake_nomad: FakeNomad
+) -> None:
+    fake_nomad.put_variable(VAR, {"user": "me"})
+    with pytest.raises(OverrideError, match="is not a forescale override store"):
+        store.modify("ocr", lambda r: r.active.append(ov("ov-1")))
+    fake_nomad.put_variable(VAR, {"format": "forescale-overrides/1", "active": "[{", "history": "[]"})
+    with pytest.raises(OverrideError, match="will not overwrite it"):
+        store.read(["ocr"])
+    assert items_of(fake_nomad)["active"] == "[{"
+
+
+def test_acl_denial_is_an_override_error_and_the_tick_keeps_the_last_good_read(
+    store: NomadVariablesStore, fake_nomad: FakeNomad
+) -> None:
+    store.modify("ocr", lambda r: r.active.append(ov("ov-1", value=40)))
+    provider = Overrides(Schedule(), store, ["ocr"])
+    assert [e.value for e in provider.effects("ocr", T0)] == [40]
+    fake_nomad.enable_acl("management-secret")  # our client has no token now → 403
+    assert [e.value for e in provider.effects("ocr", T0 + timedelta(minutes=20))] == [40]
+    (event,) = provider.drain_events(T0 + timedelta(minutes=20))
+    assert event.kind == "override_store_unreadable"
+    assert "cannot read Nomad variable 'forescale/overrides/ocr'" in event.message
+    with pytest.raises(OverrideError, match="cannot read Nomad variable"):
+        store.modify("ocr", lambda r: r.active.clear())
+
+
+def test_cli_on_the_nomad_store(
+    tmp_path: Path, fake_nomad: FakeNomad, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "forescale.yaml"
+    cfg.write_text(
+        f"audit_log: audit.jsonl\nnomad:\n  address: {fake_nomad.address}\n  token_env: FORESCALE_TEST_NOMAD_TOKEN\n"
+        "overrides:\n  store: nomad\n  nomad_variable_prefix: team-a/forescale\n" + POOLS_YAML,
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("COLUMNS", "200")
+    args: list[Any] = ["override", "set", "ocr", "--pin", "40", "--for", "2h", "-r", "campaign", "--by", "alice"]
+    res = run_cli([*args, "-c", str(cfg)], capsys, monkeypatch)
+    assert res.code == 0, res.text
+    var = fake_nomad.variable("team-a/forescale/ocr")
+    assert var is not None
+    (stored,) = json.loads(var["Items"]["active"])
+    assert (stored["kind"], stored["value"], stored["author"]) == ("pin", 40, "alice")
+    res = run_cli(["override", "list", "-c", str(cfg)], capsys, monkeypatch)
+    assert res.code == 0 and stored["id"] in res.text and "Nomad variables team-a/forescale/<pool>" in res.text
+    res = run_cli(
+        ["override", "set", "ocr", "--min", "500", "--for", "1h", "-r", "x", "-c", str(cfg)], capsys, monkeypatch
+    )
+    assert res.code == 1 and "above the pool's max" in res.text
+    res = run_cli(["override", "clear", stored["id"], "-c", str(cfg)], capsys, monkeypatch)
+    assert res.code == 0, res.text
+    var = fake_nomad.variable("team-a/forescale/ocr")
+    assert var is not None and json.loads(var["Items"]["active"]) == []
+    assert [json.loads(line)["type"] for line in (tmp_path / "audit.jsonl").read_text().splitlines()] == [
+        "override_set",
+        "override_cleared",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [("nomad/jobs/x", "reserved by Nomad"), ("bad prefix!", "use a Nomad variable path"), ("/", "use a Nomad")],
+)
+def test_bad_variable_prefix_is_a_config_error(tmp_path: Path, prefix: str, message: str) -> None:
+    from autoscaler.config import load_config
+    from autoscaler.core.errors import ConfigError
+
+    cfg = tmp_path / "forescale.yaml"
+    cfg.write_text(f"overrides:\n  store: nomad\n  nomad_variable_prefix: '{prefix}'\n" + POOLS_YAML, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    assert "overrides.nomad_variable_prefix" in info.value.problems[0] and message in info.value.problems[0]

@@ -1,0 +1,120 @@
+"""decide (pure): forecast vs observed need, step limits, scale-in cooldown, pool min/max, held."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from autoscaler.core.decision import PastAction
+from autoscaler.core.settings.forescale import NomadGroupRef, PoolConfig
+from autoscaler.policy.decide import decide
+from predictor.base import Forecast
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def pool(**kw: object) -> PoolConfig:
+    base: dict[str, object] = {
+        "name": "ocr",
+        "query": "q",
+        "nomad": NomadGroupRef(job="ocr", group="workers"),
+        "capacity_per_node": 10.0,
+        "min": 1,
+        "max": 40,
+    }
+    base.update(kw)
+    return PoolConfig.model_validate(base)
+
+
+def fc(peak: float, observed: float) -> Forecast:
+    return Forecast(peak_rps=peak, observed_rps=observed, horizon_s=1800, model="test")
+
+
+def test_default_target_utilization_does_not_double_count_slo_headroom() -> None:
+    # The forecast already carries the SLO-derived headroom: 95 req/s at 10 req/s per node is 10 nodes.
+    assert pool().target_utilization == 1.0
+    d = decide(pool(), NOW, 5, fc(95, 50))
+    assert d.desired == 10
+    assert d.forecast_nodes == 10
+
+
+def test_explicit_target_utilization_still_applies() -> None:
+    d = decide(pool(target_utilization=0.5), NOW, 5, fc(95, 50))
+    assert d.desired == 19
+
+
+def test_forecast_raises_capacity_early() -> None:
+    d = decide(pool(), NOW, 4, fc(200, 40))
+    assert (d.desired, d.action) == (20, "up")
+    assert d.reason_codes()[:2] == ["forecast", "observed"]
+
+
+def test_never_below_what_the_observed_rate_needs() -> None:
+    d = decide(pool(), NOW, 10, fc(30, 81))
+    assert d.desired == 9
+    assert d.reactive_nodes == 9
+
+
+def test_step_up_limit() -> None:
+    d = decide(pool(max_step_up=3), NOW, 4, fc(200, 40))
+    assert d.desired == 7
+    assert "step_up" in d.reason_codes()
+
+
+def test_step_down_limit() -> None:
+    d = decide(pool(max_step_down=2), NOW, 10, fc(30, 30))
+    assert d.desired == 8
+    assert "step_down" in d.reason_codes()
+
+
+def test_scale_in_cooldown_holds_then_releases() -> None:
+    p = pool(scale_in_cooldown=timedelta(minutes=15))
+    recent = [PastAction(NOW - timedelta(minutes=10), "ocr", 8, 10)]
+    held = decide(p, NOW, 10, fc(30, 30), recent_actions=recent)
+    assert held.desired == 10
+    assert "cooldown" in held.reason_codes()
+    later = decide(p, NOW + timedelta(minutes=6), 10, fc(30, 30), recent_actions=recent)
+    assert later.desired == 3
+    assert "cooldown" not in later.reason_codes()
+
+
+def test_cooldown_never_blocks_scale_up() -> None:
+    recent = [PastAction(NOW - timedelta(minutes=1), "ocr", 10, 8)]
+    d = decide(pool(), NOW, 8, fc(150, 60), recent_actions=recent)
+    assert d.desired == 15
+
+
+def test_cooldown_ignores_other_pools_and_no_op_actions() -> None:
+    recent = [
+        PastAction(NOW - timedelta(minutes=1), "other", 8, 10),
+        PastAction(NOW - timedelta(minutes=1), "ocr", 10, 10),
+    ]
+    d = decide(pool(), NOW, 10, fc(30, 30), recent_actions=recent)
+    assert d.desired == 3
+
+
+@pytest.mark.parametrize(("peak", "expected", "code"), [(0.0, 2, "pool_min"), (1000.0, 12, "pool_max")])
+def test_pool_min_and_max_clamp_and_say_so(peak: float, expected: int, code: str) -> None:
+    d = decide(pool(min=2, max=12), NOW, 5, fc(peak, 0.0))
+    assert d.desired == expected
+    assert code in d.reason_codes()
+
+
+def test_missing_metrics_hold_and_never_shrink() -> None:
+    d = decide(pool(), NOW, 7, None, metrics_error="Prometheus down")
+    assert d.held
+    assert d.desired == 7
+    assert d.hold_cause == "Prometheus down"
+    assert d.reason_codes() == ["metrics_unavailable"]
+
+
+def test_held_still_respects_pool_bounds() -> None:
+    d = decide(pool(max=5), NOW, 7, None, metrics_error="stale")
+    assert d.desired == 5
+    assert "pool_max" in d.reason_codes()
+
+
+def test_negative_current_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        decide(pool(), NOW, -1, fc(10, 10))
