@@ -25,7 +25,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.prometheus_server` from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.fixtures.prometheus_server` from a checkout
 
 from autoscaler.core.clock import ManualClock
 from autoscaler.core.ports import NoOverrides
@@ -36,7 +36,7 @@ from autoscaler.sources.prometheus import PrometheusSource
 from autoscaler.targets.simulated import SimulatedCluster
 from predictor.base import Forecast, Predictor
 from predictor.factory import make_predictor
-from tests.prometheus_server import CounterSeries, binaries_missing, counter_from_counts, running_prometheus
+from tests.fixtures.prometheus_server import CounterSeries, binaries_missing, counter_from_counts, running_prometheus
 
 DAY = 86400.0
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday noon: the data ends here

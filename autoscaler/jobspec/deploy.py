@@ -1,36 +1,40 @@
 """`forescale deploy`: register rendered jobs through Nomad's HTTP API without resetting autoscaled counts.
 
-For each job: ``POST /v1/jobs/parse`` (Nomad turns the HCL into its JSON job), ``GET /v1/job/:id`` (what runs
-now), a diff of the two, then ``POST /v1/jobs`` with ``PreserveCounts: true`` so every existing group keeps the
-count forescale scaled it to (the jobspec's ``count`` only seeds new groups). ``--dry-run`` stops after the diff.
+For each job: ``POST /v1/jobs/parse`` (Nomad turns the HCL into its JSON job), ``GET /v1/job/:id`` (the live
+counts), ``POST /v1/job/:id/plan`` with ``Diff: true`` (Nomad's own diff against the stored job and a dry run of
+its scheduler), then ``POST /v1/jobs`` with ``PreserveCounts`` and ``EnforceIndex``. ``--dry-run`` stops after
+the plan.
 
-The diff covers the fields the rendered job sets (server-side defaults Nomad adds are not reported), so it
-reads like a plan; ``EnforceIndex`` makes the register fail if someone changed the job after it was read.
+Why plan and not a diff of our own: Nomad adds implicit constraints when it stores a job (e.g. native service
+discovery) and the parse output has empty policy IDs and zero indexes, so a client-side diff of the parsed job
+against ``GET /v1/job/:id`` never comes out empty. The plan's ``Diff.Type`` (``None``/``Added``/``Edited``) is the
+verdict, and its ``FailedTGAllocs`` say when Nomad could not place the job's allocations at all.
+
+Counts: plan has no ``PreserveCounts`` (nomad-facts §4), so each existing group is planned, and registered, with
+its live count; the jobspec's ``count`` only seeds new groups. Nomad validates the *submitted* count against the
+new ``scaling`` bounds and only then swaps in the preserved one without re-checking it (nomad-facts §5): a live
+count outside new bounds is therefore submitted clamped into them, kept by Nomad as it is, and reported as a
+warning; forescale's next tick scales the group into the bounds (``Job.Scale`` is checked against them).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
 
-from autoscaler.core.errors import ForescaleError, JobIndexConflict, NomadError, NomadNotFound
+from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound
 from autoscaler.core.settings.forescale import Config
 from autoscaler.jobspec.render import RenderedJob
 from autoscaler.nomad.client import NomadClient
 
-# Fields Nomad manages itself; never part of a plan.
-SERVER_FIELDS = {
-    "Status", "StatusDescription", "Stable", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex",
-    "SubmitTime", "ParentID", "Payload", "Stop", "Dispatched", "VersionTag", "NomadTokenID",
-}  # fmt: skip
 MAX_VALUE_CHARS = 120
+IDENTITY_FIELDS = ("DestPath", "Name", "LTarget", "Label", "PortLabel")
 
 
 @dataclass
@@ -38,9 +42,10 @@ class DeployResult:
     """What deploy did (or would do) to one job."""
 
     job_id: str
-    action: str  # "create", "update", "unchanged" (+ " (dry run)")
+    action: str  # "create", "update", "unchanged"
     changes: list[str] = field(default_factory=list)
     kept_counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     eval_id: str = ""
     job_modify_index: int | None = None
 
@@ -53,7 +58,7 @@ def deploy_jobs(
     console: Console | None = None,
     client: NomadClient | None = None,
 ) -> list[DeployResult]:
-    """Parse, diff and (unless ``dry_run``) register each job; print a plan per job on ``console``."""
+    """Parse, plan and (unless ``dry_run``) register each job; print the plan per job on ``console``."""
     client = client or NomadClient(config.nomad)
     results = []
     for job in jobs:
@@ -70,25 +75,29 @@ def deploy_one(client: NomadClient, job: RenderedJob, *, dry_run: bool) -> Deplo
         got = parsed.get("ID") if isinstance(parsed, dict) else type(parsed).__name__
         raise NomadError(f"Nomad parsed job {job.job_id} into an unexpected job ({got})")
     try:
-        current: dict[str, Any] | None = client.get_json(f"job/{quote(job.job_id, safe='')}").body
+        current: dict[str, Any] | None = client.read_job(job.job_id)
     except NomadNotFound:
         current = None
 
-    kept = _kept_counts(current, parsed)
-    _check_counts_fit(job.job_id, parsed, kept)
-    changes = diff_jobs(current, parsed)
-    action = "create" if current is None else ("update" if changes else "unchanged")
-    result = DeployResult(job.job_id, action, changes, kept)
+    kept = live_counts(current, parsed)
+    submitted, warnings = with_live_counts(job.job_id, parsed, kept)
+    plan = client.plan_job(job.job_id, submitted)
+    diff = plan.get("Diff") or {}
+    changes = plan_changes(diff, submitted)
+    new_job = current is None or diff.get("Type") == "Added"
+    action = "create" if new_job else ("update" if changes else "unchanged")
+    warnings += placement_warnings(plan)
+    result = DeployResult(job.job_id, action, changes, kept, warnings)
     if dry_run or action == "unchanged":
         return result
-    body: dict[str, Any] = {"Job": parsed, "PreserveCounts": True, "EnforceIndex": True}
-    body["JobModifyIndex"] = int(current.get("JobModifyIndex") or 0) if current else 0
+    body: dict[str, Any] = {"Job": submitted, "PreserveCounts": True, "EnforceIndex": True}
+    body["JobModifyIndex"] = int(plan.get("JobModifyIndex") or 0)  # the job the plan was diffed against
     try:
         reply = client.post_json("jobs", body).body or {}
     except JobIndexConflict as exc:
         raise JobIndexConflict(
             f"job {job.job_id} changed in Nomad while deploying ({exc}); run `forescale deploy --dry-run` again "
-            "to see the new diff",
+            "to see the new plan",
             exc.status,
             exc.body,
         ) from None
@@ -97,7 +106,7 @@ def deploy_one(client: NomadClient, job: RenderedJob, *, dry_run: bool) -> Deplo
     return result
 
 
-def _kept_counts(current: dict[str, Any] | None, parsed: dict[str, Any]) -> dict[str, int]:
+def live_counts(current: Mapping[str, Any] | None, parsed: Mapping[str, Any]) -> dict[str, int]:
     """Groups that exist in Nomad keep their live count (PreserveCounts)."""
     if current is None:
         return {}
@@ -107,79 +116,164 @@ def _kept_counts(current: dict[str, Any] | None, parsed: dict[str, Any]) -> dict
     }
 
 
-def _check_counts_fit(job_id: str, parsed: dict[str, Any], kept: dict[str, int]) -> None:
-    """A preserved count outside the new scaling bounds makes Nomad reject the register: say so first."""
-    for tg in parsed.get("TaskGroups") or []:
-        scaling = tg.get("Scaling") or {}
-        count = kept.get(tg["Name"])
-        lo, hi = scaling.get("Min"), scaling.get("Max")
-        if count is None or lo is None or hi is None:
+def with_live_counts(
+    job_id: str, parsed: Mapping[str, Any], kept: Mapping[str, int]
+) -> tuple[dict[str, Any], list[str]]:
+    """The job to plan and register: existing groups at their live count, clamped into the new scaling bounds
+    (Nomad validates the submitted count); a warning for each live count outside them."""
+    job = json.loads(json.dumps(parsed))
+    warnings = []
+    for tg in job.get("TaskGroups") or []:
+        live = kept.get(tg["Name"])
+        if live is None:
             continue
-        if not lo <= count <= hi:
-            raise ForescaleError(
-                f"job {job_id} group {tg['Name']} runs {count} allocation(s), outside the new scaling bounds "
-                f"{lo}..{hi}; Nomad would reject the register. Change the pool's min/max to include {count}, "
-                f"or scale the group into {lo}..{hi} first"
+        scaling = tg.get("Scaling") or {}
+        lo, hi = scaling.get("Min"), scaling.get("Max")
+        count = live
+        if lo is not None and count < lo:
+            count = int(lo)
+        if hi is not None and count > hi:
+            count = int(hi)
+        tg["Count"] = count
+        if count != live:
+            warnings.append(
+                f"group {tg['Name']} of job {job_id} runs {live} allocation(s), outside the new scaling bounds "
+                f"{lo}..{hi}: Nomad validates the submitted count ({count}) and then keeps {live} (PreserveCounts "
+                f"does not re-check bounds); forescale's next tick scales it into {lo}..{hi}"
             )
+    return job, warnings
 
 
-# ---------------------------------------------------------------- diff
+def placement_warnings(plan: Mapping[str, Any]) -> list[str]:
+    """Nomad's dry run could not place some allocations: say which and why (AllocMetric of FailedTGAllocs)."""
+    out = []
+    for group, metric in sorted((plan.get("FailedTGAllocs") or {}).items()):
+        metric = metric or {}
+        n = int(metric.get("CoalescedFailures") or 0) + 1
+        out.append(f"Nomad could not place {n} allocation(s) of group {group}: {explain_metric(metric)}")
+    return out
 
 
-def diff_jobs(current: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
-    """Changes from ``current`` to ``new`` as ``+ path: value`` / ``~ path: old → new`` / ``- group`` lines."""
-    if current is None:
-        groups = ", ".join(f"{tg['Name']} (count {tg.get('Count')})" for tg in new.get("TaskGroups") or [])
-        return [f"+ job {new.get('ID')}: new, groups {groups}"]
-    return list(_diff(current, new, "", top=True))
+def explain_metric(metric: Mapping[str, Any]) -> str:
+    """One line from an AllocMetric: how many nodes were looked at and what filtered or exhausted them."""
+    pool = metric.get("NodePool") or "default"
+    in_pool = int(metric.get("NodesInPool") or 0)
+    evaluated = int(metric.get("NodesEvaluated") or 0)
+    if in_pool == 0:
+        return f"no node in node pool '{pool}' (nodes still to be started, or a wrong node_pool)"
+    parts = [f"{evaluated} of {in_pool} node(s) in pool '{pool}' evaluated"]
+    reasons = {**(metric.get("ConstraintFiltered") or {}), **(metric.get("DimensionExhausted") or {})}
+    for reason, count in sorted(reasons.items(), key=lambda kv: -int(kv[1])):
+        parts.append(f"{count} ruled out by {reason}")
+    if not evaluated:
+        available = metric.get("NodesAvailable") or {}
+        dcs = ", ".join(f"{dc}: {n}" for dc, n in sorted(available.items())) or "none"
+        parts.append(f"none ready and eligible in the job's datacenters ({dcs})")
+    return "; ".join(parts)
 
 
-def _diff(old: Any, new: Any, path: str, top: bool = False) -> Iterator[str]:
-    if isinstance(new, dict) and isinstance(old, dict):
-        for key, value in new.items():
-            if (top and key in SERVER_FIELDS) or value is None:
-                continue  # unset in the jobspec: Nomad keeps its default
-            if key == "Count" and path.startswith("TaskGroups["):
-                continue  # PreserveCounts: reported separately
-            yield from _diff(old.get(key), value, f"{path}.{key}" if path else key)
-        return
-    if isinstance(new, list) and isinstance(old, list) and _named(new) and _named(old):
-        olds = {item["Name"]: item for item in old}
-        news = {item["Name"]: item for item in new}
-        for name, item in news.items():
-            where = f"{path}[{name}]"
-            if name not in olds:
-                yield f"+ {where}: new"
+# ---------------------------------------------------------------- the plan's diff, as lines
+
+
+def plan_changes(diff: Mapping[str, Any], job: Mapping[str, Any]) -> list[str]:
+    """Nomad's JobDiff as ``+ path: value`` / ``~ path: old → new`` / ``- path`` lines (counts left out: they are
+    kept by PreserveCounts and reported separately)."""
+    kind = diff.get("Type")
+    if kind == "Added":
+        groups = ", ".join(f"{tg['Name']} (count {tg.get('Count')})" for tg in job.get("TaskGroups") or [])
+        return [f"+ job {job.get('ID')}: new, groups {groups}"]
+    if kind in (None, "None"):
+        return []
+    lines = list(_fields("", diff.get("Fields") or []))
+    lines += _objects("", diff.get("Objects") or [])
+    for tg in diff.get("TaskGroups") or []:
+        path = f"TaskGroups[{tg.get('Name')}]"
+        if tg.get("Type") == "Added":
+            lines.append(f"+ {path}: new")
+            continue
+        if tg.get("Type") == "Deleted":
+            lines.append(f"- {path}: removed (its allocations stop)")
+            continue
+        lines += [line for line in _fields(path, tg.get("Fields") or []) if not line.startswith(f"~ {path}.Count:")]
+        lines += _objects(path, tg.get("Objects") or [])
+        for task in tg.get("Tasks") or []:
+            tpath = f"{path}.Tasks[{task.get('Name')}]"
+            if task.get("Type") == "Added":
+                lines.append(f"+ {tpath}: new")
+            elif task.get("Type") == "Deleted":
+                lines.append(f"- {tpath}: removed")
             else:
-                yield from _diff(olds[name], item, where)
-        for name in olds:
-            if name not in news:
-                yield f"- {path}[{name}]: removed (its allocations stop)"
-        return
-    if _norm(old) != _norm(new):
-        if isinstance(old, str) and isinstance(new, str) and ("\n" in old or "\n" in new):
-            added, removed = _line_changes(old, new)
-            yield f"~ {path}: text changed (+{added} -{removed} lines)"
-        elif old is None:
-            yield f"+ {path}: {_short(new)}"
-        else:
-            yield f"~ {path}: {_short(old)} → {_short(new)}"
+                lines += list(_fields(tpath, task.get("Fields") or []))
+                lines += _objects(tpath, task.get("Objects") or [])
+    return lines
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _fields(path: str, fields: list[Mapping[str, Any]]) -> Iterator[str]:
+    for f in fields:
+        kind, where = f.get("Type"), _join(path, str(f.get("Name")))
+        old, new = str(f.get("Old") or ""), str(f.get("New") or "")
+        if kind == "Edited":
+            if "\n" in old or "\n" in new:
+                added, removed = _line_changes(old, new)
+                yield f"~ {where}: text changed (+{added} -{removed} lines)"
+            else:
+                yield f"~ {where}: {_short(old)} → {_short(new)}"
+        elif kind == "Added":
+            yield f"+ {where}: {_short(new)}"
+        elif kind == "Deleted":
+            yield f"- {where}: {_short(old)} (removed)"
+
+
+def _objects(path: str, objects: list[Mapping[str, Any]]) -> list[str]:
+    """Nested objects; an Added and a Deleted object of the same kind and identity are shown as one edit."""
+    lines: list[str] = []
+    added = [o for o in objects if o.get("Type") == "Added"]
+    deleted = [o for o in objects if o.get("Type") == "Deleted"]
+    paired: set[int] = set()
+    for new in added:
+        old = next((d for d in deleted if id(d) not in paired and _same_identity(d, new)), None)
+        where = _join(path, str(new.get("Name")))
+        if old is None:
+            lines.append(f"+ {where}: {_short(_values(new, 'New'))}")
+            continue
+        paired.add(id(old))
+        before, after = _values(old, "Old"), _values(new, "New")
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                edit = {"Type": "Edited", "Name": key, "Old": before.get(key, ""), "New": after.get(key, "")}
+                lines += list(_fields(where, [edit]))
+    for old in deleted:
+        if id(old) not in paired:
+            lines.append(f"- {_join(path, str(old.get('Name')))}: {_short(_values(old, 'Old'))} (removed)")
+    for obj in objects:
+        if obj.get("Type") == "Edited":
+            where = _join(path, str(obj.get("Name")))
+            lines += list(_fields(where, obj.get("Fields") or []))
+            lines += _objects(where, obj.get("Objects") or [])
+    return lines
+
+
+def _values(obj: Mapping[str, Any], side: str) -> dict[str, str]:
+    return {str(f.get("Name")): str(f.get(side) or "") for f in obj.get("Fields") or []}
+
+
+def _same_identity(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if a.get("Name") != b.get("Name"):
+        return False
+    old, new = _values(a, "Old"), _values(b, "New")
+    for key in IDENTITY_FIELDS:
+        if key in old and key in new:
+            return old[key] == new[key]
+    return True
 
 
 def _line_changes(old: str, new: str) -> tuple[int, int]:
     diff = list(difflib.ndiff(old.splitlines(), new.splitlines()))
     return sum(1 for d in diff if d.startswith("+ ")), sum(1 for d in diff if d.startswith("- "))
-
-
-def _named(items: list[Any]) -> bool:
-    return bool(items) and all(isinstance(i, dict) and isinstance(i.get("Name"), str) for i in items)
-
-
-def _norm(value: Any) -> Any:
-    """Nomad returns [] / {} / "" where a parsed job has None: treat empties as equal."""
-    if value in ([], {}, ""):
-        return None
-    return value
 
 
 def _short(value: Any) -> str:
@@ -198,6 +292,8 @@ def print_result(console: Console, result: DeployResult, dry_run: bool) -> None:
         console.print(f"  [{color}]{escape(line)}[/]" if color else f"  {escape(line)}", highlight=False)
     for group, count in result.kept_counts.items():
         console.print(escape(f"  = TaskGroups[{group}].Count: kept at {count} (PreserveCounts)"), highlight=False)
+    for warning in result.warnings:
+        console.print(f"  [yellow]warning[/]: {escape(warning)}", highlight=False)
     if result.eval_id or result.job_modify_index is not None:
         console.print(
             f"  registered: JobModifyIndex {result.job_modify_index}, evaluation {result.eval_id or '-'}",

@@ -224,6 +224,15 @@ class NomadClient:
         """One ``POST /v1/job/:id/scale``, never retried here (see ``NomadTarget.scale``)."""
         return self.post_json(f"job/{quote(job_id, safe='')}/scale", dict(body))
 
+    def plan_job(self, job_id: str, job: Mapping[str, Any], *, diff: bool = True) -> dict[str, Any]:
+        """``POST /v1/job/:id/plan``: Nomad's scheduler dry run and diff against the stored job. Nothing is stored,
+        so it is retried like a read."""
+        body = {"Job": dict(job), "Diff": diff, "PolicyOverride": False}
+        reply = self.post_json(f"job/{quote(job_id, safe='')}/plan", body, retry=True).body
+        if not isinstance(reply, dict):
+            raise NomadError(f"Nomad answered the plan of job '{job_id}' with {type(reply).__name__}, not an object")
+        return reply
+
     def scale_status(self, job_id: str, *, retry: bool = True) -> dict[str, Any]:
         """``GET /v1/job/:id/scale``: desired/placed/running counts and recent scaling events per group."""
         body = self.get_json(f"job/{quote(job_id, safe='')}/scale", retry=retry).body

@@ -1,48 +1,73 @@
-"""A fake Nomad HTTP API for tests, faithful to ``../shared/nomad-api/`` (API.md, NOTES.md, samples/).
+"""A fake Nomad HTTP API for tests, faithful to ``../shared/nomad-api/`` and ``/work/notes/nomad-facts.md``.
 
 Why a fake: no Nomad binary can be installed on our machines, so every subsystem (the Nomad target, the
 overrides' Variables store, jobspec deploy) tests against this server over real HTTP, through python-nomad.
 
 What it mimics (and tests rely on):
 
-* Plain-text error bodies (``Content-Type: text/plain``), the exact messages of API.md; JSON otherwise.
-* ``X-Nomad-Index`` on reads and writes, ``X-Nomad-KnownLeader``/``X-Nomad-LastContact`` on reads,
-  blocking reads (``?index=&wait=``, ``400 Invalid wait time``/``Invalid index``).
+* Plain-text error bodies (``Content-Type: text/plain``), the exact messages of API.md and Nomad's source;
+  JSON otherwise. ``X-Nomad-Index`` on reads and writes, ``X-Nomad-KnownLeader``/``X-Nomad-LastContact`` on
+  reads, blocking reads (``?index=&wait=``, ``400 Invalid wait time``/``Invalid index``).
 * ACLs (off unless ``enable_acl``): ``X-Nomad-Token`` or ``Authorization: Bearer``; unknown token →
-  ``403 ACL token not found``; missing capability → ``403 Permission denied``.
+  ``403 ACL token not found``; missing capability → ``403 Permission denied``. Checked where Nomad checks them:
+  ``Job.Scale`` authorizes before validating the body; register and plan validate (admission) first.
 * ``?namespace=`` (``*`` on lists) and ``?region=`` (another region → ``500 No path to region``).
-* Jobs: list, read, register (``PreserveCounts``, ``EnforceIndex``, validation → ``500 1 error occurred:…``),
-  deregister (``?purge``), allocations (``200 []`` for unknown jobs), summary, latest deployment (``null``),
-  scale status and scale (every 400 of ``Job.Scale``, CAS by ``JobModifyIndex`` → 500), evaluations, and
-  ``/v1/jobs/parse`` (HCL via python-hcl2).
-* Allocations follow the count like Nomad's reconciler (NOTES.md §C): scale-out places ``pending``
-  allocations at the lowest free name index; scale-in stops the highest name index first.
-* Variables: read/write/delete with ``?cas=`` (409 with the current variable as JSON; delete → 204),
+* Jobs: list, read, register (``PreserveCounts``, ``EnforceIndex``, validation → ``500 1 error occurred:…``,
+  implied constraints added on admission), plan (``Diff``, annotations, placement failures; nothing stored),
+  deregister (``?purge``), allocations (``200 []`` for unknown jobs), evaluations, summary (``Queued``), latest
+  deployment (``null``), scale status (``JobModifyIndex`` is the job's ModifyIndex) and scale (every check of
+  ``Job.Scale`` in its order; always a new Version and JobModifyIndex, even for the same count).
+* **Scheduling.** Every write creates a ``pending`` evaluation that the fake's scheduler processes at once
+  (``auto_schedule``; set it to False to keep evaluations pending until ``process_evals()``). The reconciler
+  follows NOTES.md §C (scale-out fills the lowest free name index, scale-in stops the highest), places each
+  allocation on a *node* (ready, eligible, not draining, in the job's node pool and datacenters, passing
+  drivers, constraints incl. ``${device.attr.memory}``, ``distinct_hosts``, GPU devices, cpu and memory).
+  What cannot be placed is **queued**: the evaluation completes with ``FailedTGAllocs``,
+  ``QueuedAllocations`` and a ``BlockedEval``, the job summary shows ``Queued``, and the blocked evaluation is
+  retried when a node registers, becomes ready or eligible, or capacity is freed (nomad-facts §1).
+  Failed allocations are **rescheduled after their delay** (the group's ``reschedule`` policy; service default
+  30s exponential): until then they count towards the group's count and nothing is placed for them, as in
+  Nomad; a delayed ``alloc-failure`` evaluation (``WaitUntil``) runs once ``fake.clock`` passes it.
+* **Nodes** (tests/fakes/nomad_nodes.py): the registry, ``GET /v1/nodes``, ``/v1/node/:id`` and
+  ``/v1/node/:id/allocations``. Decision on capacity: ``auto_nodes = True`` (the default) gives an
+  "infinite fleet": when no registered node fits an allocation, the fake registers a made-to-measure T4 client
+  (``auto-node-N``) for it, so tests that do not care about nodes keep their old behaviour. Set
+  ``fake.auto_nodes = False`` for a finite fleet: only nodes added with ``add_node`` exist and allocations queue
+  when they run out. Auto nodes are still T4s: a constraint no T4 meets leaves allocations queued either way.
+* Variables: read/write/delete with ``?cas=`` (409 with the current variable as JSON, Items included; delete →
+  204), the body's Namespace winning for writes, Nomad's path rule and 64 KiB size cap (``RPC Error:: 400,…``),
   list by prefix, and locks (``?lock-acquire|renew|release``, TTL and lock-delay on ``fake.clock``).
 * Fault injection: ``fail_next`` (status + body for the next N matching requests), ``delay_next`` (hold the
   response until ``release()``, after applying the request or not: a client timeout), deployments
   (``set_deployment_active``, ``deploy_on_scale``) and allocation client statuses.
 * Every request is recorded (``fake.requests``) with method, path, query, parsed body and headers.
 
-Python API (stable; other subsystems' tests use it). Use the ``fake_nomad`` fixture (tests/fixtures_nomad.py)
+Python API (stable; other subsystems' tests use it). Use the ``fake_nomad`` fixture (tests/fixtures/nomad.py)
 or ``with FakeNomad() as fake:``; ``fake.address`` is ``http://127.0.0.1:<port>``.
 
 * Seed: ``add_job(id, groups={"workers": 3}, scaling={"workers": (1, 10)}, namespace=, job_type=,
   alloc_status=)``, ``add_sample_job()`` (job-read sample verbatim), ``register(job_json)``,
   ``add_alloc(job, group, client_status=, desired_status=)``, ``put_variable(path, items)``,
-  ``namespaces`` (a set), ``healthy``, ``leader``.
+  ``namespaces`` (a set), ``healthy``, ``leader``, ``job_max_count``.
+* Nodes: ``add_node(name, datacenter=, node_pool=, node_class=, status=, eligibility=, attributes=, meta=,
+  gpus=, gpu_memory_mib=, cpu_shares=, memory_mb=, instance_id=, …)``, ``remove_node(id)``,
+  ``set_node_status(id, status)``, ``set_node_eligibility(id, bool)``, ``node(id)``, ``node_by_name(name)``,
+  ``node_list()``, ``auto_nodes``.
 * Drive: ``set_alloc_status(job, status, group=, only=, limit=)``, ``set_deployment_active(job, bool)``,
-  ``deploy_on_scale``, ``new_alloc_status``, ``clock`` (variable lock TTLs).
+  ``deploy_on_scale``, ``new_alloc_status``, ``clock`` (lock TTLs and reschedule delays), ``auto_schedule``,
+  ``process_evals()``.
 * Faults: ``fail_next(status, n, body=, method=, path=)``, ``delay_next(n, apply=, method=, path=)``,
   ``release()``, ``clear_faults()``. ACL: ``enable_acl(management_token)``,
-  ``add_token(secret, jobs={ns: [caps]}, variables={ns: [caps]})``, ``disable_acl()``.
-* Inspect: ``job(id)``, ``group_count(id, group)``, ``live_count(id, group)``, ``allocations(id)``,
-  ``events(id, group)``, ``variable(path)``, ``requests`` / ``requests_to(method, path)`` (``RecordedRequest``
-  with ``method, path, query, body, raw_body, headers, status`` and ``header(name)``), ``wait_for_request``,
-  ``clear_requests()``. ``parse_jobspec(hcl)`` is the parse endpoint's converter.
+  ``add_token(secret, jobs={ns: [caps]}, variables={ns: [caps]}, node="read"|"write")``, ``disable_acl()``.
+* Inspect: ``job(id)``, ``group_count(id, group)``, ``live_count(id, group)``, ``queued(id, group)``,
+  ``allocations(id)``, ``evaluations(id)``, ``events(id, group)``, ``variable(path)``, ``requests`` /
+  ``requests_to(method, path)`` (``RecordedRequest`` with ``method, path, query, body, raw_body, headers,
+  status`` and ``header(name)``), ``wait_for_request``, ``clear_requests()``. ``parse_jobspec(hcl)`` is the
+  parse endpoint's converter.
 
-Not modelled: real scheduling (nodes, placement failures), rescheduling of failed allocations, pagination,
-``filter`` expressions, hiding a variable's Items from tokens that cannot read it.
+Not modelled: scoring (the first feasible node in name order wins), preemption, spread, affinities, ports,
+deployments driven by allocation health, canaries, garbage collection, pagination, hiding a variable's Items
+from tokens that cannot read it.
 """
 
 from __future__ import annotations
@@ -62,6 +87,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.fakes.nomad_diff import job_diff
+from tests.fakes.nomad_nodes import (
+    NODE_ROUTES,
+    NodeRegistry,
+    Usage,
+    alloc_metric,
+    auto_node_spec,
+    build_node,
+    datacenter_matches,
+    feasibility,
+    group_resources,
+    record_failure,
+)
+
 SAMPLES = Path(__file__).with_name("nomad_samples")
 
 ACTIVE_DEPLOYMENT = {"running", "paused", "blocked", "unblocking", "initializing", "pending"}
@@ -69,7 +108,7 @@ LIVE_CLIENT = {"pending", "running"}
 TERMINAL_CLIENT = {"complete", "failed", "lost"}
 SCALING_EVENTS_KEPT = 20  # structs.JobTrackedScalingEvents
 
-JOB_CAPS = ("list-jobs", "parse-job", "read-job", "read-job-scaling", "scale-job", "submit-job")
+JOB_CAPS = ("list-jobs", "parse-job", "plan-job", "read-job", "read-job-scaling", "scale-job", "submit-job")
 VAR_CAPS = ("read", "write", "list", "destroy")
 
 
@@ -128,6 +167,7 @@ class _Token:
     management: bool
     jobs: dict[str, set[str]]
     variables: dict[str, set[str]]
+    node: str | None = None  # node policy: "read" | "write" | None (deny)
 
 
 class ApiError(Exception):
@@ -162,7 +202,7 @@ def _uuid() -> str:
 # --------------------------------------------------------------------------------------------- the fake
 
 
-class FakeNomad:
+class FakeNomad(NodeRegistry):
     """The fake Nomad agent. Start with ``start()`` (or ``with FakeNomad() as fake``); ``address`` is its URL.
 
     State is keyed by (namespace, job ID) and (namespace, variable path). All public methods are thread-safe.
@@ -191,6 +231,16 @@ class FakeNomad:
         self.deployments: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.scaling_events: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
         self.evals: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.auto_nodes = True  # no registered node fits → register a made-to-measure one ("infinite fleet")
+        self.auto_schedule = True  # evaluations are processed when created (False: wait for process_evals())
+        self.job_max_count: int | None = None  # the server's job_max_count (Job.Scale answers 500 above it)
+        self.queued_counts: dict[tuple[str, str], dict[str, int]] = {}  # job summary Queued per group
+        self._auto_node_ids: set[str] = set()
+        self._eval_due: dict[str, float] = {}  # delayed evaluations → fake.clock() time they run
+        self._failed_at: dict[str, float] = {}  # allocation ID → fake.clock() time it failed
+        self._alloc_res: dict[str, dict[str, Any]] = {}  # allocation ID → cpu, memory, GPU instance IDs
+        self._unblocking = False
         self.variables: dict[tuple[str, str], dict[str, Any]] = {}
         self.clock: Callable[[], float] = time.monotonic  # seconds; variable lock TTLs use it (tests replace it)
         self._locks: dict[tuple[str, str], dict[str, Any]] = {}
@@ -256,12 +306,16 @@ class FakeNomad:
         *,
         jobs: Mapping[str, Sequence[str]] | None = None,
         variables: Mapping[str, Sequence[str]] | None = None,
+        node: str | None = None,
     ) -> None:
-        """A client token: ``jobs={"default": ["read-job", "scale-job"]}``, ``variables={"default": ["read"]}``."""
+        """A client token: ``jobs={"default": ["read-job", "scale-job"]}``, ``variables={"default": ["read"]}``,
+        ``node="read"`` (or ``"write"``, which implies read; None denies node endpoints)."""
         for caps, known in ((jobs or {}, JOB_CAPS), (variables or {}, VAR_CAPS)):
             unknown = {c for cs in caps.values() for c in cs} - set(known)
             if unknown:
                 raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {', '.join(known)}")
+        if node not in (None, "read", "write"):
+            raise ValueError("node policy must be 'read', 'write' or None")
         with self._cond:
             if self._acl is None:
                 raise RuntimeError("call enable_acl first")
@@ -270,6 +324,7 @@ class FakeNomad:
                 False,
                 {ns: set(c) for ns, c in (jobs or {}).items()},
                 {ns: set(c) for ns, c in (variables or {}).items()},
+                node,
             )
 
     def disable_acl(self) -> None:
@@ -384,10 +439,17 @@ class FakeNomad:
         job_type: str = "service",
         driver: str = "raw_exec",
         alloc_status: str = "running",
+        node_pool: str = "default",
+        datacenters: Sequence[str] = ("dc1",),
+        gpus: int = 0,
+        gpu_constraints: Sequence[Mapping[str, str]] = (),
+        distinct_hosts: bool = False,
     ) -> dict[str, Any]:
         """Store a job built from the ``job-read`` sample: ``groups={"workers": 3}, scaling={"workers": (1, 10)}``.
 
-        Its allocations are created with ClientStatus ``alloc_status``. Returns a copy of the stored job.
+        ``gpus=1, distinct_hosts=True, node_pool="gpu"`` makes it a forescale GPU pool (one allocation per node,
+        ``device "nvidia/gpu"`` with ``gpu_constraints``). Its allocations are placed on nodes (queued if none
+        fits) and get ClientStatus ``alloc_status``. Returns a copy of the stored job.
         """
         groups = dict(groups or {"cache": 1})
         base = sample("job-read.response")
@@ -400,19 +462,31 @@ class FakeNomad:
             task.update(Name="worker", Driver=driver, Config={"command": "/usr/local/bin/worker"}, Templates=None)
             task.update(Artifacts=None, DispatchPayload=None, Services=None, KillSignal="SIGTERM")
             tg.update(Name=name, Count=count, Tasks=[task], Constraints=None, Affinities=None)
+            if gpus:
+                constraints = [dict(c) for c in gpu_constraints] or None
+                device = {"Name": "nvidia/gpu", "Count": gpus, "Constraints": constraints}
+                task["Resources"] = {"CPU": 200, "MemoryMB": 256, "Devices": [device]}
+            if distinct_hosts:
+                tg["Constraints"] = [{"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}]
             if scaling and name in scaling:
                 lo, hi = scaling[name]
                 tg["Scaling"] = _scaling_block(job_id, namespace, name, lo, hi)
             task_groups.append(tg)
         base.update(ID=job_id, Name=job_id, Namespace=namespace, Type=job_type, TaskGroups=task_groups)
-        base.update(Periodic=None, ParameterizedJob=None, Stop=False, Version=0, NodePool="default")
+        base.update(Periodic=None, ParameterizedJob=None, Stop=False, Version=0, NodePool=node_pool)
+        base["Datacenters"] = list(datacenters)
         if job_type != "service":
             base["Update"] = None
         with self._cond:
             self.namespaces.add(namespace)
             stored = self._store_job(base, namespace, preserve_counts=False)
+            evaluation = self._new_eval(stored, "job-register")
+            if evaluation is not None:
+                self._process_eval(evaluation)  # seeding: placed now even when auto_schedule is off
             for alloc in self.allocs[(namespace, job_id)]:
                 alloc["ClientStatus"] = alloc_status
+                alloc["ClientDescription"] = _client_description(alloc_status)
+            self._refresh_status(stored)
             return copy.deepcopy(stored)
 
     def add_sample_job(self) -> dict[str, Any]:
@@ -435,7 +509,9 @@ class FakeNomad:
         ns = namespace or str(job.get("Namespace") or "default")
         with self._cond:
             self.namespaces.add(ns)
-            return copy.deepcopy(self._store_job(dict(job), ns, preserve_counts=preserve_counts))
+            stored = self._store_job(dict(job), ns, preserve_counts=preserve_counts)
+            self._submit(self._new_eval(stored, "job-register"))
+            return copy.deepcopy(stored)
 
     def job(self, job_id: str, namespace: str = "default") -> dict[str, Any] | None:
         with self._cond:
@@ -453,12 +529,23 @@ class FakeNomad:
             return copy.deepcopy(self.allocs.get((namespace, job_id), []))
 
     def live_count(self, job_id: str, group: str, namespace: str = "default") -> int:
-        """running + pending allocations with DesiredStatus run: what the Nomad target should read."""
+        """running + pending allocations with DesiredStatus run: the group's *placed* allocations."""
         return sum(
             1
             for a in self.allocations(job_id, namespace)
             if a["TaskGroup"] == group and a["DesiredStatus"] == "run" and a["ClientStatus"] in LIVE_CLIENT
         )
+
+    def queued(self, job_id: str, group: str, namespace: str = "default") -> int:
+        """The job summary's ``Queued`` for the group: allocations Nomad could not place."""
+        with self._cond:
+            return int(self.queued_counts.get((namespace, job_id), {}).get(group, 0))
+
+    def evaluations(self, job_id: str, namespace: str = "default") -> list[dict[str, Any]]:
+        """The job's evaluations, oldest first (as ``GET /v1/job/:id/evaluations`` lists them)."""
+        with self._cond:
+            mine = [e for e in self.evals.values() if (e["Namespace"], e["JobID"]) == (namespace, job_id)]
+            return copy.deepcopy(sorted(mine, key=lambda e: e["CreateIndex"]))
 
     def events(self, job_id: str, group: str, namespace: str = "default") -> list[dict[str, Any]]:
         """Scaling events of a group, newest first (as ``GET /v1/job/:id/scale`` shows them)."""
@@ -507,18 +594,30 @@ class FakeNomad:
         with self._cond:
             changed = 0
             index = self._bump()
+            ended = False
             for alloc in sorted(self.allocs.get((namespace, job_id), []), key=lambda a: _name_index(a["Name"])):
                 if limit is not None and changed >= limit:
                     break
                 if alloc["DesiredStatus"] != "run" or (group and alloc["TaskGroup"] != group):
                     continue
+                if alloc.get("NextAllocation"):
+                    continue  # already replaced
                 if only and alloc["ClientStatus"] != only:
                     continue
+                ended |= status in TERMINAL_CLIENT and alloc["ClientStatus"] not in TERMINAL_CLIENT
                 alloc["ClientStatus"] = status
                 alloc["ClientDescription"] = _client_description(status)
                 alloc["ModifyIndex"] = index
                 alloc["ModifyTime"] = _now_ns()
+                if status == "failed":
+                    self._failed_at[alloc["ID"]] = self.clock()
                 changed += 1
+            job = self.jobs.get((namespace, job_id))
+            if job is not None and changed:
+                if ended:  # Node.UpdateAlloc: an evaluation for the job (the reschedule or replacement)
+                    self._submit(self._new_eval(job, "alloc-failure" if status == "failed" else "alloc-stop"))
+                    self._unblock()  # capacity freed
+                self._refresh_status(job)
             return changed
 
     def set_deployment_active(self, job_id: str, active: bool, *, namespace: str = "default") -> dict[str, Any]:
@@ -549,75 +648,441 @@ class FakeNomad:
 
     # ---------------------------------------------------------------- state changes (callers hold the lock)
 
-    def _store_job(self, job: dict[str, Any], namespace: str, *, preserve_counts: bool) -> dict[str, Any]:
+    def _store_job(
+        self, job: dict[str, Any], namespace: str, *, preserve_counts: bool, new_version: bool = False
+    ) -> dict[str, Any]:
+        """``upsertJobImpl``: a new Version and JobModifyIndex when the *submitted* spec changed (or always, for
+        ``Job.Scale``: ``new_version``); ``PreserveCounts`` copies the live counts in after that comparison."""
         key = (namespace, job["ID"])
         existing = self.jobs.get(key)
-        job = copy.deepcopy(job)
-        job["Namespace"] = namespace
-        job.setdefault("Name", job["ID"])
-        job.setdefault("Region", self.region)
-        for tg in job.get("TaskGroups") or []:
-            if tg.get("Count") is None:
-                tg["Count"] = 1
-            if preserve_counts and existing is not None:
+        job = admit_job(job, namespace, self.region)
+        if existing is not None and not new_version and _spec(existing) == _spec(job):
+            return existing  # Register of an unchanged spec writes only a new evaluation
+        if preserve_counts and existing is not None:
+            for tg in job.get("TaskGroups") or []:
                 old = _find_group(existing, tg["Name"])
                 if old is not None:
                     tg["Count"] = old["Count"]
         index = self._bump()
         job["ModifyIndex"] = index
-        job["Stop"] = bool(job.get("Stop", False))
+        job["JobModifyIndex"] = index
         if existing is None:
-            job.update(CreateIndex=index, JobModifyIndex=index, Version=0, SubmitTime=_now_ns())
+            job.update(CreateIndex=index, Version=0, SubmitTime=_now_ns(), Status="pending")
         else:
             job["CreateIndex"] = existing["CreateIndex"]
-            if _spec(existing) != _spec(job):
-                job.update(JobModifyIndex=index, Version=int(existing.get("Version", 0)) + 1, SubmitTime=_now_ns())
-            else:
-                job.update(JobModifyIndex=existing["JobModifyIndex"], Version=existing.get("Version", 0))
-                job["SubmitTime"] = existing.get("SubmitTime")
+            job.update(Version=int(existing.get("Version", 0)) + 1, SubmitTime=_now_ns())
+            job["Status"] = existing.get("Status", "pending")
         self.jobs[key] = job
         self.allocs.setdefault(key, [])
-        self._reconcile(job)
+        queued = self.queued_counts.setdefault(key, {})
+        for tg in job.get("TaskGroups") or []:
+            queued.setdefault(tg["Name"], 0)
         return job
 
-    def _reconcile(self, job: dict[str, Any]) -> None:
-        """Make live allocations match each group's count (NOTES.md §C): stop highest index, place lowest free."""
+    def _new_eval(self, job: dict[str, Any], triggered_by: str, **extra: Any) -> dict[str, Any] | None:
+        """A ``pending`` evaluation (Nomad writes evaluations pending; the scheduler completes them)."""
+        if job.get("Periodic") or job.get("ParameterizedJob"):
+            return None  # Nomad creates no eval for periodic or parameterized jobs
+        now = _now_ns()
+        index = self._bump()
+        evaluation = {
+            "ID": _uuid(),
+            "Namespace": job["Namespace"],
+            "Priority": job.get("Priority", 50),
+            "Type": job.get("Type", "service"),
+            "TriggeredBy": triggered_by,
+            "JobID": job["ID"],
+            "JobModifyIndex": job["JobModifyIndex"],
+            "NodeID": "",
+            "NodeModifyIndex": 0,
+            "DeploymentID": "",
+            "Status": "pending",
+            "StatusDescription": "",
+            "Wait": 0,
+            "WaitUntil": None,
+            "NextEval": "",
+            "PreviousEval": "",
+            "BlockedEval": "",
+            "RelatedEvals": None,
+            "FailedTGAllocs": None,
+            "ClassEligibility": None,
+            "QuotaLimitReached": "",
+            "EscapedComputedClass": False,
+            "AnnotatePlan": False,
+            "QueuedAllocations": None,
+            "LeaderACL": "",
+            "SnapshotIndex": 0,
+            "CreateIndex": index,
+            "ModifyIndex": index,
+            "CreateTime": now,
+            "ModifyTime": now,
+        }
+        evaluation.update(extra)
+        self.evals[evaluation["ID"]] = evaluation
+        return evaluation
+
+    def _submit(self, evaluation: dict[str, Any] | None) -> None:
+        """Hand an evaluation to the scheduler: processed now unless ``auto_schedule`` is off (or it waits)."""
+        if evaluation is not None and self.auto_schedule and evaluation["ID"] not in self._eval_due:
+            self._process_eval(evaluation)
+
+    def process_evals(self) -> int:
+        """Run every pending evaluation that is due (delayed reschedules whose time came, or all pending ones
+        when ``auto_schedule`` is off), oldest first. Returns how many ran."""
+        with self._cond:
+            ran = 0
+            now = self.clock()
+            for evaluation in sorted(self.evals.values(), key=lambda e: e["CreateIndex"]):
+                if evaluation["Status"] != "pending":
+                    continue
+                due = self._eval_due.get(evaluation["ID"])
+                if due is not None and due > now:
+                    continue
+                if due is None and self.auto_schedule:
+                    continue  # processed when it was created; only the scheduler's own delayed evals wait
+                self._eval_due.pop(evaluation["ID"], None)
+                self._process_eval(evaluation)
+                ran += 1
+            return ran
+
+    def _run_due(self) -> None:
+        """Delayed evaluations (reschedules) whose ``WaitUntil`` passed on ``fake.clock`` run before a request."""
+        if not self._eval_due or not self.auto_schedule:
+            return
+        now = self.clock()
+        for eval_id, due in sorted(self._eval_due.items(), key=lambda kv: kv[1]):
+            if due <= now:
+                del self._eval_due[eval_id]
+                evaluation = self.evals.get(eval_id)
+                if evaluation is not None and evaluation["Status"] == "pending":
+                    self._process_eval(evaluation)
+
+    def _process_eval(self, evaluation: dict[str, Any]) -> None:
+        """The scheduler (generic_sched.go) for one evaluation: reconcile, place on nodes, set the eval status,
+        the job summary's ``Queued`` and at most one blocked evaluation per job (nomad-facts §1)."""
+        key = (evaluation["Namespace"], evaluation["JobID"])
+        job = self.jobs.get(key)
+        was_blocked = evaluation["Status"] == "blocked"
+        if job is None:
+            evaluation.update(Status="complete", ModifyIndex=self._bump(), ModifyTime=_now_ns())
+            return
+        queued, failed, _placed = self._reconcile(job, evaluation)
+        summary = self.queued_counts.setdefault(key, {})
+        index = self._bump()
+        evaluation.update(SnapshotIndex=index - 1, ModifyIndex=index, ModifyTime=_now_ns())
+        if failed and was_blocked:
+            # ReblockEval: still blocked, QueuedAllocations untouched; only the placed allocs (Queued-- per insert,
+            # done in _new_alloc) lowered Queued.
+            evaluation["FailedTGAllocs"] = failed
+        else:
+            evaluation.update(Status="complete", QueuedAllocations=dict(queued), FailedTGAllocs=failed or None)
+            summary.update(queued)
+            if failed:
+                blocked = self._new_eval(
+                    job,
+                    "queued-allocs",
+                    Status="blocked",
+                    StatusDescription="created to place remaining allocations",
+                    PreviousEval=evaluation["ID"],
+                    FailedTGAllocs=copy.deepcopy(failed),
+                )
+                assert blocked is not None
+                evaluation["BlockedEval"] = blocked["ID"]
+                self._cancel_blocked(key, keep=blocked["ID"], reason="")
+            else:
+                self._cancel_blocked(key, keep=evaluation["ID"], reason=f'evaluation "{evaluation["ID"]}" successful')
+        self._refresh_status(job)
+
+    def _cancel_blocked(self, key: tuple[str, str], *, keep: str, reason: str) -> None:
+        for other in self.evals.values():
+            if other["ID"] == keep or other["Status"] != "blocked" or (other["Namespace"], other["JobID"]) != key:
+                continue
+            other.update(Status="canceled", ModifyIndex=self._bump(), ModifyTime=_now_ns())
+            other["StatusDescription"] = reason or "evaluation superseded by a newer blocked evaluation"
+
+    def _unblock(self) -> None:
+        """A node became usable or capacity was freed: blocked evaluations run again (BlockedEvals.Unblock)."""
+        if not self.auto_schedule or self._unblocking:
+            return
+        self._unblocking = True
+        try:
+            for evaluation in sorted(self.evals.values(), key=lambda e: e["CreateIndex"]):
+                if evaluation["Status"] == "blocked":
+                    self._process_eval(evaluation)
+        finally:
+            self._unblocking = False
+
+    def _reconcile(
+        self, job: dict[str, Any], evaluation: Mapping[str, Any]
+    ) -> tuple[dict[str, int], dict[str, dict[str, Any]], dict[str, int]]:
+        """The reconciler (NOTES.md §C): stop the highest name indexes, replace lost/complete allocations, keep
+        failed ones until their reschedule delay (reschedule later), and place the rest on feasible nodes.
+
+        Returns (queued per group, AllocMetric per group that could not be fully placed, placed per group).
+        """
         key = (job["Namespace"], job["ID"])
         allocs = self.allocs.setdefault(key, [])
         groups = {tg["Name"]: tg for tg in job.get("TaskGroups") or []}
         index = self.index
+        stopped_any = False
         for alloc in allocs:
-            if alloc["DesiredStatus"] == "run":
-                alloc["JobVersion"] = job.get("Version", 0)
-                if alloc["TaskGroup"] not in groups or job.get("Stop"):
-                    _stop(alloc, index)
-        if job.get("Stop"):
-            return
+            if alloc["DesiredStatus"] == "run" and alloc["ClientStatus"] not in TERMINAL_CLIENT:
+                alloc["JobVersion"] = job.get("Version", 0)  # an in-place update
+            if alloc["DesiredStatus"] == "run" and (alloc["TaskGroup"] not in groups or job.get("Stop")):
+                stopped_any |= _stop(alloc, index)
+        queued = {name: 0 for name in groups}
+        failed: dict[str, dict[str, Any]] = {}
+        placed = {name: 0 for name in groups}
+        if job.get("Stop") or job.get("Periodic") or job.get("ParameterizedJob"):
+            if stopped_any:
+                self._unblock()
+            return queued, failed, placed
+        now = self.clock()
+        usage = self._node_usage()
         for name, tg in groups.items():
-            live = [a for a in allocs if a["TaskGroup"] == name and a["DesiredStatus"] == "run"]
-            live = [a for a in live if a["ClientStatus"] in LIVE_CLIENT]
-            want = int(tg["Count"])
-            if len(live) > want:
-                for alloc in sorted(live, key=lambda a: _name_index(a["Name"]), reverse=True)[: len(live) - want]:
-                    _stop(alloc, index)
-            used = {_name_index(a["Name"]) for a in live}
+            mine = [
+                a for a in allocs
+                if a["TaskGroup"] == name and a["DesiredStatus"] == "run" and not a.get("NextAllocation")
+            ]  # fmt: skip
+            untainted: list[dict[str, Any]] = []
+            reschedule_now: list[dict[str, Any]] = []
+            for alloc in mine:
+                if alloc["ClientStatus"] in ("pending", "running", "unknown"):
+                    untainted.append(alloc)
+                elif alloc["ClientStatus"] == "failed":
+                    due = self._reschedule_due(job, tg, alloc)
+                    if due is not None and due <= now:
+                        reschedule_now.append(alloc)
+                    else:
+                        untainted.append(alloc)  # reschedule later (or never): it still counts towards Count
+                        if due is not None:
+                            self._follow_up(job, alloc, due, evaluation)
+            want = int(tg.get("Count") or 0)
+            have = untainted + reschedule_now
+            if len(have) > want:
+                for alloc in sorted(have, key=lambda a: _name_index(a["Name"]), reverse=True)[: len(have) - want]:
+                    stopped_any |= _stop(alloc, index)
+                    if alloc in reschedule_now:
+                        reschedule_now.remove(alloc)
+                    else:
+                        untainted.remove(alloc)
+            used = {_name_index(a["Name"]) for a in untainted + reschedule_now}
+            placements: list[tuple[int, dict[str, Any] | None]] = [(_name_index(a["Name"]), a) for a in reschedule_now]
             i = 0
-            for _ in range(want - len(live)):
+            for _ in range(want - len(untainted) - len(reschedule_now)):
                 while i in used:
                     i += 1
                 used.add(i)
-                allocs.append(self._new_alloc(job, name, i, self.new_alloc_status))
+                placements.append((i, None))
+            metric: dict[str, Any] | None = None
+            for name_index, previous in placements:
+                node, devices, attempt = self._select_node(job, tg, usage)
+                if node is None:
+                    queued[name] += 1
+                    if metric is None:
+                        metric = attempt
+                    else:
+                        metric["CoalescedFailures"] += 1
+                    continue
+                alloc = self._new_alloc(job, name, name_index, self.new_alloc_status, node, devices, previous)
+                allocs.append(alloc)
+                cpu, memory = group_resources(tg)
+                usage.add(node["ID"], (job["Namespace"], job["ID"], name), cpu, memory, devices)
+                placed[name] += 1
+            if metric is not None:
+                failed[name] = metric
+        if stopped_any:
+            self._unblock()
+        return queued, failed, placed
 
-    def _new_alloc(self, job: dict[str, Any], group: str, name_index: int, client_status: str) -> dict[str, Any]:
+    def _plan_placements(
+        self, existing: Mapping[str, Any] | None, job: Mapping[str, Any]
+    ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]]]:
+        """What the scheduler would do with ``job`` (plan's ``AnnotatePlan``), without changing anything:
+        ``DesiredTGUpdates`` per group and the ``FailedTGAllocs`` of placements no node could take."""
+        key = (job["Namespace"], job["ID"])
+        allocs = self.allocs.get(key, []) if existing is not None else []
+        usage = self._node_usage()
+        updates: dict[str, dict[str, int]] = {}
+        failed: dict[str, dict[str, Any]] = {}
+        old_groups = {tg["Name"]: tg for tg in (existing or {}).get("TaskGroups") or []}
+        for tg in job.get("TaskGroups") or []:
+            name = tg["Name"]
+            live = [
+                a for a in allocs
+                if a["TaskGroup"] == name and a["DesiredStatus"] == "run" and not a.get("NextAllocation")
+                and a["ClientStatus"] in ("pending", "running", "unknown", "failed")
+            ]  # fmt: skip
+            count = int(tg.get("Count") or 0)
+            kept = min(len(live), count)
+            old = old_groups.get(name)
+            row = dict.fromkeys(DESIRED_UPDATE_KEYS, 0)
+            row["Stop"] = max(0, len(live) - count)
+            row["Place"] = max(0, count - len(live))
+            if old is not None and kept:
+                if _spec_of(old.get("Tasks")) != _spec_of(tg.get("Tasks")):
+                    row["DestructiveUpdate"] = kept
+                elif _spec_of({**old, "Count": 0}) != _spec_of({**tg, "Count": 0}):
+                    row["InPlaceUpdate"] = kept
+                else:
+                    row["Ignore"] = kept
+            updates[name] = row
+            metric: dict[str, Any] | None = None
+            for _ in range(row["Place"]):
+                node, devices, attempt = self._select_node(job, tg, usage, commit=False)
+                if node is None:
+                    if metric is None:
+                        metric = attempt
+                    else:
+                        metric["CoalescedFailures"] += 1
+                    continue
+                cpu, memory = group_resources(tg)
+                usage.add(node["ID"], (job["Namespace"], job["ID"], name), cpu, memory, devices)
+            if metric is not None:
+                failed[name] = metric
+        for name in old_groups:
+            if name not in updates:
+                row = dict.fromkeys(DESIRED_UPDATE_KEYS, 0)
+                row["Stop"] = sum(1 for a in allocs if a["TaskGroup"] == name and a["DesiredStatus"] == "run")
+                updates[name] = row
+        return updates, failed
+
+    def _node_usage(self) -> Usage:
+        usage = Usage()
+        for (ns, job_id), allocs in self.allocs.items():
+            job = self.jobs.get((ns, job_id)) or {}
+            for alloc in allocs:
+                if alloc["DesiredStatus"] != "run" or alloc["ClientStatus"] in TERMINAL_CLIENT:
+                    continue
+                res = self._alloc_res.get(alloc["ID"]) or {}
+                tg = _find_group(job, alloc["TaskGroup"]) or {}
+                cpu, memory = res.get("cpu"), res.get("memory")
+                if cpu is None or memory is None:
+                    cpu, memory = group_resources(tg)
+                usage.add(alloc["NodeID"], (ns, job_id, alloc["TaskGroup"]), cpu, memory, res.get("devices") or [])
+        return usage
+
+    def _select_node(
+        self, job: Mapping[str, Any], tg: Mapping[str, Any], usage: Usage, *, commit: bool = True
+    ) -> tuple[dict[str, Any] | None, list[str], dict[str, Any]]:
+        """The first feasible ready+eligible node of the job's pool and datacenters (nodes in name order), or a
+        made-to-measure one in ``auto_nodes`` mode. Returns (node, GPU instance IDs, the AllocMetric)."""
+        pool = str(job.get("NodePool") or "default")
+        dcs = list(job.get("Datacenters") or ["*"])
+        metric = alloc_metric(pool)
+        in_pool = [n for n in self.nodes.values() if pool == "all" or n["NodePool"] == pool]
+        metric["NodesInPool"] = len(in_pool)
+        ready = [
+            n for n in sorted(in_pool, key=lambda n: (n["Name"], n["ID"]))
+            if n["Status"] == "ready" and n["SchedulingEligibility"] == "eligible" and n["DrainStrategy"] is None
+            and datacenter_matches(n["Datacenter"], dcs)
+        ]  # fmt: skip
+        for dc in sorted({n["Datacenter"] for n in ready}) or [d for d in dcs if "*" not in d][:1]:
+            metric["NodesAvailable"][dc] = sum(1 for n in ready if n["Datacenter"] == dc)
+        for node in ready:
+            metric["NodesEvaluated"] += 1
+            kind, why, devices = feasibility(job, tg, node, usage)
+            if kind is None:
+                return node, devices, metric
+            assert why is not None
+            record_failure(metric, node, kind, why)
+        if self.auto_nodes:
+            spec = auto_node_spec(job, tg)
+            node = build_node(index=self._bump(), seq=len(self.nodes) + 1, name=f"auto-node-{len(self.nodes) + 1}",
+                              **spec)  # fmt: skip
+            kind, why, devices = feasibility(job, tg, node, usage)
+            if kind is None:
+                if commit:
+                    self.nodes[node["ID"]] = node
+                    self._auto_node_ids.add(node["ID"])
+                return node, devices, metric
+            assert why is not None
+            metric["NodesEvaluated"] += 1
+            record_failure(metric, node, kind, why)  # no client of the auto fleet could run it either
+        return None, [], metric
+
+    def _reschedule_due(self, job: Mapping[str, Any], tg: Mapping[str, Any], alloc: Mapping[str, Any]) -> float | None:
+        """When (``fake.clock`` seconds) a failed allocation is replaced, or None if its policy allows no more."""
+        policy = tg.get("ReschedulePolicy") or job.get("Reschedule") or _default_reschedule(job)
+        events = ((alloc.get("RescheduleTracker") or {}).get("Events")) or []
+        failed_at = self._failed_at.get(alloc["ID"], self.clock())
+        if not policy.get("Unlimited"):
+            interval_s = int(policy.get("Interval") or 0) / 1e9
+            recent = [e for e in events if not interval_s or e.get("_at", failed_at) >= failed_at - interval_s]
+            if len(recent) >= int(policy.get("Attempts") or 0):
+                return None
+        base = int(policy.get("Delay") or 0) / 1e9
+        cap = int(policy.get("MaxDelay") or 0) / 1e9
+        function = policy.get("DelayFunction") or "exponential"
+        if function == "constant" or not events:
+            delay = base
+        elif function == "fibonacci":
+            a, b = base, base
+            for _ in range(len(events)):
+                a, b = b, a + b
+            delay = a
+        else:
+            delay = base * 2 ** len(events)
+        if cap and delay > cap:
+            delay = cap
+        return failed_at + delay
+
+    def _follow_up(self, job: dict[str, Any], alloc: dict[str, Any], due: float, evaluation: Mapping[str, Any]) -> None:
+        """The delayed evaluation that reschedules a failed allocation (``FollowupEvalID``, ``WaitUntil``)."""
+        existing = self.evals.get(alloc.get("FollowupEvalID") or "")
+        if existing is not None and existing["Status"] == "pending":
+            return
+        wait_until = time.time() + max(0.0, due - self.clock())
+        follow = self._new_eval(
+            job,
+            "alloc-failure",
+            PreviousEval=evaluation.get("ID", ""),
+            WaitUntil=_rfc3339(wait_until),
+            StatusDescription="created for delayed rescheduling",
+        )
+        if follow is None:
+            return
+        self._eval_due[follow["ID"]] = due
+        alloc["FollowupEvalID"] = follow["ID"]
+        alloc["ModifyIndex"] = self.index
+
+    def _new_alloc(
+        self,
+        job: dict[str, Any],
+        group: str,
+        name_index: int,
+        client_status: str,
+        node: Mapping[str, Any] | None = None,
+        devices: Sequence[str] = (),
+        previous: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         tg = _find_group(job, group) or {"Tasks": []}
         now = _now_ns()
-        return {
-            "ID": _uuid(),
+        index = self._bump()
+        alloc_id = _uuid()
+        tracker = None
+        if previous is not None:
+            events = list(((previous.get("RescheduleTracker") or {}).get("Events")) or [])
+            policy = tg.get("ReschedulePolicy") or job.get("Reschedule") or _default_reschedule(job)
+            events.append(
+                {
+                    "RescheduleTime": now,
+                    "PrevAllocID": previous["ID"],
+                    "PrevNodeID": previous.get("NodeID", ""),
+                    "Delay": int(policy.get("Delay") or 0),
+                }
+            )
+            tracker = {"Events": events}
+            previous["NextAllocation"] = alloc_id
+            previous["ModifyIndex"] = index
+        node_id = node["ID"] if node is not None else _uuid()
+        alloc = {
+            "ID": alloc_id,
             "EvalID": _uuid(),
             "Name": f"{job['ID']}.{group}[{name_index}]",
             "Namespace": job["Namespace"],
-            "NodeID": _uuid(),
-            "NodeName": f"gpu-node-{name_index}",
+            "NodeID": node_id,
+            "NodeName": node["Name"] if node is not None else f"gpu-node-{name_index}",
             "JobID": job["ID"],
             "JobType": job.get("Type", "service"),
             "JobVersion": job.get("Version", 0),
@@ -633,16 +1098,82 @@ class FakeNomad:
             },
             "DeploymentStatus": None,
             "FollowupEvalID": "",
-            "PreviousAllocation": "",
+            "PreviousAllocation": previous["ID"] if previous is not None else "",
             "NextAllocation": "",
-            "RescheduleTracker": None,
+            "RescheduleTracker": tracker,
             "PreemptedAllocations": None,
             "PreemptedByAllocation": "",
-            "CreateIndex": self.index,
-            "ModifyIndex": self.index,
+            "CreateIndex": index,
+            "ModifyIndex": index,
             "CreateTime": now,
             "ModifyTime": now,
         }
+        cpu, memory = group_resources(tg)
+        self._alloc_res[alloc_id] = {"cpu": cpu, "memory": memory, "devices": list(devices)}
+        if client_status == "pending" and alloc["JobID"]:
+            queued = self.queued_counts.setdefault((job["Namespace"], job["ID"]), {})
+            queued[group] = max(0, queued.get(group, 0) - 1)  # updateSummaryWithAlloc: Queued-- per insert
+        return alloc
+
+    def _full_alloc(self, alloc: Mapping[str, Any]) -> dict[str, Any]:
+        """An ``Allocation`` as ``GET /v1/node/:id/allocations`` returns it: the stub plus ``Job``, the aggregate
+        ``Resources`` (CPU, MemoryMB, …) and ``AllocatedResources`` (with the granted GPU instances)."""
+        out = copy.deepcopy(dict(alloc))
+        job = self.jobs.get((alloc["Namespace"], alloc["JobID"])) or {}
+        tg = _find_group(job, alloc["TaskGroup"]) or {}
+        res = self._alloc_res.get(alloc["ID"]) or {}
+        cpu, memory = group_resources(tg)
+        out["Job"] = copy.deepcopy(job) or None
+        out["Resources"] = {"CPU": cpu, "MemoryMB": memory, "DiskMB": 300, "IOPS": 0, "Networks": None,
+                            "Devices": None}  # fmt: skip
+        tasks = {}
+        for task in tg.get("Tasks") or []:
+            t_res = task.get("Resources") or {}
+            requested = (t_res.get("Devices") or []) and res.get("devices")
+            tasks[task["Name"]] = {
+                "Cpu": {"CpuShares": t_res.get("CPU") or 100, "ReservedCores": None},
+                "Memory": {"MemoryMB": t_res.get("MemoryMB") or 300, "MemoryMaxMB": 0},
+                "Networks": None,
+                "Devices": [{"Vendor": "nvidia", "Type": "gpu", "Name": "Tesla T4", "DeviceIDs": res["devices"]}]
+                if requested
+                else None,
+            }
+        out["AllocatedResources"] = {
+            "Tasks": tasks,
+            "TaskLifecycles": {t["Name"]: t.get("Lifecycle") for t in tg.get("Tasks") or []},
+            "Shared": {"Networks": None, "DiskMB": 300, "Ports": None},
+        }
+        out["Metrics"] = alloc_metric(str(job.get("NodePool") or "default"))
+        return out
+
+    def _refresh_status(self, job: dict[str, Any]) -> None:
+        """``setJobStatus``: a job status change moves the job's ModifyIndex (not its JobModifyIndex)."""
+        status = _job_status(self, job)
+        if job.get("Status") != status:
+            job["Status"] = status
+            job["ModifyIndex"] = self._bump()
+
+    def _after_node_change(self, node: dict[str, Any], previous_status: str | None, removed: bool = False) -> None:
+        """Allocations on a node that went down (or away) are lost and replaced; a usable node unblocks evals."""
+        if removed or node["Status"] in ("down",):
+            index = self._bump()
+            touched: set[tuple[str, str]] = set()
+            for key, allocs in self.allocs.items():
+                for alloc in allocs:
+                    if alloc.get("NodeID") != node["ID"] or alloc["DesiredStatus"] != "run":
+                        continue
+                    if alloc["ClientStatus"] in TERMINAL_CLIENT:
+                        continue
+                    alloc.update(DesiredStatus="stop", ClientStatus="lost", ModifyIndex=index, ModifyTime=_now_ns())
+                    alloc["DesiredDescription"] = "alloc is lost since its node is down"
+                    alloc["ClientDescription"] = "alloc is lost since its node is down"
+                    touched.add(key)
+            for key in sorted(touched):
+                job = self.jobs.get(key)
+                if job is not None:
+                    self._submit(self._new_eval(job, "node-update", NodeID=node["ID"]))
+        if not removed and node["Status"] == "ready" and node["SchedulingEligibility"] == "eligible":
+            self._unblock()
 
     def _start_deployment(self, job: dict[str, Any]) -> dict[str, Any]:
         index = self._bump()
@@ -681,28 +1212,6 @@ class FakeNomad:
         self.deployments.setdefault(key, []).append(deployment)
         return deployment
 
-    def _new_eval(self, job: dict[str, Any], triggered_by: str) -> dict[str, Any] | None:
-        if job.get("Periodic") or job.get("ParameterizedJob"):
-            return None  # Nomad creates no eval for periodic or parameterized jobs
-        now = _now_ns()
-        evaluation = {
-            "ID": _uuid(),
-            "Namespace": job["Namespace"],
-            "Priority": job.get("Priority", 50),
-            "Type": job.get("Type", "service"),
-            "TriggeredBy": triggered_by,
-            "JobID": job["ID"],
-            "JobModifyIndex": job["JobModifyIndex"],
-            "Status": "complete",
-            "StatusDescription": "",
-            "CreateIndex": self.index,
-            "ModifyIndex": self.index,
-            "CreateTime": now,
-            "ModifyTime": now,
-        }
-        self.evals[evaluation["ID"]] = evaluation
-        return evaluation
-
     def _write_var(self, namespace: str, path: str, items: dict[str, str]) -> dict[str, Any]:
         index = self._bump()
         now = _now_ns()
@@ -734,6 +1243,20 @@ class FakeNomad:
                 if left <= 0:
                     return
                 self._cond.wait(left)
+
+    def _authorize_node(self, ctx: _Ctx, level: str) -> None:
+        """The ``node`` ACL policy: ``read`` for node reads, ``write`` for drain, eligibility and purge."""
+        if self._acl is None:
+            return
+        secret = ctx.token()
+        if secret is None:
+            raise ApiError(403, "Permission denied")
+        token = self._acl.get(secret)
+        if token is None:
+            raise ApiError(403, "ACL token not found")
+        if token.management or token.node == "write" or (token.node == "read" and level == "read"):
+            return
+        raise ApiError(403, "Permission denied")
 
     def _authorize(self, ctx: _Ctx, namespace: str, any_of: Sequence[str], kind: str = "job") -> None:
         if self._acl is None:
@@ -812,12 +1335,12 @@ def _register(fake: FakeNomad, ctx: _Ctx, path_id: str | None = None) -> Reply:
         raise ApiError(400, "Job ID does not match name")
     ns = ctx.query.get("namespace") or job.get("Namespace") or "default"
     with fake._cond:
-        fake._authorize(ctx, ns, ["submit-job"])
         if ns not in fake.namespaces:
             raise ApiError(500, f'job "{job["ID"]}" is in nonexistent namespace "{ns}"')
-        errors = _validate_job(job)
+        errors = _validate_job(job)  # admission (canonicalize + validate) runs before the ACL check
         if errors:
             raise ApiError(500, _multierror(errors))
+        fake._authorize(ctx, ns, ["submit-job"])
         existing = fake.jobs.get((ns, job["ID"]))
         if body.get("EnforceIndex"):
             want = int(body.get("JobModifyIndex") or 0)
@@ -831,13 +1354,16 @@ def _register(fake: FakeNomad, ctx: _Ctx, path_id: str | None = None) -> Reply:
                     500, f"{prefix}: job exists with conflicting job modify index: {existing['JobModifyIndex']}"
                 )
         stored = fake._store_job(job, ns, preserve_counts=bool(body.get("PreserveCounts")))
+        unchanged = existing is not None and stored is existing
         evaluation = fake._new_eval(stored, "job-register")
+        fake._submit(evaluation)
         return Reply(
             200,
             {
                 "EvalID": evaluation["ID"] if evaluation else "",
                 "EvalCreateIndex": evaluation["CreateIndex"] if evaluation else 0,
-                "JobModifyIndex": stored["JobModifyIndex"],
+                # an unchanged spec writes only an evaluation and answers the job's ModifyIndex (sic)
+                "JobModifyIndex": stored["ModifyIndex"] if unchanged else stored["JobModifyIndex"],
                 "Warnings": "",
                 "Index": fake.index,
                 "LastContact": 0,
@@ -845,6 +1371,55 @@ def _register(fake: FakeNomad, ctx: _Ctx, path_id: str | None = None) -> Reply:
             },
             fake.index,
         )
+
+
+def _plan(fake: FakeNomad, ctx: _Ctx) -> Reply:
+    """``POST /v1/job/:id/plan`` (``Job.Plan``): admission and validation, then the ACL (``submit-job`` or
+    ``plan-job``), then a dry run of the scheduler and the diff against the stored job. Nothing is stored; there
+    is no ``PreserveCounts`` (nomad-facts §4)."""
+    body = ctx.json_body()
+    job = body.get("Job")
+    if not isinstance(job, dict):
+        raise ApiError(400, "Job must be specified")
+    if not job.get("ID"):
+        raise ApiError(400, "Job must have a valid ID")
+    if job["ID"] != ctx.params["job"]:
+        raise ApiError(400, "Job ID does not match")
+    ns = ctx.query.get("namespace") or job.get("Namespace") or "default"
+    with fake._cond:
+        admitted = admit_job(job, ns, fake.region)
+        errors = _validate_job(admitted)
+        if errors:
+            raise ApiError(500, _multierror(errors))
+        fake._authorize(ctx, ns, ["submit-job", "plan-job"])
+        existing = fake.jobs.get((ns, job["ID"]))
+        updates, failed = fake._plan_placements(existing, admitted)
+        created = None
+        if failed:
+            created = [
+                {
+                    "ID": _uuid(),
+                    "Namespace": ns,
+                    "JobID": job["ID"],
+                    "Type": admitted.get("Type", "service"),
+                    "TriggeredBy": "queued-allocs",
+                    "Status": "blocked",
+                    "StatusDescription": "created to place remaining allocations",
+                    "FailedTGAllocs": copy.deepcopy(failed),
+                }
+            ]
+        index = existing["JobModifyIndex"] if existing is not None else 0
+        reply = {
+            "Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": None},
+            "FailedTGAllocs": failed or None,
+            "JobModifyIndex": index,
+            "CreatedEvals": created,
+            "Diff": job_diff(existing, admitted) if body.get("Diff") else None,
+            "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
+            "Warnings": "",
+            "Index": index,
+        }
+        return Reply(200, reply, index)
 
 
 def _register_path(fake: FakeNomad, ctx: _Ctx) -> Reply:
@@ -875,7 +1450,7 @@ def _read_job(fake: FakeNomad, ctx: _Ctx) -> Reply:
         fake._wait_blocking(ctx.query)
         job = _job_or_404(fake, ctx.namespace, ctx.params["job"])
         out = copy.deepcopy(job)
-        out["Status"] = _job_status(fake, job)
+        out["Status"] = job.get("Status") or _job_status(fake, job)
         return Reply(200, out, fake.index, blocking=True)
 
 
@@ -892,8 +1467,11 @@ def _deregister(fake: FakeNomad, ctx: _Ctx) -> Reply:
             return Reply(200, {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0}, fake.index)
         index = fake._bump()
         job.update(Stop=True, ModifyIndex=index, JobModifyIndex=index, Version=job.get("Version", 0) + 1)
-        fake._reconcile(job)
         evaluation = fake._new_eval(job, "job-deregister")
+        if evaluation is None:
+            fake._reconcile(job, {})
+        fake._submit(evaluation)
+        fake._refresh_status(job)
         if purge:
             del fake.jobs[key]
             fake.allocs.pop(key, None)
@@ -921,8 +1499,17 @@ def _job_allocations(fake: FakeNomad, ctx: _Ctx) -> Reply:
 def _job_summary(fake: FakeNomad, ctx: _Ctx) -> Reply:
     with fake._cond:
         fake._authorize(ctx, ctx.namespace, ["read-job"])
+        fake._wait_blocking(ctx.query)
         job = _job_or_404(fake, ctx.namespace, ctx.params["job"])
         return Reply(200, _summary(fake, job), fake.index, blocking=True)
+
+
+def _job_evaluations(fake: FakeNomad, ctx: _Ctx) -> Reply:
+    """``GET /v1/job/:id/evaluations``: every evaluation of the job (``[]`` for an unknown job)."""
+    with fake._cond:
+        fake._authorize(ctx, ctx.namespace, ["read-job"])
+        fake._wait_blocking(ctx.query)
+        return Reply(200, fake.evaluations(ctx.params["job"], ctx.namespace), fake.index, blocking=True)
 
 
 def _job_deployment(fake: FakeNomad, ctx: _Ctx) -> Reply:
@@ -960,6 +1547,8 @@ def _read_eval(fake: FakeNomad, ctx: _Ctx) -> Reply:
 
 
 def _scale_status(fake: FakeNomad, ctx: _Ctx) -> Reply:
+    """``Job.ScaleStatus``: Placed counts every non-terminal, non-canary allocation (pending, running, unknown);
+    Healthy/Unhealthy come from deployment health; ``JobModifyIndex`` is the job's *ModifyIndex* (nomad-facts §2)."""
     with fake._cond:
         fake._authorize(ctx, ctx.namespace, ["read-job-scaling", "read-job"])
         fake._wait_blocking(ctx.query)
@@ -967,51 +1556,66 @@ def _scale_status(fake: FakeNomad, ctx: _Ctx) -> Reply:
         key = (job["Namespace"], job["ID"])
         allocs = fake.allocs.get(key, [])
         groups = {}
+        index = job["ModifyIndex"]
         for tg in job.get("TaskGroups") or []:
-            mine = [a for a in allocs if a["TaskGroup"] == tg["Name"] and a["DesiredStatus"] == "run"]
-            running = sum(1 for a in mine if a["ClientStatus"] == "running")
+            mine = [
+                a for a in allocs
+                if a["TaskGroup"] == tg["Name"] and a["DesiredStatus"] == "run"
+                and a["ClientStatus"] not in TERMINAL_CLIENT and not (a.get("DeploymentStatus") or {}).get("Canary")
+            ]  # fmt: skip
+            health = [(a.get("DeploymentStatus") or {}).get("Healthy") for a in mine]
             events = fake.scaling_events.get(key, {}).get(tg["Name"]) or None
+            index = max([index, *(a["ModifyIndex"] for a in mine), *(e["CreateIndex"] for e in events or [])])
             groups[tg["Name"]] = {
                 "Desired": tg["Count"],
                 "Events": copy.deepcopy(events),
-                "Healthy": running,
-                "Placed": sum(1 for a in mine if a["ClientStatus"] in LIVE_CLIENT),
-                "Running": running,
-                "Unhealthy": sum(1 for a in mine if a["ClientStatus"] == "failed"),
+                "Healthy": sum(1 for h in health if h is True),
+                "Placed": len(mine),
+                "Running": sum(1 for a in mine if a["ClientStatus"] == "running"),
+                "Unhealthy": sum(1 for h in health if h is False),
             }
         body = {
             "JobCreateIndex": job["CreateIndex"],
             "JobID": job["ID"],
             "Namespace": job["Namespace"],
-            "JobModifyIndex": job["JobModifyIndex"],
+            "JobModifyIndex": job["ModifyIndex"],
             "JobStopped": bool(job.get("Stop")),
             "TaskGroups": groups,
         }
-        return Reply(200, body, fake.index, blocking=True)
+        return Reply(200, body, index, blocking=True)
 
 
 def _scale(fake: FakeNomad, ctx: _Ctx) -> Reply:
-    """``Job.Scale`` in nomad/job_endpoint.go, check by check, in its order."""
+    """``Job.Scale`` (nomad/job_endpoint.go), check by check, in its order (nomad-facts §3): the HTTP layer's
+    checks, then the token and ACL, then ``JobScaleRequest.Validate``, the job lookup, bounds, deployment, CAS."""
     body = ctx.json_body()
     job_id = ctx.params["job"]
     target = body.get("Target") or {}
-    group_name = target.get("Group") if isinstance(target, dict) else None
-    if not group_name:
-        raise ApiError(400, "missing task group name for scaling action")
+    if not isinstance(target, dict):
+        raise ApiError(400, "Request decode failed: Target must be an object")
     if target.get("Job") not in (None, "", job_id):
         raise ApiError(400, "job ID in payload did not match URL")
     count = body.get("Count")
-    is_error = bool(body.get("Error"))
-    if count is not None and is_error:
-        raise ApiError(400, "scaling action should not contain count if error is true")
     if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
         raise ApiError(400, "Request decode failed: Count must be an integer")
-    if count is not None and count < 0:
-        raise ApiError(400, "scaling action count can't be negative")
-    ns = ctx.query.get("namespace") or target.get("Namespace") or "default"
+    ns = ctx.namespace
     with fake._cond:
         fake._authorize(ctx, ns, ["scale-job", "submit-job"])
+        group_name = target.get("Group")
+        is_error = bool(body.get("Error"))
+        if target.get("Namespace") not in (None, "", ns):
+            raise ApiError(400, "namespace in payload did not match header")
+        if not group_name:
+            raise ApiError(400, "missing task group name for scaling action")
+        if count is not None and count < 0:
+            raise ApiError(400, "scaling action count can't be negative")
+        if count is not None and is_error:
+            raise ApiError(400, "scaling action should not contain count if error is true")
+        if count is not None and count > 2**31 - 1:
+            raise ApiError(400, f"new scaling count is too large for TaskGroup.Count (int): {count}")
         job = _job_or_404(fake, ns, job_id, f'job "{job_id}" not found')
+        if job.get("Type") == "system" and count is not None and count > 1:
+            raise ApiError(400, 'jobs of type "system" can only be scaled between 0 and 1')
         group = _find_group(job, group_name)
         if group is None:
             raise ApiError(400, f'task group "{group_name}" specified for scaling does not exist in job')
@@ -1026,22 +1630,26 @@ def _scale(fake: FakeNomad, ctx: _Ctx) -> Reply:
             "Time": _now_ns(),
             "CreateIndex": 0,
         }
-        if count is None:
+        if count is None:  # an event only; the reply's JobModifyIndex is the job's ModifyIndex (sic)
             event["CreateIndex"] = fake._bump()
             _add_event(fake, job, group_name, event)
-            return Reply(200, _write_reply(fake, "", 0, job["JobModifyIndex"]), fake.index)
-        if job.get("Type") == "system" and count > 1:
-            raise ApiError(400, "Cannot scale a system job to more than 1")
+            return Reply(200, _write_reply(fake, "", 0, job["ModifyIndex"]), fake.index)
         scaling = group.get("Scaling")
-        if scaling:
+        if scaling is not None:
             if count < int(scaling.get("Min") or 0):
                 raise ApiError(
                     400, f"group count was less than scaling policy minimum: {count} < {scaling.get('Min') or 0}"
                 )
             if scaling.get("Max") is not None and count > int(scaling["Max"]):
                 raise ApiError(400, f"group count was greater than scaling policy maximum: {count} > {scaling['Max']}")
+        if fake.job_max_count is not None:
+            total = sum(count if tg["Name"] == group_name else int(tg["Count"]) for tg in job["TaskGroups"])
+            if total > fake.job_max_count:
+                raise ApiError(
+                    500, f"total count was greater than configured job_max_count: {total} > {fake.job_max_count}"
+                )
         deps = fake.deployments.get((ns, job_id)) or []
-        if deps and deps[-1]["Status"] in ACTIVE_DEPLOYMENT:
+        if deps and deps[-1]["Status"] in ACTIVE_DEPLOYMENT and deps[-1]["JobCreateIndex"] == job["CreateIndex"]:
             raise ApiError(400, "job scaling blocked due to active deployment")
         want = int(body.get("JobModifyIndex") or 0)
         if want and want != job["JobModifyIndex"]:
@@ -1052,16 +1660,21 @@ def _scale(fake: FakeNomad, ctx: _Ctx) -> Reply:
             )
         new_job = copy.deepcopy(job)
         _group(new_job, group_name)["Count"] = count
-        stored = fake._store_job(new_job, ns, preserve_counts=False)
-        evaluation = fake._new_eval(stored, "job-scaling")
+        new_job["SubmitTime"] = _now_ns()
+        # upsertJobImpl: always a new Version and JobModifyIndex, even when the count did not change.
+        stored = fake._store_job(new_job, ns, preserve_counts=False, new_version=True)
+        evaluation = fake._new_eval(stored, "job-scaling")  # a second raft apply: the pending evaluation
         event["EvalID"] = evaluation["ID"] if evaluation else None
-        event["CreateIndex"] = stored["ModifyIndex"]
+        event["CreateIndex"] = fake._bump()  # a third raft apply: the scaling event
         _add_event(fake, stored, group_name, event)
-        if fake.deploy_on_scale and stored.get("Type") == "service" and stored.get("Update"):
-            fake._start_deployment(stored)
         eval_id = evaluation["ID"] if evaluation else ""
         eval_index = evaluation["CreateIndex"] if evaluation else 0
-        return Reply(200, _write_reply(fake, eval_id, eval_index, stored["JobModifyIndex"]), fake.index)
+        reply = _write_reply(fake, eval_id, eval_index, stored["JobModifyIndex"])
+        reply["Index"] = event["CreateIndex"]
+        fake._submit(evaluation)
+        if fake.deploy_on_scale and stored.get("Type") == "service" and stored.get("Update"):
+            fake._start_deployment(stored)
+        return Reply(200, reply, event["CreateIndex"])
 
 
 def _add_event(fake: FakeNomad, job: dict[str, Any], group: str, event: dict[str, Any]) -> None:
@@ -1078,15 +1691,29 @@ def _write_reply(fake: FakeNomad, eval_id: str, eval_index: int, job_modify_inde
         "JobModifyIndex": job_modify_index,
         "KnownLeader": False,
         "LastContact": 0,
+        "NextToken": "",
         "Warnings": "",
     }
 
 
+VARIABLE_PATH = re.compile(r"^[a-zA-Z0-9\-_~/]{1,128}$")  # structs.ValidatePath (nomad/structs/variables.go)
+VARIABLE_MAX_BYTES = 65536  # Items.Size() = Σ len(key) + len(value)
+
+
 def _var_path(ctx: _Ctx) -> str:
     path = ctx.params["path"]
-    if not path or path.startswith("/") or path.endswith("/") or "//" in path:
-        raise ApiError(400, "invalid path")
+    if not path:
+        raise ApiError(400, "missing variable path")
     return path
+
+
+def _validate_variable(path: str, items: Mapping[str, str] | None) -> None:
+    """``canonicalizeAndValidate``: errors are double-wrapped, so the body reads ``RPC Error:: 400,<msg>``."""
+    if not VARIABLE_PATH.match(path):
+        raise ApiError(400, f'RPC Error:: 400,invalid path "{path}"')
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in (items or {}).items())
+    if size > VARIABLE_MAX_BYTES:
+        raise ApiError(400, "RPC Error:: 400,variables are limited to 64KiB in total size")
 
 
 def _var_read(fake: FakeNomad, ctx: _Ctx) -> Reply:
@@ -1113,10 +1740,16 @@ def _var_write(fake: FakeNomad, ctx: _Ctx) -> Reply:
         raise ApiError(400, "CAS can't be used with lock operations")
     body = ctx.json_body()
     items = body.get("Items")
-    ns = ctx.query.get("namespace") or body.get("Namespace") or "default"
+    # Variables.Apply takes the body's Namespace when set (set, cas, lock-acquire, lock-release); renew only
+    # ever uses ?namespace (nomad-facts §7).
+    ns = body.get("Namespace") or ctx.namespace
+    if ops == ["lock-renew"]:
+        ns = ctx.namespace
     if ops:
         with fake._cond:
             fake._authorize(ctx, ns, ["write"], kind="var")
+            if ops[0] == "lock-acquire":
+                _validate_variable(path, items if isinstance(items, dict) else None)
             return _lock_op(fake, ops[0], ns, path, body)
     if not items:
         raise ApiError(400, "variable missing required Items object")
@@ -1124,9 +1757,10 @@ def _var_write(fake: FakeNomad, ctx: _Ctx) -> Reply:
         raise ApiError(400, "Request decode failed: Items must map strings to strings")
     with fake._cond:
         fake._authorize(ctx, ns, ["write"], kind="var")
+        _validate_variable(path, items)
         if ns not in fake.namespaces:
             raise ApiError(500, f'nonexistent namespace "{ns}"')
-        _check_cas(fake, ctx, ns, path, with_items=True)
+        _check_cas(fake, ctx, ns, path)
         _check_lock_holder(fake, ns, path, body)
         lock = (fake.variables.get((ns, path)) or {}).get("Lock")
         var = fake._write_var(ns, path, dict(items))
@@ -1201,7 +1835,7 @@ def _var_delete(fake: FakeNomad, ctx: _Ctx) -> Reply:
     path = _var_path(ctx)
     with fake._cond:
         fake._authorize(ctx, ctx.namespace, ["destroy"], kind="var")
-        _check_cas(fake, ctx, ctx.namespace, path, with_items=False)
+        _check_cas(fake, ctx, ctx.namespace, path)
         body = ctx.body if isinstance(ctx.body, dict) else {}
         _check_lock_holder(fake, ctx.namespace, path, body)
         fake.variables.pop((ctx.namespace, path), None)
@@ -1209,7 +1843,8 @@ def _var_delete(fake: FakeNomad, ctx: _Ctx) -> Reply:
         return Reply(204, NO_BODY, fake._bump())
 
 
-def _check_cas(fake: FakeNomad, ctx: _Ctx, ns: str, path: str, *, with_items: bool) -> None:
+def _check_cas(fake: FakeNomad, ctx: _Ctx, ns: str, path: str) -> None:
+    """``?cas=N``: a mismatch is 409 with the current variable, Items included (also for delete)."""
     if "cas" not in ctx.query:
         return
     try:
@@ -1225,8 +1860,6 @@ def _check_cas(fake: FakeNomad, ctx: _Ctx, ns: str, path: str, *, with_items: bo
         conflict.update(CreateTime=0, ModifyTime=0)
     else:
         conflict = copy.deepcopy(current)
-        if not with_items:
-            conflict.pop("Items", None)
     raise ApiError(409, "cas conflict", json_body=conflict)
 
 
@@ -1268,6 +1901,8 @@ _ROUTES: list[tuple[re.Pattern[str], tuple[str, ...], _R]] = [
     (re.compile(r"/v1/jobs/parse"), ("POST", "PUT"), _parse),
     (re.compile(r"/v1/job/(?P<job>[^/]+)/allocations"), ("GET",), _job_allocations),
     (re.compile(r"/v1/job/(?P<job>[^/]+)/summary"), ("GET",), _job_summary),
+    (re.compile(r"/v1/job/(?P<job>[^/]+)/plan"), ("POST", "PUT"), _plan),
+    (re.compile(r"/v1/job/(?P<job>[^/]+)/evaluations"), ("GET",), _job_evaluations),
     (re.compile(r"/v1/job/(?P<job>[^/]+)/deployment"), ("GET",), _job_deployment),
     (re.compile(r"/v1/job/(?P<job>[^/]+)/deployments"), ("GET",), _job_deployments),
     (re.compile(r"/v1/job/(?P<job>[^/]+)/scale"), ("GET",), _scale_status),
@@ -1284,6 +1919,7 @@ _ROUTES: list[tuple[re.Pattern[str], tuple[str, ...], _R]] = [
     (re.compile(r"/v1/agent/health"), ("GET",), _agent_health),
     (re.compile(r"/v1/status/leader"), ("GET",), _status_leader),
     (re.compile(r"/v1/status/peers"), ("GET",), _status_peers),
+    *NODE_ROUTES,
 ]
 
 
@@ -1306,6 +1942,8 @@ def _dispatch(fake: FakeNomad, method: str, path: str, query: dict[str, str], bo
     if "region" in query and query["region"] not in ("", fake.region):
         raise ApiError(500, "No path to region")
     _check_blocking_params(query)
+    with fake._cond:
+        fake._run_due()  # delayed evaluations (reschedules) whose time came
     return handler(fake, _Ctx(method, query, body, headers, params))
 
 
@@ -1434,14 +2072,57 @@ def _name_index(name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _stop(alloc: dict[str, Any], index: int) -> None:
+def _stop(alloc: dict[str, Any], index: int) -> bool:
+    """Stop an allocation (the fake's clients stop at once); True when it was still running or pending."""
+    live = alloc["ClientStatus"] in LIVE_CLIENT
     alloc["DesiredStatus"] = "stop"
     alloc["DesiredDescription"] = "alloc not needed due to job update"
-    if alloc["ClientStatus"] in LIVE_CLIENT:
+    if live:
         alloc["ClientStatus"] = "complete"
         alloc["ClientDescription"] = "All tasks have completed"
     alloc["ModifyIndex"] = index
     alloc["ModifyTime"] = _now_ns()
+    return live
+
+
+def _default_reschedule(job: Mapping[str, Any]) -> dict[str, Any]:
+    """``structs.DefaultServiceJobReschedulePolicy`` / ``DefaultBatchJobReschedulePolicy``."""
+    if job.get("Type", "service") == "batch":
+        return {"Attempts": 1, "Interval": 24 * 3600 * 10**9, "Delay": 5 * 10**9, "DelayFunction": "constant",
+                "MaxDelay": 0, "Unlimited": False}  # fmt: skip
+    return {"Attempts": 0, "Interval": 0, "Delay": 30 * 10**9, "DelayFunction": "exponential",
+            "MaxDelay": 3600 * 10**9, "Unlimited": True}  # fmt: skip
+
+
+def _rfc3339(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + f".{int(epoch_s % 1 * 1e9):09d}Z"
+
+
+NATIVE_SERVICE_CONSTRAINT = {"LTarget": "${attr.nomad.service_discovery}", "RTarget": "true", "Operand": "="}
+
+
+def admit_job(job: Mapping[str, Any], namespace: str, region: str) -> dict[str, Any]:
+    """What Nomad's admission does to a submitted job before storing (or planning) it: defaults, and the
+    implied constraint of task groups with ``provider = "nomad"`` services (nomad/job_endpoint_hooks.go
+    ``jobImpliedConstraints``). A client-side diff of the parsed job against the stored one therefore never
+    comes out empty on a real Nomad; ``POST /v1/job/:id/plan`` compares the admitted job."""
+    out = copy.deepcopy(dict(job))
+    out["Namespace"] = namespace
+    out.setdefault("Name", out["ID"])
+    out["Region"] = out.get("Region") or region
+    out["Stop"] = bool(out.get("Stop", False))
+    for tg in out.get("TaskGroups") or []:
+        if tg.get("Count") is None:
+            tg["Count"] = 1
+        services = list(tg.get("Services") or [])
+        for task in tg.get("Tasks") or []:
+            services += task.get("Services") or []
+        if any((svc or {}).get("Provider") == "nomad" for svc in services):
+            constraints = list(tg.get("Constraints") or [])
+            if NATIVE_SERVICE_CONSTRAINT not in constraints:
+                constraints.append(dict(NATIVE_SERVICE_CONSTRAINT))
+            tg["Constraints"] = constraints
+    return out
 
 
 def _client_description(status: str) -> str:
@@ -1451,6 +2132,16 @@ def _client_description(status: str) -> str:
         "complete": "All tasks have completed",
         "failed": "Failed tasks",
     }.get(status, "")
+
+
+DESIRED_UPDATE_KEYS = (
+    "Ignore", "Place", "Migrate", "Stop", "InPlaceUpdate", "DestructiveUpdate", "Canary", "Preemptions",
+    "Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater",
+)  # fmt: skip
+
+
+def _spec_of(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 _VOLATILE = {"ModifyIndex", "JobModifyIndex", "CreateIndex", "Version", "SubmitTime", "Status", "Stable"}
@@ -1475,28 +2166,41 @@ def _scaling_block(job_id: str, ns: str, group: str, lo: int, hi: int) -> dict[s
 
 
 def _job_status(fake: FakeNomad, job: Mapping[str, Any]) -> str:
-    if job.get("Stop"):
-        return "dead"
-    allocs = fake.allocs.get((job["Namespace"], job["ID"]), [])
-    if any(a["ClientStatus"] == "running" for a in allocs):
+    """``StateStore.getJobStatus``: running while any allocation is non-terminal, pending while an evaluation
+    is (pending or blocked), dead once it had allocations and none is left (or it is stopped)."""
+    if job.get("Type") == "system" or job.get("Periodic") or job.get("ParameterizedJob"):
+        return "dead" if job.get("Stop") else "running"
+    key = (job["Namespace"], job["ID"])
+    allocs = fake.allocs.get(key, [])
+    if any(a["DesiredStatus"] == "run" and a["ClientStatus"] not in TERMINAL_CLIENT for a in allocs):
         return "running"
+    if any((e["Namespace"], e["JobID"]) == key and e["Status"] in ("pending", "blocked") for e in fake.evals.values()):
+        return "pending"
+    if allocs or job.get("Stop"):
+        return "dead"
     return "pending"
 
 
 def _summary(fake: FakeNomad, job: Mapping[str, Any]) -> dict[str, Any]:
-    allocs = fake.allocs.get((job["Namespace"], job["ID"]), [])
+    """``structs.JobSummary``: ``Queued`` is what the last evaluation could not place (nomad-facts §1)."""
+    key = (job["Namespace"], job["ID"])
+    allocs = fake.allocs.get(key, [])
+    queued = fake.queued_counts.get(key, {})
     summary = {}
     for tg in job.get("TaskGroups") or []:
         mine = [a for a in allocs if a["TaskGroup"] == tg["Name"]]
-        counts = {s: sum(1 for a in mine if a["ClientStatus"] == s) for s in ("running", "complete", "failed", "lost")}
+        counts = {
+            s: sum(1 for a in mine if a["ClientStatus"] == s)
+            for s in ("running", "complete", "failed", "lost", "unknown", "pending")
+        }
         summary[tg["Name"]] = {
-            "Queued": 0,
+            "Queued": int(queued.get(tg["Name"], 0)),
             "Complete": counts["complete"],
             "Failed": counts["failed"],
             "Running": counts["running"],
-            "Starting": sum(1 for a in mine if a["ClientStatus"] == "pending"),
+            "Starting": counts["pending"],
             "Lost": counts["lost"],
-            "Unknown": 0,
+            "Unknown": counts["unknown"],
         }
     return {
         "JobID": job["ID"],
@@ -1522,7 +2226,7 @@ def _job_stub(fake: FakeNomad, job: Mapping[str, Any]) -> dict[str, Any]:
         "Periodic": bool(job.get("Periodic")),
         "ParameterizedJob": bool(job.get("ParameterizedJob")),
         "Stop": bool(job.get("Stop")),
-        "Status": _job_status(fake, job),
+        "Status": job.get("Status") or _job_status(fake, job),
         "StatusDescription": "",
         "JobSummary": _summary(fake, job),
         "CreateIndex": job["CreateIndex"],

@@ -123,7 +123,8 @@ def test_write_responses_have_the_sample_keys(fake_nomad: FakeNomad) -> None:
     assert reg.status_code == 200 and set(reg.json()) == set(sample("job-register.response"))
     assert reg.json()["EvalID"]  # a service job that is neither periodic nor parameterized gets an eval
     sc = scale(fake_nomad, "cache", 3, group="cache", Message="m", Meta={"k": "v"})
-    assert sc.status_code == 200 and set(sc.json()) == set(sample("job-scale.response"))
+    # JobRegisterResponse with its flattened QueryMeta: the docs' sample omits NextToken (nomad-facts §3)
+    assert sc.status_code == 200 and set(sc.json()) == set(sample("job-scale.response")) | {"NextToken"}
     status = get(fake_nomad, "/v1/job/cache/scale").json()
     assert set(status) == set(sample("job-scale-status.response"))
     assert set(status["TaskGroups"]["cache"]) == set(sample("job-scale-status.response")["TaskGroups"]["cache"])
@@ -162,7 +163,8 @@ def test_variable_shapes_cas_and_delete(fake_nomad: FakeNomad) -> None:
     assert again.headers["Content-Type"] == "application/json"
     assert again.json() == put.json() and set(again.json()) == set(sample("variable-put-cas-conflict.response"))
     gone = requests.delete(url(fake_nomad, "/v1/var/example/first"), params={"namespace": "prod", "cas": 1}, timeout=5)
-    assert gone.status_code == 409 and set(gone.json()) == set(sample("variable-delete-cas-conflict.response"))
+    assert gone.status_code == 409 and set(gone.json()) == set(sample("variable-delete-cas-conflict.derived.response"))
+    assert gone.json()["Items"] == body["Items"]  # the docs' sample omits them; the code returns them
     index = put.json()["ModifyIndex"]
     ok = requests.delete(
         url(fake_nomad, "/v1/var/example/first"), params={"namespace": "prod", "cas": index}, timeout=5
@@ -323,15 +325,35 @@ def test_scale_places_lowest_free_index_and_stops_highest(fake_nomad: FakeNomad)
     assert job is not None and job["Version"] == 2
 
 
-def test_failed_alloc_is_not_live_and_set_status(fake_nomad: FakeNomad) -> None:
+def test_failed_alloc_is_rescheduled_after_its_delay_not_by_the_next_scale(fake_nomad: FakeNomad) -> None:
+    now = [1000.0]
+    fake_nomad.clock = lambda: now[0]
     fake_nomad.add_job("ml-ocr", groups={"workers": 2}, alloc_status="pending")
     assert fake_nomad.set_alloc_status("ml-ocr", "running", limit=1) == 1
     assert fake_nomad.set_alloc_status("ml-ocr", "failed", only="pending") == 1
+    (failed,) = [a for a in fake_nomad.allocations("ml-ocr") if a["ClientStatus"] == "failed"]
     assert fake_nomad.live_count("ml-ocr", "workers") == 1
-    assert scale(fake_nomad, "ml-ocr", 2).status_code == 200  # a replacement is placed at the free index
-    assert fake_nomad.live_count("ml-ocr", "workers") == 2
+    # Reschedule later (service default: 30s): the failed allocation still counts towards Count, so a scale to
+    # the same count places nothing, and nothing is queued either.
+    assert scale(fake_nomad, "ml-ocr", 2).status_code == 200
+    assert fake_nomad.live_count("ml-ocr", "workers") == 1
     summary = get(fake_nomad, "/v1/job/ml-ocr/summary").json()["Summary"]["workers"]
-    assert (summary["Running"], summary["Starting"], summary["Failed"]) == (1, 1, 1)
+    assert (summary["Running"], summary["Starting"], summary["Failed"], summary["Queued"]) == (1, 0, 1, 0)
+    delayed = [e for e in fake_nomad.evaluations("ml-ocr") if e["WaitUntil"]]
+    assert [(e["TriggeredBy"], e["Status"]) for e in delayed] == [("alloc-failure", "pending")]
+    assert next(a for a in fake_nomad.allocations("ml-ocr") if a["ID"] == failed["ID"])["FollowupEvalID"] == (
+        delayed[0]["ID"]
+    )
+    now[0] += 29
+    assert len(get(fake_nomad, "/v1/job/ml-ocr/allocations").json()) == 2  # not yet
+    now[0] += 2
+    allocs = get(fake_nomad, "/v1/job/ml-ocr/allocations").json()
+    (replacement,) = [a for a in allocs if a["PreviousAllocation"] == failed["ID"]]
+    assert replacement["Name"] == failed["Name"] and replacement["ClientStatus"] == "pending"
+    assert replacement["RescheduleTracker"]["Events"][0]["Delay"] == 30 * 10**9
+    assert next(a for a in allocs if a["ID"] == failed["ID"])["NextAllocation"] == replacement["ID"]
+    assert fake_nomad.live_count("ml-ocr", "workers") == 2
+    assert [e["Status"] for e in fake_nomad.evaluations("ml-ocr") if e["WaitUntil"]] == ["complete"]
 
 
 def test_register_preserve_counts_and_enforce_index(fake_nomad: FakeNomad) -> None:
@@ -358,9 +380,10 @@ def test_unchanged_register_keeps_version(fake_nomad: FakeNomad) -> None:
     body = sample("job-register.request")
     a = post(fake_nomad, "/v1/jobs", body).json()
     b = post(fake_nomad, "/v1/jobs", body).json()
-    assert a["JobModifyIndex"] == b["JobModifyIndex"]
     job = fake_nomad.job("cache")
-    assert job is not None and job["Version"] == 0
+    assert job is not None and job["Version"] == 0 and job["JobModifyIndex"] == a["JobModifyIndex"]
+    # Only a new evaluation is written; the reply carries the job's ModifyIndex (moved by pending → running).
+    assert b["JobModifyIndex"] == job["ModifyIndex"] > a["JobModifyIndex"] and b["EvalID"] != a["EvalID"]
 
 
 def test_deregister_and_purge(fake_nomad: FakeNomad) -> None:
@@ -486,18 +509,17 @@ def test_variable_locks(fake_nomad: FakeNomad) -> None:
     assert_text_error(requests.put(lock_url, json=plain, timeout=5), 409, "attempting to modify locked variable")
     assert requests.put(lock_url, json={**plain, "Lock": {"ID": lock_id}}, timeout=5).status_code == 200
     renew_body = {"Path": "example/first", "Namespace": "prod", "Lock": {"ID": lock_id}}
-    renewed = requests.put(lock_url, params={"lock-renew": ""}, json=renew_body, timeout=5)
+    renew = {"lock-renew": "", "namespace": "prod"}  # renew ignores the body's Namespace (nomad-facts §7)
+    ignored = requests.put(lock_url, params={"lock-renew": ""}, json=renew_body, timeout=5)
+    assert ignored.status_code == 404
+    renewed = requests.put(lock_url, params=renew, json=renew_body, timeout=5)
     assert renewed.status_code == 200 and set(renewed.json()) == set(sample("variable-lock-renew.response"))
     wrong = {**renew_body, "Lock": {"ID": "nope"}}
-    assert_text_error(requests.put(lock_url, params={"lock-renew": ""}, json=wrong, timeout=5), 409, "locked")
-    assert_text_error(
-        requests.put(lock_url, params={"lock-renew": "", "cas": "1"}, json=renew_body, timeout=5), 400, "CAS"
-    )
+    assert_text_error(requests.put(lock_url, params=renew, json=wrong, timeout=5), 409, "locked")
+    assert_text_error(requests.put(lock_url, params={**renew, "cas": "1"}, json=renew_body, timeout=5), 400, "CAS")
     released = requests.put(lock_url, params={"lock-release": ""}, json=renew_body, timeout=5)
     assert released.status_code == 200 and set(released.json()) == set(sample("variable-lock-release.response"))
-    assert_text_error(
-        requests.put(lock_url, params={"lock-renew": ""}, json=renew_body, timeout=5), 409, "doesn't hold a lock"
-    )
+    assert_text_error(requests.put(lock_url, params=renew, json=renew_body, timeout=5), 409, "doesn't hold a lock")
     # an expired lock cannot be taken again before its lock-delay has passed
     lock_id = requests.put(lock_url, params={"lock-acquire": ""}, json=acquire, timeout=5).json()["Lock"]["ID"]
     now[0] += 16  # TTL 15s is over

@@ -1,4 +1,4 @@
-"""`forescale deploy` against the fake Nomad over HTTP: parse → read → diff → register with PreserveCounts."""
+"""`forescale deploy` against the fake Nomad over HTTP: parse → read → plan (Nomad's diff) → register."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from autoscaler.cli.main import app
 from autoscaler.config import load_config
-from autoscaler.core.errors import ForescaleError, JobIndexConflict, NomadError
+from autoscaler.core.errors import JobIndexConflict, NomadError
 from autoscaler.core.settings.forescale import Config, NomadSettings
-from autoscaler.jobspec.deploy import deploy_jobs, diff_jobs
+from autoscaler.jobspec.deploy import deploy_jobs, plan_changes
 from autoscaler.jobspec.render import render_jobs
 from autoscaler.nomad.client import NomadClient
 from tests import REPO
@@ -48,7 +48,9 @@ def test_dry_run_of_a_new_job_parses_but_registers_nothing(
     (result,) = deploy_jobs(config, render_jobs(config), dry_run=True, client=nomad_client)
     assert result.action == "create"
     assert result.changes == ["+ job ml-workers: new, groups ocr (count 2), face-match (count 1)"]
-    assert [r.path for r in fake_nomad.requests_to("POST")] == ["/v1/jobs/parse"]
+    assert [r.path for r in fake_nomad.requests_to("POST")] == ["/v1/jobs/parse", "/v1/job/ml-workers/plan"]
+    (plan,) = fake_nomad.requests_to("POST", "/v1/job/ml-workers/plan")
+    assert plan.body["Diff"] is True and plan.body["Job"]["ID"] == "ml-workers"
     assert fake_nomad.job("ml-workers") is None
 
 
@@ -106,21 +108,33 @@ def test_changed_scaling_bounds_show_in_the_plan(
     (plan,) = deploy_jobs(config, render_jobs(config), dry_run=True, client=nomad_client)
     assert "~ TaskGroups[ocr].Scaling.Max: 20 → 30" in plan.changes
     assert any(c.startswith("~ TaskGroups[ocr].Tasks[workers].KillTimeout:") for c in plan.changes)
-    assert any(c.startswith("~ TaskGroups[ocr].Tasks[workers].Config.args:") for c in plan.changes)
+    assert any(c.startswith("~ TaskGroups[ocr].Tasks[workers].Config.args[") for c in plan.changes)
 
 
-def test_preserved_count_outside_new_bounds_is_refused_before_register(
+def test_preserved_count_outside_new_bounds_is_kept_by_nomad_and_reported(
     tmp_path: Path, fake_nomad: FakeNomad, nomad_client: NomadClient
 ) -> None:
+    # Nomad validates the *submitted* count against the new bounds, then swaps in the preserved one without
+    # re-checking it (nomad-facts §5): the register succeeds and the live count stays; the next scale is checked.
     config = example_config(tmp_path, fake_nomad)
     deploy_jobs(config, render_jobs(config), dry_run=False, client=nomad_client)
     nomad_client.scale_job("ml-workers", {"Count": 15, "Target": {"Group": "ocr"}})
     config = example_config(tmp_path, fake_nomad, max=10)
-    with pytest.raises(
-        ForescaleError, match=r"group ocr runs 15 allocation\(s\), outside the new scaling bounds 2\.\.10"
-    ):
-        deploy_jobs(config, render_jobs(config), dry_run=False, client=nomad_client)
-    assert len(registers(fake_nomad)) == 1
+    (result,) = deploy_jobs(config, render_jobs(config), dry_run=False, client=nomad_client)
+    assert result.action == "update"
+    assert any(
+        "group ocr of job ml-workers runs 15 allocation(s), outside the new scaling bounds 2..10" in w
+        and "keeps 15" in w
+        for w in result.warnings
+    ), result.warnings
+    (_, second) = registers(fake_nomad)
+    assert next(tg for tg in second.body["Job"]["TaskGroups"] if tg["Name"] == "ocr")["Count"] == 10
+    assert fake_nomad.group_count("ml-workers", "ocr") == 15
+    assert fake_nomad.job("ml-workers")["TaskGroups"][0]["Scaling"]["Max"] == 10  # type: ignore[index]
+    with pytest.raises(NomadError, match="greater than scaling policy maximum: 15 > 10"):
+        nomad_client.scale_job("ml-workers", {"Count": 15, "Target": {"Group": "ocr"}})
+    nomad_client.scale_job("ml-workers", {"Count": 10, "Target": {"Group": "ocr"}})
+    assert fake_nomad.group_count("ml-workers", "ocr") == 10
 
 
 def test_parse_error_from_nomad_is_one_clear_error(
@@ -145,14 +159,39 @@ def test_job_changed_between_read_and_register_is_reported(
         deploy_jobs(config, render_jobs(config), dry_run=False, client=nomad_client)
 
 
-def test_diff_reports_removed_groups_and_ignores_server_fields() -> None:
-    old = {
-        "ID": "j",
-        "Version": 3,
-        "TaskGroups": [{"Name": "a", "Count": 4, "Tasks": []}, {"Name": "b", "Count": 1, "Tasks": []}],
+def _fd(kind: str, name: str, old: str = "", new: str = "") -> dict[str, Any]:
+    return {"Type": kind, "Name": name, "Old": old, "New": new, "Annotations": None}
+
+
+def test_plan_changes_reads_nomads_job_diff() -> None:
+    template_before = [_fd("Deleted", "DestPath", old="local/c.yml"), _fd("Deleted", "EmbeddedTmpl", old="a\nb\n")]
+    template_after = [_fd("Added", "DestPath", new="local/c.yml"), _fd("Added", "EmbeddedTmpl", new="a\nc\n")]
+    task = {
+        "Type": "Edited",
+        "Name": "t",
+        "Fields": [],
+        "Objects": [
+            {"Type": "Deleted", "Name": "Templates", "Objects": [], "Fields": template_before},
+            {"Type": "Added", "Name": "Templates", "Objects": [], "Fields": template_after},
+        ],
+        "Annotations": ["forces create/destroy update"],
     }
-    new = {"ID": "j", "Version": 0, "TaskGroups": [{"Name": "a", "Count": 1, "Tasks": []}]}
-    assert diff_jobs(old, new) == ["- TaskGroups[b]: removed (its allocations stop)"]
+    group_a = {"Type": "Edited", "Name": "a", "Fields": [_fd("Edited", "Count", "4", "1")], "Objects": []}
+    diff = {
+        "Type": "Edited",
+        "ID": "j",
+        "Fields": [_fd("None", "Priority", "50", "50")],
+        "Objects": [],
+        "TaskGroups": [
+            {**group_a, "Tasks": [task]},
+            {"Type": "Deleted", "Name": "b", "Fields": [], "Objects": [], "Tasks": []},
+        ],
+    }
+    assert plan_changes(diff, {"ID": "j"}) == [
+        "~ TaskGroups[a].Tasks[t].Templates.EmbeddedTmpl: text changed (+1 -1 lines)",
+        "- TaskGroups[b]: removed (its allocations stop)",
+    ]
+    assert plan_changes({"Type": "None"}, {"ID": "j"}) == []
 
 
 def test_deploy_cli_dry_run_prints_the_plan(tmp_path: Path, fake_nomad: FakeNomad) -> None:
