@@ -37,6 +37,9 @@ def _resolve_paths(config: Config, base: Path) -> None:
     config.prometheus.ca_cert = fix(config.prometheus.ca_cert)
     for attr in ("ca_cert", "client_cert", "client_key"):
         setattr(config.nomad, attr, fix(getattr(config.nomad, attr)))
+    for pool in config.pools:
+        if pool.nodes.command is not None:
+            pool.nodes.command.path = fix(pool.nodes.command.path) or pool.nodes.command.path
 
 
 def extra_checks(config: Config) -> list[str]:

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.nomad",
     "tests.fixtures.slack",
     "tests.fixtures.docker",
+    "tests.fixtures.moto",
 ]
 
 

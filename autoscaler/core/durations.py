@@ -58,3 +58,8 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def format_duration_s(seconds: float) -> str:
+    """``format_duration`` of a number of seconds: 450.0 → ``7m30s``."""
+    return format_duration(timedelta(seconds=seconds))

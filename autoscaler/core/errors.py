@@ -13,6 +13,7 @@
     │       ├── NomadUnavailable   5xx, 429, timeouts, refused: retried with backoff
     │       ├── CasConflict        409 on a Variables check-and-set
     │       └── JobIndexConflict   500 "Enforcing job modify index": the job changed meanwhile
+    ├── NodeProviderError          a node provider (AWS Auto Scaling, a command) failed: machines unchanged
     ├── NotifierError              a notifier cannot be used (never fails a tick)
     └── OverrideError              an override request is invalid, or the store is unreadable
 
@@ -90,6 +91,18 @@ class NomadNotFound(NomadError):
 
 class NomadUnavailable(NomadError):
     """5xx, timeouts, refused connections: retried with backoff, then given up for this tick."""
+
+
+class NodeProviderError(ForescaleError):
+    """A node provider could not read or change the pool's machines (nothing was changed by the failed call).
+
+    ``retryable`` is True for throttling, timeouts and 5xx: the next tick tries again.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None) -> None:
+        self.retryable = retryable
+        self.code = code
+        super().__init__(message)
 
 
 class NotifierError(ForescaleError):

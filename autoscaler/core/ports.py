@@ -3,6 +3,8 @@
     Clock             what time it is (SystemClock, ManualClock for tests, demo and backtest)
     MetricsSource     request-rate history of a pool (Prometheus, a trace file)
     Target            where a pool's count is read and applied (Nomad, the simulated cluster)
+    NodeProvider      a pool's machines: capacity up, exact machines down (AWS Auto Scaling Group, a command)
+    NodeDirectory     Nomad's view of a pool's nodes: list with allocations, drain, eligibility, purge
     Notifier          who is told (console, Slack); close() flushes background delivery
     AuditTrail        where every tick's decisions are recorded for later (the JSONL audit log)
     OverrideProvider  schedule rules + manual overrides in force for a pool at a time
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from autoscaler.core.decision import Decision
 from autoscaler.core.effects import OverrideEffect
+from autoscaler.core.nodes import MachineGroup, PoolNode, TerminateResult
 from autoscaler.core.report import Event, TickReport
 
 if TYPE_CHECKING:
@@ -51,6 +54,47 @@ class Target(Protocol):
 
     def scale(self, pool: PoolConfig, decision: Decision) -> str:
         """Apply ``decision.desired``; return a short note (e.g. the eval ID). Raises TargetError."""
+        ...
+
+
+class NodeProvider(Protocol):
+    """A pool's machines (docs/nodes.md). Every method raises NodeProviderError when the provider fails.
+
+    The provider never picks machines itself: scale-in names the exact machines, each already drained in Nomad.
+    """
+
+    kind: str
+
+    def describe(self, pool: PoolConfig) -> MachineGroup:
+        """The capacity asked for, its bounds and the machines that exist now."""
+        ...
+
+    def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        """Raise the capacity to ``desired`` (> ``group.desired``, ≤ ``group.max``); return a short note."""
+        ...
+
+    def terminate(self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str]) -> Sequence[TerminateResult]:
+        """Terminate exactly these machines and lower the capacity by as many; one result per machine."""
+        ...
+
+
+class NodeDirectory(Protocol):
+    """Nomad's nodes (``/v1/nodes``, ``/v1/node/:id…``). Raises TargetError (NomadError) when Nomad fails."""
+
+    def pool_nodes(self, pool: PoolConfig) -> list[PoolNode]:
+        """The nodes matching the pool's ``nodes:`` filters, each with its allocations."""
+        ...
+
+    def drain(self, node_id: str, deadline_s: float, ignore_system_jobs: bool, meta: dict[str, str]) -> None:
+        """Start a drain (Nomad makes the node ineligible); ``meta`` is kept in the node's LastDrain."""
+        ...
+
+    def cancel_drain(self, node_id: str, meta: dict[str, str]) -> None:
+        """Cancel a drain and make the node eligible again."""
+        ...
+
+    def purge(self, node_id: str) -> None:
+        """Remove the node from Nomad (after its machine is terminated)."""
         ...
 
 

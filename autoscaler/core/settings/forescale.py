@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
@@ -16,6 +17,7 @@ from pydantic.config import JsonDict
 from autoscaler.core.durations import Duration
 from autoscaler.core.errors import UnknownPool
 from autoscaler.core.settings.jobspec import JobspecSettings
+from autoscaler.core.settings.nodes import NodesSettings
 from autoscaler.core.settings.overrides import OverridesSettings
 from autoscaler.core.settings.predictor import PredictorSettings
 from autoscaler.core.settings.slack import SlackSettings
@@ -96,13 +98,36 @@ class PoolConfig(_Strict):
     )
     min: int = Field(1, ge=0, description="never fewer nodes")
     max: int = Field(..., ge=1, description="never more nodes")
-    lead_time: Duration = Field(timedelta(minutes=10), description="time a new node needs to be ready")
+    lead_time: Duration = Field(
+        timedelta(minutes=10),
+        description="time a new node needs to be ready, or 'auto': the p95 of observed boots (nodes.min_boots "
+        "of them; until then lead_time_initial)",
+    )
+    lead_time_auto: bool = Field(False, description="set by 'lead_time: auto' (learn the lead time from boots)")
     max_step_up: int | None = Field(None, ge=1, description="most nodes added per tick (none: no limit)")
     max_step_down: int | None = Field(None, ge=1, description="most nodes removed per tick (none: no limit)")
     scale_in_cooldown: Duration = Field(
         timedelta(minutes=15), description="no scale-in sooner than this after the last change"
     )
     jobspec: JobspecSettings | None = Field(None, description="how `forescale render` builds the job")
+    nodes: NodesSettings = Field(
+        default_factory=NodesSettings, description="who provisions the pool's machines (docs/nodes.md)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lead_time_auto(cls, data: Any) -> Any:
+        """``lead_time: auto`` → learn it (``lead_time_auto``); ``lead_time_initial`` (default 10m) until then."""
+        if not isinstance(data, dict):
+            return data
+        initial = data.get("lead_time_initial")
+        if isinstance(data.get("lead_time"), str) and data["lead_time"].strip().lower() == "auto":
+            data = {k: v for k, v in data.items() if k not in ("lead_time", "lead_time_initial")}
+            data["lead_time_auto"] = True
+            data["lead_time"] = initial if initial is not None else "10m"
+        elif initial is not None:
+            raise ValueError("lead_time_initial is only used with 'lead_time: auto'; remove it or set lead_time: auto")
+        return data
 
     @model_validator(mode="after")
     def _min_le_max(self) -> PoolConfig:

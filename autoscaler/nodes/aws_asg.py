@@ -1,0 +1,253 @@
+"""The ``aws_asg`` node provider: an EC2 Auto Scaling Group through boto3.
+
+* Scale-out: ``SetDesiredCapacity`` to the new capacity (the planner clamps it to the group's MaxSize itself:
+  the API rejects more, and some endpoints — moto — silently accept it).
+* Scale-in never lowers the desired capacity blindly: the planner names exact instances whose Nomad nodes are
+  drained, and each goes with ``TerminateInstanceInAutoScalingGroup(ShouldDecrementDesiredCapacity=True)``.
+* Credentials come from boto3's standard chain (environment, shared config/profile, container or instance
+  role); forescale.yaml never holds them. Retries use botocore's ``standard`` mode (throttling, 5xx,
+  timeouts) bounded by ``nodes.aws.max_attempts`` total attempts.
+
+Every failure becomes a ``NodeProviderError`` whose message names the call, the AWS error code and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config as BotoConfig
+from botocore.parsers import ResponseParserError
+
+from autoscaler import __version__
+from autoscaler.core.errors import NodeProviderError
+from autoscaler.core.nodes import Machine, MachineGroup, TerminateResult
+from autoscaler.core.settings.forescale import PoolConfig
+from autoscaler.core.settings.nodes import AwsAsgSettings
+
+log = logging.getLogger("forescale.nodes.aws")
+
+GONE_STATES = frozenset(
+    {"Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached"}
+)
+THROTTLED = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"})
+DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"})
+BAD_CREDENTIALS = frozenset(
+    {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "AuthFailure"}
+)
+EC2_BATCH = 100  # instance ids per DescribeInstances call
+
+
+class AwsAsgProvider:
+    """Implements ``NodeProvider`` for one Auto Scaling group (one provider per pool)."""
+
+    kind = "aws_asg"
+
+    def __init__(self, settings: AwsAsgSettings, *, session: boto3.session.Session | None = None) -> None:
+        self.settings = settings
+        self._session = session
+        self._clients: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ clients
+
+    @property
+    def where(self) -> str:
+        region = self.settings.region or (self._boto_session().region_name or "?")
+        return f"ASG {self.settings.asg_name} ({region})"
+
+    def _boto_session(self) -> boto3.session.Session:
+        if self._session is None:
+            self._session = boto3.session.Session()
+        return self._session
+
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            timeout = self.settings.timeout.total_seconds()
+            config = BotoConfig(
+                retries={"mode": "standard", "total_max_attempts": self.settings.max_attempts},
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                user_agent_extra=f"forescale/{__version__}",
+            )
+            try:
+                self._clients[service] = self._boto_session().client(
+                    service,
+                    region_name=self.settings.region,
+                    endpoint_url=self.settings.endpoint_url,
+                    config=config,
+                )
+            except botocore.exceptions.NoRegionError:
+                raise NodeProviderError(
+                    f"{service}: no AWS region for Auto Scaling group '{self.settings.asg_name}': set "
+                    "nodes.aws.region in forescale.yaml or AWS_REGION in the environment",
+                    code="NoRegion",
+                ) from None
+        return self._clients[service]
+
+    def _call(self, service: str, operation: str, **params: Any) -> Any:
+        client = self._client(service)
+        try:
+            return getattr(client, operation)(**params)
+        except Exception as exc:
+            raise self._error(service, operation, exc) from exc
+
+    # ------------------------------------------------------------------ NodeProvider
+
+    def describe(self, pool: PoolConfig) -> MachineGroup:
+        reply = self._call(
+            "autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=[self.settings.asg_name]
+        )
+        groups = reply.get("AutoScalingGroups") or []
+        if not groups:
+            raise NodeProviderError(
+                f"Auto Scaling group '{self.settings.asg_name}' not found in region "
+                f"{self._client('autoscaling').meta.region_name} (pool {pool.name}): check nodes.aws.asg_name and "
+                "nodes.aws.region, and that the credentials belong to the group's account",
+                code="NotFound",
+            )
+        asg = groups[0]
+        live = [i for i in asg.get("Instances") or [] if i.get("LifecycleState") not in GONE_STATES]
+        launched = self._launch_times([str(i["InstanceId"]) for i in live])
+        machines = tuple(
+            Machine(
+                id=str(i["InstanceId"]),
+                state=str(i.get("LifecycleState") or "?"),
+                launched_at=launched.get(str(i["InstanceId"])),
+            )
+            for i in sorted(live, key=lambda i: str(i["InstanceId"]))
+        )
+        return MachineGroup(
+            name=self.where,
+            desired=int(asg.get("DesiredCapacity") or 0),
+            machines=machines,
+            min=int(asg.get("MinSize") or 0),
+            max=int(asg["MaxSize"]) if asg.get("MaxSize") is not None else None,
+        )
+
+    def _launch_times(self, ids: list[str]) -> dict[str, datetime]:
+        """EC2 LaunchTime per instance (boot durations survive a restart); unreadable → measured from the ask."""
+        out: dict[str, datetime] = {}
+        for start in range(0, len(ids), EC2_BATCH):
+            batch = ids[start : start + EC2_BATCH]
+            try:
+                reply = self._call("ec2", "describe_instances", InstanceIds=batch)
+            except NodeProviderError as exc:
+                log.warning(
+                    "%s: cannot read launch times (boot durations use forescale's ask time): %s", self.where, exc
+                )
+                return out
+            for reservation in reply.get("Reservations") or []:
+                for inst in reservation.get("Instances") or []:
+                    if isinstance(inst.get("LaunchTime"), datetime):
+                        out[str(inst["InstanceId"])] = inst["LaunchTime"]
+        return out
+
+    def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        if group.max is not None and desired > group.max:
+            raise NodeProviderError(
+                f"{self.where}: {desired} machines is above the group's MaxSize {group.max} (not asked)",
+                code="AboveMax",
+            )
+        self._call(
+            "autoscaling",
+            "set_desired_capacity",
+            AutoScalingGroupName=self.settings.asg_name,
+            DesiredCapacity=desired,
+            HonorCooldown=False,
+        )
+        log.info("%s: desired capacity %d → %d (pool %s)", self.where, group.desired, desired, pool.name)
+        return f"{self.where}: desired capacity {group.desired} → {desired}"
+
+    def terminate(self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str]) -> list[TerminateResult]:
+        results = []
+        for instance_id in machines:
+            try:
+                self._call(
+                    "autoscaling",
+                    "terminate_instance_in_auto_scaling_group",
+                    InstanceId=instance_id,
+                    ShouldDecrementDesiredCapacity=True,
+                )
+            except NodeProviderError as exc:
+                log.error("%s: cannot terminate %s: %s", self.where, instance_id, exc)
+                results.append(TerminateResult(instance_id, False, str(exc)))
+            else:
+                log.info(
+                    "%s: terminated %s and decremented the desired capacity (pool %s)",
+                    self.where,
+                    instance_id,
+                    pool.name,
+                )
+                results.append(TerminateResult(instance_id, True))
+        return results
+
+    # ------------------------------------------------------------------ errors
+
+    def _error(self, service: str, operation: str, exc: Exception) -> NodeProviderError:
+        action = f"{service}:{_api_name(operation)}"
+        what = f"{self.where}: {action}"
+        if isinstance(exc, botocore.exceptions.ClientError):
+            err = exc.response.get("Error") or {}
+            code = str(err.get("Code") or "Unknown")
+            message = str(err.get("Message") or "").strip()
+            attempts = (exc.response.get("ResponseMetadata") or {}).get("MaxAttemptsReached")
+            if code in THROTTLED:
+                tries = f" after {self.settings.max_attempts} attempts" if attempts else ""
+                return NodeProviderError(
+                    f"{what} was throttled by AWS{tries} ({code}: {message}); nothing changed, the next tick retries",
+                    retryable=True,
+                    code=code,
+                )
+            if code in DENIED:
+                return NodeProviderError(
+                    f"{what} was denied ({code}: {message}): the AWS credentials from the standard chain lack "
+                    f"{action} on this group; grant the IAM policy in docs/nodes.md",
+                    code=code,
+                )
+            if code in BAD_CREDENTIALS:
+                return NodeProviderError(
+                    f"{what}: AWS rejected the credentials ({code}: {message}); check the environment, profile or "
+                    "instance role that boto3's chain picks up",
+                    code=code,
+                )
+            status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+            return NodeProviderError(f"{what} failed ({code}: {message})", retryable=status >= 500, code=code)
+        if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+            return NodeProviderError(
+                f"{what}: no AWS credentials found by boto3's standard chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE and ~/.aws, or an instance/container role); forescale.yaml never holds them",
+                code="NoCredentials",
+            )
+        if isinstance(exc, ResponseParserError):
+            return NodeProviderError(
+                f"{what}: AWS answered with an unreadable error (server error; e.g. an unknown instance or group "
+                "on some endpoints); nothing is assumed changed",
+                retryable=True,
+                code="Unreadable",
+            )
+        if isinstance(
+            exc,
+            botocore.exceptions.EndpointConnectionError
+            | botocore.exceptions.ConnectTimeoutError
+            | botocore.exceptions.ReadTimeoutError
+            | botocore.exceptions.ConnectionClosedError,
+        ):
+            return NodeProviderError(
+                f"{what}: cannot reach AWS ({type(exc).__name__}: {exc}); the next tick retries",
+                retryable=True,
+                code="Unreachable",
+            )
+        if isinstance(exc, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError):
+            return NodeProviderError(f"{what} failed: {exc}", code=type(exc).__name__)
+        if isinstance(exc, NodeProviderError):
+            return exc
+        return NodeProviderError(f"{what} failed unexpectedly: {exc!r}", code=type(exc).__name__)
+
+
+def _api_name(operation: str) -> str:
+    """``set_desired_capacity`` → ``SetDesiredCapacity`` (the IAM action's name)."""
+    return "".join(part.capitalize() for part in operation.split("_"))

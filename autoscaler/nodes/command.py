@@ -1,0 +1,218 @@
+"""The ``command`` node provider: your executable provisions machines (Terraform, on-prem, other clouds).
+
+forescale runs ``nodes.command.path`` with ``args`` — directly, never through a shell — writes one JSON request
+on its stdin and reads one JSON reply from its stdout (docs/nodes.md, "Writing a command provider"):
+
+    request  {"version": 1, "pool": "ocr", "action": "describe" | "scale_out" | "terminate",
+              "desired": 5 | null, "remove": ["<machine id>", …],
+              "nodes": [{"machine": "<machine id>", "node_id": "<Nomad node id>", "node_name": "…"}, …]}
+    reply    {"desired": 5, "machines": ["<id>" | {"id": …, "launched_at": "<RFC 3339>", "state": …}, …],
+              "min": 0, "max": 20, "failed": {"<machine id>": "<why>"}, "message": "…"}
+
+``desired`` is required in every reply (the capacity after the action); the other keys are optional. A
+non-zero exit, a timeout (the whole process group is killed) or a reply that is not such a JSON object is a
+failed action whose error carries the command's stderr: nothing is assumed to have changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from autoscaler.core.durations import format_duration
+from autoscaler.core.errors import NodeProviderError
+from autoscaler.core.nodes import Machine, MachineGroup, TerminateResult
+from autoscaler.core.settings.forescale import PoolConfig
+from autoscaler.core.settings.nodes import CommandSettings
+
+log = logging.getLogger("forescale.nodes.command")
+
+PROTOCOL_VERSION = 1
+MAX_REPLY = 4 * 2**20  # bytes of stdout read back; more is garbage by definition
+STDERR_IN_ERROR = 600
+
+
+class CommandProvider:
+    """Implements ``NodeProvider`` by running the configured executable once per action."""
+
+    kind = "command"
+
+    def __init__(self, settings: CommandSettings) -> None:
+        self.settings = settings
+        self.nodes_hint: dict[str, dict[str, str]] = {}  # machine id → node id/name, sent with terminate
+
+    @property
+    def where(self) -> str:
+        return f"command {self.settings.path.name}"
+
+    def describe(self, pool: PoolConfig) -> MachineGroup:
+        return self._group(self.run(pool, "describe", None, []))
+
+    def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        reply = self.run(pool, "scale_out", desired, [])
+        after = _int(reply, "desired", self.where)
+        if after < desired:
+            raise NodeProviderError(
+                f"{self.where}: asked for {desired} machines, it answered desired={after}"
+                + (f" ({reply.get('message')})" if reply.get("message") else ""),
+                code="Short",
+            )
+        message = str(reply.get("message") or "").strip()
+        return f"{self.where}: capacity {group.desired} → {after}" + (f" ({message})" if message else "")
+
+    def terminate(self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str]) -> list[TerminateResult]:
+        desired = max(group.desired - len(machines), 0)
+        try:
+            reply = self.run(pool, "terminate", desired, list(machines))
+        except NodeProviderError as exc:
+            return [TerminateResult(m, False, str(exc)) for m in machines]
+        failed = reply.get("failed") or {}
+        if not isinstance(failed, dict):
+            failed = {}
+        return [
+            TerminateResult(m, False, f"{self.where}: {failed[m]}") if m in failed else TerminateResult(m, True)
+            for m in machines
+        ]
+
+    # ------------------------------------------------------------------ running the command
+
+    def request(self, pool: PoolConfig, action: str, desired: int | None, remove: list[str]) -> dict[str, Any]:
+        return {
+            "version": PROTOCOL_VERSION,
+            "pool": pool.name,
+            "action": action,
+            "desired": desired,
+            "remove": remove,
+            "nodes": [{"machine": m, **self.nodes_hint.get(m, {})} for m in remove],
+        }
+
+    def run(self, pool: PoolConfig, action: str, desired: int | None, remove: list[str]) -> dict[str, Any]:
+        """Run the command once; its parsed reply. Raises NodeProviderError with the cause and stderr."""
+        path = self.settings.path
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise NodeProviderError(
+                f"nodes.command.path {path} is not an executable file: fix the path or `chmod +x` it", code="NotFound"
+            )
+        argv = [str(path), *self.settings.args]
+        payload = json.dumps(self.request(pool, action, desired, remove)).encode()
+        timeout = self.settings.timeout.total_seconds()
+        env = {**os.environ, **self.settings.env, "FORESCALE_POOL": pool.name, "FORESCALE_ACTION": action}
+        try:
+            proc = subprocess.Popen(  # a list of arguments, never a shell
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # its own process group: a timeout kills everything it started
+            )
+        except OSError as exc:
+            raise NodeProviderError(f"{self.where}: cannot start {path}: {exc}", code="Exec") from None
+        try:
+            out, err = proc.communicate(payload, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, err = proc.communicate()
+            raise NodeProviderError(
+                f"{self.where} ({action}) did not answer within {format_duration(self.settings.timeout)} and was "
+                f"killed; nothing is assumed changed{_stderr(err)}",
+                retryable=True,
+                code="Timeout",
+            ) from None
+        if proc.returncode != 0:
+            raise NodeProviderError(
+                f"{self.where} ({action}) exited with status {proc.returncode}{_stderr(err)}", code="Exit"
+            )
+        reply = _parse(out, self.where, action, err)
+        log.info("%s %s for pool %s: %s", self.where, action, pool.name, reply.get("message") or "ok")
+        return reply
+
+    def _group(self, reply: dict[str, Any]) -> MachineGroup:
+        machines = []
+        for raw in reply.get("machines") or []:
+            if isinstance(raw, str):
+                machines.append(Machine(raw))
+            elif isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                machines.append(
+                    Machine(raw["id"], str(raw.get("state") or "running"), _time(raw.get("launched_at"), self.where))
+                )
+            else:
+                raise NodeProviderError(
+                    f"{self.where}: 'machines' entries must be ids or objects with an 'id' (got {raw!r:.80})",
+                    code="Garbage",
+                )
+        return MachineGroup(
+            name=self.where,
+            desired=_int(reply, "desired", self.where),
+            machines=tuple(machines),
+            min=_opt_int(reply, "min", self.where),
+            max=_opt_int(reply, "max", self.where),
+        )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def _stderr(err: bytes) -> str:
+    text = " ".join(err.decode("utf-8", "replace").split())
+    if not text:
+        return ""
+    if len(text) > STDERR_IN_ERROR:
+        text = "…" + text[-STDERR_IN_ERROR:]
+    return f"; stderr: {text}"
+
+
+def _parse(out: bytes, where: str, action: str, err: bytes) -> dict[str, Any]:
+    if len(out) > MAX_REPLY:
+        raise NodeProviderError(f"{where} ({action}) printed more than {MAX_REPLY} bytes", code="Garbage")
+    text = out.decode("utf-8", "replace").strip()
+    try:
+        reply = json.loads(text)
+    except json.JSONDecodeError:
+        shown = text[:200] + ("…" if len(text) > 200 else "")
+        raise NodeProviderError(
+            f"{where} ({action}) printed no JSON object on stdout (got {shown!r}); print exactly one JSON object "
+            f"and send logs to stderr{_stderr(err)}",
+            code="Garbage",
+        ) from None
+    if not isinstance(reply, dict):
+        raise NodeProviderError(
+            f"{where} ({action}) printed JSON that is not an object: {text[:200]!r}", code="Garbage"
+        )
+    _int(reply, "desired", where)
+    return reply
+
+
+def _int(reply: dict[str, Any], key: str, where: str) -> int:
+    value = reply.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise NodeProviderError(
+            f"{where}: the reply needs '{key}' as a non-negative integer (got {value!r:.60})", code="Garbage"
+        )
+    return value
+
+
+def _opt_int(reply: dict[str, Any], key: str, where: str) -> int | None:
+    return None if reply.get(key) is None else _int(reply, key, where)
+
+
+def _time(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise NodeProviderError(f"{where}: launched_at {value!r:.60} is not an RFC 3339 time", code="Garbage") from None
+    if when.tzinfo is None:
+        raise NodeProviderError(f"{where}: launched_at {value!r:.60} needs a timezone (e.g. Z)", code="Garbage")
+    return when
