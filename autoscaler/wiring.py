@@ -13,14 +13,15 @@ from functools import partial
 
 from autoscaler.core.clock import SystemClock
 from autoscaler.core.errors import NotifierError
-from autoscaler.core.ports import Clock, Notifier, OverrideProvider, OverrideStore
-from autoscaler.core.settings.forescale import Config
+from autoscaler.core.ports import Clock, NodeProvider, Notifier, OverrideProvider, OverrideStore
+from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.daemon.service import Daemon
 from autoscaler.nomad.client import NomadClient
 from autoscaler.notify import metrics as notify_metrics
 from autoscaler.notify.audit import AuditLog
 from autoscaler.notify.console import ConsoleNotifier
 from autoscaler.notify.metrics import METRICS, NotifyMetrics
+from autoscaler.policy.nodes import NodeMemory, NodeReconciler
 from autoscaler.policy.tick import ActionHistory, TickDeps
 from autoscaler.sources.prometheus import PrometheusSource
 from autoscaler.targets.nomad import NomadTarget
@@ -41,17 +42,48 @@ def build_deps(config: Config, clock: Clock | None = None, notifiers: list[Notif
     history = ActionHistory(keep=max(longest, timedelta(hours=1)))
     for action in audit.recent_actions(clock.now() - longest - timedelta(minutes=1)):
         history.add(action)
+    client = NomadClient(config.nomad)
     return TickDeps(
         config=config,
         metrics=PrometheusSource(config.prometheus),
         predictor_for=lambda pool: make_predictor(config.predictor, pool),
-        target=NomadTarget(config.nomad),
+        target=NomadTarget(config.nomad, client=client),
         overrides=build_provider(config),
         clock=clock,
         notifiers=build_notifiers(config) if notifiers is None else notifiers,
         audit=audit,
         history=history,
+        nodes=build_nodes(config, client, clock, audit),
     )
+
+
+def build_node_provider(pool: PoolConfig) -> NodeProvider | None:
+    """The pool's ``nodes.provider`` (None for a fixed fleet). boto3 is imported only when a pool uses AWS."""
+    settings = pool.nodes
+    if settings.provider == "aws_asg" and settings.aws is not None:
+        from autoscaler.nodes.aws_asg import AwsAsgProvider
+
+        return AwsAsgProvider(settings.aws)
+    if settings.provider == "command" and settings.command is not None:
+        from autoscaler.nodes.command import CommandProvider
+
+        return CommandProvider(settings.command)
+    return None
+
+
+def build_nodes(config: Config, client: NomadClient, clock: Clock, audit: AuditLog) -> NodeReconciler | None:
+    """The node step for pools with a provider; its memory (boots, reported problems) from the audit log."""
+    providers = {p.name: prov for p in config.pools if (prov := build_node_provider(p)) is not None}
+    learning = any(p.lead_time_auto for p in config.pools)
+    if not providers and not learning:
+        return None
+    from autoscaler.nodes.directory import NomadNodeDirectory
+
+    window = max((p.nodes.boot_window for p in config.pools), default=timedelta(days=7))
+    boots, reported = audit.node_history(clock.now() - window)
+    memory = NodeMemory(reported=reported)
+    memory.add_boots(boots)
+    return NodeReconciler(providers, NomadNodeDirectory(client), clock, memory)
 
 
 def build_daemon(config: Config, clock: Clock | None = None) -> Daemon:

@@ -8,13 +8,23 @@ from rich.console import Console
 from rich.table import Table
 
 from autoscaler.core.decision import Decision
+from autoscaler.core.durations import format_duration_s
+from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
 
 
 def report_table(report: TickReport, title: str) -> Table:
-    """The numbers, one row per pool (never wrapped); the reasons follow the table in full sentences."""
-    table = Table(title=title, caption="fcst/obs: forecast peak and observed rate, req/s; need: nodes for the higher")
-    for col, just in (
+    """The numbers, one row per pool (never wrapped); the reasons follow the table in full sentences.
+
+    Pools with a node provider add two columns: machines (provider capacity before → after) and the boot
+    times observed (p50/p95, which ``lead_time: auto`` plans with).
+    """
+    with_nodes = any(o.nodes is not None for o in report.outcomes)
+    caption = "fcst/obs: forecast peak and observed rate, req/s; need: nodes for the higher"
+    if with_nodes:
+        caption += "; machines: provider capacity; boot: observed p50/p95 (ask → allocation running)"
+    table = Table(title=title, caption=caption)
+    columns = [
         ("pool", "left"),
         ("now", "right"),
         ("fcst", "right"),
@@ -24,15 +34,19 @@ def report_table(report: TickReport, title: str) -> Table:
         ("final", "right"),
         ("action", "left"),
         ("status", "left"),
-    ):
+    ]
+    if with_nodes:
+        columns[-1:-1] = [("machines", "right"), ("boot", "right")]
+    for col, just in columns:
         if just == "right":  # numbers never wrap
             table.add_column(col, justify="right", no_wrap=True)
         else:  # words may fold on a narrow terminal
             table.add_column(col, overflow="fold")
     for o in report.outcomes:
         d = o.decision
+        extra = [machines_cell(o.nodes), boot_cell(o.nodes)] if with_nodes else []
         if d is None:
-            table.add_row(o.pool, "?", "", "", "", "", "", "", "[red]failed[/]")
+            table.add_row(o.pool, "?", "", "", "", "", "", "", *extra, "[red]failed[/]")
             continue
         table.add_row(
             d.pool,
@@ -43,9 +57,45 @@ def report_table(report: TickReport, title: str) -> Table:
             shaped_by(d),
             str(d.desired),
             "held" if d.held else d.action,
-            o.status.replace("_", " "),
+            *extra,
+            o.status.replace("_", " ") + (" [red](machines)[/]" if o.nodes is not None and o.nodes.failed else ""),
         )
     return table
+
+
+def machines_cell(nodes: NodeReport | None) -> str:
+    if nodes is None:
+        return "—"
+    if nodes.error:
+        return "[red]?[/]"
+    before, after = nodes.capacity_before, nodes.capacity_after
+    if before is None or after is None:
+        return "?"
+    return f"{before} → {after}" if before != after else str(after)
+
+
+def boot_cell(nodes: NodeReport | None) -> str:
+    lead = nodes.lead_time if nodes is not None else None
+    if lead is None or lead.p50_s is None or lead.p95_s is None:
+        return "—"
+    return f"{format_duration_s(round(lead.p50_s))}/{format_duration_s(round(lead.p95_s))}"
+
+
+def node_lines(pool: str, nodes: NodeReport) -> list[str]:
+    """The node step in sentences: every action with its reason, the lead time, errors in red."""
+    if nodes.error:
+        return [f"[red]{pool}: machines[/]: {nodes.error}"]
+    lines = []
+    for a in nodes.actions:
+        prefix = "would " if nodes.dry_run and a.status == "planned" else ""
+        if a.status == "failed":
+            tail = f": {a.error}" if a.error else ""
+            lines.append(f"[red]{pool}: machines[/]: {prefix}{a.message}{tail}")
+        else:
+            lines.append(f"{pool}: machines: {prefix}{a.message}")
+    if nodes.lead_time is not None:
+        lines.append(f"{pool}: {nodes.lead_time.explain()}")
+    return lines
 
 
 def shaped_by(decision: Decision) -> str:
@@ -66,6 +116,8 @@ def explanations(report: TickReport) -> list[str]:
             lines.append(f"[bold]{o.pool}[/]: " + "; ".join(r.message for r in o.decision.reasons))
         if o.error:
             lines.append(f"[red]{o.pool}: {o.status}[/]: {o.error}")
+        if o.nodes is not None:
+            lines.extend(node_lines(o.pool, o.nodes))
     return lines
 
 
@@ -82,10 +134,13 @@ def report_json(report: TickReport) -> str:
                     "note": o.note,
                     "error": o.error,
                     "decision": o.decision.to_dict() if o.decision else None,
+                    "nodes": o.nodes.to_dict() if o.nodes else None,
                 }
                 for o in report.outcomes
             ],
-            "events": [{"kind": e.kind, "pool": e.pool, "message": e.message} for e in report.events],
+            "events": [
+                {"kind": e.kind, "pool": e.pool, "message": e.message, "details": e.details} for e in report.events
+            ],
         },
         indent=2,
         default=str,

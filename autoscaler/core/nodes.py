@@ -119,6 +119,8 @@ class NodeAction:
     machine: str | None = None
     error: str | None = None
     key: str | None = None  # identity of a problem that is reported once (e.g. "drain_timeout:<node id>")
+    seconds: float | None = None  # how long the drain took (terminate) or the machine has been booting
+    capacity: int | None = None  # scale_out: the provider capacity asked for
 
 
 @dataclass(frozen=True)

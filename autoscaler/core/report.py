@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from autoscaler.core.decision import Decision
+from autoscaler.core.nodes import NodeReport
 
 Status = Literal["applied", "unchanged", "dry_run", "deferred", "failed"]
 
@@ -20,6 +21,7 @@ class PoolOutcome:
     decision: Decision | None
     note: str = ""
     error: str | None = None
+    nodes: NodeReport | None = None  # what the node step did with the pool's machines (provider set)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
 
 
@@ -35,6 +36,37 @@ class DaemonMetrics:
         self.last_tick = Gauge(
             "forescale_last_tick_timestamp_seconds", "UNIX time of the last finished tick", registry=r
         )
+        # Node pools (pools with nodes.provider): docs/nodes.md.
+        self.machines = Gauge(
+            "forescale_pool_machines",
+            "Machines of the pool's provider by state: capacity (asked for), machines (existing), "
+            "ready (eligible ready nodes), draining",
+            ["pool", "state"],
+            registry=r,
+        )
+        self.node_actions = Counter(
+            "forescale_node_actions_total",
+            "Node step actions by kind (scale_out, drain, terminate, reclaim, purge, problem) and result",
+            ["pool", "kind", "result"],
+            registry=r,
+        )
+        buckets = (60, 120, 180, 300, 420, 600, 900, 1200, 1800, 3600)
+        self.boot = Histogram(
+            "forescale_node_boot_seconds",
+            "Ask for a machine → its allocation running",
+            ["pool"],
+            buckets=buckets,
+            registry=r,
+        )
+        self.drain = Histogram(
+            "forescale_node_drain_seconds", "Drain start → machine terminated", ["pool"], buckets=buckets, registry=r
+        )
+        self.lead_time = Gauge(
+            "forescale_pool_lead_time_seconds",
+            "Lead time the pool plans with (configured or learned)",
+            ["pool"],
+            registry=r,
+        )
 
     def observe(self, report: TickReport, trigger: str) -> None:
         self.ticks.labels(trigger).inc()
@@ -57,3 +89,25 @@ class DaemonMetrics:
                 self.observed.labels(o.pool).set(d.observed_rps)
             if o.status == "applied":
                 self.applied.labels(o.pool).set(d.desired)
+        for o in report.outcomes:
+            if o.nodes is not None and not report.dry_run:
+                self.observe_nodes(o.pool, o.nodes)
+
+    def observe_nodes(self, pool: str, nodes: NodeReport) -> None:
+        if nodes.lead_time is not None:
+            self.lead_time.labels(pool).set(nodes.lead_time.seconds)
+        if nodes.error:
+            self.node_actions.labels(pool, "read", "failed").inc()
+            return
+        if nodes.capacity_after is not None:
+            self.machines.labels(pool, "capacity").set(nodes.capacity_after)
+        self.machines.labels(pool, "machines").set(nodes.machines)
+        self.machines.labels(pool, "ready").set(nodes.nodes_ready)
+        self.machines.labels(pool, "draining").set(nodes.draining)
+        for a in nodes.actions:
+            if a.status in ("done", "failed"):
+                self.node_actions.labels(pool, a.kind, a.status).inc()
+            if a.kind == "terminate" and a.status == "done" and a.seconds is not None:
+                self.drain.labels(pool).observe(a.seconds)
+        for boot in nodes.boots:
+            self.boot.labels(pool).observe(boot.seconds)

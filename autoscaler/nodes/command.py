@@ -4,8 +4,7 @@ forescale runs ``nodes.command.path`` with ``args`` — directly, never through 
 on its stdin and reads one JSON reply from its stdout (docs/nodes.md, "Writing a command provider"):
 
     request  {"version": 1, "pool": "ocr", "action": "describe" | "scale_out" | "terminate",
-              "desired": 5 | null, "remove": ["<machine id>", …],
-              "nodes": [{"machine": "<machine id>", "node_id": "<Nomad node id>", "node_name": "…"}, …]}
+              "desired": 5 | null, "remove": ["<machine id>", …]}
     reply    {"desired": 5, "machines": ["<id>" | {"id": …, "launched_at": "<RFC 3339>", "state": …}, …],
               "min": 0, "max": 20, "failed": {"<machine id>": "<why>"}, "message": "…"}
 
@@ -45,7 +44,6 @@ class CommandProvider:
 
     def __init__(self, settings: CommandSettings) -> None:
         self.settings = settings
-        self.nodes_hint: dict[str, dict[str, str]] = {}  # machine id → node id/name, sent with terminate
 
     @property
     def where(self) -> str:
@@ -89,7 +87,6 @@ class CommandProvider:
             "action": action,
             "desired": desired,
             "remove": remove,
-            "nodes": [{"machine": m, **self.nodes_hint.get(m, {})} for m in remove],
         }
 
     def run(self, pool: PoolConfig, action: str, desired: int | None, remove: list[str]) -> dict[str, Any]:

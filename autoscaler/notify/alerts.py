@@ -36,6 +36,14 @@ def problems_of(outcome: PoolOutcome) -> tuple[Problem, ...]:
         out.append(Problem("held", d.hold_cause or "metrics unavailable"))
     if outcome.status in ("failed", "deferred"):
         out.append(Problem(outcome.status, outcome.error or "unknown error"))
+    nodes = outcome.nodes
+    if nodes is not None and not nodes.dry_run:
+        # API failures of the node step repeat and recover like any failure; one-time problems (a stuck drain,
+        # a machine that never registered) are events instead, announced once.
+        failures = [nodes.error] if nodes.error else []
+        failures += [f"{a.message}: {a.error}" for a in nodes.actions if a.status == "failed" and a.kind != "problem"]
+        if failures:
+            out.append(Problem("failed", "machines: " + "; ".join(f for f in failures if f)))
     return tuple(out)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autoscaler.core.decision import PastAction
+from autoscaler.core.nodes import BootSample
 from autoscaler.core.ports import AuditTrail
 from autoscaler.core.report import Event, TickReport
 
@@ -46,6 +47,8 @@ class AuditLog(AuditTrail):
             }
             if outcome.decision is not None:
                 record["decision"] = outcome.decision.to_dict()
+            if outcome.nodes is not None:
+                record["nodes"] = outcome.nodes.to_dict()
             self.append(record)
         for event in report.events:
             self.record_event(event)
@@ -85,3 +88,29 @@ class AuditLog(AuditTrail):
             except (KeyError, TypeError, ValueError):
                 continue
         return out
+
+    def node_history(self, since: datetime) -> tuple[list[BootSample], set[str]]:
+        """Boots observed since ``since`` (for ``lead_time: auto``) and every node problem already reported."""
+        boots: list[BootSample] = []
+        reported: set[str] = set()
+        for rec in self.records():
+            kind = rec.get("type")
+            details = rec.get("details") or {}
+            if kind == "nodes.problem" and isinstance(details.get("key"), str):
+                reported.add(details["key"])
+            if kind != "nodes.boot":
+                continue
+            for boot in details.get("boots") or []:
+                try:
+                    sample = BootSample(
+                        pool=str(rec["pool"]),
+                        machine=str(boot["machine"]),
+                        node=str(boot.get("node") or ""),
+                        asked_at=datetime.fromisoformat(boot["asked_at"]),
+                        running_at=datetime.fromisoformat(boot["running_at"]),
+                    )
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if sample.running_at >= since:
+                    boots.append(sample)
+        return boots, reported

@@ -40,4 +40,6 @@ def format_outcome(report: TickReport, outcome: PoolOutcome) -> str:
     head = f"{d.current} → {d.desired}" if d.changed else f"{d.current} (hold)"
     reasons = "; ".join(r.message for r in d.reasons)
     tail = f" [red]{outcome.status}: {outcome.error}[/]" if outcome.error else ""
+    if outcome.nodes is not None and outcome.nodes.failed:
+        tail += " [red]machines: " + "; ".join(outcome.nodes.failures()) + "[/]"
     return f"{stamp} [{style}]{d.pool}: {head}[/] — {reasons}{tail}"

@@ -1,4 +1,7 @@
-"""One tick: metrics → predictor → decide → target → notifiers/audit, for every pool.
+"""One tick: metrics → predictor → decide → target (→ machines) → notifiers/audit, for every pool.
+
+The apply step sets the count on the target, then — for pools with a node provider — lets the machines
+follow it (``autoscaler.policy.nodes``). A dry run plans both and changes neither.
 
 The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick``; there is
 no second copy of the policy. A failure in one pool never stops the others.
@@ -10,15 +13,18 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from autoscaler.core.decision import Decision, PastAction
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
+from autoscaler.core.nodes import LeadTime
 from autoscaler.core.ports import AuditTrail, Clock, MetricsSource, Notifier, OverrideProvider, Target
-from autoscaler.core.report import PoolOutcome, TickReport
+from autoscaler.core.report import Event, PoolOutcome, TickReport
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.policy.decide import decide
+from autoscaler.policy.nodes import NodeReconciler, node_events
+from autoscaler.policy.nodes import lead_time as configured_lead_time
 from predictor.base import Forecast, Predictor
 
 log = logging.getLogger("forescale.tick")
@@ -58,11 +64,20 @@ class TickDeps:
     notifiers: Sequence[Notifier] = ()
     audit: AuditTrail | None = None
     history: ActionHistory = field(default_factory=ActionHistory)
+    nodes: NodeReconciler | None = None  # machines follow the count (pools with nodes.provider set)
 
 
-def horizon_seconds(config: Config, pool: PoolConfig) -> float:
+def pool_lead_time(deps: TickDeps, pool: PoolConfig, now: datetime) -> LeadTime:
+    """The pool's lead time: configured, or learned from observed boots (``lead_time: auto``)."""
+    if deps.nodes is not None:
+        return deps.nodes.lead_time(pool, now)
+    return configured_lead_time(pool, (), now)
+
+
+def horizon_seconds(config: Config, pool: PoolConfig, lead_s: float | None = None) -> float:
     """A decision must cover the time until the next decision's nodes are ready."""
-    return (pool.lead_time + config.daemon.interval).total_seconds()
+    lead = pool.lead_time.total_seconds() if lead_s is None else lead_s
+    return lead + config.daemon.interval.total_seconds()
 
 
 def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Forecast | None, str | None]:
@@ -81,7 +96,8 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Fore
     if age > 2 * max(step_s, series.step_s):
         return None, f"stale: last sample is {age:.0f}s old (more than 2 steps)"
     try:
-        forecast = predictor.forecast(series, now_s, horizon_seconds(deps.config, pool))
+        lead_s = pool_lead_time(deps, pool, now).seconds
+        forecast = predictor.forecast(series, now_s, horizon_seconds(deps.config, pool, lead_s))
     except ValueError as exc:
         return None, f"predictor {predictor.name}: {exc}"
     if not (math.isfinite(forecast.peak_rps) and math.isfinite(forecast.observed_rps)):
@@ -116,6 +132,20 @@ def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run
     return PoolOutcome(pool.name, "applied", decision, note=note)
 
 
+def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run: bool) -> PoolOutcome:
+    """Machines follow the count that stands after the target step (whoever raised it: tick or guard).
+
+    When the count was not applied (failed, deferred) the step only finishes work already started (drains,
+    terminations); it never retires machines on a held decision (metrics unavailable: never shrink blind).
+    """
+    if deps.nodes is None or not pool.nodes.enabled or outcome.decision is None:
+        return outcome
+    decision = outcome.decision
+    wanted = decision.desired + pool.nodes.spare if outcome.status in ("applied", "unchanged", "dry_run") else None
+    report = deps.nodes.step(pool, wanted, decision.at, scale_in_allowed=not decision.held, dry_run=dry_run)
+    return outcome if report is None else replace(outcome, nodes=report)
+
+
 def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | None = None) -> TickReport:
     """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers."""
     started = time.perf_counter()
@@ -129,11 +159,14 @@ def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | Non
             if decision is None:
                 outcomes.append(PoolOutcome(pool.name, "failed", None, error=error))
                 continue
-            outcomes.append(apply_decision(deps, pool, decision, dry_run))
+            outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
         except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
             log.exception("pool %s: unexpected error", pool.name)
             outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
-    events = () if dry_run else tuple(deps.overrides.drain_events(now))
+    events: tuple[Event, ...] = () if dry_run else tuple(deps.overrides.drain_events(now))
+    for outcome in outcomes:
+        if outcome.nodes is not None:
+            events += tuple(node_events(outcome.pool, outcome.nodes, now))
     report = TickReport(
         at=now, outcomes=tuple(outcomes), events=events, dry_run=dry_run, duration_s=time.perf_counter() - started
     )

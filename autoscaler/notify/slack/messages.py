@@ -179,6 +179,8 @@ class MessageFormatter:
             facts.append(link)
         if o.note:
             facts.append(esc(o.note))
+        if o.nodes is not None and not o.nodes.error:
+            facts.append(esc(o.nodes.summary()))
         blocks: list[Block] = [_section(head + "\n" + "\n".join(bullets))]
         if facts:
             blocks.append(_context([" · ".join(facts)]))
@@ -191,6 +193,9 @@ class MessageFormatter:
             if p.kind == "held":
                 count = d.current if d is not None else "?"
                 parts.append(f"held at {count} nodes: metrics unavailable ({esc(p.cause)}); never scaled in blind")
+            elif p.cause.startswith("machines: "):
+                count = f"the count is {d.desired}; " if d is not None else ""
+                parts.append(f"{esc(p.cause)} ({count}machines not shrunk on an error)")
             elif d is None:
                 parts.append(f"failed: {esc(p.cause)}")
             elif p.kind == "deferred":
