@@ -45,6 +45,7 @@ def _resolve_paths(config: Config, base: Path) -> None:
 def extra_checks(config: Config) -> list[str]:
     """Problems the schema cannot see (e.g. contradictory schedule rules); one line each with the fix."""
     from autoscaler.jobspec.checks import check_config as jobspec_checks
+    from autoscaler.nodes.checks import check_config as node_checks
     from overrides.checks import check_config as override_checks
 
-    return override_checks(config) + jobspec_checks(config)
+    return override_checks(config) + jobspec_checks(config) + node_checks(config)

@@ -30,6 +30,7 @@ log = logging.getLogger("forescale.daemon")
 
 Transitions = Callable[[datetime, datetime], Sequence[datetime]]
 TRANSITION_LOOKAHEAD = timedelta(hours=2)
+NODE_FOLLOW_UP = timedelta(minutes=2)  # re-tick a pool soon while its nodes drain (terminate them when done)
 
 
 class Daemon:
@@ -62,11 +63,11 @@ class Daemon:
         )
 
     # -- the work -------------------------------------------------------------------------------
-    def tick(self, trigger: str = "interval") -> TickReport | None:
+    def tick(self, trigger: str = "interval", only: Sequence[str] | None = None) -> TickReport | None:
         """Run one tick now (serialised with any other); never raises."""
         with self._tick_lock:
             try:
-                report = run_tick(self.deps)
+                report = run_tick(self.deps, only=only)
             except Exception:
                 log.exception("tick crashed (%s); the daemon keeps running", trigger)
                 self.metrics.crashes.inc()
@@ -74,7 +75,24 @@ class Daemon:
             self.metrics.observe(report, trigger)
             self.last_report = report
             self.last_finished = self.deps.clock.now()
+            self.follow_up_drains(report)
             return report
+
+    def follow_up_drains(self, report: TickReport) -> list[str]:
+        """Pools whose nodes are draining get an extra tick soon, so drained machines are not paid for until the
+        next interval. Returns those pools (the extra tick is a normal tick: same decide, target and gates)."""
+        pools = [o.pool for o in report.outcomes if o.nodes is not None and o.nodes.draining > 0]
+        if not pools or report.dry_run or not self.scheduler.running:
+            return pools
+        when = self.deps.clock.now() + min(NODE_FOLLOW_UP, self.interval)
+        self.scheduler.add_job(
+            self.tick,
+            DateTrigger(run_date=when),
+            id="nodes-follow-up",
+            kwargs={"trigger": "nodes", "only": pools},
+            replace_existing=True,
+        )
+        return pools
 
     def refresh_transitions(self) -> list[datetime]:
         """Add one-shot ticks at every schedule-rule start/end in the look-ahead window."""

@@ -171,3 +171,33 @@ def test_build_daemon_wires_schedule_ticks_and_notifier_metrics(tmp_path: Path) 
         assert list(daemon.transitions(T0, T0 + timedelta(days=7)))
     finally:
         daemon.server.httpd.server_close()
+
+
+def test_draining_pools_get_a_follow_up_tick_and_node_metrics() -> None:
+    from tests.node_doubles import NODES, Directory, Provider, alloc, node, reconciler
+
+    cfg = make_config(pool_dict("ocr", nodes=NODES), daemon={"listen_port": 0, "interval": "20m"})
+    deps = make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 15.0}))  # 15 rps → 2 nodes
+    prov = Provider(4)
+    nomad = Directory([node(1, alloc()), node(2, alloc()), node(3, alloc()), node(4, alloc())])
+    deps.nodes = reconciler(prov, nomad)
+    daemon = Daemon(deps)
+    daemon.scheduler.start(paused=True)
+    try:
+        report = daemon.tick()
+        assert report is not None
+        (outcome,) = report.outcomes
+        assert outcome.nodes is not None and outcome.nodes.draining == 2  # busy nodes: drains take a while
+        job = daemon.scheduler.get_job("nodes-follow-up")
+        assert job is not None and job.kwargs == {"trigger": "nodes", "only": ["ocr"]}
+        assert job.trigger.run_date == T0 + timedelta(minutes=2)
+        text = daemon.metrics.registry
+        from prometheus_client import generate_latest
+
+        body = generate_latest(text).decode()
+        assert 'forescale_pool_machines{pool="ocr",state="draining"} 2.0' in body
+        assert 'forescale_node_actions_total{kind="drain",pool="ocr",result="done"} 2.0' in body
+        assert 'forescale_pool_lead_time_seconds{pool="ocr"} 600.0' in body
+    finally:
+        daemon.scheduler.shutdown(wait=False)
+        daemon.server.httpd.server_close()
