@@ -166,7 +166,13 @@ def plan_nodes(
                 node_id=node.id,
             )
 
-    retiring = [n for n in by_machine.values() if n.drained_by_us and (n.draining or n.last_drain_status == "complete")]
+    # forescale's drains in progress or done. A completed drain leaves the node ineligible; one made eligible
+    # again (reclaimed, or returned by an operator) is back in service: Nomad keeps its LastDrain as it was.
+    retiring = [
+        n
+        for n in by_machine.values()
+        if n.drained_by_us and (n.draining or (n.last_drain_status == "complete" and not n.eligible))
+    ]
     retiring_ids = {n.id for n in retiring}
     active = [
         n

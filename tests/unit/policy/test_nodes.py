@@ -86,6 +86,15 @@ def test_scale_out_reclaims_a_node_forescale_is_draining_before_asking_for_more(
     assert plan.capacity_after == 4
 
 
+def test_a_reclaimed_node_is_back_in_service_although_nomad_keeps_its_last_drain() -> None:
+    # Cancelling a drain that already completed is a no-op for LastDrain in Nomad (state_store.go
+    # updateNodeDrainImpl: drainNoop); only the eligibility changes. It must never be terminated for it.
+    back = replace(ours(node(2), complete=True), eligible=True)
+    plan = plan_nodes(pool(), 2, group(2), [node(1, alloc()), back], T0)
+    assert kinds(plan) == []
+    assert plan.nodes_ready == 2
+
+
 def test_scale_in_drains_exact_nodes_of_the_group_and_never_others() -> None:
     outsider = node(7, machine_id="i-other")  # in the node pool, but its machine is not in this group
     nodes = [node(1, alloc()), node(2), node(3, alloc()), node(4), outsider]
