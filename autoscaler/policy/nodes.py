@@ -48,6 +48,7 @@ log = logging.getLogger("forescale.nodes")
 DEFAULT_DRAIN_DEADLINE = timedelta(minutes=15)  # nomad-autoscaler's node_drain_deadline default
 DRAIN_MARGIN = timedelta(minutes=1)
 MAX_BOOTS_KEPT = 200
+ASK_SLACK = timedelta(minutes=1)  # a machine launched this close to forescale's ask is one it asked for
 
 
 # --------------------------------------------------------------------------------------------- pure parts
@@ -355,8 +356,8 @@ def _boots(
     """Machines whose allocation of the pool's job is running now and whose boot was not sampled yet.
 
     Start: the machine's launch time, else forescale's last ask before it appeared, else when it was first
-    seen. Only machines first seen young (within boot_timeout of that start) count: a machine that booted
-    long before forescale watched it says nothing about boot times.
+    seen. Only machines forescale asked for, or first seen young (within boot_timeout of that start), count: a
+    machine that booted long before forescale watched it says nothing about boot times.
     """
     out = []
     for machine in machines:
@@ -374,7 +375,8 @@ def _boots(
         start = machine.launched_at
         if start is None:
             start = mem.last_ask if mem.last_ask is not None and mem.last_ask <= seen else seen
-        if seen - start > pool.nodes.boot_timeout:
+        asked_by_us = mem.last_ask is not None and start >= mem.last_ask - ASK_SLACK
+        if seen - start > pool.nodes.boot_timeout and not asked_by_us:
             continue
         known = [a.running_since for a in running if a.running_since is not None]
         if not known and seen >= now:
