@@ -48,6 +48,9 @@ def run_command(
         out = Console(width=120)
     err = Console(stderr=True)
     cfg, pool_name = _build_config(config, pool, capacity_per_node, lead_time, interval, slo_unserved_pct)
+    cfg, note = learned_lead_time(cfg, pool_name)
+    if note and not as_json:
+        err.print(note, highlight=False)
     data = _load(trace, prometheus, query, since, step, until, cfg)
     overrides: OverrideProvider | None = None
     if config is not None:
@@ -69,6 +72,23 @@ def run_command(
             out.print(f"plot: {plot}")
 
 
+
+
+def learned_lead_time(cfg: Config, pool_name: str, now: datetime | None = None) -> tuple[Config, str | None]:
+    """``lead_time: auto``: replay with the lead time the daemon plans with now (p95 of the boots in the audit
+    log once enough are seen, else ``lead_time_initial``), so the backtest takes the same lead time."""
+    from autoscaler.notify.audit import AuditLog
+    from autoscaler.policy.nodes import lead_time
+
+    pool = cfg.pool(pool_name)
+    if not pool.lead_time_auto:
+        return cfg, None
+    now = now or datetime.now(UTC)
+    boots, _ = AuditLog(cfg.audit_log).node_history(now - pool.nodes.boot_window)
+    lead = lead_time(pool, boots, now)
+    fixed = pool.model_copy(update={"lead_time": timedelta(seconds=round(lead.seconds)), "lead_time_auto": False})
+    cfg = cfg.model_copy(update={"pools": [fixed if p.name == pool_name else p for p in cfg.pools]})
+    return cfg, f"{pool_name}: {lead.explain()} — from {cfg.audit_log}"
 
 
 def _duration(text: str | None, option: str) -> timedelta | None:

@@ -213,8 +213,6 @@ def test_oracle_when_lead_time_is_not_a_multiple_of_the_step() -> None:
     assert np.all(sched.ready * 10.0 >= rps)
 
 
-
-
 def test_the_initial_fleet_is_not_an_action_and_starts_no_cooldown() -> None:
     """With a 15-minute scale-in cooldown and 2-minute ticks, a scale-in right after the first
     decision must not be blocked: the first decision only sets the starting fleet."""
@@ -226,3 +224,37 @@ def test_the_initial_fleet_is_not_an_action_and_starts_no_cooldown() -> None:
     r = replay(tiny_trace(), cfg, "p", start=1000.0, predictor=Scripted(peaks))
     assert r.decisions[:2] == [(1000.0, 5), (1120.0, 2)]
     assert r.scale_actions == 1
+
+
+def test_backtest_takes_the_learned_lead_time_from_the_audit_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from autoscaler.backtest.session import learned_lead_time
+    from autoscaler.core.nodes import BootSample
+    from autoscaler.core.report import Event, TickReport
+    from autoscaler.notify.audit import AuditLog
+    from tests.helpers import T0, make_config, pool_dict
+
+    nodes = {"provider": "aws_asg", "aws": {"asg_name": "x"}, "node_pool": "gpu", "min_boots": 3}
+    cfg = make_config(pool_dict("ocr", lead_time="auto", nodes=nodes), audit_log=str(tmp_path / "audit.jsonl"))
+    same, note = learned_lead_time(cfg, "ocr", T0)
+    assert same.pool("ocr").lead_time == timedelta(minutes=10) and "initial value" in (note or "")
+    boots = [BootSample("ocr", f"i-{m}", f"n-{m}", T0, T0 + timedelta(minutes=m)) for m in (6, 7, 8, 12)]
+    details = {
+        "boots": [
+            {
+                "machine": b.machine,
+                "node": b.node,
+                "asked_at": b.asked_at.isoformat(),
+                "running_at": b.running_at.isoformat(),
+            }
+            for b in boots
+        ]
+    }
+    AuditLog(tmp_path / "audit.jsonl").record_tick(TickReport(T0, (), (Event("nodes.boot", "ocr", "b", T0, details),)))
+    learned, note = learned_lead_time(cfg, "ocr", T0 + timedelta(hours=1))
+    pool = learned.pool("ocr")
+    assert not pool.lead_time_auto and pool.lead_time == timedelta(seconds=round(60 * 11.4))
+    assert "p95 of 4 recent boots" in (note or "")
+    fixed = make_config(pool_dict("ocr"))
+    assert learned_lead_time(fixed, "ocr", T0) == (fixed, None)
