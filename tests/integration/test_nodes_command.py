@@ -89,7 +89,17 @@ def test_a_hanging_command_is_killed_with_its_children(tmp_path: Path) -> None:
     assert info.value.retryable
     assert time.monotonic() - started < 10  # bounded by the timeout, not by the child's sleep
     pid = int(child_pid.read_text())
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not _alive_sleep(pid), "the command's child survived the timeout"
+
+
+def _alive_sleep(pid: int) -> bool:
+    """Is ``pid`` still our `sleep 30` (not a zombie, not a reused pid of another program)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return cmdline[:2] == [b"sleep", b"30"] and state != "Z"
 
 
 def test_missing_or_not_executable_path(tmp_path: Path) -> None:
