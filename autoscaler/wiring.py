@@ -22,6 +22,7 @@ from autoscaler.notify.audit import AuditLog
 from autoscaler.notify.console import ConsoleNotifier
 from autoscaler.notify.metrics import METRICS, NotifyMetrics
 from autoscaler.policy.nodes import NodeMemory, NodeReconciler
+from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.tick import ActionHistory, TickDeps
 from autoscaler.sources.prometheus import PrometheusSource
 from autoscaler.targets.nomad import NomadTarget
@@ -43,6 +44,8 @@ def build_deps(config: Config, clock: Clock | None = None, notifiers: list[Notif
     for action in audit.recent_actions(clock.now() - longest - timedelta(minutes=1)):
         history.add(action)
     client = NomadClient(config.nomad)
+    placement = PlacementWatch()
+    placement.replay(audit.placement_history())  # queued episodes survive between cron runs
     return TickDeps(
         config=config,
         metrics=PrometheusSource(config.prometheus),
@@ -54,6 +57,7 @@ def build_deps(config: Config, clock: Clock | None = None, notifiers: list[Notif
         audit=audit,
         history=history,
         nodes=build_nodes(config, client, clock, audit),
+        placement=placement,
     )
 
 

@@ -1,4 +1,8 @@
-"""`forescale demo`: the real tick replays a bundled real trace against a simulated cluster."""
+"""`forescale demo`: the real tick replays a bundled real trace against a simulated cluster.
+
+Each line shows the pool's desired count, how many nodes are placed (ready) and queued (still booting: Nomad
+cannot place their allocations yet), and after a scale-up when the new nodes will be ready.
+"""
 
 from __future__ import annotations
 
@@ -86,10 +90,18 @@ def run_demo(
         on_tick=paced,
     )
     table = Table(title="demo summary")
-    for col in ("node-hours", "minutes under capacity", "under capacity %", "unserved %", "scale actions"):
+    for col in (
+        "node-hours",
+        "of which booting (queued)",
+        "minutes under capacity",
+        "under capacity %",
+        "unserved %",
+        "scale actions",
+    ):
         table.add_column(col, justify="right")
     table.add_row(
         f"{result.node_hours:.1f}",
+        f"{result.queued_node_hours:.1f}",
         f"{result.under_capacity_minutes:.0f}",
         f"{result.under_capacity_pct:.2f}",
         f"{result.unserved_pct:.3f}",

@@ -3,8 +3,9 @@
 Semantics are DESIGN.md's "Backtest":
 - the tick runs at trace step starts, every ``config.daemon.interval``; at time t it sees only the
   intervals that finished by t (``TraceMetricsSource``);
-- the replay starts with the first decision's count ready; a node added at t is ready at t + lead_time;
-  scale-down is immediate, still-warming nodes first (newest first) (``SimulatedCluster``);
+- the replay starts with the first decision's count ready; a node added at t is ready at t + lead_time
+  (queued, as in Nomad while its machine boots; placed once ready); scale-down is immediate, still-warming
+  nodes first (newest first) (``SimulatedCluster``);
 - cost = provisioned node-hours, warming nodes included, accrued over wall time (gaps too: the nodes
   exist while the trace is silent);
 - an interval is under capacity when its demand > ready × capacity_per_node (ready at its start);
@@ -51,6 +52,7 @@ class ReplayResult:
     """Cost and SLO figures of one policy over one trace, plus every decision it made."""
 
     node_hours: float = 0.0
+    queued_node_hours: float = 0.0  # of node_hours: nodes asked for but still booting (queued in Nomad)
     under_capacity_minutes: float = 0.0
     observed_minutes: float = 0.0
     unserved_requests: float = 0.0
@@ -91,6 +93,7 @@ def account(
     spans = np.diff(np.append(t, t[-1] + steps))
     res = ReplayResult()
     res.node_hours = float(np.sum(provisioned * spans) / 3600.0)
+    res.queued_node_hours = float(np.sum(np.maximum(provisioned - ready, 0.0) * spans) / 3600.0)
     short = np.maximum(demand - ready * capacity_per_node, 0.0)
     res.under_capacity_minutes = float(np.count_nonzero(short > 1e-9) * steps / 60.0)
     res.observed_minutes = float(len(t) * steps / 60.0)
@@ -153,7 +156,7 @@ def replay(
                 clock.set(datetime.fromtimestamp(now, UTC))
                 next_tick = _advance(next_tick, now, interval_s)
                 actions += _tick_once(deps, cluster, pool.name, now, decisions, on_tick)
-            provisioned[i] = cluster.current_count(pool)
+            provisioned[i] = cluster.desired_count(pool.name)
             ready[i] = cluster.ready_count(pool.name, now)
     result = account(trace, first, pool.capacity_per_node, provisioned, ready)
     result.scale_actions = actions

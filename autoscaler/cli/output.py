@@ -20,13 +20,17 @@ def report_table(report: TickReport, title: str) -> Table:
     times observed (p50/p95, which ``lead_time: auto`` plans with).
     """
     with_nodes = any(o.nodes is not None for o in report.outcomes)
-    caption = "fcst/obs: forecast peak and observed rate, req/s; need: nodes for the higher"
+    caption = (
+        "now: the group's count in Nomad; placed: running or starting there (+Nq: N queued, not placeable yet); "
+        "fcst/obs: forecast peak and observed rate, req/s; need: nodes for the higher"
+    )
     if with_nodes:
         caption += "; machines: provider capacity; boot: observed p50/p95 (ask → allocation running)"
     table = Table(title=title, caption=caption)
     columns = [
         ("pool", "left"),
         ("now", "right"),
+        ("placed", "right"),
         ("fcst", "right"),
         ("obs", "right"),
         ("need", "right"),
@@ -46,11 +50,12 @@ def report_table(report: TickReport, title: str) -> Table:
         d = o.decision
         extra = [machines_cell(o.nodes), boot_cell(o.nodes)] if with_nodes else []
         if d is None:
-            table.add_row(o.pool, "?", "", "", "", "", "", "", *extra, "[red]failed[/]")
+            table.add_row(o.pool, "?", "", "", "", "", "", "", "", *extra, "[red]failed[/]")
             continue
         table.add_row(
             d.pool,
             str(d.current),
+            placed_cell(d),
             "—" if d.forecast_rps is None else f"{d.forecast_rps:.4g}",
             "—" if d.observed_rps is None else f"{d.observed_rps:.4g}",
             "—" if d.forecast_nodes is None else str(max(d.forecast_nodes, d.reactive_nodes or 0)),
@@ -96,6 +101,13 @@ def node_lines(pool: str, nodes: NodeReport) -> list[str]:
     if nodes.lead_time is not None:
         lines.append(f"{pool}: {nodes.lead_time.explain()}")
     return lines
+
+
+def placed_cell(decision: Decision) -> str:
+    """'10' or '10+2q' (2 queued: Nomad cannot place them yet); '—' when the target did not say."""
+    if decision.placed is None:
+        return "—"
+    return f"{decision.placed}+{decision.queued}q" if decision.queued else str(decision.placed)
 
 
 def shaped_by(decision: Decision) -> str:

@@ -29,8 +29,34 @@ class PastAction:
 
 
 @dataclass(frozen=True)
+class PoolState:
+    """A pool as its target reports it: three counts kept apart (DESIGN.md "Policy principles").
+
+    Nomad creates an allocation only on a registered, eligible node, so demand it cannot place yet (GPU
+    machines still booting, no node left) is *queued*, never a pending allocation; and a failed allocation
+    waiting for its reschedule delay is neither placed nor queued.
+    """
+
+    desired: int  # the task group's Count: what decide compares with and steps from
+    placed: int  # running + pending allocations (DesiredStatus run)
+    queued: int = 0  # the job summary's Queued: allocations Nomad cannot place yet
+    running: int | None = None  # of the placed, those running
+    rescheduling: int = 0  # failed allocations waiting for their reschedule delay
+    queued_reason: str | None = None  # why Nomad cannot place them (its placement metrics), when known
+
+    def __post_init__(self) -> None:
+        if min(self.desired, self.placed, self.queued, self.rescheduling) < 0:
+            raise ValueError("pool counts cannot be negative")
+
+
+@dataclass(frozen=True)
 class Decision:
-    """What decide wants for one pool at one time, and every reason why."""
+    """What decide wants for one pool at one time, and every reason why.
+
+    ``current`` is the group's current *desired* count (its Count in Nomad): the decision steps from it and
+    ``changed`` compares with it. ``placed`` and ``queued`` (None when the target did not say) are reported
+    alongside: how many of those nodes hold a running or starting allocation, and how many Nomad cannot place.
+    """
 
     pool: str
     at: datetime
@@ -45,6 +71,9 @@ class Decision:
     hold_cause: str | None = None
     model: str | None = None
     forecast_details: dict[str, float | str] = field(default_factory=dict)
+    placed: int | None = None
+    queued: int | None = None
+    rescheduling: int | None = None
 
     @property
     def action(self) -> Action:
@@ -57,6 +86,15 @@ class Decision:
     @property
     def changed(self) -> bool:
         return self.desired != self.current
+
+    def counts(self) -> str | None:
+        """'12 desired, 10 placed, 2 queued' (None when the target reported no placement)."""
+        if self.placed is None:
+            return None
+        text = f"{self.current} desired, {self.placed} placed, {self.queued or 0} queued"
+        if self.rescheduling:
+            text += f", {self.rescheduling} rescheduling"
+        return text
 
     def reason_codes(self) -> list[str]:
         return [r.code for r in self.reasons]

@@ -2,7 +2,7 @@
 
     Clock             what time it is (SystemClock, ManualClock for tests, demo and backtest)
     MetricsSource     request-rate history of a pool (Prometheus, a trace file)
-    Target            where a pool's count is read and applied (Nomad, the simulated cluster)
+    Target            where a pool's counts are read and its desired count applied (Nomad, the simulated cluster)
     NodeProvider      a pool's machines: capacity up, exact machines down (AWS Auto Scaling Group, a command)
     NodeDirectory     Nomad's view of a pool's nodes: list with allocations, drain, eligibility, purge
     Notifier          who is told (console, Slack); close() flushes background delivery
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from autoscaler.core.decision import Decision
+from autoscaler.core.decision import Decision, PoolState
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.nodes import MachineGroup, PoolNode, TerminateResult
 from autoscaler.core.report import Event, TickReport
@@ -48,12 +48,13 @@ class MetricsSource(Protocol):
 class Target(Protocol):
     """Where counts are read and applied (Nomad, or the simulated cluster)."""
 
-    def current_count(self, pool: PoolConfig) -> int:
-        """Running + pending allocations of the pool's group. Raises TargetError."""
+    def status(self, pool: PoolConfig) -> PoolState:
+        """The pool's desired, placed and queued counts (PoolState). Raises TargetError."""
         ...
 
     def scale(self, pool: PoolConfig, decision: Decision) -> str:
-        """Apply ``decision.desired``; return a short note (e.g. the eval ID). Raises TargetError."""
+        """Set the desired count to ``decision.desired``; return a short note (e.g. the eval ID). Raises
+        TargetError. The tick calls it only when that differs from the desired count it read."""
         ...
 
 

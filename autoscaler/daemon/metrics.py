@@ -18,8 +18,12 @@ class DaemonMetrics:
             "forescale_forecast_rps", "Forecast peak request rate over the horizon", ["pool"], registry=r
         )
         self.observed = Gauge("forescale_observed_rps", "Latest observed request rate", ["pool"], registry=r)
-        self.current = Gauge(
-            "forescale_current_nodes", "Running + pending nodes seen by the last tick", ["pool"], registry=r
+        self.pool_nodes = Gauge(
+            "forescale_pool_nodes",
+            "The pool's task group in Nomad as the last tick read it: desired (its count), placed (running + "
+            "pending allocations), queued (allocations Nomad cannot place yet)",
+            ["pool", "state"],
+            registry=r,
         )
         self.desired = Gauge("forescale_desired_nodes", "Node count decided by the last tick", ["pool"], registry=r)
         self.applied = Gauge("forescale_applied_nodes", "Node count last applied to Nomad", ["pool"], registry=r)
@@ -78,7 +82,11 @@ class DaemonMetrics:
             d = o.decision
             if d is None:
                 continue
-            self.current.labels(o.pool).set(d.current)
+            self.pool_nodes.labels(o.pool, "desired").set(d.current)
+            if d.placed is not None:
+                self.pool_nodes.labels(o.pool, "placed").set(d.placed)
+            if d.queued is not None:
+                self.pool_nodes.labels(o.pool, "queued").set(d.queued)
             self.desired.labels(o.pool).set(d.desired)
             self.held.labels(o.pool).set(1 if d.held else 0)
             if d.held:

@@ -32,6 +32,7 @@ from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound
 from autoscaler.core.settings.forescale import Config
 from autoscaler.jobspec.render import RenderedJob
 from autoscaler.nomad.client import NomadClient
+from autoscaler.nomad.placement import explain_metric, unplaced
 
 MAX_VALUE_CHARS = 120
 IDENTITY_FIELDS = ("DestPath", "Name", "LTarget", "Label", "PortLabel")
@@ -149,27 +150,8 @@ def placement_warnings(plan: Mapping[str, Any]) -> list[str]:
     out = []
     for group, metric in sorted((plan.get("FailedTGAllocs") or {}).items()):
         metric = metric or {}
-        n = int(metric.get("CoalescedFailures") or 0) + 1
-        out.append(f"Nomad could not place {n} allocation(s) of group {group}: {explain_metric(metric)}")
+        out.append(f"Nomad could not place {unplaced(metric)} allocation(s) of group {group}: {explain_metric(metric)}")
     return out
-
-
-def explain_metric(metric: Mapping[str, Any]) -> str:
-    """One line from an AllocMetric: how many nodes were looked at and what filtered or exhausted them."""
-    pool = metric.get("NodePool") or "default"
-    in_pool = int(metric.get("NodesInPool") or 0)
-    evaluated = int(metric.get("NodesEvaluated") or 0)
-    if in_pool == 0:
-        return f"no node in node pool '{pool}' (nodes still to be started, or a wrong node_pool)"
-    parts = [f"{evaluated} of {in_pool} node(s) in pool '{pool}' evaluated"]
-    reasons = {**(metric.get("ConstraintFiltered") or {}), **(metric.get("DimensionExhausted") or {})}
-    for reason, count in sorted(reasons.items(), key=lambda kv: -int(kv[1])):
-        parts.append(f"{count} ruled out by {reason}")
-    if not evaluated:
-        available = metric.get("NodesAvailable") or {}
-        dcs = ", ".join(f"{dc}: {n}" for dc, n in sorted(available.items())) or "none"
-        parts.append(f"none ready and eligible in the job's datacenters ({dcs})")
-    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------- the plan's diff, as lines

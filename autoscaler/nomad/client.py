@@ -220,6 +220,18 @@ class NomadClient:
             lambda: self.wrap(lambda: self.api.job.get_allocations(job_id, namespace=self.namespace), "GET", path)
         )
 
+    def job_summary(self, job_id: str) -> dict[str, Any]:
+        """``GET /v1/job/:id/summary``: per group Queued (what Nomad cannot place), Starting, Running, …"""
+        body = self.get_json(f"job/{quote(job_id, safe='')}/summary").body
+        if not isinstance(body, dict):
+            raise NomadError(f"Nomad answered the summary of job '{job_id}' with {type(body).__name__}")
+        return body
+
+    def job_evaluations(self, job_id: str) -> list[dict[str, Any]]:
+        """``GET /v1/job/:id/evaluations`` (``[]`` for an unknown job)."""
+        body = self.get_json(f"job/{quote(job_id, safe='')}/evaluations").body
+        return [e for e in body if isinstance(e, dict)] if isinstance(body, list) else []
+
     def scale_job(self, job_id: str, body: Mapping[str, Any]) -> NomadResponse:
         """One ``POST /v1/job/:id/scale``, never retried here (see ``NomadTarget.scale``)."""
         return self.post_json(f"job/{quote(job_id, safe='')}/scale", dict(body))

@@ -1,6 +1,7 @@
 """The audit log: one JSON object per line for every decision and override change.
 
-It doubles as the memory of one-shot ``forescale tick`` runs (cron): cooldowns read recent changes back.
+It doubles as the memory of one-shot ``forescale tick`` runs (cron): cooldowns read recent changes back, and
+the queued-too-long warning reads back since when a pool's workers have been queued.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from autoscaler.core.decision import PastAction
 from autoscaler.core.nodes import BootSample
 from autoscaler.core.ports import AuditTrail
 from autoscaler.core.report import Event, TickReport
+from autoscaler.policy.placement import PLACED, UNPLACEABLE, PlacementRecord
 
 
 class AuditLog(AuditTrail):
@@ -72,6 +74,24 @@ class AuditLog(AuditTrail):
                         yield rec
         except FileNotFoundError:
             return
+
+    def placement_history(self) -> list[PlacementRecord]:
+        """Every decision's queued count and every queued-too-long warning/recovery, oldest first: what a
+        one-shot `forescale tick` needs to know when a pool's workers started being queued."""
+        out = []
+        for rec in self.records():
+            try:
+                at = datetime.fromisoformat(rec["at"])
+                pool = str(rec["pool"])
+                if rec.get("type") == "decision" and not rec.get("dry_run"):
+                    queued = (rec.get("decision") or {}).get("queued")
+                    if queued is not None:
+                        out.append(PlacementRecord(at, pool, queued=int(queued)))
+                elif rec.get("type") in (UNPLACEABLE, PLACED):
+                    out.append(PlacementRecord(at, pool, event=str(rec["type"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
 
     def recent_actions(self, since: datetime) -> list[PastAction]:
         """Changes applied to Nomad since ``since`` (cooldowns survive between cron runs)."""

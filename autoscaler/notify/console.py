@@ -38,8 +38,11 @@ def format_outcome(report: TickReport, outcome: PoolOutcome) -> str:
     d = outcome.decision
     style = "red" if d.held else _STYLE[d.action]
     head = f"{d.current} → {d.desired}" if d.changed else f"{d.current} (hold)"
+    counts = f" [dim]({d.placed} placed, {d.queued or 0} queued)[/]" if d.placed is not None else ""
     reasons = "; ".join(r.message for r in d.reasons)
     tail = f" [red]{outcome.status}: {outcome.error}[/]" if outcome.error else ""
+    if outcome.status == "applied" and outcome.note:
+        tail += f" [dim]→ {outcome.note}[/]"
     if outcome.nodes is not None and outcome.nodes.failed:
         tail += " [red]machines: " + "; ".join(outcome.nodes.failures()) + "[/]"
-    return f"{stamp} [{style}]{d.pool}: {head}[/] — {reasons}{tail}"
+    return f"{stamp} [{style}]{d.pool}: {head}[/]{counts} — {reasons}{tail}"

@@ -8,9 +8,10 @@ missing metrics never shrink a fleet. Every clamp is reported as a Reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from autoscaler.core.decision import Decision, PastAction, Reason
+from autoscaler.core.decision import Decision, PastAction, PoolState, Reason
 from autoscaler.core.durations import format_duration
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.settings.forescale import PoolConfig
@@ -21,7 +22,7 @@ from predictor.capacity import nodes_for
 def decide(
     pool: PoolConfig,
     now: datetime,
-    current: int,
+    current: int | PoolState,
     forecast: Forecast | None,
     overrides: Sequence[OverrideEffect] = (),
     recent_actions: Sequence[PastAction] = (),
@@ -29,8 +30,27 @@ def decide(
 ) -> Decision:
     """Return the count ``pool`` should have at ``now`` and every reason that shaped it.
 
-    ``forecast`` is None when metrics are unavailable (``metrics_error`` says why): the pool holds.
+    ``current`` is the pool's state (or just its desired count): decide compares with and steps from the
+    *desired* count, never from the placed one — nodes still booting are queued in Nomad, and stepping from
+    what is placed would re-send (or even lower) a count already asked for. Placed and queued are carried
+    into the Decision for reporting. ``forecast`` is None when metrics are unavailable (``metrics_error``
+    says why): the pool holds.
     """
+    if not isinstance(current, PoolState):
+        return _decide(pool, now, current, forecast, overrides, recent_actions, metrics_error)
+    decision = _decide(pool, now, current.desired, forecast, overrides, recent_actions, metrics_error)
+    return replace(decision, placed=current.placed, queued=current.queued, rescheduling=current.rescheduling)
+
+
+def _decide(
+    pool: PoolConfig,
+    now: datetime,
+    current: int,
+    forecast: Forecast | None,
+    overrides: Sequence[OverrideEffect],
+    recent_actions: Sequence[PastAction],
+    metrics_error: str | None,
+) -> Decision:
     if current < 0:
         raise ValueError("current count cannot be negative")
     reasons: list[Reason] = []

@@ -3,6 +3,10 @@
 The apply step sets the count on the target, then — for pools with a node provider — lets the machines
 follow it (``autoscaler.policy.nodes``). A dry run plans both and changes neither.
 
+The target's state is read first: decide steps from the pool's *desired* count (placed and queued are
+reported), a scale is sent only when the desired count changes, and workers queued too long raise one
+``pool_unplaceable`` event per episode (policy/placement.py).
+
 The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick``; there is
 no second copy of the policy. A failure in one pool never stops the others.
 """
@@ -16,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from autoscaler.core.decision import Decision, PastAction
+from autoscaler.core.decision import Decision, PastAction, PoolState
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
 from autoscaler.core.ports import AuditTrail, Clock, MetricsSource, Notifier, OverrideProvider, Target
@@ -25,6 +29,7 @@ from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.policy.decide import decide
 from autoscaler.policy.nodes import NodeReconciler, node_events
 from autoscaler.policy.nodes import lead_time as configured_lead_time
+from autoscaler.policy.placement import PlacementWatch
 from predictor.base import Forecast, Predictor
 
 log = logging.getLogger("forescale.tick")
@@ -65,6 +70,7 @@ class TickDeps:
     audit: AuditTrail | None = None
     history: ActionHistory = field(default_factory=ActionHistory)
     nodes: NodeReconciler | None = None  # machines follow the count (pools with nodes.provider set)
+    placement: PlacementWatch = field(default_factory=PlacementWatch)
 
 
 def pool_lead_time(deps: TickDeps, pool: PoolConfig, now: datetime) -> LeadTime:
@@ -105,19 +111,26 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Fore
     return forecast, None
 
 
-def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Decision | None, str | None]:
-    """Current count + forecast + overrides → Decision (None with the error if the count is unknown)."""
+def read_state(deps: TickDeps, pool: PoolConfig) -> tuple[PoolState | None, str | None]:
+    """The pool's desired/placed/queued counts from the target (None with the error if unknown)."""
     try:
-        current = deps.target.current_count(pool)
+        return deps.target.status(pool), None
     except TargetError as exc:
         return None, f"cannot read current count: {exc}"
+
+
+def decide_pool(
+    deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
+) -> Decision:
+    """Pool state + forecast + overrides → Decision (decide steps from the desired count)."""
     forecast, cause = forecast_pool(deps, pool, now)
     effects = deps.overrides.effects(pool.name, now)
-    decision = decide(pool, now, current, forecast, effects, deps.history.for_pool(pool.name), metrics_error=cause)
-    return decision, None
+    return decide(pool, now, state, forecast, effects, deps.history.for_pool(pool.name), metrics_error=cause)
 
 
 def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run: bool) -> PoolOutcome:
+    """Scale only when the new desired count differs from the current *desired* count: never re-send a count
+    Nomad already has (each Job.Scale is a new job version, an evaluation and a scaling event)."""
     if not decision.changed:
         return PoolOutcome(pool.name, "unchanged", decision)
     if dry_run:
@@ -151,19 +164,24 @@ def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | Non
     started = time.perf_counter()
     now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
     outcomes = []
+    pool_events: list[Event] = []
     for pool in deps.config.pools:
         if only and pool.name not in only:
             continue
         try:
-            decision, error = decide_pool(deps, pool, now)
-            if decision is None:
+            state, error = read_state(deps, pool)
+            if state is None:
                 outcomes.append(PoolOutcome(pool.name, "failed", None, error=error))
                 continue
+            decision = decide_pool(deps, pool, now, state)
             outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
+            warning = None if dry_run else deps.placement.observe(pool, state, now)
+            if warning is not None:
+                pool_events.append(warning)
         except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
             log.exception("pool %s: unexpected error", pool.name)
             outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
-    events: tuple[Event, ...] = () if dry_run else tuple(deps.overrides.drain_events(now))
+    events: tuple[Event, ...] = () if dry_run else (*pool_events, *deps.overrides.drain_events(now))
     for outcome in outcomes:
         if outcome.nodes is not None:
             events += tuple(node_events(outcome.pool, outcome.nodes, now))

@@ -1,9 +1,14 @@
-"""The Nomad target: read a pool's live allocations and scale its task group, exactly once.
+"""The Nomad target: read a pool's task group (desired, placed, queued) and scale it, exactly once.
 
-``current_count`` is running + pending allocations (DesiredStatus ``run``): pending ones are nodes already
-paid for and booting, and counting only running ones makes an autoscaler overshoot while nodes warm up
-(DESIGN.md). The job is read first because ``/v1/job/:id/allocations`` answers ``200 []`` for a job that
-does not exist, which would otherwise look like an empty pool.
+``status`` keeps Nomad's counts apart (DESIGN.md): *desired* is the group's ``Count`` (``GET /v1/job/:id``),
+*placed* the group's allocations with DesiredStatus ``run`` that are ``running`` or ``pending`` (canaries
+excluded; all job versions, since during an update old allocations still serve), *queued* the job summary's
+``Queued`` (``GET /v1/job/:id/summary``): work Nomad cannot place. Nomad creates an allocation only on a
+registered, eligible node, so GPU nodes that are still booting show up as queued, never as pending; failed
+allocations waiting for their reschedule delay are *rescheduling* (neither placed nor queued). When some are
+queued, the job's blocked evaluation says why (``GET /v1/job/:id/evaluations``). The job is read first
+because ``/v1/job/:id/allocations`` answers ``200 []`` for a job that does not exist, which would otherwise
+look like an empty pool.
 
 ``scale`` never sends a second scale blindly. Each request carries the ``JobModifyIndex`` read just before
 it (Nomad's check-and-set for ``Job.Scale``). When an attempt ends without a clear answer (timeout, 5xx,
@@ -26,10 +31,11 @@ from collections.abc import Callable
 from typing import Any
 
 from autoscaler import __version__
-from autoscaler.core.decision import Decision
+from autoscaler.core.decision import Decision, PoolState
 from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound, NomadUnavailable
 from autoscaler.core.settings.forescale import NomadSettings, PoolConfig
 from autoscaler.nomad.client import NomadClient
+from autoscaler.nomad.placement import explain_metric
 
 log = logging.getLogger("forescale.nomad")
 
@@ -38,7 +44,7 @@ LIVE_CLIENT_STATUSES = frozenset({"running", "pending"})
 
 
 class NomadTarget:
-    """Reads running+pending allocations and scales task groups via ``POST /v1/job/:id/scale``."""
+    """Reads a task group's desired/placed/queued counts and scales it via ``POST /v1/job/:id/scale``."""
 
     def __init__(
         self,
@@ -52,11 +58,37 @@ class NomadTarget:
 
     # ------------------------------------------------------------------ reading
 
-    def current_count(self, pool: PoolConfig) -> int:
-        job = self.client.read_job(pool.nomad.job)
-        self._group(job, pool)
-        allocs = self.client.job_allocations(pool.nomad.job)
-        return count_live(allocs, pool.nomad.group)
+    def status(self, pool: PoolConfig) -> PoolState:
+        job_id, group = pool.nomad.job, pool.nomad.group
+        job = self.client.read_job(job_id)
+        desired = int(self._group(job, pool).get("Count") or 0)
+        allocs = [a for a in self.client.job_allocations(job_id) if a.get("TaskGroup") == group]
+        summary = ((self.client.job_summary(job_id).get("Summary") or {}).get(group)) or {}
+        queued = int(summary.get("Queued") or 0)
+        reason = self._queued_reason(job_id, group) if queued else None
+        return PoolState(
+            desired=desired,
+            placed=count_live(allocs, group),
+            queued=queued,
+            running=sum(1 for a in allocs if _wanted(a) and a.get("ClientStatus") == "running"),
+            rescheduling=sum(
+                1 for a in allocs if _wanted(a) and a.get("ClientStatus") == "failed" and not a.get("NextAllocation")
+            ),
+            queued_reason=reason,
+        )
+
+    def _queued_reason(self, job_id: str, group: str) -> str | None:
+        """Nomad's reason from the job's blocked evaluation (or the latest one that failed to place)."""
+        try:
+            evals = self.client.job_evaluations(job_id)
+        except NomadError as exc:  # the counts are known; only the explanation is missing
+            log.warning("cannot read the evaluations of %s: %s", job_id, exc)
+            return None
+        failing = [e for e in evals if ((e.get("FailedTGAllocs") or {}).get(group))]
+        if not failing:
+            return None
+        latest = max(failing, key=lambda e: (e.get("Status") == "blocked", int(e.get("ModifyIndex") or 0)))
+        return explain_metric(latest["FailedTGAllocs"][group])
 
     def _group(self, job: dict[str, Any], pool: PoolConfig) -> dict[str, Any]:
         for tg in job.get("TaskGroups") or []:
@@ -75,6 +107,11 @@ class NomadTarget:
         job = self.client.read_job(pool.nomad.job)
         before = int(job["JobModifyIndex"])
         start_count = int(self._group(job, pool).get("Count", 0))
+        if start_count == decision.desired:
+            # Someone (or a lost answer of ours) already set it: a Job.Scale to the same count would still
+            # write a new job version, an evaluation and a scaling event.
+            log.info("%s/%s is already at %d: no scale sent", pool.nomad.job, pool.nomad.group, decision.desired)
+            return f"already at {decision.desired}: no scale sent"
         body = scale_request(pool, decision)
         body["JobModifyIndex"] = before
         attempts = 0
@@ -136,15 +173,15 @@ class NomadTarget:
         )
 
 
+def _wanted(alloc: dict[str, Any]) -> bool:
+    """DesiredStatus run and not a canary (Nomad's scale status skips canaries too)."""
+    return alloc.get("DesiredStatus") == "run" and not (alloc.get("DeploymentStatus") or {}).get("Canary")
+
+
 def count_live(allocs: list[dict[str, Any]], group: str) -> int:
-    """Allocations of ``group`` Nomad wants running (DesiredStatus run) that are running or still pending."""
-    return sum(
-        1
-        for a in allocs
-        if a.get("TaskGroup") == group
-        and a.get("DesiredStatus") == "run"
-        and a.get("ClientStatus") in LIVE_CLIENT_STATUSES
-    )
+    """Placed: allocations of ``group`` Nomad wants running (DesiredStatus run) that are running or pending."""
+    mine = (a for a in allocs if a.get("TaskGroup") == group and _wanted(a))
+    return sum(1 for a in mine if a.get("ClientStatus") in LIVE_CLIENT_STATUSES)
 
 
 def scale_request(pool: PoolConfig, decision: Decision) -> dict[str, Any]:
@@ -156,6 +193,8 @@ def scale_request(pool: PoolConfig, decision: Decision) -> dict[str, Any]:
         "forescale_version": __version__,
         "pool": pool.name,
         "previous_count": decision.current,
+        "placed": decision.placed,
+        "queued": decision.queued,
         "forecast_rps": _round(decision.forecast_rps),
         "observed_rps": _round(decision.observed_rps),
         "forecast_nodes": decision.forecast_nodes,

@@ -136,7 +136,7 @@ def test_register_read_scale_and_see_the_event(settings: NomadSettings, job: str
     target = NomadTarget(settings)
     pool = pool_for(job)
     assert wait_for_live(target.client, job, 1) == 1
-    assert target.current_count(pool) == 1
+    assert target.status(pool).placed == 1
     decision = Decision(
         pool="it",
         at=datetime.now(UTC),
@@ -158,7 +158,7 @@ def test_register_read_scale_and_see_the_event(settings: NomadSettings, job: str
     assert event["Message"] == "it: 1 → 2: integration test"
     assert event["Meta"]["model"] == "trend_lr"
     assert wait_for_live(target.client, job, 2) == 2
-    assert target.current_count(pool) == 2
+    assert target.status(pool).placed == 2
     with pytest.raises(ScalingBoundsError) as err:
         target.scale(pool, replace(decision, current=2, desired=4))
     assert "group count was greater than scaling policy maximum: 4 > 3" in str(err.value)
@@ -167,5 +167,5 @@ def test_register_read_scale_and_see_the_event(settings: NomadSettings, job: str
 def test_missing_job_is_not_found(settings: NomadSettings) -> None:
     target = NomadTarget(settings)
     with pytest.raises(NomadNotFound) as err:
-        target.current_count(pool_for(f"forescale-missing-{uuid.uuid4().hex[:8]}"))
+        target.status(pool_for(f"forescale-missing-{uuid.uuid4().hex[:8]}"))
     assert f"namespace '{settings.namespace}'" in str(err.value)

@@ -109,6 +109,11 @@ class PoolConfig(_Strict):
     scale_in_cooldown: Duration = Field(
         timedelta(minutes=15), description="no scale-in sooner than this after the last change"
     )
+    queued_warning_after: Duration | None = Field(
+        None,
+        description="warn once when Nomad keeps some of the pool's workers queued (no eligible node to place "
+        "them on) for longer than this; default: twice lead_time, since new nodes are queued while they boot",
+    )
     jobspec: JobspecSettings | None = Field(None, description="how `forescale render` builds the job")
     nodes: NodesSettings = Field(
         default_factory=NodesSettings, description="who provisions the pool's machines (docs/nodes.md)"
@@ -134,6 +139,10 @@ class PoolConfig(_Strict):
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) is above max ({self.max}); lower min or raise max")
         return self
+
+    def queued_warning_delay(self) -> timedelta:
+        """How long workers may stay queued before the "cannot be placed" warning (default 2 × lead_time)."""
+        return self.queued_warning_after if self.queued_warning_after is not None else 2 * self.lead_time
 
 
 class DaemonSettings(_Strict):

@@ -80,6 +80,10 @@ def _since(since: datetime, now: datetime) -> str:
 
 def _event_emoji(kind: str) -> str:
     k = kind.lower()
+    if "unplaceable" in k:
+        return ":warning:"
+    if k == "pool_placed":
+        return ":white_check_mark:"
     if "expir" in k:
         return ":hourglass:"
     if any(w in k for w in ("clear", "delete", "remove", "cancel")):
@@ -165,6 +169,8 @@ class MessageFormatter:
         head = f"{_arrow(d)} *{d.pool}*  {d.current} → {d.desired} nodes ({_delta(d)})"
         bullets = [("• :pushpin: " if r.code in OVERRIDE_CODES else "• ") + esc(r.message) for r in d.reasons]
         facts = []
+        if d.placed is not None:
+            facts.append(f"nodes: {d.counts()}")
         if d.forecast_rps is not None:
             facts.append(f"forecast *{d.forecast_rps:.1f} rps*")
         if d.observed_rps is not None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,11 @@ import pytest
 
 from autoscaler.backtest.replay import BacktestError, ReplayResult, replay, run_backtest, score_requests, start_index
 from autoscaler.backtest.session import write_decisions
+from autoscaler.core.clock import ManualClock
+from autoscaler.core.decision import Decision, PoolState
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import Config, DaemonSettings, NomadGroupRef, PoolConfig
+from autoscaler.targets.simulated import SimulatedCluster
 from predictor import reference
 from predictor.base import Forecast
 from predictor.trace import Trace
@@ -71,6 +75,7 @@ def test_replay_through_the_real_tick_matches_hand_computation() -> None:
     assert r.provisioned.tolist() == [3, 3, 5, 5, 5, 5, 2, 2]
     assert r.ready.tolist() == [3, 3, 3, 3, 5, 5, 2, 2]
     assert r.node_hours == pytest.approx(30 * 60 / 3600)  # warming nodes are paid for
+    assert r.queued_node_hours == pytest.approx(2 * 2 * 60 / 3600)  # 2 nodes booting (queued) for 2 minutes
     assert r.under_capacity_minutes == pytest.approx(1.0)  # only 1180: 45 > 3 × 10
     assert r.under_capacity_pct == pytest.approx(100 / 8)
     assert r.unserved_pct == pytest.approx(100 * 15 * 60 / ((25 * 3 + 45 * 3 + 15 * 2) * 60))
@@ -258,3 +263,19 @@ def test_backtest_takes_the_learned_lead_time_from_the_audit_log(tmp_path) -> No
     assert "p95 of 4 recent boots" in (note or "")
     fixed = make_config(pool_dict("ocr"))
     assert learned_lead_time(fixed, "ocr", T0) == (fixed, None)
+
+
+def test_the_simulated_cluster_reports_nomads_three_counts() -> None:
+    clock = ManualClock(datetime.fromtimestamp(1000.0, UTC))
+    cluster = SimulatedCluster(clock, {"p": 3})
+    pool = tiny_config().pool("p")
+    assert cluster.status(pool) == PoolState(desired=3, placed=3, queued=0, running=3)
+    decision = Decision(pool="p", at=clock.now(), current=3, desired=5, reasons=())
+    note = cluster.scale(pool, decision)
+    assert note.startswith("simulated: 2 node(s) queued while booting, ready at ")
+    booting = cluster.status(pool)
+    assert (booting.desired, booting.placed, booting.queued) == (5, 3, 2)
+    assert booting.queued_reason is not None and "still booting" in booting.queued_reason
+    clock.advance(pool.lead_time)
+    assert cluster.status(pool) == PoolState(desired=5, placed=5, queued=0, running=5)
+    assert cluster.scale(pool, replace(decision, current=5, desired=1)) == "simulated: 4 node(s) stopped"

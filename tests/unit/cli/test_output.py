@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from rich.console import Console
 
-from autoscaler.cli.output import explanations, print_report, report_json, shaped_by
+from autoscaler.cli.output import explanations, placed_cell, print_report, report_json, shaped_by
 from autoscaler.policy.tick import run_tick
 from tests.helpers import FlatMetrics, make_config, make_deps, pool_dict
 
@@ -36,7 +37,16 @@ def test_the_table_fits_80_columns_without_cutting_numbers() -> None:
     text = console.export_text()
     assert all(len(line) <= 80 for line in text.splitlines())
     ocr_row = next(line for line in text.splitlines() if line.startswith("│ ocr"))
-    assert [c.strip() for c in ocr_row.split("│")[2:6]] == ["2", "100", "100", "13"]  # now, fcst, obs, need
+    cells = [c.strip() for c in ocr_row.split("│")[2:7]]
+    assert cells == ["2", "2", "100", "100", "13"]  # now, placed, fcst, obs, need
+
+
+def test_placed_cell_shows_what_nomad_cannot_place_yet() -> None:
+    ocr = report().outcomes[0].decision
+    assert ocr is not None
+    assert placed_cell(replace(ocr, placed=10, queued=2)) == "10+2q"
+    assert placed_cell(replace(ocr, placed=10, queued=0)) == "10"
+    assert placed_cell(replace(ocr, placed=None, queued=None)) == "—"
 
 
 def test_json_carries_the_whole_decision() -> None:

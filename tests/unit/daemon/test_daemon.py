@@ -37,9 +37,19 @@ def test_tick_updates_metrics_and_health_over_http() -> None:
         status, text = http_get(base + "/metrics")
         assert status == 200
         assert 'forescale_desired_nodes{pool="ocr"} 13.0' in text
+        # what the tick read from the (simulated) cluster before scaling 2 → 13
+        assert 'forescale_pool_nodes{pool="ocr",state="desired"} 2.0' in text
+        assert 'forescale_pool_nodes{pool="ocr",state="placed"} 2.0' in text
+        assert 'forescale_pool_nodes{pool="ocr",state="queued"} 0.0' in text
+        daemon.deps.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+        daemon.tick()  # the 11 new nodes are still booting (lead time 10m): queued
+        text = http_get(base + "/metrics")[1]
+        assert 'forescale_pool_nodes{pool="ocr",state="desired"} 13.0' in text
+        assert 'forescale_pool_nodes{pool="ocr",state="placed"} 2.0' in text
+        assert 'forescale_pool_nodes{pool="ocr",state="queued"} 11.0' in text
         assert 'forescale_applied_nodes{pool="ocr"} 13.0' in text
-        assert 'forescale_ticks_total{trigger="interval"} 1.0' in text
-        assert "forescale_tick_duration_seconds_count 1.0" in text
+        assert 'forescale_ticks_total{trigger="interval"} 2.0' in text
+        assert "forescale_tick_duration_seconds_count 2.0" in text
         # Two intervals and a bit without a tick: unhealthy.
         daemon.deps.clock.advance(timedelta(minutes=42))  # type: ignore[attr-defined]
         assert http_get(base + "/healthz")[0] == 503

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from autoscaler.core.decision import Decision, Reason
@@ -297,3 +298,26 @@ def test_job_link_only_when_the_ui_url_is_configured() -> None:
     assert plain.job_url("ocr") is None
     msg = tick_message(plain, FailureTracker(timedelta(hours=1)), report(scaled()))
     assert msg is not None and "Nomad:" not in repr(msg.blocks)
+
+
+def test_queued_too_long_warning_and_counts_reach_slack() -> None:
+    fmt = MessageFormatter(config())
+    warning = Event(
+        "pool_unplaceable",
+        "ocr",
+        "3 workers cannot be placed: no eligible GPU node (no node in node pool 'gpu'); queued for 25m",
+        T0,
+    )
+    outcome = scaled()
+    outcome = PoolOutcome("ocr", "applied", replace(outcome.decision, placed=10, queued=2), note="eval 5e1c")
+    msg = tick_message(fmt, FailureTracker(timedelta(hours=1)), report(outcome, events=[warning]))
+    assert msg is not None
+    assert msg.blocks[0]["text"]["text"] == "forescale: ocr 12 → 14, pool unplaceable (ocr)"
+    assert msg.blocks[2]["elements"][0]["text"].startswith("nodes: 12 desired, 10 placed, 2 queued · forecast")
+    assert msg.blocks[3]["text"]["text"] == (
+        ":warning: *pool unplaceable* · *ocr*: 3 workers cannot be placed: no eligible GPU node "
+        "(no node in node pool 'gpu'); queued for 25m"
+    )
+    placed = Event("pool_placed", "ocr", "all 14 workers placed again after 40m with some queued", T0)
+    again = tick_message(fmt, FailureTracker(timedelta(hours=1)), report(fine("ocr"), events=[placed]))
+    assert again is not None and again.blocks[1]["text"]["text"].startswith(":white_check_mark: *pool placed*")

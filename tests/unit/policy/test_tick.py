@@ -35,7 +35,7 @@ def test_scales_up_with_reasons_and_audits(tmp_path: Path) -> None:
     # 100 rps at 10 rps/node × 0.8 → 13 nodes (ceil(12.5)).
     assert (d.current, d.desired) == (2, 13)
     assert d.reason_codes()[:2] == ["forecast", "observed"]
-    assert deps.target.current_count(cfg.pool("ocr")) == 13
+    assert deps.target.status(cfg.pool("ocr")).desired == 13
     (record,) = list(audit.records())
     assert record["status"] == "applied" and record["decision"]["desired"] == 13
     assert [a.count for a in deps.history.for_pool("ocr")] == [13]
@@ -105,7 +105,7 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     deps = make_deps(cfg, FlatMetrics({q(cfg, "ocr"): 100.0}), audit=audit)
     report = run_tick(deps, dry_run=True)
     assert report.outcomes[0].status == "dry_run"
-    assert deps.target.current_count(cfg.pool("ocr")) == 2
+    assert deps.target.status(cfg.pool("ocr")).desired == 2
     assert not audit.path.exists()
 
 

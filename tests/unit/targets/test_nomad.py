@@ -70,32 +70,54 @@ def scale_posts(fake: FakeNomad) -> list[Any]:
     return fake.requests_to("POST", SCALE_PATH)
 
 
-# ---------------------------------------------------------------- current count
+# ---------------------------------------------------------------- the pool's state: desired, placed, queued
 
 
-def test_current_count_is_running_plus_pending_only(fake_nomad: FakeNomad, target: NomadTarget, pool: Any) -> None:
+def test_placed_is_running_plus_pending_only(fake_nomad: FakeNomad, target: NomadTarget, pool: Any) -> None:
     fake_nomad.add_job(JOB, groups={GROUP: 3, "sidecar": 2})
     fake_nomad.set_alloc_status(JOB, "pending", group=GROUP, limit=1)
     fake_nomad.add_alloc(JOB, GROUP, client_status="complete", desired_status="stop")
     fake_nomad.add_alloc(JOB, GROUP, client_status="running", desired_status="stop")  # being stopped
-    fake_nomad.add_alloc(JOB, GROUP, client_status="failed")
     fake_nomad.add_alloc(JOB, GROUP, client_status="complete")
     fake_nomad.add_alloc(JOB, GROUP, client_status="lost")
-    assert target.current_count(pool) == 3
-    fake_nomad.set_alloc_status(JOB, "failed", group=GROUP, only="running", limit=1)
-    assert target.current_count(pool) == 2
+    state = target.status(pool)
+    assert (state.desired, state.placed, state.running, state.queued, state.rescheduling) == (3, 3, 2, 0, 0)
+
+
+def test_status_keeps_desired_placed_queued_and_rescheduling_apart(
+    fake_nomad: FakeNomad, target: NomadTarget, pool: Any
+) -> None:
+    fake_nomad.auto_nodes = False  # three GPU nodes, one allocation per node
+    for i in range(3):
+        fake_nomad.add_node(f"gpu-{i}", node_pool="gpu")
+    fake_nomad.add_job(JOB, groups={GROUP: 3}, gpus=1, distinct_hosts=True, node_pool="gpu")
+    fake_nomad.set_alloc_status(JOB, "failed", only="running", limit=1)  # rescheduled only after its delay
+    state = target.status(pool)
+    assert (state.desired, state.placed, state.queued, state.rescheduling) == (3, 2, 0, 1)
+    assert state.queued_reason is None
+    paths = [r.path for r in fake_nomad.requests]
+    assert paths == [f"/v1/job/{JOB}", f"/v1/job/{JOB}/allocations", f"/v1/job/{JOB}/summary"]
+
+    # Nomad's count goes to 5: the failed allocation's node is free again (one placed there), one is queued,
+    # and the failed one still waits for its reschedule delay.
+    fake_nomad.clear_requests()
+    NomadClient(target.settings).scale_job(JOB, {"Count": 5, "Target": {"Group": GROUP}})
+    state = target.status(pool)
+    assert (state.desired, state.placed, state.queued, state.rescheduling) == (5, 3, 1, 1)
+    assert state.queued_reason == "3 of 3 node(s) in pool 'gpu' evaluated; 3 ruled out by distinct_hosts"
+    assert fake_nomad.requests[-1].path == f"/v1/job/{JOB}/evaluations"
 
 
 def test_unknown_job_is_not_found_not_zero(fake_nomad: FakeNomad, target: NomadTarget, pool: Any) -> None:
     with pytest.raises(NomadNotFound) as err:
-        target.current_count(pool)
+        target.status(pool)
     assert "job 'ml-ocr' not found in namespace 'default'" in str(err.value)
 
 
 def test_unknown_group_names_the_groups(fake_nomad: FakeNomad, target: NomadTarget, pool: Any) -> None:
     fake_nomad.add_job(JOB, groups={"gpu": 1})
     with pytest.raises(NomadNotFound) as err:
-        target.current_count(pool)
+        target.status(pool)
     assert "task group 'workers' not found in job 'ml-ocr'" in str(err.value)
     assert "its groups: gpu" in str(err.value) and "pools[ocr].nomad.group" in str(err.value)
 
@@ -104,7 +126,7 @@ def test_other_namespace(fake_nomad: FakeNomad, nomad_settings: NomadSettings, p
     fake_nomad.add_job(JOB, namespace="ml", groups={GROUP: 2})
     settings = nomad_settings.model_copy(update={"namespace": "ml"})
     target = NomadTarget(settings, sleep=lambda _s: None)
-    assert target.current_count(pool) == 2
+    assert target.status(pool).placed == 2
     target.scale(pool, decision(2, 4))
     assert fake_nomad.group_count(JOB, GROUP, namespace="ml") == 4
     assert {r.query.get("namespace") for r in fake_nomad.requests} == {"ml"}
@@ -117,7 +139,7 @@ def test_scale_sends_exactly_the_documented_body(fake_nomad: FakeNomad, target: 
     fake_nomad.add_job(JOB, groups={GROUP: 3}, scaling={GROUP: (1, 20)})
     job = fake_nomad.job(JOB)
     assert job is not None
-    d = decision(3, 5)
+    d = decision(3, 5, placed=3, queued=0)
     note = target.scale(pool, d)
     (req,) = scale_posts(fake_nomad)
     assert req.body == {
@@ -129,6 +151,8 @@ def test_scale_sends_exactly_the_documented_body(fake_nomad: FakeNomad, target: 
             "forescale_version": __version__,
             "pool": "ocr",
             "previous_count": 3,
+            "placed": 3,
+            "queued": 0,
             "forecast_rps": 41.235,
             "observed_rps": 30.0,
             "forecast_nodes": 5,
@@ -143,7 +167,7 @@ def test_scale_sends_exactly_the_documented_body(fake_nomad: FakeNomad, target: 
     (event,) = fake_nomad.events(JOB, GROUP)
     assert note == f"eval {event['EvalID'][:8]}"
     assert event["PreviousCount"] == 3 and event["Message"] == req.body["Message"]
-    assert target.current_count(pool) == 5  # 3 running + 2 pending
+    assert target.status(pool).placed == 5  # 3 running + 2 pending
 
 
 def test_long_message_is_truncated(pool: Any) -> None:
@@ -276,7 +300,7 @@ def test_connection_refused_is_unavailable_after_retries(pool: Any, sleeps: list
     settings = NomadSettings(address=address, token_env=TOKEN_ENV, timeout=timedelta(seconds=1), retries=2)
     target = NomadTarget(settings, sleep=sleeps.append)
     with pytest.raises(NomadUnavailable) as err:
-        target.current_count(pool)
+        target.status(pool)
     assert f"cannot reach Nomad at {address}" in str(err.value) and "connection refused" in str(err.value)
     assert sleeps == [0.5, 1.0]
 
@@ -288,7 +312,7 @@ def test_missing_token_names_the_env_var(fake_nomad: FakeNomad, target: NomadTar
     fake_nomad.add_job(JOB, groups={GROUP: 1})
     fake_nomad.enable_acl(SECRET)
     with pytest.raises(NomadAuthError) as err:
-        target.current_count(pool)
+        target.status(pool)
     assert "no ACL token is set" in str(err.value) and TOKEN_ENV in str(err.value)
     assert "namespace 'default'" in str(err.value)
 
@@ -298,7 +322,7 @@ def test_unknown_token(fake_nomad: FakeNomad, nomad_settings: NomadSettings, poo
     fake_nomad.enable_acl(SECRET)
     monkeypatch.setenv(TOKEN_ENV, "wrong-" + SECRET)
     with pytest.raises(NomadAuthError) as err:
-        NomadTarget(nomad_settings, sleep=lambda _s: None).current_count(pool)
+        NomadTarget(nomad_settings, sleep=lambda _s: None).status(pool)
     assert "ACL token not found" in str(err.value) and f"${TOKEN_ENV}" in str(err.value)
     assert SECRET not in str(err.value)
 
@@ -311,7 +335,7 @@ def test_token_without_scale_capability(
     fake_nomad.add_token(SECRET, jobs={"default": ["read-job"]})
     monkeypatch.setenv(TOKEN_ENV, SECRET)
     target = NomadTarget(nomad_settings, sleep=lambda _s: None)
-    assert target.current_count(pool) == 1
+    assert target.status(pool).placed == 1
     with pytest.raises(NomadAuthError) as err:
         target.scale(pool, decision(1, 2))
     assert "Permission denied" in str(err.value) and "scale-job" in str(err.value)
@@ -412,7 +436,7 @@ def test_unknown_region_is_a_config_error_not_retried(
     fake_nomad.add_job(JOB, groups={GROUP: 1})
     settings = nomad_settings.model_copy(update={"region": "mars"})
     with pytest.raises(NomadError) as err:
-        NomadTarget(settings, sleep=sleeps.append).current_count(pool)
+        NomadTarget(settings, sleep=sleeps.append).status(pool)
     assert not isinstance(err.value, NomadUnavailable)
     assert "no path to region 'mars'" in str(err.value) and "nomad.region" in str(err.value)
     assert sleeps == [] and fake_nomad.requests[0].query["region"] == "mars"
@@ -467,7 +491,7 @@ def test_tls_is_verified_against_a_real_https_server(tmp_path: Path, pool: Any) 
         fake.add_job(JOB, groups={GROUP: 2})
         base = {"address": fake.address, "token_env": TOKEN_ENV, "timeout": timedelta(seconds=2), "retries": 0}
         with pytest.raises(NomadUnavailable) as err:
-            NomadTarget(NomadSettings(**base)).current_count(pool)
+            NomadTarget(NomadSettings(**base)).status(pool)
         assert "TLS handshake failed" in str(err.value) and "nomad.ca_cert" in str(err.value)
-        assert NomadTarget(NomadSettings(**base, ca_cert=cert)).current_count(pool) == 2
-        assert NomadTarget(NomadSettings(**base, verify_tls=False)).current_count(pool) == 2
+        assert NomadTarget(NomadSettings(**base, ca_cert=cert)).status(pool).placed == 2
+        assert NomadTarget(NomadSettings(**base, verify_tls=False)).status(pool).placed == 2
