@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autoscaler.core.clock import ManualClock  # noqa: E402
-from autoscaler.core.decision import Decision  # noqa: E402
+from autoscaler.core.decision import Decision, PoolState  # noqa: E402
 from autoscaler.core.nodes import (  # noqa: E402
     DRAINED_BY,
     Machine,
@@ -98,8 +98,10 @@ class MachineSim:
         return self.clock.now().timestamp()
 
     # -- the Target: the group's count --------------------------------------------------------------------
-    def current_count(self, pool: PoolConfig) -> int:
-        return self.desired_count
+    def status(self, pool: PoolConfig) -> PoolState:
+        """Desired = the count; placed = allocations on ready nodes; queued = the rest (no free node yet)."""
+        placed = sum(1 for m in self.machines.values() if m.alloc)
+        return PoolState(self.desired_count, placed, max(self.desired_count - placed, 0), running=placed)
 
     def scale(self, pool: PoolConfig, decision: Decision) -> str:
         self.desired_count = decision.desired
