@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-unit install lint clean
+.PHONY: demo test test-unit install lint clean image image-lock
 
 $(BIN)/forescale: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,5 +27,13 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# forescale's Docker image without a registry: Debian base via debootstrap, host-built wheelhouse,
+# legacy `docker build` with no network (scripts/image/build.sh; docs/operations.md "Deploy").
+image: install
+	bash scripts/image/build.sh
+
+image-lock: install   # re-pin the image's Python packages after changing dependencies
+	bash scripts/image/lock.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build/image

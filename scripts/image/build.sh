@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `make image`: forescale's Docker image, built without a registry and without network in the build.
+#   1. the base: Debian 12 from Debian's packages (scripts/image/base.sh, cached by recipe hash);
+#   2. a wheelhouse on the host: the pinned wheels of scripts/image/requirements.lock (sha256-checked)
+#      plus forescale's own wheel;
+#   3. `docker build` with the legacy builder (no BuildKit/buildx here); the Dockerfile only COPYs.
+# Tags forescale:<version> and forescale:latest; writes the image ID to .run/image-id (the image tests use it).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+start=$SECONDS
+py=.venv/bin/python
+[ -x "$py" ] || { echo "image: run bash scripts/ci/setup.sh first (it creates .venv)" >&2; exit 1; }
+mkdir -p .run build/image/wheelhouse
+version="$("$py" -c 'import autoscaler; print(autoscaler.__version__)')"
+revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+
+# 1. Base image (one debootstrap at a time on this machine; a second caller then finds the image).
+exec 9> /tmp/forescale-image-base.lock
+flock 9
+base="$(bash scripts/image/base.sh)"
+flock -u 9
+
+# 2. Wheelhouse: exact wheels (--require-hashes is implied by the lock's hashes); already present ones are reused.
+# The host's pip settings (local wheel dirs, constraints) are ignored: only the lock decides what goes in.
+t=$SECONDS
+env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+  "$py" -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+  --python-version 3.11 --implementation cp --abi cp311 \
+  -r scripts/image/requirements.lock -d build/image/wheelhouse
+rm -rf build/image/project
+env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+  "$py" -m pip wheel --quiet --no-deps -w build/image/project .
+echo "image: wheelhouse ready in $((SECONDS - t))s ($(du -sh build/image/wheelhouse | cut -f1))"
+
+# 3. The image. DOCKER_BUILDKIT=0: the legacy builder, whatever the environment says.
+t=$SECONDS
+DOCKER_BUILDKIT=0 docker build --quiet \
+  --build-arg "BASE=$base" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+  -t "forescale:$version" -t forescale:latest . > .run/image-id.tmp
+mv .run/image-id.tmp .run/image-id
+size="$(docker image inspect --format '{{.Size}}' "$(cat .run/image-id)")"
+echo "image: forescale:$version ($(cut -c1-19 .run/image-id), $((size / 1000000)) MB, base $base)" \
+  "built in $((SECONDS - t))s; total $((SECONDS - start))s"
