@@ -22,6 +22,7 @@ command -v shellcheck >/dev/null || need+=(shellcheck)          # lints the CI s
 [ -x /bin/busybox ] || need+=(busybox-static)                    # rootfs of the locally built test image
 command -v openssl >/dev/null || need+=(openssl)                # self-signed certs for the TLS tests
 command -v debootstrap >/dev/null || need+=(debootstrap)        # the image's Debian base (make image)
+command -v systemd-analyze >/dev/null || need+=(systemd)        # verifies contrib/systemd/forescale.service
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
