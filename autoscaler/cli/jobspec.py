@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
+from autoscaler import __version__
 from autoscaler.cli.common import ConfigOpt, console, err_console
 
+SELF_IMAGE_DEFAULT = f"forescale:{__version__}"  # what `make image` tags (render.SELF_IMAGE; not imported: start-up)
 PoolOpt = typer.Option(None, "--pool", "-p", help="Only the job of this pool (repeatable); all its groups.")
 
 
@@ -17,25 +19,67 @@ def render(
     out: Path = typer.Option(Path("out/jobs"), "--out", "-o", help="Directory for the rendered files."),
     self_job: bool = typer.Option(False, "--self", help="Also render forescale's own job (forescale.nomad.hcl)."),
     self_mode: str = typer.Option("service", "--self-mode", help="service (daemon) or periodic (forescale tick)."),
-    self_image: str = typer.Option("forescale:latest", "--self-image", help="Docker image with forescale."),
+    self_image: str = typer.Option(
+        SELF_IMAGE_DEFAULT, "--self-image", help="Docker image with forescale, as the Nomad clients pull it."
+    ),
     self_node_pool: str = typer.Option("default", "--self-node-pool", help="Node pool for forescale's own job."),
+    self_count: int = typer.Option(1, "--self-count", help="Daemons to run (more than 1 needs leader election)."),
+    self_store: str = typer.Option(
+        "nomad", "--self-override-store", help="Where the job keeps manual overrides: nomad (Variables) or file."
+    ),
+    self_prometheus: str | None = typer.Option(
+        None, "--self-prometheus-url", help="Prometheus as the allocation reaches it (default: prometheus.url)."
+    ),
+    self_nomad: str | None = typer.Option(
+        None, "--self-nomad-addr", help="Nomad as the allocation reaches it (default: nomad.address / $NOMAD_ADDR)."
+    ),
     cron: str = typer.Option("*/20 * * * *", "--cron", help="Schedule of the periodic job (UTC)."),
 ) -> None:
-    """Validate and write each pool's Nomad job (HCL) and its compose file (for inspection)."""
+    """Validate and write each pool's Nomad job (HCL) and its compose file (for inspection).
+
+    With --self, also forescale's own job, ready to deploy: the config and schedule file embedded,
+    secrets from the Nomad Variable nomad/jobs/forescale, overrides in Nomad Variables.
+    """
     from autoscaler.config import load_config
-    from autoscaler.jobspec.render import SelfJob, check_config, render_jobs, render_self, write_rendered
+    from autoscaler.jobspec.render import (
+        SelfJob,
+        check_config,
+        has_jobspecs,
+        render_jobs,
+        render_self,
+        self_job_warnings,
+        write_rendered,
+    )
 
     cfg = load_config(config)
     for warning in check_config(cfg).warnings:
         err_console.print(f"[yellow]warning[/]: {warning}", highlight=False)
-    jobs = render_jobs(cfg, pool)
-    paths = write_rendered(jobs, out)
-    if self_job:
+    self_text = None
+    if self_job:  # validated first: an error writes nothing
         if self_mode not in ("service", "periodic"):
             raise typer.BadParameter("use service or periodic", param_hint="--self-mode")
-        spec = SelfJob(mode=self_mode, image=self_image, node_pool=self_node_pool, cron=cron)  # type: ignore[arg-type]
+        if self_store not in ("nomad", "file"):
+            raise typer.BadParameter("use nomad or file", param_hint="--self-override-store")
+        spec = SelfJob(
+            mode=self_mode,  # type: ignore[arg-type]
+            image=self_image,
+            node_pool=self_node_pool,
+            cron=cron,
+            count=self_count,
+            override_store=self_store,  # type: ignore[arg-type]
+            prometheus_url=self_prometheus,
+            nomad_address=self_nomad,
+        )
+        self_text = render_self(cfg, spec)
+        for warning in self_job_warnings(cfg, spec):
+            err_console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    paths: list[Path] = []
+    if pool or self_text is None or has_jobspecs(cfg):
+        paths = write_rendered(render_jobs(cfg, pool), out)
+    if self_text is not None:
+        out.mkdir(parents=True, exist_ok=True)
         path = out / f"{spec.job_id}.nomad.hcl"
-        path.write_text(render_self(cfg, spec), encoding="utf-8")
+        path.write_text(self_text, encoding="utf-8")
         paths.append(path)
     for path in paths:
         console.print(f"wrote {path}", highlight=False)

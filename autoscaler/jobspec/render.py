@@ -7,6 +7,7 @@ escaped for its layer (HCL string, HCL heredoc + consul-template, compose YAML +
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -15,10 +16,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jinja2
 import yaml
 
+from autoscaler import __version__
 from autoscaler.core.durations import format_duration, parse_duration
 from autoscaler.core.errors import ConfigError
 from autoscaler.core.resources import _REPO, bundled
@@ -224,6 +227,11 @@ def check_config(config: Config) -> Validation:
     return out
 
 
+def has_jobspecs(config: Config) -> bool:
+    """Whether any pool asks `forescale render` for its job (a jobspec: section)."""
+    return any(pool.jobspec is not None for pool in config.pools)
+
+
 def _jobs(config: Config, only: list[str] | None = None) -> dict[str, list[tuple[int, PoolConfig]]]:
     """Pools with a jobspec, grouped by Nomad job (in config order)."""
     wanted_jobs = {config.pool(name).nomad.job for name in only} if only else None
@@ -341,27 +349,105 @@ def _source_name(config: Config) -> str:
 
 # ---------------------------------------------------------------- forescale's own job
 
+SELF_IMAGE = f"forescale:{__version__}"
+"""The tag `make image` builds; --self-image names the copy in the clients' registry."""
+
+# Where the docker driver mounts the task's directories inside the container.
+TASK_LOCAL = "/local"
+ALLOC_DATA = "/alloc/data"  # kept across updates and migrations by the sticky, migrating ephemeral disk
+TASK_SECRETS = "/secrets"
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+
 
 @dataclass
 class SelfJob:
     """How forescale itself runs on Nomad (options of `forescale render --self`)."""
 
     mode: Literal["service", "periodic"] = "service"
-    image: str = "forescale:latest"
+    image: str = SELF_IMAGE
     job_id: str = "forescale"
     node_pool: str = "default"
     datacenters: list[str] = field(default_factory=lambda: ["*"])
     cron: str = "*/20 * * * *"
     metrics_port: int = 9464
     secret_keys: list[str] = field(default_factory=list)
+    count: int = 1
+    override_store: Literal["nomad", "file"] = "nomad"
+    prometheus_url: str | None = None  # the address inside the allocation, when it differs from the config's
+    nomad_address: str | None = None
+
+
+@dataclass
+class SelfFile:
+    """One file the job's templates write: ``destination`` relative to the task dir, ``data`` verbatim."""
+
+    destination: str
+    data: str
+    perms: str = "0644"
 
 
 _CRON_RE = re.compile(r"^[0-9*/,\- ]{9,64}$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is this machine (127/8, ::1, 0.0.0.0, localhost): never Prometheus or Nomad
+    as seen from inside an allocation's container."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def leader_election_on(config: Config) -> bool:
+    """Whether the config makes several daemons safe (one leader scales, the others stand by).
+
+    This version of forescale has no leader election: a second daemon would decide and scale twice.
+    """
+    del config
+    return False
 
 
 def render_self(config: Config, self_job: SelfJob) -> str:
-    """The Nomad job running forescale itself, with this config embedded and secrets from Nomad Variables."""
+    """The Nomad job running forescale itself, ready to deploy: the config and schedule file embedded
+    through templates, secrets from the Nomad Variable ``nomad/jobs/<job>``, overrides in Nomad Variables,
+    state on the sticky disk. Raises ConfigError naming every problem and its fix."""
     source = str(config.source or "config")
+    problems = _self_job_problems(config, self_job)
+    keys = self_job.secret_keys or secret_env_names(config)
+    for key in keys:
+        if not _ENV_NAME_RE.match(key):
+            problems.append(f"env var name {key!r} (a *_env setting): use letters, digits and '_'")
+    config_text, files, tls_secrets = "", list[SelfFile](), list[dict[str, str]]()
+    if not problems:
+        try:
+            config_text, files, tls_secrets = _config_for_nomad(config, self_job)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(source, problems)
+    ctx_self = {**self_job.__dict__, "secret_keys": keys}
+    return (
+        _environment()
+        .get_template("forescale.nomad.hcl.j2")
+        .render(
+            source=_source_name(config),
+            fs=ctx_self,
+            namespace=config.nomad.namespace,
+            config_text=config_text,
+            files=files,
+            tls_secrets=tls_secrets,
+            leader_election=leader_election_on(config),
+            variable_prefix=config.overrides.nomad_variable_prefix,
+        )
+    )
+
+
+def _self_job_problems(config: Config, self_job: SelfJob) -> list[str]:
     problems = []
     if not re.match(NAME_RE, self_job.job_id):
         problems.append(f"--self-job {self_job.job_id!r}: use only lowercase letters, digits and '-'")
@@ -371,23 +457,59 @@ def render_self(config: Config, self_job: SelfJob) -> str:
         problems.append(f"--self-node-pool {self_job.node_pool!r}: use only lowercase letters, digits and '-'")
     if self_job.mode == "periodic" and not _CRON_RE.match(self_job.cron):
         problems.append(f"--cron {self_job.cron!r}: five cron fields of digits, '*', '/', ',' and '-'")
-    if problems:
-        raise ConfigError(source, problems)
-    keys = self_job.secret_keys or secret_env_names(config)
-    for key in keys:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            raise ConfigError(source, [f"env var name {key!r} (a *_env setting): use letters, digits and '_'"])
-    ctx_self = {**self_job.__dict__, "secret_keys": keys}
-    return (
-        _environment()
-        .get_template("forescale.nomad.hcl.j2")
-        .render(
-            source=_source_name(config),
-            fs=ctx_self,
-            namespace=config.nomad.namespace,
-            config_text=_config_for_nomad(config, self_job.metrics_port),
+    if self_job.count < 1:
+        problems.append(f"--self-count {self_job.count}: at least 1")
+    elif self_job.count > 1 and self_job.mode == "periodic":
+        problems.append(f"--self-count {self_job.count}: a periodic job runs one `forescale tick` at a time; use 1")
+    elif self_job.count > 1 and not leader_election_on(config):
+        problems.append(
+            f"--self-count {self_job.count}: several daemons would each scale the pools; this version has no "
+            "leader election, so run one (--self-count 1: Nomad restarts or reschedules it)"
         )
-    )
+    if self_job.count > 1 and self_job.override_store == "file":
+        problems.append("--self-override-store file: each allocation would keep its own overrides; use nomad")
+    prometheus = self_job.prometheus_url or config.prometheus.url
+    if is_loopback(prometheus):
+        where = "--self-prometheus-url" if self_job.prometheus_url else "prometheus.url"
+        problems.append(
+            f"{where} {prometheus}: a loopback address inside the allocation is forescale's own container, not "
+            "Prometheus; set prometheus.url to an address the Nomad clients reach (e.g. "
+            "http://prometheus.service.consul:9090) or pass --self-prometheus-url"
+        )
+    nomad = self_job.nomad_address or config.nomad.address
+    if is_loopback(nomad):
+        if self_job.nomad_address:
+            where = "--self-nomad-addr"
+        elif _file_sets(config, "nomad", "address"):
+            where = "nomad.address"
+        else:
+            where = "nomad.address (not set in the file: taken from $NOMAD_ADDR or the default)"
+        problems.append(
+            f"{where} {nomad}: a loopback address inside the allocation is forescale's own container, not "
+            "Nomad; set nomad.address to the servers' address the clients reach (e.g. "
+            "https://nomad.service.consul:4646) or pass --self-nomad-addr"
+        )
+    for key, value in (("prometheus.url", prometheus), ("nomad.address", nomad)):
+        if urlsplit(value).scheme not in ("http", "https"):
+            problems.append(f"{key} {value}: use an http:// or https:// address")
+    return problems
+
+
+def self_job_warnings(config: Config, self_job: SelfJob) -> list[str]:
+    """Things that do not stop the job from running but will surprise: printed by `render --self`."""
+    warnings = []
+    if self_job.override_store == "nomad" and config.overrides.store != "nomad":
+        warnings.append(
+            f"overrides.store: the job keeps overrides in Nomad Variables ({config.overrides.nomad_variable_prefix}/"
+            f"<pool>), but {_source_name(config)} says {config.overrides.store}: set overrides.store: nomad there "
+            "too, or `forescale override set` on this machine will not reach the job"
+        )
+    if ":" not in self_job.image.rsplit("/", 1)[-1] or self_job.image.endswith(":latest"):
+        warnings.append(
+            f"--self-image {self_job.image}: pin a version tag (e.g. forescale:{__version__}) so an update is a "
+            "change Nomad can see and roll back"
+        )
+    return warnings
 
 
 def secret_env_names(config: Config) -> list[str]:
@@ -399,17 +521,84 @@ def secret_env_names(config: Config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _config_for_nomad(config: Config, metrics_port: int) -> str:
-    """The config file as read, with the daemon listening on all container interfaces at the mapped port."""
+def _file_sets(config: Config, *keys: str) -> bool:
+    """Whether the config file itself sets ``keys`` (a nested path), as opposed to a default."""
+    if config.source is None:
+        return False
+    data: Any = yaml.safe_load(config.source.read_text(encoding="utf-8"))
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True
+
+
+def _read_for_embedding(path: Path, key: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(key, [f"{key}: cannot read {path} to embed it in the job: {exc.strerror}"]) from None
+
+
+def _config_for_nomad(config: Config, self_job: SelfJob) -> tuple[str, list[SelfFile], list[dict[str, str]]]:
+    """The config file as read, adjusted for the allocation, plus the files embedded next to it and the
+    TLS client files that come from the Nomad Variable.
+
+    In the allocation: the daemon listens on the container's interfaces at the mapped port; Prometheus
+    and Nomad are the addresses checked above; audit log (and a file store) live on the sticky disk;
+    the schedule file and CA certificates are files next to the config (relative paths resolve there);
+    pools lose their ``jobspec:`` (render settings that name files on this machine).
+    """
     if config.source is None:
         raise ConfigError("config", ["render --self needs a config file to embed"])
-    data = yaml.safe_load(config.source.read_text(encoding="utf-8"))
-    daemon = data.setdefault("daemon", {}) or {}
+    data = yaml.safe_load(config.source.read_text(encoding="utf-8")) or {}
+    files: list[SelfFile] = []
+    tls_secrets: list[dict[str, str]] = []
+
+    prometheus = data.get("prometheus") or {}
+    prometheus["url"] = self_job.prometheus_url or config.prometheus.url
+    if config.prometheus.ca_cert is not None:
+        pem = _read_for_embedding(config.prometheus.ca_cert, "prometheus.ca_cert")
+        files.append(SelfFile("local/prometheus-ca.pem", pem))
+        prometheus["ca_cert"] = "prometheus-ca.pem"
+    data["prometheus"] = prometheus
+
+    nomad = data.get("nomad") or {}
+    nomad["address"] = self_job.nomad_address or config.nomad.address
+    if config.nomad.ca_cert is not None:
+        files.append(SelfFile("local/nomad-ca.pem", _read_for_embedding(config.nomad.ca_cert, "nomad.ca_cert")))
+        nomad["ca_cert"] = "nomad-ca.pem"
+    for key, item in (("client_cert", "NOMAD_CLIENT_CERT"), ("client_key", "NOMAD_CLIENT_KEY")):
+        if getattr(config.nomad, key) is not None:  # private: from the Variable, into the secrets dir
+            name = f"nomad-{key.replace('_', '-')}.pem"
+            tls_secrets.append({"destination": f"secrets/{name}", "item": item})
+            nomad[key] = f"{TASK_SECRETS}/{name}"
+    data["nomad"] = nomad
+
+    data["audit_log"] = f"{ALLOC_DATA}/forescale-audit.jsonl"
+    overrides = data.get("overrides") or {}
+    overrides["store"] = self_job.override_store
+    if self_job.override_store == "file":
+        overrides["path"] = f"{ALLOC_DATA}/forescale-overrides.json"
+    if config.overrides.schedule_file is not None:
+        text = _read_for_embedding(config.overrides.schedule_file, "overrides.schedule_file")
+        files.append(SelfFile("local/schedule.yaml", text))
+        overrides["schedule_file"] = "schedule.yaml"
+    data["overrides"] = overrides
+
+    for pool in data.get("pools") or []:  # render/deploy settings: the daemon never reads them
+        if isinstance(pool, dict):
+            pool.pop("jobspec", None)
+
+    daemon = data.get("daemon") or {}
     daemon["listen_host"] = "0.0.0.0"
-    daemon["listen_port"] = metrics_port
+    daemon["listen_port"] = self_job.metrics_port
     data["daemon"] = daemon
-    header = f"# {config.source.name}, embedded by `forescale render --self` (daemon.listen_* set for the container)\n"
-    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    header = (
+        f"# {config.source.name}, embedded by `forescale render --self` and adjusted for the allocation:\n"
+        "# prometheus.url, nomad.address, audit_log, overrides, daemon.listen_*; pools without their jobspec\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), files, tls_secrets
 
 
 # ---------------------------------------------------------------- writing

@@ -1,5 +1,9 @@
-# Rendered by `forescale render` from forescale.jobspec-example.yaml; edit the config and re-render, not this file.
-# Secrets: nomad var put nomad/jobs/forescale NOMAD_TOKEN=... 
+# Rendered by `forescale render --self` from forescale.jobspec-example.yaml; edit the config and re-render, not this file.
+# Before the first run:
+#   nomad var put nomad/jobs/forescale NOMAD_TOKEN=... SLACK_BOT_TOKEN=... SLACK_WEBHOOK_URL=...
+#   The Nomad token needs: read-job, scale-job and submit-job on the scaled jobs' namespace, and
+#   read/write/list/destroy on the Variables under forescale/overrides/ (docs/operations.md, Deploy).
+
 job "forescale" {
   type        = "batch"
   namespace   = "default"
@@ -16,7 +20,7 @@ job "forescale" {
   group "forescale" {
     count = 1
 
-    # The audit log and the manual-override store live next to the config: keep them across updates.
+    # The audit log (cooldowns) lives in /alloc/data: kept across updates and node migrations.
     ephemeral_disk {
       sticky  = true
       migrate = true
@@ -35,16 +39,24 @@ job "forescale" {
 
       config {
         image = "registry.example.com/forescale:0.1.0"
-        args  = ["tick", "--config", "local/forescale.yaml"]
+        args  = ["tick", "--config", "/local/forescale.yaml"]
       }
 
       template {
         destination = "local/forescale.yaml"
         change_mode = "restart"
         data        = <<FORESCALE_EOF
-# forescale.jobspec-example.yaml, embedded by `forescale render --self` (daemon.listen_* set for the container)
+# forescale.jobspec-example.yaml, embedded by `forescale render --self` and adjusted for the allocation:
+# prometheus.url, nomad.address, audit_log, overrides, daemon.listen_*; pools without their jobspec
+prometheus:
+  url: http://prometheus.service.consul:9090
 nomad:
-  address: http://127.0.0.1:4646
+  address: https://nomad.service.consul:4646
+overrides:
+  store: nomad
+  schedule_file: schedule.yaml
+slack:
+  channel: '#ops-scaling'
 pools:
 - name: ocr
   query: sum(rate(http_requests_total{service="ocr"}[5m]))
@@ -55,32 +67,6 @@ pools:
   min: 2
   max: 20
   lead_time: 10m
-  jobspec:
-    image: registry.example.com/ml/ocr:1.4.2
-    workers_per_gpu: 4
-    worker_gpu_memory: 3GiB
-    gpu_memory: 16GiB
-    worker_cpus: 2
-    worker_memory: 6GiB
-    node_pool: gpu
-    node_class: gpu-t4
-    datacenters:
-    - eu-west-1a
-    - eu-west-1b
-    spread_attribute: node.datacenter
-    pull_policy: missing
-    image_pull_time: 4m
-    env:
-      MODEL_NAME: ocr-v4
-      QUEUE_URL: amqp://rabbitmq.service.consul:5672/ocr
-    secret_env:
-    - QUEUE_PASSWORD
-    worker_stop_signal: SIGTERM
-    drain_timeout: 60s
-    stop_timeout: 10s
-    kill_margin: 10s
-    shutdown_delay: 10s
-    max_kill_timeout: 5m
 - name: face-match
   query: sum(rate(http_requests_total{service="face"}[5m]))
   nomad:
@@ -89,21 +75,30 @@ pools:
   capacity_per_node: 25
   min: 1
   max: 10
-  jobspec:
-    image: registry.example.com/ml/face-match:2.0.1
-    workers_per_gpu: 2
-    node_pool: gpu
-    datacenters:
-    - eu-west-1a
-    - eu-west-1b
-    nomad_client_config: ../../nomad.hcl
+audit_log: /alloc/data/forescale-audit.jsonl
 daemon:
   listen_host: 0.0.0.0
   listen_port: 9464
 FORESCALE_EOF
       }
 
-      # Tokens and webhook URLs, never in the job file.
+      template {
+        destination = "local/schedule.yaml"
+        change_mode = "restart"
+        perms       = "0644"
+        data        = <<FORESCALE_EOF
+# Schedule rules of the golden example (embedded by render --self into local/schedule.yaml).
+timezone: Asia/Kolkata
+rules:
+  - name: stores-open
+    pool: ocr
+    days: mon-fri
+    window: "09:00-18:00"
+    min: 5
+FORESCALE_EOF
+      }
+
+      # Tokens and webhook URLs: read from the Nomad Variable at start, never written into this job.
       template {
         destination = "secrets/forescale.env"
         env         = true
@@ -111,6 +106,8 @@ FORESCALE_EOF
         data        = <<FORESCALE_EOF
 {{ with nomadVar "nomad/jobs/forescale" }}
 {{ if .NOMAD_TOKEN }}NOMAD_TOKEN={{ .NOMAD_TOKEN | toJSON }}{{ end }}
+{{ if .SLACK_BOT_TOKEN }}SLACK_BOT_TOKEN={{ .SLACK_BOT_TOKEN | toJSON }}{{ end }}
+{{ if .SLACK_WEBHOOK_URL }}SLACK_WEBHOOK_URL={{ .SLACK_WEBHOOK_URL | toJSON }}{{ end }}
 {{ end }}
 FORESCALE_EOF
       }

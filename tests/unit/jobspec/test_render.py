@@ -244,7 +244,7 @@ def test_self_job_service_and_periodic() -> None:
     service = job_of(parse_hcl(render_self(config, SelfJob(image="forescale:0.1.0"))))[1]
     assert service["type"] == "service"
     task = tasks_of(groups_of(service)["forescale"])["forescale"]
-    assert task["config"][0]["args"] == ["run", "--config", "local/forescale.yaml"]
+    assert task["config"][0]["args"] == ["run", "--config", "/local/forescale.yaml"]
     embedded = yaml.safe_load(heredoc_data(template(task, "local/forescale.yaml")["data"]))
     assert embedded["pools"][0]["query"] == 'sum(rate(http_requests_total{service="ocr"}[5m]))'
     assert embedded["daemon"] == {"listen_host": "0.0.0.0", "listen_port": 9464}
