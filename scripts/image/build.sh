@@ -20,13 +20,22 @@ flock 9
 base="$(bash scripts/image/base.sh)"
 flock -u 9
 
-# 2. Wheelhouse: exact wheels (--require-hashes is implied by the lock's hashes); already present ones are reused.
+# 2. Wheelhouse: exact wheels (--require-hashes is implied by the lock's hashes), downloaded unless every
+#    locked hash is already there.
 # The host's pip settings (local wheel dirs, constraints) are ignored: only the lock decides what goes in.
 t=$SECONDS
-env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
-  "$py" -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
-  --python-version 3.11 --implementation cp --abi cp311 \
-  -r scripts/image/requirements.lock -d build/image/wheelhouse
+if ! "$py" - scripts/image/requirements.lock build/image/wheelhouse <<'PY'
+import hashlib, pathlib, re, sys
+want = set(re.findall(r"sha256:([0-9a-f]{64})", pathlib.Path(sys.argv[1]).read_text()))
+have = {hashlib.sha256(p.read_bytes()).hexdigest() for p in pathlib.Path(sys.argv[2]).glob("*.whl")}
+sys.exit(0 if want <= have else 1)
+PY
+then
+  env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+    "$py" -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+    --python-version 3.11 --implementation cp --abi cp311 \
+    -r scripts/image/requirements.lock -d build/image/wheelhouse
+fi
 rm -rf build/image/project
 env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
   "$py" -m pip wheel --quiet --no-deps -w build/image/project .
@@ -34,7 +43,7 @@ echo "image: wheelhouse ready in $((SECONDS - t))s ($(du -sh build/image/wheelho
 
 # 3. The image. DOCKER_BUILDKIT=0: the legacy builder, whatever the environment says.
 t=$SECONDS
-DOCKER_BUILDKIT=0 docker build --quiet \
+DOCKER_BUILDKIT=0 docker build --quiet --force-rm \
   --build-arg "BASE=$base" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
   -t "forescale:$version" -t forescale:latest . > .run/image-id.tmp
 mv .run/image-id.tmp .run/image-id

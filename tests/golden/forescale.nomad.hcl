@@ -1,8 +1,8 @@
 # Rendered by `forescale render --self` from forescale.jobspec-example.yaml; edit the config and re-render, not this file.
 # Before the first run:
 #   nomad var put nomad/jobs/forescale NOMAD_TOKEN=... SLACK_BOT_TOKEN=... SLACK_WEBHOOK_URL=...
-#   The Nomad token needs: read-job, scale-job and submit-job on the scaled jobs' namespace, and
-#   read/write/list/destroy on the Variables under forescale/overrides/ (docs/operations.md, Deploy).
+#   The Nomad token needs read-job and scale-job on the scaled jobs' namespace, and read/write/list/destroy
+#   on the Variables under forescale/overrides/* (docs/nomad.md, "ACL policy").
 
 job "forescale" {
   type        = "service"
