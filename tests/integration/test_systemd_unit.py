@@ -91,10 +91,10 @@ def test_unit_commands_check_the_config_and_stop_cleanly_on_its_kill_signal(tmp_
         return shlex.split(text)
 
     pre = subprocess.run(command("ExecStartPre"), capture_output=True, text=True, timeout=60)
-    assert pre.returncode == 0 and "is valid" in pre.stdout, pre.stdout + pre.stderr
+    assert pre.returncode == 0 and "is valid" in " ".join(pre.stdout.split()), pre.stdout + pre.stderr
     config.write_text(config.read_text().replace("capacity_per_node: 10.0", "capacity_per_node: -1"))
     bad = subprocess.run(command("ExecStartPre"), capture_output=True, text=True, timeout=60)
-    assert bad.returncode != 0 and "capacity_per_node" in bad.stdout + bad.stderr  # the start fails, named
+    assert bad.returncode != 0 and "capacity_per_node" in "".join((bad.stdout + bad.stderr).split())  # named
     config.write_text(config.read_text().replace("capacity_per_node: -1", "capacity_per_node: 10.0"))
 
     kill_signal = getattr(signal, service["KillSignal"][0])
