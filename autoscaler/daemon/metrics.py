@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
+from autoscaler.core.settings.forescale import PoolConfig
 
 
 class DaemonMetrics:
@@ -71,6 +75,29 @@ class DaemonMetrics:
             ["pool"],
             registry=r,
         )
+        self.interval = Gauge(
+            "forescale_tick_interval_seconds", "Configured time between ticks (daemon.interval)", registry=r
+        )
+        self.node_capacity = Gauge(
+            "forescale_node_capacity_rps",
+            "Request rate one node is planned for: capacity_per_node × target_utilization",
+            ["pool"],
+            registry=r,
+        )
+        self.reasons = Gauge(
+            "forescale_decision_reason",
+            "1 for each reason code that shaped the pool's last decision (manual_pin, schedule_floor, "
+            "step_down, pool_max, metrics_unavailable, …)",
+            ["pool", "reason"],
+            registry=r,
+        )
+        self._reason_codes: dict[str, set[str]] = {}
+
+    def describe(self, pools: Iterable[PoolConfig], interval: timedelta) -> None:
+        """The config-derived gauges (capacity lines on the dashboard, the overdue alert's interval)."""
+        self.interval.set(interval.total_seconds())
+        for pool in pools:
+            self.node_capacity.labels(pool.name).set(pool.capacity_per_node * pool.target_utilization)
 
     def observe(self, report: TickReport, trigger: str) -> None:
         self.ticks.labels(trigger).inc()
@@ -91,6 +118,12 @@ class DaemonMetrics:
             self.held.labels(o.pool).set(1 if d.held else 0)
             if d.held:
                 self.errors.labels(o.pool, "held").inc()
+            codes = set(d.reason_codes())
+            for gone in self._reason_codes.get(o.pool, set()) - codes:
+                self.reasons.remove(o.pool, gone)
+            for code in codes:
+                self.reasons.labels(o.pool, code).set(1)
+            self._reason_codes[o.pool] = codes
             if d.forecast_rps is not None:
                 self.forecast.labels(o.pool).set(d.forecast_rps)
             if d.observed_rps is not None:

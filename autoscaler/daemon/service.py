@@ -46,6 +46,7 @@ class Daemon:
         self.interval = deps.config.daemon.interval
         self.transitions = transitions
         self.metrics = DaemonMetrics()
+        self.metrics.describe(deps.config.pools, self.interval)
         self.last_report: TickReport | None = None
         self.last_finished: datetime | None = None
         self.started_at: datetime | None = None

@@ -211,3 +211,29 @@ def test_draining_pools_get_a_follow_up_tick_and_node_metrics() -> None:
     finally:
         daemon.scheduler.shutdown(wait=False)
         daemon.server.httpd.server_close()
+
+
+def test_metrics_describe_capacity_interval_and_the_reasons_of_the_last_decision() -> None:
+    from autoscaler.core.decision import Decision, Reason
+    from autoscaler.core.report import PoolOutcome
+    from autoscaler.daemon.metrics import DaemonMetrics
+
+    cfg = make_config(pool_dict("ocr", capacity_per_node=10.0, target_utilization=0.8))
+    metrics = DaemonMetrics()
+    metrics.describe(cfg.pools, timedelta(minutes=20))
+    value = metrics.registry.get_sample_value
+    assert value("forescale_node_capacity_rps", {"pool": "ocr"}) == 8.0
+    assert value("forescale_tick_interval_seconds") == 1200.0
+
+    def report(*codes: str) -> TickReport:
+        reasons = tuple(Reason(code, code) for code in codes)
+        decision = Decision(pool="ocr", at=T0, current=4, desired=6, reasons=reasons)
+        return TickReport(at=T0, outcomes=(PoolOutcome("ocr", "applied", decision),))
+
+    metrics.observe(report("forecast", "schedule_floor"), "interval")
+    assert value("forescale_decision_reason", {"pool": "ocr", "reason": "schedule_floor"}) == 1.0
+    metrics.observe(report("forecast", "manual_pin"), "interval")
+    # Only the last decision's reasons: the floor that no longer shaped the count is gone, not stale.
+    assert value("forescale_decision_reason", {"pool": "ocr", "reason": "schedule_floor"}) is None
+    assert value("forescale_decision_reason", {"pool": "ocr", "reason": "manual_pin"}) == 1.0
+    assert value("forescale_decision_reason", {"pool": "ocr", "reason": "forecast"}) == 1.0
