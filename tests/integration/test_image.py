@@ -1,5 +1,6 @@
 """The deployable image built by `make image` (scripts/image/build.sh): it runs with no network, as a
-non-root user, checks the example config, forecasts, plots, and carries nothing of the build host.
+non-root user, checks the example config, forecasts, plots, and carries nothing of the build host; and the
+job `render --self` writes runs in it as is.
 
 scripts/ci/test.sh builds the image before pytest and records its ID in .run/image-id; these tests run
 exactly that image (by ID, so a parallel build in another checkout cannot swap it).
@@ -8,15 +9,27 @@ exactly that image (by ID, so a parallel build in another checkout cannot swap i
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from autoscaler import __version__
+from autoscaler.config import load_config
+from autoscaler.jobspec.render import SELF_IMAGE, SelfJob, render_self
 from tests import REPO
 from tests.conftest import require_service
+from tests.fakes.nomad import FakeNomad
+from tests.fixtures.prometheus import NASA_QUERY, nasa_series_ending_now
+from tests.fixtures.prometheus_server import running_prometheus
+from tests.helpers import free_port, http_get
+from tests.unit.jobspec.test_render import groups_of, hcl_unescape, heredoc_data, job_of, parse_hcl, tasks_of
 
 IMAGE_ID_FILE = REPO / ".run" / "image-id"
 
@@ -159,3 +172,149 @@ def test_nothing_of_the_build_host_or_the_build_tools_ships(docker_env: dict[str
         entrypoint="python3",
     )
     assert probe.stdout.split() == ["True", "False"], probe.stderr
+
+
+# ---------------------------------------------------------------- the rendered self job, run as Nomad would
+
+
+def secrets_env(template_data: str, variable: dict[str, str]) -> dict[str, str]:
+    """What Nomad makes of the job's env template: ``{{ if .K }}K={{ .K | toJSON }}{{ end }}`` lines evaluated
+    against the Variable's items, then read as KEY="json" env lines."""
+    env = {}
+    for key in re.findall(r"\{\{ if \.(\w+) \}\}\1=\{\{ \.\1 \| toJSON \}\}\{\{ end \}\}", template_data):
+        if key in variable:
+            env[key] = json.loads(json.dumps(variable[key]))
+    return env
+
+
+def test_the_rendered_self_job_runs_as_is_in_the_image(
+    docker_env: dict[str, str], image: str, tmp_path: Path, fake_nomad: FakeNomad
+) -> None:
+    """render --self → the job's files where Nomad puts them (/local, /alloc, env from the Variable) → the
+    image with the job's own args. The daemon inside reaches Prometheus and Nomad by name (host network,
+    names mapped to loopback), reads the operator's override from Nomad Variables and scales with the token."""
+    token = "7f1e2d3c-0000-4000-8000-forescale-job"
+    fake_nomad.enable_acl("management-secret")
+    fake_nomad.add_token(
+        token,
+        jobs={"default": ["read-job", "read-job-scaling", "scale-job"]},
+        variables={"default": ["read", "write", "list", "destroy"]},
+    )
+    fake_nomad.add_job("ml-web", groups={"workers": 2}, scaling={"workers": (1, 40)})
+    nomad_port = int(fake_nomad.address.rsplit(":", 1)[1])
+    with running_prometheus(nasa_series_ending_now(), tmp_path / "prometheus") as prom:
+        prom_port = int(prom.url.rsplit(":", 1)[1])
+        laptop = tmp_path / "laptop"
+        laptop.mkdir()
+        (laptop / "schedule.yaml").write_text(
+            "timezone: UTC\nrules:\n  - {name: floor, pool: web, days: daily, window: '00:00-23:59', min: 3}\n"
+        )
+        config = {
+            "prometheus": {"url": f"http://prometheus.test:{prom_port}"},
+            "nomad": {"address": f"http://nomad.test:{nomad_port}", "retries": 0},
+            "overrides": {"store": "nomad", "schedule_file": "schedule.yaml"},
+            "daemon": {"interval": "1h"},
+            "pools": [
+                {
+                    "name": "web",
+                    "query": NASA_QUERY,
+                    "nomad": {"job": "ml-web", "group": "workers"},
+                    "capacity_per_node": 0.05,
+                    "min": 1,
+                    "max": 40,
+                }
+            ],
+        }
+        (laptop / "forescale.yaml").write_text(yaml.safe_dump(config))
+        metrics_port = free_port()
+        hcl = render_self(load_config(laptop / "forescale.yaml"), SelfJob(metrics_port=metrics_port))
+        # The operator's override, set from the laptop through Nomad Variables (its own admin token).
+        laptop_cfg = dict(config, nomad={"address": fake_nomad.address, "token_env": "ADMIN_TOKEN"})
+        (laptop / "admin.yaml").write_text(yaml.safe_dump(laptop_cfg))
+        (laptop / "schedule.yaml").chmod(0o644)
+        pinned = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "autoscaler",
+                "override",
+                "set",
+                "web",
+                "--pin",
+                "9",
+                "--for",
+                "1h",
+                "-r",
+                "launch",
+                "-c",
+                str(laptop / "admin.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ADMIN_TOKEN": "management-secret"},
+        )
+        assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+
+        task = tasks_of(groups_of(job_of(parse_hcl(hcl))[1])["forescale"])["forescale"]
+        assert task["config"][0]["image"] == SELF_IMAGE  # what `make image` tags; we run it by ID
+        alloc = tmp_path / "alloc"
+        (alloc / "data").mkdir(parents=True)
+        (alloc / "data").chmod(0o777)  # the sticky disk, written by the image's uid 10001
+        local = tmp_path / "local"
+        local.mkdir()
+        env: dict[str, str] = {}
+        for tpl in task["template"]:
+            if tpl.get("env"):  # the Variable lookup, evaluated as consul-template would
+                env.update(secrets_env(hcl_unescape(tpl["data"]), {"NOMAD_TOKEN": token}))
+            else:
+                (tmp_path / tpl["destination"]).write_text(heredoc_data(tpl["data"]))
+        assert env == {"NOMAD_TOKEN": token}
+        args = task["config"][0]["args"]
+        assert args == ["run", "--config", "/local/forescale.yaml"]
+        name = f"forescale-selfjob-{metrics_port}"
+        cmd = [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--add-host",
+            "nomad.test:127.0.0.1",
+            "--add-host",
+            "prometheus.test:127.0.0.1",
+            "-v",
+            f"{local}:/local:ro",
+            "-v",
+            f"{alloc}:/alloc",
+            *(f"-e{k}={v}" for k, v in env.items()),
+            image,
+            *args,
+        ]
+        subprocess.run(cmd, env=docker_env, check=True, capture_output=True, timeout=60)
+        try:
+            deadline = time.monotonic() + 120
+            while fake_nomad.group_count("ml-web", "workers") != 9:
+                running = subprocess.run(
+                    ["docker", "inspect", "-f", "{{.State.Running}}", name],
+                    env=docker_env,
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip()
+                logs = subprocess.run(["docker", "logs", name], env=docker_env, capture_output=True, text=True)
+                assert running == "true", logs.stdout + logs.stderr
+                assert time.monotonic() < deadline, "the job never scaled ml-web to the pin:\n" + logs.stderr[-3000:]
+                threading.Event().wait(0.5)
+            status, body = http_get(f"http://127.0.0.1:{metrics_port}/healthz")
+            assert status == 200 and json.loads(body)["pools"]["web"]["status"] == "applied"
+            scale = fake_nomad.requests_to("POST", "/v1/job/ml-web/scale")[-1]
+            assert scale.header("X-Nomad-Token") == token
+            assert "web" in (alloc / "data" / "forescale-audit.jsonl").read_text()  # on the sticky disk
+            stop = subprocess.run(["docker", "stop", "-t", "30", name], env=docker_env, capture_output=True)
+            assert stop.returncode == 0
+            code = subprocess.run(["docker", "wait", name], env=docker_env, capture_output=True, text=True)
+            assert code.stdout.strip() == "0"  # SIGTERM (the job's kill_signal): clean exit
+        finally:
+            subprocess.run(["docker", "rm", "-f", name], env=docker_env, capture_output=True)

@@ -22,31 +22,24 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
-from predictor.trace import load_trace
 from tests import REPO
 from tests.conftest import require_service
 from tests.fakes.nomad import FakeNomad
 from tests.fakes.slack import FakeSlack, Scripted, rate_limited
-from tests.fixtures.prometheus_server import (
-    PrometheusStartError,
-    binaries_missing,
-    counter_from_counts,
-    running_prometheus,
-)
+from tests.fixtures.prometheus import NASA_QUERY, nasa_series_ending_now
+from tests.fixtures.prometheus_server import PrometheusStartError, binaries_missing, running_prometheus
 from tests.helpers import free_port
 
 DASHBOARD = REPO / "contrib" / "grafana" / "forescale.json"
 ALERTS = REPO / "contrib" / "prometheus" / "alerts.yml"
 ALERT_TESTS = REPO / "contrib" / "prometheus" / "alerts.test.yml"
-WEB_QUERY = 'sum(rate(http_requests_total{pool="nasa"}[5m]))'
+WEB_QUERY = NASA_QUERY
 # Grafana's variables as "All" and its interval macros, for running the panel queries directly.
 GRAFANA_VARS = {"$pool": ".*", "$instance": ".*", "$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 DEADLINE_S = 60.0  # every wait below is bounded by this
@@ -138,16 +131,6 @@ class Live:
             threading.Event().wait(0.5)
 
 
-def shifted_nasa_series(days: int = 10) -> list[Any]:
-    """The NASA trace's first ``days`` days, moved so that its last interval ends a minute ago."""
-    trace = load_trace(REPO / "data" / "nasa_http_1995_jul_5min.csv")
-    n = int(np.searchsorted(trace.t, trace.t[0] + days * 86400))
-    starts, counts = trace.t[:n], trace.requests[:n]
-    now = datetime.now(UTC).timestamp()
-    shift = (now - 60 - (starts[-1] + trace.step_s)) // trace.step_s * trace.step_s
-    return [counter_from_counts({"pool": "nasa"}, starts + shift, counts, trace.step_s, 60.0)]
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
     if binaries_missing():
@@ -192,7 +175,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
             ],
         }
         try:
-            with running_prometheus(shifted_nasa_series(), tmp_path / "prometheus", config_text=scrape) as prom:
+            with running_prometheus(nasa_series_ending_now(), tmp_path / "prometheus", config_text=scrape) as prom:
                 prometheus_settings["url"] = prom.url
                 path = tmp_path / "forescale.yaml"
                 path.write_text(yaml.safe_dump(config))
