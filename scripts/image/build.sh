@@ -24,10 +24,17 @@ flock -u 9
 #    locked hash is already there.
 # The host's pip settings (local wheel dirs, constraints) are ignored: only the lock decides what goes in.
 t=$SECONDS
+# (Wheels no longer in the lock are removed: the COPY layer is exactly the locked set.)
 if ! "$py" - scripts/image/requirements.lock build/image/wheelhouse <<'PY'
 import hashlib, pathlib, re, sys
 want = set(re.findall(r"sha256:([0-9a-f]{64})", pathlib.Path(sys.argv[1]).read_text()))
-have = {hashlib.sha256(p.read_bytes()).hexdigest() for p in pathlib.Path(sys.argv[2]).glob("*.whl")}
+have = set()
+for wheel in pathlib.Path(sys.argv[2]).glob("*.whl"):
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest in want:
+        have.add(digest)
+    else:
+        wheel.unlink()
 sys.exit(0 if want <= have else 1)
 PY
 then
