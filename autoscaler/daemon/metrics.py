@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
 from autoscaler.core.settings.forescale import PoolConfig
+from autoscaler.policy.placement import PLACED, UNPLACEABLE
 
 
 class DaemonMetrics:
@@ -92,14 +93,25 @@ class DaemonMetrics:
             registry=r,
         )
         self._reason_codes: dict[str, set[str]] = {}
+        self.unplaceable = Gauge(
+            "forescale_pool_unplaceable",
+            "1 from forescale's 'workers cannot be placed' warning (queued longer than queued_warning_after) "
+            "until they are placed again",
+            ["pool"],
+            registry=r,
+        )
 
     def describe(self, pools: Iterable[PoolConfig], interval: timedelta) -> None:
         """The config-derived gauges (capacity lines on the dashboard, the overdue alert's interval)."""
         self.interval.set(interval.total_seconds())
         for pool in pools:
             self.node_capacity.labels(pool.name).set(pool.capacity_per_node * pool.target_utilization)
+            self.unplaceable.labels(pool.name).set(0)
 
     def observe(self, report: TickReport, trigger: str) -> None:
+        for event in report.events:
+            if event.kind in (UNPLACEABLE, PLACED):
+                self.unplaceable.labels(event.pool).set(1 if event.kind == UNPLACEABLE else 0)
         self.ticks.labels(trigger).inc()
         self.tick_duration.observe(report.duration_s)
         self.last_tick.set(report.at.timestamp())
@@ -114,6 +126,8 @@ class DaemonMetrics:
                 self.pool_nodes.labels(o.pool, "placed").set(d.placed)
             if d.queued is not None:
                 self.pool_nodes.labels(o.pool, "queued").set(d.queued)
+                if d.queued == 0:
+                    self.unplaceable.labels(o.pool).set(0)
             self.desired.labels(o.pool).set(d.desired)
             self.held.labels(o.pool).set(1 if d.held else 0)
             if d.held:

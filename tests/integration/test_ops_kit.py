@@ -54,7 +54,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
     checked = promtool("check", "rules", str(ALERTS))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 7 rules found" in checked.stdout
+    assert "SUCCESS: 8 rules found" in checked.stdout
     tested = promtool("test", "rules", str(ALERT_TESTS))
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
@@ -241,13 +241,15 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     assert value("forescale_desired_nodes")["web"] == 7.0 and value("forescale_desired_nodes")["api"] == 4.0
     assert value("forescale_pool_held") == {"web": 0.0, "api": 0.0, "dark": 1.0}
     assert value("forescale_node_capacity_rps")["web"] == 0.05
-    capacity = value('forescale_current_nodes * on (instance, pool) forescale_node_capacity_rps')
-    assert capacity["web"] == pytest.approx(0.05 * value("forescale_current_nodes")["web"])
+    placed = 'forescale_pool_nodes{state="placed"}'
+    capacity = value(f"{placed} * on (instance, pool) forescale_node_capacity_rps")
+    assert capacity["web"] == pytest.approx(0.05 * value(placed)["web"])
+    assert value("forescale_pool_unplaceable") == {"web": 0.0, "api": 0.0, "gone": 0.0, "dark": 0.0}
     assert 0 < value("forescale_observed_rps")["web"] < value("forescale_forecast_rps")["web"] * 10
 
     # Every rule evaluates without error on the daemon's real series, and only the expected alerts are up.
     rules = [rule for group in live.api("rules")["groups"] for rule in group["rules"]]
-    assert len(rules) == 7
+    assert len(rules) == 8
     broken = {rule["name"]: rule.get("lastError") for rule in rules if rule["health"] != "ok"}
     assert not broken, broken
     alerts = {(a["labels"]["alertname"], a["labels"].get("pool"), a["state"]) for a in live.api("alerts")["alerts"]}

@@ -237,3 +237,32 @@ def test_metrics_describe_capacity_interval_and_the_reasons_of_the_last_decision
     assert value("forescale_decision_reason", {"pool": "ocr", "reason": "schedule_floor"}) is None
     assert value("forescale_decision_reason", {"pool": "ocr", "reason": "manual_pin"}) == 1.0
     assert value("forescale_decision_reason", {"pool": "ocr", "reason": "forecast"}) == 1.0
+
+
+def test_unplaceable_follows_forescales_own_warning_and_clears_when_placed() -> None:
+    from autoscaler.core.decision import Decision
+    from autoscaler.core.report import Event, PoolOutcome
+    from autoscaler.daemon.metrics import DaemonMetrics
+    from autoscaler.policy.placement import PLACED, UNPLACEABLE
+
+    cfg = make_config(pool_dict("ocr"))
+    metrics = DaemonMetrics()
+    metrics.describe(cfg.pools, timedelta(minutes=20))
+
+    def unplaceable() -> float | None:
+        return metrics.registry.get_sample_value("forescale_pool_unplaceable", {"pool": "ocr"})
+
+    def report(queued: int, *kinds: str) -> TickReport:
+        decision = Decision(pool="ocr", at=T0, current=6, desired=6, reasons=(), placed=6 - queued, queued=queued)
+        events = tuple(Event(kind, "ocr", kind, T0) for kind in kinds)
+        return TickReport(at=T0, outcomes=(PoolOutcome("ocr", "unchanged", decision),), events=events)
+
+    assert unplaceable() == 0.0  # exported from the start, so the alert's series exists
+    metrics.observe(report(2), "interval")
+    assert unplaceable() == 0.0  # queued, but not yet for longer than queued_warning_after
+    metrics.observe(report(2, UNPLACEABLE), "interval")
+    assert unplaceable() == 1.0
+    metrics.observe(report(1), "interval")
+    assert unplaceable() == 1.0  # still queued: the warning holds
+    metrics.observe(report(0, PLACED), "interval")
+    assert unplaceable() == 0.0
