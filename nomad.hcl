@@ -11,6 +11,11 @@
 data_dir   = "/opt/nomad/data"
 plugin_dir = "/opt/nomad/plugins"
 
+# One datacenter per availability zone: set it to the node's zone (the example jobs list eu-west-1a and
+# eu-west-1b). Without it Nomad puts the node in "dc1" and a job pinned to other datacenters places nothing;
+# `forescale render` checks that this value is one of each job's datacenters.
+datacenter = "eu-west-1a"
+
 client {
   enabled = true
 
@@ -26,14 +31,15 @@ client {
   # entrypoint mid-drain and in-flight requests are lost. forescale render refuses kill_timeouts above this.
   max_kill_timeout = "5m"
 
-  # Free-form attributes for constraints/spread (`${meta.zone}`, `${meta.gpu_model}`).
+  # Free-form attributes for constraints/spread (`${meta.zone}`, `${meta.gpu_model}`). `forescale render` reads
+  # gpu_model to check a pool's gpu_memory against what the GPU reports to Nomad (a T4: 15079-15110 MiB).
   meta {
     zone      = "eu-west-1a"
     gpu_model = "tesla-t4"
   }
 
-  # Keep the GPU and this node for forescale's workers: without reservations other jobs may take the RAM
-  # the containers (which live outside the task's cgroup) need.
+  # What the OS, Docker and the Nomad agent need. The workers' CPU and RAM are reserved by the job itself
+  # (its task resources = workers × worker_cpus/worker_memory), so other jobs cannot take them.
   reserved {
     cpu    = 500
     memory = 1024

@@ -997,7 +997,9 @@ class FakeNomad(NodeRegistry):
                     self._auto_node_ids.add(node["ID"])
                 return node, devices, metric
             assert why is not None
+            metric["NodesInPool"] += 1  # the auto fleet's client was looked at like any other
             metric["NodesEvaluated"] += 1
+            metric["NodesAvailable"][node["Datacenter"]] = metric["NodesAvailable"].get(node["Datacenter"], 0) + 1
             record_failure(metric, node, kind, why)  # no client of the auto fleet could run it either
         return None, [], metric
 

@@ -103,7 +103,7 @@ services:
     restart: "no"
     stop_signal: SIGTERM
     stop_grace_period: 10s
-    cpus: 2.0
+    cpus: 1.5
     mem_limit: 6144m
     labels:
       io.forescale.managed: "true"
@@ -135,7 +135,7 @@ services:
     restart: "no"
     stop_signal: SIGTERM
     stop_grace_period: 10s
-    cpus: 2.0
+    cpus: 1.5
     mem_limit: 6144m
     labels:
       io.forescale.managed: "true"
@@ -167,7 +167,7 @@ services:
     restart: "no"
     stop_signal: SIGTERM
     stop_grace_period: 10s
-    cpus: 2.0
+    cpus: 1.5
     mem_limit: 6144m
     labels:
       io.forescale.managed: "true"
@@ -199,7 +199,7 @@ services:
     restart: "no"
     stop_signal: SIGTERM
     stop_grace_period: 10s
-    cpus: 2.0
+    cpus: 1.5
     mem_limit: 6144m
     labels:
       io.forescale.managed: "true"
@@ -644,9 +644,11 @@ FORESCALE_EOF
       }
 
       resources {
-        # The entrypoint and the compose CLI only: containers run under dockerd, outside this cgroup.
-        cpu    = 200
-        memory = 256
+        # The entrypoint and compose CLI (200 MHz, 256 MiB) plus 4 workers × (1.5 CPU × 2500 MHz, 6144 MiB):
+        # the containers run under dockerd, outside this task's cgroup, so Nomad must be told what they take,
+        # or it would see the node as nearly empty and place other jobs on it. Only the entrypoint is limited.
+        cpu    = 15200
+        memory = 24832
 
         device "nvidia/gpu" {
           count = 1
@@ -654,7 +656,7 @@ FORESCALE_EOF
           constraint {
             attribute = "${device.attr.memory}"
             operator  = ">="
-            value     = "16384 MiB"
+            value     = "15000 MiB"
           }
         }
       }
@@ -1645,7 +1647,8 @@ FORESCALE_EOF
       }
 
       resources {
-        # The entrypoint and the compose CLI only: containers run under dockerd, outside this cgroup.
+        # The entrypoint and the compose CLI only: the containers run under dockerd, outside this cgroup, and
+        # their size is unknown (set jobspec.worker_cpus and worker_memory to reserve them here).
         cpu    = 200
         memory = 256
 

@@ -92,6 +92,13 @@ class JobspecSettings(BaseModel):
     worker_cpus: float | None = Field(None, gt=0, le=256, description="CPU limit of one worker (compose cpus)")
     worker_memory: MiB | None = Field(None, description="RAM limit of one worker, e.g. 6GiB (compose mem_limit)")
     worker_gpu_memory: MiB | None = Field(None, description="GPU memory one worker needs, e.g. 3GiB")
+    cpu_mhz_per_core: int = Field(
+        2500,
+        ge=100,
+        le=10000,
+        description="MHz Nomad counts per CPU core on the GPU nodes (`nomad node status -verbose`: cpu.frequency); "
+        "turns workers × worker_cpus into the task's cpu reservation",
+    )
 
     # Where it runs.
     datacenters: list[str] = Field(default_factory=lambda: ["*"], description="Nomad datacenters ('*' = all)")
@@ -102,7 +109,18 @@ class JobspecSettings(BaseModel):
         pattern=ATTRIBUTE_RE,
         description="spread allocations over this node attribute, e.g. node.datacenter or meta.zone (null: off)",
     )
-    gpu_memory: MiB | None = Field(None, description="require GPUs with at least this memory, e.g. 16GiB")
+    gpu_memory: MiB | None = Field(
+        None,
+        description="require GPUs with at least this memory AS NOMAD REPORTS IT (`nomad node status -verbose "
+        "<node>`: the device's memory attribute, NVML total ÷ 2^20): a 16 GB T4 reports about 15079-15110 MiB, so "
+        "16GiB would match no T4; e.g. 15000MiB",
+    )
+    gpu_model: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$",
+        description="GPU model of the pool's nodes (e.g. tesla-t4): render checks gpu_memory against what Nomad "
+        "reports for it; default: meta.gpu_model of the client config (nomad_client_config)",
+    )
 
     # Graceful teardown (see docs/jobspecs.md for the timeline).
     kill_signal: Literal["SIGTERM", "SIGINT"] = Field("SIGTERM", description="signal Nomad sends the entrypoint")
@@ -118,7 +136,9 @@ class JobspecSettings(BaseModel):
     )
     start_timeout: Duration = Field(timedelta(minutes=10), description="all workers must be running within this")
     nomad_client_config: Path | None = Field(
-        None, description="client agent config whose max_kill_timeout bounds kill_timeout (default: bundled nomad.hcl)"
+        None,
+        description="the GPU clients' agent config (default: the bundled nomad.hcl): its max_kill_timeout bounds "
+        "kill_timeout, and its datacenter, node_pool, node_class and meta.gpu_model must agree with this job",
     )
     max_kill_timeout: Duration | None = Field(
         None, description="the clients' max_kill_timeout, when no nomad.hcl is at hand"
@@ -184,6 +204,13 @@ class JobspecSettings(BaseModel):
             if not mode_ok or not all(re.match(HOST_PATH_RE, p) for p in parts[:2]):
                 raise ValueError(f"volume {vol!r}: write '/host/path:/container/path' or '...:ro' (plain path chars)")
         return value
+
+    def worker_reservation(self) -> tuple[int, int] | None:
+        """CPU MHz and memory MiB the workers of one allocation need (None unless both limits are set)."""
+        if self.worker_cpus is None or self.worker_memory is None:
+            return None
+        cpu = round(self.workers_per_gpu * self.worker_cpus * self.cpu_mhz_per_core)
+        return cpu, self.workers_per_gpu * self.worker_memory
 
     def effective_kill_timeout(self) -> timedelta:
         """The task's kill_timeout: as configured, or just enough for drain + compose stop + margin."""

@@ -209,3 +209,24 @@ def test_deploy_cli_dry_run_prints_the_plan(tmp_path: Path, fake_nomad: FakeNoma
 
 def test_settings_fixture_is_plain_http(nomad_settings: NomadSettings) -> None:
     assert nomad_settings.address.startswith("http://127.0.0.1:")
+
+
+def test_the_example_plans_onto_t4_nodes_and_a_nominal_size_would_not(
+    tmp_path: Path, fake_nomad: FakeNomad, nomad_client: NomadClient
+) -> None:
+    # The fake's clients are T4s reporting 15109 MiB (NVML total ÷ 2^20), in datacenter eu-west-1a, pool gpu.
+    config = example_config(tmp_path, fake_nomad)
+    (result,) = deploy_jobs(config, render_jobs(config), dry_run=True, client=nomad_client)
+    assert result.action == "create" and result.warnings == []
+    (plan,) = fake_nomad.requests_to("POST", "/v1/job/ml-workers/plan")
+    ocr = next(tg for tg in plan.body["Job"]["TaskGroups"] if tg["Name"] == "ocr")
+    (workers,) = [t for t in ocr["Tasks"] if t["Name"] == "workers"]
+    assert (workers["Resources"]["CPU"], workers["Resources"]["MemoryMB"]) == (15200, 24832)
+
+    # Unknown to render's table (only a warning there), a nominal 16GiB is caught by Nomad's dry run.
+    config = example_config(tmp_path, fake_nomad, gpu_memory="16GiB", gpu_model="unknown-gpu")
+    (result,) = deploy_jobs(config, render_jobs(config), dry_run=True, client=nomad_client)
+    (warning,) = result.warnings
+    assert warning.startswith("Nomad could not place 2 allocation(s) of group ocr:")
+    assert "ruled out by missing devices" in warning
+    assert registers(fake_nomad) == []

@@ -31,6 +31,7 @@ from autoscaler.jobspec.render import (
     SelfJob,
     check_config,
     heredoc_body,
+    read_client_config,
     render_compose,
     render_jobs,
     render_self,
@@ -197,10 +198,10 @@ def test_example_pool_limits_gpu_memory_and_node_class() -> None:
     groups = groups_of(job_of(parse_hcl(rendered.hcl))[1])
     ocr = tasks_of(groups["ocr"])["workers"]
     device = ocr["resources"][0]["device"][0]["nvidia/gpu"]
-    assert device["constraint"] == [{"attribute": "${device.attr.memory}", "operator": ">=", "value": "16384 MiB"}]
+    assert device["constraint"] == [{"attribute": "${device.attr.memory}", "operator": ">=", "value": "15000 MiB"}]
     assert {"attribute": "${node.class}", "value": "gpu-t4"} in groups["ocr"]["constraint"]
     compose = yaml.safe_load(rendered.compose["ocr"])["services"]["worker-1"]
-    assert compose["cpus"] == 2.0 and compose["mem_limit"] == "6144m" and compose["runtime"] == "nvidia"
+    assert compose["cpus"] == 1.5 and compose["mem_limit"] == "6144m" and compose["runtime"] == "nvidia"
     # Secrets: read from the job's Nomad Variable, passed to containers by name only.
     secrets = template(ocr, "secrets/workers.env")
     assert secrets["env"] is True
@@ -273,7 +274,7 @@ def test_kill_timeout_below_drain_plus_stop_plus_margin_is_rejected(tmp_path: Pa
 
 
 def test_kill_timeout_above_max_kill_timeout_of_nomad_hcl_is_rejected(tmp_path: Path) -> None:
-    (tmp_path / "client.hcl").write_text('client {\n  enabled = true\n  max_kill_timeout = "45s"\n}\n')
+    (tmp_path / "client.hcl").write_text('client {\n  node_pool = "gpu"\n  max_kill_timeout = "45s"\n}\n')
     config = config_with(tmp_path, {"max_kill_timeout": None, "nomad_client_config": "client.hcl"})
     with pytest.raises(ConfigError) as err:
         render_jobs(config)
@@ -316,11 +317,12 @@ def test_workers_times_gpu_memory_must_fit_the_gpu(tmp_path: Path) -> None:
 
 
 def test_lead_time_shorter_than_image_pull_warns_but_renders(tmp_path: Path) -> None:
-    config = config_with(tmp_path, {"image_pull_time": "12m"}, lead_time="10m")
+    limits = {"worker_cpus": 1, "worker_memory": "4GiB"}
+    config = config_with(tmp_path, {"image_pull_time": "12m", **limits}, lead_time="10m")
     (warning,) = check_config(config).warnings
     assert "pulling the image (12m) takes longer than the pool's lead_time (10m)" in warning
     assert render_jobs(config)
-    never = config_with(tmp_path, {"image_pull_time": "12m", "pull_policy": "never"}, lead_time="10m")
+    never = config_with(tmp_path, {"image_pull_time": "12m", "pull_policy": "never", **limits}, lead_time="10m")
     assert check_config(never).warnings == []
 
 
@@ -557,3 +559,86 @@ def test_parse_config_accepts_sizes_in_any_unit(tmp_path: Path) -> None:
             tmp_path / "c.yaml",
         )
         assert cfg.pools[0].jobspec is not None and cfg.pools[0].jobspec.gpu_memory == mib
+
+
+# ---------------------------------------------------------------- the job must be placeable on the clients
+
+
+def client_hcl(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "client.hcl"
+    path.write_text(body)
+    return str(path)
+
+
+def test_the_example_passes_the_t4_memory_and_datacenter_checks() -> None:
+    config = example()
+    assert check_config(config).problems == []
+    client = read_client_config(REPO / "nomad.hcl")
+    assert client.datacenter_set and client.meta["gpu_model"] == "tesla-t4"
+    ocr = config.pools[0].jobspec
+    assert ocr is not None and ocr.gpu_memory is not None
+    assert ocr.gpu_memory <= 15079, "a T4 reports 15079-15110 MiB as ${device.attr.memory}"
+    for pool in config.pools:
+        assert pool.jobspec is not None and client.datacenter in pool.jobspec.datacenters
+        assert pool.jobspec.node_pool == client.node_pool
+    for path in (REPO / "forescale.example.yaml",):
+        shipped = load_config(path)
+        assert check_config(shipped).problems == [], path
+        js = shipped.pools[0].jobspec
+        assert js is not None and js.gpu_memory is not None and js.gpu_memory <= 15079
+
+
+def test_a_nominal_16gib_constraint_matches_no_t4(tmp_path: Path) -> None:
+    config = config_with(tmp_path, {"gpu_memory": "16GiB", "node_class": "gpu-t4"})
+    problems = check_config(config).problems
+    (problem,) = [p for p in problems if "gpu_memory" in p]
+    assert "16384 MiB, but a tesla-t4 (meta.gpu_model of" in problem
+    assert "reports only 15079-15110 MiB as ${device.attr.memory}" in problem
+    assert "require at most 15079MiB" in problem and "nomad node status -verbose" in problem
+    explicit = config_with(tmp_path, {"gpu_memory": "15100MiB", "gpu_model": "Tesla T4"})
+    assert any("a Tesla T4 (jobspec.gpu_model) reports only" in p for p in check_config(explicit).problems)
+    fits = config_with(tmp_path, {"gpu_memory": "15000MiB", "gpu_model": "nvidia-t4"})
+    assert not any("gpu_memory" in p for p in check_config(fits).problems)
+
+
+def test_an_unknown_gpu_model_at_a_nominal_size_is_a_warning(tmp_path: Path) -> None:
+    path = client_hcl(tmp_path, 'datacenter = "dc1"\nclient {\n  node_pool = "gpu"\n}\n')
+    config = config_with(tmp_path, {"gpu_memory": "24GiB", "nomad_client_config": path, "datacenters": ["dc1"]})
+    result = check_config(config)
+    assert result.problems == []
+    assert any("24GiB is a nominal GPU size, but Nomad sees less" in w for w in result.warnings)
+
+
+def test_datacenters_node_pool_and_class_must_agree_with_the_client_config(tmp_path: Path) -> None:
+    bare = client_hcl(tmp_path, 'client {\n  node_pool = "gpu"\n  node_class = "gpu-t4"\n}\n')
+    pinned = {"nomad_client_config": bare, "datacenters": ["eu-west-1a", "eu-west-1b"]}
+    (problem,) = check_config(config_with(tmp_path, pinned)).problems
+    assert "jobspec.datacenters: the clients of" in problem
+    assert "are in datacenter 'dc1' (Nomad's default: it sets no datacenter)" in problem
+    assert "runs only in eu-west-1a, eu-west-1b: Nomad would place nothing" in problem
+    assert check_config(config_with(tmp_path, {**pinned, "datacenters": ["*"]})).problems == []
+    assert check_config(config_with(tmp_path, {**pinned, "datacenters": ["eu-west-1a", "dc1"]})).problems == []
+    mismatch = {"nomad_client_config": bare, "node_pool": "gpu-big", "node_class": "gpu-a10"}
+    problems = check_config(config_with(tmp_path, mismatch)).problems
+    assert any("jobspec.node_pool: 'gpu-big' but the clients of" in p and "node pool 'gpu'" in p for p in problems)
+    assert any("jobspec.node_class: 'gpu-a10' but the clients of" in p and "'gpu-t4'" in p for p in problems)
+    with pytest.raises(ConfigError, match="Nomad would place nothing"):
+        render_jobs(config_with(tmp_path, pinned))
+
+
+def test_the_task_reserves_the_workers_total(tmp_path: Path) -> None:
+    limits = {"workers_per_gpu": 3, "worker_cpus": 2, "worker_memory": "4GiB", "cpu_mhz_per_core": 3000}
+    (rendered,) = render_jobs(config_with(tmp_path, limits))
+    workers = tasks_of(groups_of(job_of(parse_hcl(rendered.hcl))[1])["ocr"])["workers"]
+    resources = workers["resources"][0]
+    assert (resources["cpu"], resources["memory"]) == (200 + 3 * 2 * 3000, 256 + 3 * 4096)
+    compose = yaml.safe_load(rendered.compose["ocr"])["services"]
+    assert sum(svc["cpus"] for svc in compose.values()) == 6 and {svc["mem_limit"] for svc in compose.values()} == {
+        "4096m"
+    }
+    bare = config_with(tmp_path, {"workers_per_gpu": 3})
+    warnings = check_config(bare).warnings
+    assert any("set worker_cpus and worker_memory: the job then reserves 3 × each" in w for w in warnings)
+    (rendered,) = render_jobs(bare)
+    workers = tasks_of(groups_of(job_of(parse_hcl(rendered.hcl))[1])["ocr"])["workers"]
+    assert (workers["resources"][0]["cpu"], workers["resources"][0]["memory"]) == (200, 256)
