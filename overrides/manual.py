@@ -17,8 +17,11 @@ from autoscaler.core.timeutil import fmt_utc
 
 Kind = Literal["pin", "min", "max"]
 EndKind = Literal["expired", "cleared", "replaced"]
-# Ended overrides kept per pool for `override list --all` (the audit log keeps everything).
+# Ended overrides kept per pool for `override list --all` (the audit log keeps everything). The Nomad store also
+# trims them by size: a Nomad variable holds at most 64 KiB.
 HISTORY_KEEP = 50
+MAX_REASON_CHARS = 500  # a reason is a sentence for Slack and the audit log, not a document
+MAX_AUTHOR_CHARS = 64
 
 
 class ManualOverride(BaseModel):
@@ -115,8 +118,15 @@ def make_override(
     """Validate and build a new override; OverrideError says what to fix."""
     if not reason.strip():
         raise OverrideError("--reason is required and cannot be empty: say why (it goes to Slack and the audit log)")
+    if len(reason.strip()) > MAX_REASON_CHARS:
+        raise OverrideError(
+            f"--reason is {len(reason.strip())} characters; keep it to {MAX_REASON_CHARS} (a sentence for Slack and "
+            "the audit log; link a ticket for the details)"
+        )
     if not author.strip():
         raise OverrideError("--by cannot be empty")
+    if len(author.strip()) > MAX_AUTHOR_CHARS:
+        raise OverrideError(f"--by is {len(author.strip())} characters; keep it to {MAX_AUTHOR_CHARS}")
     if value < 0:
         raise OverrideError(f"--{kind} must be 0 or more nodes (got {value})")
     if expires_at <= now:

@@ -5,6 +5,11 @@ write access to its own pools only), with items ``format``, ``active`` and ``his
 Variables hold strings). Every change is a check-and-set write (``?cas=<ModifyIndex>``; 0 = create);
 on a 409 conflict the store re-reads (Nomad's 409 body is the current variable), re-applies the change
 and tries again, a bounded number of times. A pool left with no records is deleted (204) with CAS too.
+
+Size: Nomad caps a variable at 64 KiB (Σ len(key) + len(value) of its items) and answers a bigger write with
+``400 variables are limited to 64KiB in total size``. Before writing, the store drops the oldest *ended*
+overrides (history) until the items fit; active overrides are never dropped: if they alone do not fit, the
+change is refused with a clear error and nothing is written (the overrides in force stay as they were).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 8
+VARIABLE_MAX_BYTES = 65536  # nomad/structs/variables.go: Items.Size() limit
 
 
 class NomadVariablesStore(OverrideStore[PoolRecords]):
@@ -61,7 +67,7 @@ class NomadVariablesStore(OverrideStore[PoolRecords]):
                 else:
                     records, index = self._get(pool)
             except NomadError as exc:
-                raise OverrideError(f"cannot write Nomad variable '{self.var_path(pool)}': {exc}") from None
+                raise OverrideError(self._write_error(pool, exc)) from None
         raise OverrideError(
             f"gave up writing Nomad variable '{self.var_path(pool)}' after {self.max_attempts} check-and-set "
             "conflicts (others keep changing it); try again"
@@ -105,10 +111,50 @@ class NomadVariablesStore(OverrideStore[PoolRecords]):
             if index:
                 self.client.delete(self._url(pool), params={"cas": index})
             return
-        items = {
-            "format": FORMAT,
-            "active": json.dumps([o.to_json() for o in records.active], separators=(",", ":")),
-            "history": json.dumps([o.to_json() for o in records.history], separators=(",", ":")),
-        }
+        items = self._fit(pool, records)
         body = {"Namespace": self.client.namespace, "Path": self.var_path(pool), "Items": items}
         self.client.put_json(self._url(pool), body, params={"cas": index})
+
+    def _fit(self, pool: str, records: PoolRecords) -> dict[str, str]:
+        """The variable's items within Nomad's 64 KiB: the oldest ended overrides go first, active ones never."""
+        while True:
+            items = _items(records)
+            size = variable_size(items)
+            if size <= VARIABLE_MAX_BYTES:
+                return items
+            if not records.history:
+                raise OverrideError(
+                    f"cannot store the overrides of pool {pool}: the {len(records.active)} active override(s) take "
+                    f"{size} bytes and a Nomad variable ('{self.var_path(pool)}') holds at most {VARIABLE_MAX_BYTES}; "
+                    "nothing was written and the overrides in force are unchanged; shorten the reasons or clear "
+                    "an override"
+                )
+            records.history = records.history[1:]  # oldest first
+
+    def _write_error(self, pool: str, exc: NomadError) -> str:
+        text = str(exc.body or exc)
+        where = f"Nomad variable '{self.var_path(pool)}'"
+        if "limited to 64KiB" in text:
+            return (
+                f"cannot write {where}: Nomad refused it as larger than 64 KiB; nothing was written and the "
+                "overrides in force are unchanged; shorten the reasons or clear an override"
+            )
+        if "invalid path" in text:
+            return (
+                f"cannot write {where}: Nomad refused the path ({text.strip()}); fix overrides.nomad_variable_prefix "
+                "(letters, digits, - _ ~ / only, at most 128 characters with the pool name)"
+            )
+        return f"cannot write {where}: {exc}"
+
+
+def _items(records: PoolRecords) -> dict[str, str]:
+    return {
+        "format": FORMAT,
+        "active": json.dumps([o.to_json() for o in records.active], separators=(",", ":")),
+        "history": json.dumps([o.to_json() for o in records.history], separators=(",", ":")),
+    }
+
+
+def variable_size(items: dict[str, str]) -> int:
+    """Nomad's ``VariableItems.Size()``: the bytes of every key and value."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in items.items())

@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autoscaler.core.durations import Duration
 
+VARIABLE_PATH_MAX = 128  # nomad/structs/variables.go ValidatePath
+MAX_PREFIX_CHARS = VARIABLE_PATH_MAX - 1 - 63  # "<prefix>/<pool>" with the longest pool name (63 characters)
+
 
 class OverridesSettings(BaseModel):
     """Where manual overrides live and where the schedule rules are declared."""
@@ -21,7 +24,11 @@ class OverridesSettings(BaseModel):
         "file", description="file: one local JSON file; nomad: Nomad Variables (shared, ACL-guarded)"
     )
     path: Path = Field(Path("forescale-overrides.json"), description="file store path")
-    nomad_variable_prefix: str = Field("forescale/overrides", description="Nomad Variables path prefix")
+    nomad_variable_prefix: str = Field(
+        "forescale/overrides",
+        description="Nomad Variables path prefix; each pool's variable is <prefix>/<pool> (Nomad: letters, digits, "
+        "- _ ~ / and at most 128 characters)",
+    )
     schedule_file: Path | None = Field(None, description="YAML file of time-based rules")
     max_duration: Duration = Field(timedelta(days=7), description="hard maximum length of a manual override")
 
@@ -35,9 +42,19 @@ class OverridesSettings(BaseModel):
     @field_validator("nomad_variable_prefix")
     @classmethod
     def _var_path(cls, v: str) -> str:
+        """Nomad's ``ValidatePath``: ``^[a-zA-Z0-9-_~/]{1,128}$`` for the whole path ``<prefix>/<pool>``."""
         clean = v.strip("/")
-        if not clean or not re.fullmatch(r"[A-Za-z0-9_~.-]+(/[A-Za-z0-9_~.-]+)*", clean):
-            raise ValueError("use a Nomad variable path such as forescale/overrides (letters, digits, - _ ~ . and /)")
+        if not clean or not re.fullmatch(r"[A-Za-z0-9_~-]+(/[A-Za-z0-9_~-]+)*", clean):
+            raise ValueError(
+                "use a Nomad variable path such as forescale/overrides: Nomad allows only letters, digits, "
+                "- _ ~ and / (no dots or spaces)"
+            )
+        if len(clean) > MAX_PREFIX_CHARS:
+            raise ValueError(
+                f"'{clean[:20]}…' is {len(clean)} characters: a pool's variable is <prefix>/<pool>, Nomad caps a "
+                f"path at {VARIABLE_PATH_MAX} characters and pool names may have 63, so keep the prefix to "
+                f"{MAX_PREFIX_CHARS}"
+            )
         if clean == "nomad" or clean.startswith("nomad/"):
             raise ValueError("paths under nomad/ are reserved by Nomad for jobs; use e.g. forescale/overrides")
         return clean

@@ -13,7 +13,7 @@ from autoscaler.core.errors import OverrideError
 from autoscaler.core.settings.forescale import NomadSettings
 from autoscaler.nomad.client import NomadClient
 from overrides.manual import ManualOverride, PoolRecords
-from overrides.nomad_store import NomadVariablesStore
+from overrides.nomad_store import NomadVariablesStore, variable_size
 from overrides.provider import Overrides
 from overrides.schedule import Schedule
 from tests.cli_helpers import POOLS_YAML, run_cli
@@ -185,7 +185,13 @@ def test_cli_on_the_nomad_store(
 
 @pytest.mark.parametrize(
     ("prefix", "message"),
-    [("nomad/jobs/x", "reserved by Nomad"), ("bad prefix!", "use a Nomad variable path"), ("/", "use a Nomad")],
+    [
+        ("nomad/jobs/x", "reserved by Nomad"),
+        ("bad prefix!", "use a Nomad variable path"),
+        ("/", "use a Nomad"),
+        ("team.a/overrides", "no dots or spaces"),  # Nomad's path rule has no '.' (the old check allowed it)
+        ("t/" + "o" * 63, "keep the prefix to 64"),  # <prefix>/<63-character pool> must fit in 128
+    ],
 )
 def test_bad_variable_prefix_is_a_config_error(tmp_path: Path, prefix: str, message: str) -> None:
     from autoscaler.config import load_config
@@ -196,3 +202,77 @@ def test_bad_variable_prefix_is_a_config_error(tmp_path: Path, prefix: str, mess
     with pytest.raises(ConfigError) as info:
         load_config(cfg)
     assert "overrides.nomad_variable_prefix" in info.value.problems[0] and message in info.value.problems[0]
+
+
+# ---------------------------------------------------------------- Nomad's limits: 64 KiB per variable, path rule
+
+
+def long_ov(ov_id: str, *, chars: int = 500, ended: bool = False) -> ManualOverride:
+    base = ov(ov_id).model_copy(update={"reason": "r" * chars})
+    if ended:
+        base = base.model_copy(update={"ended": "expired", "ended_at": T0 + timedelta(hours=1)})
+    return base
+
+
+def test_a_64_character_prefix_is_the_longest_allowed(tmp_path: Path) -> None:
+    from autoscaler.config import load_config
+
+    cfg = tmp_path / "forescale.yaml"
+    cfg.write_text("overrides:\n  store: nomad\n  nomad_variable_prefix: '" + "p" * 64 + "'\n" + POOLS_YAML)
+    assert load_config(cfg).overrides.nomad_variable_prefix == "p" * 64  # 64 + "/" + 63 = 128: the limit
+
+
+def test_history_is_trimmed_by_bytes_so_a_write_never_hits_the_cap(
+    store: NomadVariablesStore, fake_nomad: FakeNomad
+) -> None:
+    def fill(records: PoolRecords) -> None:
+        records.active = [long_ov(f"ov-a{i}") for i in range(3)]
+        records.history = [long_ov(f"ov-h{i:03d}", ended=True) for i in range(200)]  # ~160 KB of history
+
+    store.modify("ocr", fill)  # the fake Nomad enforces 64 KiB: without trimming this write is a 400
+    items = items_of(fake_nomad)
+    assert variable_size(items) <= 65536
+    assert [o["id"] for o in json.loads(items["active"])] == ["ov-a0", "ov-a1", "ov-a2"]
+    history = [o["id"] for o in json.loads(items["history"])]
+    assert 0 < len(history) < 200 and history[-1] == "ov-h199", "the oldest ended overrides went first"
+    assert history == [f"ov-h{i:03d}" for i in range(200 - len(history), 200)]
+
+
+def test_active_overrides_too_big_for_a_variable_are_refused_and_nothing_is_lost(
+    store: NomadVariablesStore, fake_nomad: FakeNomad
+) -> None:
+    store.modify("ocr", lambda r: r.active.append(ov("ov-keep")))
+    before = fake_nomad.variable(VAR)
+    with pytest.raises(OverrideError) as err:
+        store.modify("ocr", lambda r: r.active.extend(long_ov(f"ov-big{i}", chars=30_000) for i in range(3)))
+    message = str(err.value)
+    assert "cannot store the overrides of pool ocr" in message and "holds at most 65536" in message
+    assert "nothing was written and the overrides in force are unchanged" in message
+    assert fake_nomad.variable(VAR) == before
+    assert [o.id for o in store.read(["ocr"])["ocr"].active] == ["ov-keep"]
+
+
+def test_nomads_size_and_path_refusals_are_clear_errors(
+    store: NomadVariablesStore, fake_nomad: FakeNomad, nomad_settings: NomadSettings
+) -> None:
+    store.modify("ocr", lambda r: r.active.append(ov("ov-1")))
+    before = fake_nomad.variable(VAR)
+    fake_nomad.fail_next(400, body="RPC Error:: 400,variables are limited to 64KiB in total size", method="PUT")
+    with pytest.raises(OverrideError, match="Nomad refused it as larger than 64 KiB; nothing was written"):
+        store.modify("ocr", lambda r: r.active.append(ov("ov-2")))
+    assert fake_nomad.variable(VAR) == before
+    dotted = NomadVariablesStore(NomadClient(nomad_settings, sleep=lambda _s: None), "team.a/overrides")
+    with pytest.raises(OverrideError, match=r'invalid path "team\.a/overrides/ocr".*overrides\.nomad_variable_prefix'):
+        dotted.modify("ocr", lambda r: r.active.append(ov("ov-3")))
+
+
+def test_reason_and_author_lengths_are_capped() -> None:
+    from overrides.manual import MAX_REASON_CHARS, make_override
+
+    args: dict[str, Any] = {"pool": "ocr", "kind": "pin", "value": 3, "author": "alice", "now": T0}
+    args |= {"expires_at": T0 + timedelta(hours=1), "max_duration": timedelta(days=7)}
+    assert make_override(reason="x" * MAX_REASON_CHARS, **args).reason == "x" * 500
+    with pytest.raises(OverrideError, match="--reason is 501 characters; keep it to 500"):
+        make_override(reason="x" * 501, **args)
+    with pytest.raises(OverrideError, match="--by is 65 characters"):
+        make_override(reason="ok", **{**args, "author": "a" * 65})
