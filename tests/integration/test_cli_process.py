@@ -35,6 +35,9 @@ def test_demo_prints_decisions_with_reasons_and_a_summary() -> None:
     assert "forescale demo" in result.output
     assert "forecast" in result.output and "observed" in result.output and "→" in result.output
     assert "node-hours" in result.output and "scale actions" in result.output
+    # the simulated cluster's three counts: every line shows placed and queued, scale-ups when nodes are ready
+    assert "placed, 0 queued)" in result.output and "queued while booting, ready at" in result.output
+    assert "booting)" in result.output  # node-hours spent booting, in the summary
 
 
 def test_config_check_accepts_the_example() -> None:
