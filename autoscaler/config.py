@@ -23,6 +23,8 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(str(path), ["the top level must be a mapping with at least a 'pools:' list"])
     config = load_model(Config, data, root_node, path)
     config.source = path
+    if "address" in config.nomad.model_fields_set:
+        config.nomad.set_address_origin(f"nomad.address in {path}")
     _resolve_paths(config, path.parent)
     return config
 
@@ -40,6 +42,8 @@ def _resolve_paths(config: Config, base: Path) -> None:
     for pool in config.pools:
         if pool.nodes.command is not None:
             pool.nodes.command.path = fix(pool.nodes.command.path) or pool.nodes.command.path
+        if pool.jobspec is not None:
+            pool.jobspec.nomad_client_config = fix(pool.jobspec.nomad_client_config)
 
 
 def extra_checks(config: Config) -> list[str]:

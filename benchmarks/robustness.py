@@ -120,7 +120,7 @@ def cases() -> list[Case]:
 def run_case(case: Case) -> tuple[Case, dict[str, float]]:
     tr = case.trace
     cap = float(np.max(tr.rps)) / case.nodes_at_peak
-    cfg, pool = _build_config(None, None, cap, case.lead, case.interval, None)
+    cfg, pool, _origins = _build_config(None, None, cap, case.lead, case.interval, None)
     lead_s = cfg.pool(pool).lead_time.total_seconds()
     res = replay(tr, cfg, pool)
     first = start_index(tr)

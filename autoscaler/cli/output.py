@@ -49,8 +49,16 @@ def report_table(report: TickReport, title: str) -> Table:
     for o in report.outcomes:
         d = o.decision
         extra = [machines_cell(o.nodes), boot_cell(o.nodes)] if with_nodes else []
+        if o.status == "off":
+            table.add_row(o.pool, "", "", "", "", "", "mode: off", "", "", *["" for _ in extra], "off")
+            continue
         if d is None:
-            table.add_row(o.pool, "?", "", "", "", "", "", "", "", *extra, "[red]failed[/]")
+            e = o.estimate
+            if e is None:
+                table.add_row(o.pool, "?", "", "", "", "", "", "", "", *extra, "[red]failed[/]")
+            else:  # the count is unknown (e.g. Nomad unreachable) but the forecast is not
+                fcst, obs = f"{e.forecast_rps:.4g}", f"{e.observed_rps:.4g}"
+                table.add_row(o.pool, "?", "", fcst, obs, str(e.need), "—", "?", "", *extra, "[red]failed[/]")
             continue
         table.add_row(
             d.pool,
@@ -63,7 +71,8 @@ def report_table(report: TickReport, title: str) -> Table:
             str(d.desired),
             "held" if d.held else d.action,
             *extra,
-            o.status.replace("_", " ") + (" [red](machines)[/]" if o.nodes is not None and o.nodes.failed else ""),
+            ("shadow: would scale" if o.status == "shadow" else o.status.replace("_", " "))
+            + (" [red](machines)[/]" if o.nodes is not None and o.nodes.failed else ""),
         )
     return table
 
@@ -126,6 +135,11 @@ def explanations(report: TickReport) -> list[str]:
     for o in report.outcomes:
         if o.decision is not None:
             lines.append(f"[bold]{o.pool}[/]: " + "; ".join(r.message for r in o.decision.reasons))
+        elif o.estimate is not None:
+            reasons = "; ".join(r.message for r in o.estimate.reasons)
+            lines.append(f"[bold]{o.pool}[/]: {reasons} (current count unknown: nothing decided)")
+        if o.status == "shadow":
+            lines.append(f"[yellow]{o.pool}: {o.note}[/]")
         if o.error:
             lines.append(f"[red]{o.pool}: {o.status}[/]: {o.error}")
         if o.nodes is not None:
@@ -147,6 +161,7 @@ def report_json(report: TickReport) -> str:
                     "error": o.error,
                     "decision": o.decision.to_dict() if o.decision else None,
                     "nodes": o.nodes.to_dict() if o.nodes else None,
+                    "estimate": o.estimate.to_dict() if o.estimate else None,
                 }
                 for o in report.outcomes
             ],

@@ -20,12 +20,17 @@ class Reason:
 
 @dataclass(frozen=True)
 class PastAction:
-    """A change applied earlier to a pool (for cooldowns); read back from the audit log."""
+    """A change applied earlier to a pool (for cooldowns); read back from the audit log or Nomad's scaling events.
+
+    ``pinned``: a manual pin set that count; once the pin has ended, the change does not hold the pool in its
+    scale-in cooldown (clearing a pin returns to the forecast at once).
+    """
 
     at: datetime
     pool: str
     previous: int
     count: int
+    pinned: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,5 +113,32 @@ class Decision:
         out = asdict(self)
         out["at"] = self.at.isoformat()
         out["action"] = self.action
+        out["reasons"] = [asdict(r) for r in self.reasons]
+        return out
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the forecast alone asks for when a pool's current count is unknown (e.g. Nomad unreachable).
+
+    Not a Decision (no current count, so no step limit or cooldown): `plan` still shows it.
+    """
+
+    pool: str
+    at: datetime
+    forecast_rps: float
+    observed_rps: float
+    forecast_nodes: int
+    reactive_nodes: int
+    reasons: tuple[Reason, ...]
+
+    @property
+    def need(self) -> int:
+        return max(self.forecast_nodes, self.reactive_nodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["at"] = self.at.isoformat()
+        out["need"] = self.need
         out["reasons"] = [asdict(r) for r in self.reasons]
         return out

@@ -5,6 +5,7 @@
     Target            where a pool's counts are read and its desired count applied (Nomad, the simulated cluster)
     NodeProvider      a pool's machines: capacity up, exact machines down (AWS Auto Scaling Group, a command)
     NodeDirectory     Nomad's view of a pool's nodes: list with allocations, drain, eligibility, purge
+    ChangeHistory     a target's own record of recent changes (Nomad's scaling events), for cooldowns
     Notifier          who is told (console, Slack); close() flushes background delivery
     AuditTrail        where every tick's decisions are recorded for later (the JSONL audit log)
     OverrideProvider  schedule rules + manual overrides in force for a pool at a time
@@ -16,11 +17,11 @@ Implementations subclass the Protocol when they want its no-op defaults (``Notif
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from autoscaler.core.decision import Decision, PoolState
+from autoscaler.core.decision import Decision, PastAction, PoolState
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.nodes import MachineGroup, PoolNode, TerminateResult
 from autoscaler.core.report import Event, TickReport
@@ -96,6 +97,15 @@ class NodeDirectory(Protocol):
 
     def purge(self, node_id: str) -> None:
         """Remove the node from Nomad (after its machine is terminated)."""
+@runtime_checkable
+class ChangeHistory(Protocol):
+    """A target that keeps its own record of recent count changes (Nomad: ``GET /v1/job/:id/scale`` events).
+
+    The tick reads it once per pool and process, so a lost or moved audit log never resets a cooldown.
+    """
+
+    def recent_changes(self, pool: PoolConfig, since: datetime, until: datetime) -> Sequence[PastAction]:
+        """Changes of the pool's count between ``since`` and ``until``, oldest first. Raises TargetError."""
         ...
 
 
@@ -168,4 +178,13 @@ class OverrideStore(Protocol[R]):
 
     def read_last_good(self, pools: Sequence[str]) -> tuple[dict[str, R], str] | None:
         """The last copy forescale itself wrote and where it is, for when ``read`` fails; None if there is none."""
+        return None
+
+    # True when ``version`` can wait for a change (Nomad's blocking queries); False: the daemon polls it.
+    blocking_version: bool = False
+
+    def version(self, after: Hashable | None = None, wait_s: float = 0.0) -> Hashable | None:
+        """A token that changes whenever the stored overrides may have changed (None: the store cannot tell,
+        so a watcher re-reads it each time). A blocking store waits up to ``wait_s`` for a token other than
+        ``after``; the others answer at once. Raises OverrideError when the store cannot be reached."""
         return None

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from autoscaler.core.decision import Decision
+from autoscaler.core.decision import Decision, Estimate
 from autoscaler.core.nodes import NodeReport
 
-Status = Literal["applied", "unchanged", "dry_run", "deferred", "failed"]
+# shadow: decided and reported as "would scale", never applied (mode: shadow, or `run --dry-run`);
+# off: the pool's mode is off, it was not evaluated.
+Status = Literal["applied", "unchanged", "dry_run", "shadow", "deferred", "failed", "off"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class PoolOutcome:
     note: str = ""
     error: str | None = None
     nodes: NodeReport | None = None  # what the node step did with the pool's machines (provider set)
+    estimate: Estimate | None = None  # the forecast alone, when the decision failed for want of the current count
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,8 @@ class TickReport:
     @property
     def changes(self) -> list[PoolOutcome]:
         return [o for o in self.outcomes if o.status == "applied"]
+
+    @property
+    def would_scale(self) -> list[PoolOutcome]:
+        """Changes decided but not applied because the pool is in shadow (or the daemon runs with --dry-run)."""
+        return [o for o in self.outcomes if o.status == "shadow"]

@@ -125,9 +125,19 @@ class NomadClient:
 
     # ------------------------------------------------------------------ generic helpers
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None, *, retry: bool = True) -> NomadResponse:
-        """GET ``/v1/<path>``; retried on NomadUnavailable. Raises a mapped NomadError on any error status."""
-        return self.call("GET", path, params=params, retry=retry)
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        retry: bool = True,
+        timeout_s: float | None = None,
+    ) -> NomadResponse:
+        """GET ``/v1/<path>``; retried on NomadUnavailable. Raises a mapped NomadError on any error status.
+
+        ``timeout_s`` replaces ``nomad.timeout`` for this request (a blocking query waits longer than that).
+        """
+        return self.call("GET", path, params=params, retry=retry, timeout_s=timeout_s)
 
     def put_json(
         self, path: str, body: Any, params: Mapping[str, Any] | None = None, *, retry: bool = False
@@ -150,6 +160,7 @@ class NomadClient:
         body: Any = None,
         params: Mapping[str, Any] | None = None,
         retry: bool = False,
+        timeout_s: float | None = None,
     ) -> NomadResponse:
         """One request to ``/v1/<path>`` (``path`` without ``/v1``; segments already quoted by the caller).
 
@@ -162,7 +173,7 @@ class NomadClient:
             clean = clean[3:]
 
         def once() -> NomadResponse:
-            return self._send(method, clean, body, dict(query))
+            return self._send(method, clean, body, dict(query), timeout_s)
 
         return self.retrying(once) if retry else once()
 
@@ -184,10 +195,14 @@ class NomadClient:
         )
         return retryer(fn)
 
-    def _send(self, method: str, path: str, body: Any, params: dict[str, Any]) -> NomadResponse:
+    def _send(
+        self, method: str, path: str, body: Any, params: dict[str, Any], timeout_s: float | None = None
+    ) -> NomadResponse:
         kwargs: dict[str, Any] = {"method": method.lower(), "params": params}
         if body is not None:
             kwargs["json"] = body
+        if timeout_s is not None:
+            kwargs["timeout"] = timeout_s
         try:
             response = self._raw.request(path, **kwargs)
         except BaseNomadException as exc:
@@ -301,7 +316,8 @@ class NomadClient:
         reason = _reason(cause)
         if isinstance(cause, requests.exceptions.SSLError):
             reason += " (TLS: set nomad.ca_cert to the CA that signed Nomad's certificate)"
-        return NomadUnavailable(f"cannot reach Nomad at {self.address} ({what}): {reason}")
+        origin = self.settings.address_origin
+        return NomadUnavailable(f"cannot reach Nomad at {self.address} (address from {origin}; {what}): {reason}")
 
     def _auth_message(self, text: str, what: str, ns: str) -> str:
         env = self.settings.token_env

@@ -38,6 +38,8 @@ class AuditLog(AuditTrail):
 
     def record_tick(self, report: TickReport) -> None:
         for outcome in report.outcomes:
+            if outcome.status == "off":
+                continue  # not evaluated: nothing to record
             record: dict[str, Any] = {
                 "type": "decision",
                 "at": report.at.isoformat(),
@@ -104,7 +106,12 @@ class AuditLog(AuditTrail):
                 at = datetime.fromisoformat(rec["at"])
                 if at < since:
                     continue
-                out.append(PastAction(at=at, pool=rec["pool"], previous=int(dec["current"]), count=int(dec["desired"])))
+                pinned = any(r.get("code") == "manual_pin" for r in dec.get("reasons") or [] if isinstance(r, dict))
+                out.append(
+                    PastAction(
+                        at=at, pool=rec["pool"], previous=int(dec["current"]), count=int(dec["desired"]), pinned=pinned
+                    )
+                )
             except (KeyError, TypeError, ValueError):
                 continue
         return out

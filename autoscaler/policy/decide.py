@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from autoscaler.core.decision import Decision, PastAction, PoolState, Reason
+from autoscaler.core.decision import Decision, Estimate, PastAction, PoolState, Reason
 from autoscaler.core.durations import format_duration
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.settings.forescale import PoolConfig
@@ -53,36 +53,32 @@ def _decide(
 ) -> Decision:
     if current < 0:
         raise ValueError("current count cannot be negative")
-    reasons: list[Reason] = []
     pin = _manual_pin(overrides)
 
     if forecast is None:
         return _held(pool, now, current, overrides, pin, metrics_error or "no forecast")
 
-    per_node = pool.capacity_per_node * pool.target_utilization
-    forecast_nodes = nodes_for(forecast.peak_rps, pool.capacity_per_node, pool.target_utilization)
-    reactive_nodes = nodes_for(forecast.observed_rps, pool.capacity_per_node, pool.target_utilization)
-    horizon = format_duration_s(forecast.horizon_s)
-    reasons.append(
-        Reason(
-            "forecast",
-            f"forecast {_rps(forecast.peak_rps)} rps peak in the next {horizon} → {forecast_nodes} nodes "
-            f"at {_rps(per_node)} rps/node ({_rps(pool.capacity_per_node)} × {pool.target_utilization:.0%})",
-            forecast_nodes,
-        )
-    )
-    reasons.append(
-        Reason("observed", f"observed {_rps(forecast.observed_rps)} rps now → {reactive_nodes} nodes", reactive_nodes)
-    )
+    forecast_nodes, reactive_nodes, reasons = forecast_need(pool, forecast)
     need = max(forecast_nodes, reactive_nodes)
     wanted = need
 
-    if need > current and pool.max_step_up is not None and need - current > pool.max_step_up:
-        wanted = current + pool.max_step_up
-        reasons.append(Reason("step_up", f"step limit: +{pool.max_step_up} per tick (wanted {need})", wanted))
+    step_up = pool.step_up_nodes(current)
+    if need > current and step_up is not None and need - current > step_up:
+        wanted = current + step_up
+        share = _share(pool.max_step_up, current)
+        reasons.append(Reason("step_up", f"step limit: +{step_up} per tick{share} (wanted {need})", wanted))
     elif need < current:
         last = _last_change(pool.name, recent_actions)
-        if last is not None and now - last.at < pool.scale_in_cooldown:
+        step_down = pool.step_down_nodes(current)
+        if last is not None and now - last.at < pool.scale_in_cooldown and last.pinned and pin is None:
+            reasons.append(
+                Reason(
+                    "pin_ended",
+                    f"the pin that set {last.count} at {last.at:%H:%M} UTC has ended: back to the forecast "
+                    "without the scale-in cooldown",
+                )
+            )
+        elif last is not None and now - last.at < pool.scale_in_cooldown:
             until = last.at + pool.scale_in_cooldown
             wanted = current
             reasons.append(
@@ -93,9 +89,15 @@ def _decide(
                     current,
                 )
             )
-        elif pool.max_step_down is not None and current - need > pool.max_step_down:
-            wanted = current - pool.max_step_down
-            reasons.append(Reason("step_down", f"step limit: -{pool.max_step_down} per tick (wanted {need})", wanted))
+        if wanted < current and step_down is not None and current - need > step_down:
+            wanted = current - step_down
+            reasons.append(
+                Reason(
+                    "step_down",
+                    f"step limit: -{step_down} per tick{_share(pool.max_step_down, current)} (wanted {need})",
+                    wanted,
+                )
+            )
 
     count = wanted
     for source in ("schedule", "manual"):
@@ -119,6 +121,46 @@ def _decide(
         model=forecast.model,
         forecast_details=dict(forecast.details),
     )
+
+
+def forecast_need(pool: PoolConfig, forecast: Forecast) -> tuple[int, int, list[Reason]]:
+    """Nodes the forecast peak and the observed rate need, with the two reasons that say so.
+
+    The first step of ``decide``; `plan` also shows it alone (an Estimate) when the current count is unknown.
+    """
+    per_node = pool.capacity_per_node * pool.target_utilization
+    forecast_nodes = nodes_for(forecast.peak_rps, pool.capacity_per_node, pool.target_utilization)
+    reactive_nodes = nodes_for(forecast.observed_rps, pool.capacity_per_node, pool.target_utilization)
+    horizon = format_duration_s(forecast.horizon_s)
+    reasons = [
+        Reason(
+            "forecast",
+            f"forecast {_rps(forecast.peak_rps)} rps peak in the next {horizon} → {forecast_nodes} nodes "
+            f"at {_rps(per_node)} rps/node ({_rps(pool.capacity_per_node)} × {pool.target_utilization:.0%})",
+            forecast_nodes,
+        ),
+        Reason("observed", f"observed {_rps(forecast.observed_rps)} rps now → {reactive_nodes} nodes", reactive_nodes),
+    ]
+    return forecast_nodes, reactive_nodes, reasons
+
+
+def estimate(pool: PoolConfig, now: datetime, forecast: Forecast) -> Estimate:
+    """The forecast's need alone (no current count: no step limit, cooldown or overrides applied)."""
+    forecast_nodes, reactive_nodes, reasons = forecast_need(pool, forecast)
+    return Estimate(
+        pool=pool.name,
+        at=now,
+        forecast_rps=forecast.peak_rps,
+        observed_rps=forecast.observed_rps,
+        forecast_nodes=forecast_nodes,
+        reactive_nodes=reactive_nodes,
+        reasons=tuple(reasons),
+    )
+
+
+def _share(limit: int | str | None, current: int) -> str:
+    """' (25% of 12)' for a share limit, '' for a node count."""
+    return f" ({limit} of {current})" if isinstance(limit, str) else ""
 
 
 def _held(

@@ -9,6 +9,10 @@ reported), a scale is sent only when the desired count changes, and workers queu
 
 The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick``; there is
 no second copy of the policy. A failure in one pool never stops the others.
+
+Pool modes: ``off`` pools are not evaluated; ``shadow`` pools (and every pool of a daemon run with
+``--dry-run``) are decided, audited, notified and exported, but ``write_gate`` stops every write in
+``apply_decision``: the target's scale and anything that would change machines.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from datetime import datetime, timedelta
 from autoscaler.core.decision import Decision, PastAction, PoolState
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
-from autoscaler.core.ports import AuditTrail, Clock, MetricsSource, Notifier, OverrideProvider, Target
+from autoscaler.core.ports import AuditTrail, ChangeHistory, Clock, MetricsSource, Notifier, OverrideProvider, Target
 from autoscaler.core.report import Event, PoolOutcome, TickReport
 from autoscaler.core.settings.forescale import Config, PoolConfig
-from autoscaler.policy.decide import decide
+from autoscaler.policy.decide import decide, estimate
 from autoscaler.policy.nodes import NodeReconciler, node_events
 from autoscaler.policy.nodes import lead_time as configured_lead_time
 from autoscaler.policy.placement import PlacementWatch
@@ -41,11 +45,14 @@ class ActionHistory:
 
     keep: timedelta = timedelta(hours=6)
     actions: list[PastAction] = field(default_factory=list)
+    loaded: set[str] = field(default_factory=set)  # pools whose target history (Nomad's events) was merged
 
     def add(self, action: PastAction) -> None:
+        if any(_same_change(a, action) for a in self.actions):
+            return  # the audit log and Nomad's scaling events both remember it
         self.actions.append(action)
-        cutoff = action.at - self.keep
-        if self.actions[0].at < cutoff:
+        cutoff = max(a.at for a in self.actions) - self.keep
+        if min(a.at for a in self.actions) < cutoff:
             self.actions = [a for a in self.actions if a.at >= cutoff]
 
     def for_pool(self, pool: str) -> list[PastAction]:
@@ -54,6 +61,15 @@ class ActionHistory:
     def reset(self) -> None:
         """Forget every action (a replay's first decision sets the fleet: it is not a change)."""
         self.actions.clear()
+
+
+def _same_change(a: PastAction, b: PastAction) -> bool:
+    return (
+        a.pool == b.pool
+        and a.previous == b.previous
+        and a.count == b.count
+        and abs((a.at - b.at).total_seconds()) <= 120
+    )
 
 
 @dataclass
@@ -71,6 +87,20 @@ class TickDeps:
     history: ActionHistory = field(default_factory=ActionHistory)
     nodes: NodeReconciler | None = None  # machines follow the count (pools with nodes.provider set)
     placement: PlacementWatch = field(default_factory=PlacementWatch)
+    shadow: bool = False  # `forescale run --dry-run`: every pool in shadow, whatever its mode
+
+
+def write_gate(deps: TickDeps, pool: PoolConfig) -> str | None:
+    """Why this pool must not be changed this tick (None: writes are allowed).
+
+    The one switch of shadow mode: every write of a tick — the target's scale and any node action — asks it
+    first, in ``apply_decision``.
+    """
+    if deps.shadow:
+        return "shadow (forescale run --dry-run)"
+    if pool.mode == "shadow":
+        return "shadow (mode: shadow)"
+    return None
 
 
 def pool_lead_time(deps: TickDeps, pool: PoolConfig, now: datetime) -> LeadTime:
@@ -111,6 +141,20 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Fore
     return forecast, None
 
 
+def recent_actions(deps: TickDeps, pool: PoolConfig, now: datetime) -> list[PastAction]:
+    """The pool's recent changes for cooldowns: this process's history, merged once with the target's own
+    record (Nomad's scaling events), so a lost or moved audit log never resets a cooldown."""
+    if pool.name not in deps.history.loaded and isinstance(deps.target, ChangeHistory):
+        deps.history.loaded.add(pool.name)
+        since = now - max(pool.scale_in_cooldown, timedelta(minutes=1))
+        try:
+            for action in deps.target.recent_changes(pool, since, now):
+                deps.history.add(action)
+        except TargetError as exc:
+            log.warning("pool %s: cannot read recent scaling events (cooldowns use the audit log): %s", pool.name, exc)
+    return deps.history.for_pool(pool.name)
+
+
 def read_state(deps: TickDeps, pool: PoolConfig) -> tuple[PoolState | None, str | None]:
     """The pool's desired/placed/queued counts from the target (None with the error if unknown)."""
     try:
@@ -125,7 +169,14 @@ def decide_pool(
     """Pool state + forecast + overrides → Decision (decide steps from the desired count)."""
     forecast, cause = forecast_pool(deps, pool, now)
     effects = deps.overrides.effects(pool.name, now)
-    return decide(pool, now, state, forecast, effects, deps.history.for_pool(pool.name), metrics_error=cause)
+    return decide(pool, now, state, forecast, effects, recent_actions(deps, pool, now), metrics_error=cause)
+
+
+def failed_outcome(deps: TickDeps, pool: PoolConfig, now: datetime, error: str | None) -> PoolOutcome:
+    """A pool whose count could not be read: failed, with what the forecast alone asks for (plan shows it)."""
+    forecast, _cause = forecast_pool(deps, pool, now)
+    guess = estimate(pool, now, forecast) if forecast is not None else None
+    return PoolOutcome(pool.name, "failed", None, error=error, estimate=guess)
 
 
 def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run: bool) -> PoolOutcome:
@@ -135,13 +186,22 @@ def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run
         return PoolOutcome(pool.name, "unchanged", decision)
     if dry_run:
         return PoolOutcome(pool.name, "dry_run", decision, note="dry run: nothing changed")
+    gate = write_gate(deps, pool)
+    if gate is not None:
+        return PoolOutcome(
+            pool.name,
+            "shadow",
+            decision,
+            note=f"{gate}: would scale {decision.current} → {decision.desired}; Nomad not changed",
+        )
     try:
         note = deps.target.scale(pool, decision)
     except DeploymentActive as exc:
         return PoolOutcome(pool.name, "deferred", decision, error=f"{exc}; will retry next tick")
     except TargetError as exc:
         return PoolOutcome(pool.name, "failed", decision, error=str(exc))
-    deps.history.add(PastAction(decision.at, pool.name, decision.current, decision.desired))
+    pinned = "manual_pin" in decision.reason_codes()
+    deps.history.add(PastAction(decision.at, pool.name, decision.current, decision.desired, pinned=pinned))
     return PoolOutcome(pool.name, "applied", decision, note=note)
 
 
@@ -154,8 +214,10 @@ def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run:
     if deps.nodes is None or not pool.nodes.enabled or outcome.decision is None:
         return outcome
     decision = outcome.decision
-    wanted = decision.desired + pool.nodes.spare if outcome.status in ("applied", "unchanged", "dry_run") else None
-    report = deps.nodes.step(pool, wanted, decision.at, scale_in_allowed=not decision.held, dry_run=dry_run)
+    followed = ("applied", "unchanged", "dry_run", "shadow")
+    wanted = decision.desired + pool.nodes.spare if outcome.status in followed else None
+    plan_only = dry_run or write_gate(deps, pool) is not None  # shadow: say what would happen to machines, do none
+    report = deps.nodes.step(pool, wanted, decision.at, scale_in_allowed=not decision.held, dry_run=plan_only)
     return outcome if report is None else replace(outcome, nodes=report)
 
 
@@ -168,10 +230,13 @@ def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | Non
     for pool in deps.config.pools:
         if only and pool.name not in only:
             continue
+        if pool.mode == "off":
+            outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
+            continue
         try:
             state, error = read_state(deps, pool)
             if state is None:
-                outcomes.append(PoolOutcome(pool.name, "failed", None, error=error))
+                outcomes.append(failed_outcome(deps, pool, now, error))
                 continue
             decision = decide_pool(deps, pool, now, state)
             outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
@@ -181,7 +246,12 @@ def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | Non
         except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
             log.exception("pool %s: unexpected error", pool.name)
             outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
-    events: tuple[Event, ...] = () if dry_run else (*pool_events, *deps.overrides.drain_events(now))
+    if dry_run:
+        events: tuple[Event, ...] = ()
+    elif deps.shadow:  # --dry-run writes nothing anywhere: expired overrides are ignored, not moved to history
+        events = (*pool_events, *deps.overrides.warnings())
+    else:
+        events = (*pool_events, *deps.overrides.drain_events(now))
     for outcome in outcomes:
         if outcome.nodes is not None:
             events += tuple(node_events(outcome.pool, outcome.nodes, now))

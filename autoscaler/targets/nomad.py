@@ -28,10 +28,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from autoscaler import __version__
-from autoscaler.core.decision import Decision, PoolState
+from autoscaler.core.decision import Decision, PastAction, PoolState
 from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound, NomadUnavailable
 from autoscaler.core.settings.forescale import NomadSettings, PoolConfig
 from autoscaler.nomad.client import NomadClient
@@ -99,6 +100,16 @@ class NomadTarget:
             f"task group '{pool.nomad.group}' not found in job '{pool.nomad.job}' "
             f"(namespace '{self.settings.namespace}'; its groups: {names}); fix pools[{pool.name}].nomad.group"
         )
+
+    def recent_changes(self, pool: PoolConfig, since: datetime, until: datetime) -> list[PastAction]:
+        """Count changes of the group from Nomad's scaling events (``GET /v1/job/:id/scale``; the last 20 per group).
+
+        Any successful change counts, forescale's or an operator's (``nomad job scale``): a cooldown follows the
+        fleet, not the tool. ``pinned`` comes from the reason codes forescale puts in each request's Meta.
+        """
+        status = self.client.scale_status(pool.nomad.job)
+        group = (status.get("TaskGroups") or {}).get(pool.nomad.group) or {}
+        return changes_from_events(pool.name, group.get("Events") or [], since, until)
 
     # ------------------------------------------------------------------ scaling
 
@@ -182,6 +193,26 @@ def count_live(allocs: list[dict[str, Any]], group: str) -> int:
     """Placed: allocations of ``group`` Nomad wants running (DesiredStatus run) that are running or pending."""
     mine = (a for a in allocs if a.get("TaskGroup") == group and _wanted(a))
     return sum(1 for a in mine if a.get("ClientStatus") in LIVE_CLIENT_STATUSES)
+
+
+def changes_from_events(
+    pool: str, events: list[dict[str, Any]], since: datetime, until: datetime
+) -> list[PastAction]:
+    """ScalingEvents (``{Time ns, Count, PreviousCount, Error, Meta}``) → the count changes in [since, until]."""
+    out = []
+    for event in events:
+        count, previous, stamp = event.get("Count"), event.get("PreviousCount"), event.get("Time")
+        if event.get("Error") or not isinstance(count, int) or not isinstance(previous, int):
+            continue
+        if count == previous or not isinstance(stamp, int):
+            continue
+        at = datetime.fromtimestamp(stamp / 1e9, UTC)
+        if not since <= at <= until:
+            continue
+        meta = event.get("Meta") if isinstance(event.get("Meta"), dict) else {}
+        pinned = "manual_pin" in str((meta or {}).get("reasons") or "").split(",")
+        out.append(PastAction(at=at, pool=pool, previous=previous, count=count, pinned=pinned))
+    return sorted(out, key=lambda a: a.at)
 
 
 def scale_request(pool: PoolConfig, decision: Decision) -> dict[str, Any]:

@@ -243,6 +243,7 @@ class FakeNomad(NodeRegistry):
         self._unblocking = False
         self.variables: dict[tuple[str, str], dict[str, Any]] = {}
         self.clock: Callable[[], float] = time.monotonic  # seconds; variable lock TTLs use it (tests replace it)
+        self.now_ns: Callable[[], int] = _now_ns  # wall clock of ScalingEvent.Time (tests replace it)
         self._locks: dict[tuple[str, str], dict[str, Any]] = {}
         self._acl: dict[str, _Token] | None = None
         self._faults: list[_Fault] = []
@@ -1629,7 +1630,7 @@ def _scale(fake: FakeNomad, ctx: _Ctx) -> Reply:
             "Message": body.get("Message", ""),
             "Meta": body.get("Meta"),
             "EvalID": None,
-            "Time": _now_ns(),
+            "Time": fake.now_ns(),
             "CreateIndex": 0,
         }
         if count is None:  # an event only; the reply's JobModifyIndex is the job's ModifyIndex (sic)

@@ -154,5 +154,10 @@ def test_plan_exits_1_when_nomad_is_unreachable(setup: dict[str, Any], fake_noma
     )
     assert result.returncode == 1
     text = " ".join(result.stdout.split())
-    assert f"cannot reach Nomad at {address}" in text
+    assert f"cannot reach Nomad at {address} (address from nomad.address in {setup['path']};" in text
     assert "Traceback" not in result.stderr
+    # The forecast does not need Nomad: plan still shows it, with the count it would need.
+    assert "web: forecast " in text and "(current count unknown: nothing decided)" in text
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│ web"))
+    cells = [c.strip() for c in row.split("│")[2:-1]]
+    assert cells[0] == "?" and float(cells[1]) > 0 and int(cells[3]) >= 1

@@ -6,12 +6,13 @@ beside this module (``slack``, ``jobspec``, ``predictor``, ``overrides``).
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from autoscaler.core.durations import Duration
@@ -24,6 +25,47 @@ from autoscaler.core.settings.slack import SlackSettings
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 NAME_HINT: JsonDict = {"pattern_hint": "use only lowercase letters, digits and '-' (no quotes, spaces or '${')"}
+DEFAULT_NOMAD_ADDRESS = "http://127.0.0.1:4646"
+PoolMode = Literal["active", "shadow", "off"]
+LogFormat = Literal["text", "json"]
+
+
+def _step_limit(value: Any) -> int | str | None:
+    """A per-tick step limit: a node count (``3``) or a share of the current count (``"25%"``)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "")):
+        return None
+    if isinstance(value, bool):
+        raise ValueError("write a node count such as 3 or a share of the current count such as 25%")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("a step limit is at least 1 node (or a share such as 25%; null for no limit)")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("%"):
+            try:
+                share = float(text[:-1])
+            except ValueError:
+                share = math.nan
+            if not (0 < share <= 100):
+                raise ValueError(f"'{value}' is not a share between 0% and 100% (e.g. 25%)")
+            return f"{share:g}%"
+        if text.isdigit():
+            return _step_limit(int(text))
+    raise ValueError(f"'{value}' is not a step limit: write a node count such as 3 or a share such as 25%")
+
+
+StepLimit = Annotated[int | str | None, BeforeValidator(_step_limit)]
+
+
+def step_nodes(limit: int | str | None, current: int) -> int | None:
+    """Nodes a step limit allows from ``current``: a count as is; a share of ``current`` rounded up, at least 1."""
+    if limit is None:
+        return None
+    if isinstance(limit, int):
+        return limit
+    share = float(limit.rstrip("%"))
+    return max(1, math.ceil(current * share / 100 - 1e-9))
 
 
 class _Strict(BaseModel):
@@ -52,8 +94,8 @@ class NomadSettings(_Strict):
     """How to reach Nomad. The token is read from the environment, never from the file."""
 
     address: str = Field(
-        default_factory=lambda: os.environ.get("NOMAD_ADDR", "http://127.0.0.1:4646"),
-        description="Nomad HTTP API address (default: $NOMAD_ADDR)",
+        default_factory=lambda: os.environ.get("NOMAD_ADDR") or DEFAULT_NOMAD_ADDRESS,
+        description=f"Nomad HTTP API address (default: $NOMAD_ADDR, else {DEFAULT_NOMAD_ADDRESS})",
     )
     token_env: str = Field("NOMAD_TOKEN", description="env var holding the ACL token")
     namespace: str = Field("default", description="Nomad namespace of the jobs")
@@ -68,6 +110,26 @@ class NomadSettings(_Strict):
         timedelta(milliseconds=500), description="wait before the first retry; doubles each retry (max 10s)"
     )
     ui_url: str | None = Field(None, description="Nomad UI base URL, for links in messages")
+
+    _address_origin: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _remember_origin(self) -> NomadSettings:
+        if "address" in self.model_fields_set:
+            self._address_origin = "nomad.address in the config"
+        elif os.environ.get("NOMAD_ADDR"):
+            self._address_origin = "$NOMAD_ADDR"
+        else:
+            self._address_origin = "the default: neither nomad.address nor $NOMAD_ADDR is set"
+        return self
+
+    def set_address_origin(self, origin: str) -> None:
+        self._address_origin = origin
+
+    @property
+    def address_origin(self) -> str:
+        """Where ``address`` came from, for error messages: the config, ``$NOMAD_ADDR`` or the default."""
+        return self._address_origin or "nomad.address"
 
     def token(self) -> str | None:
         return os.environ.get(self.token_env) or None
@@ -104,8 +166,19 @@ class PoolConfig(_Strict):
         "of them; until then lead_time_initial)",
     )
     lead_time_auto: bool = Field(False, description="set by 'lead_time: auto' (learn the lead time from boots)")
-    max_step_up: int | None = Field(None, ge=1, description="most nodes added per tick (none: no limit)")
-    max_step_down: int | None = Field(None, ge=1, description="most nodes removed per tick (none: no limit)")
+    mode: PoolMode = Field(
+        "active",
+        description="active: scale Nomad; shadow: decide, audit, notify and export metrics as 'would scale' "
+        "but never change Nomad or machines; off: not evaluated",
+    )
+    max_step_up: StepLimit = Field(
+        None, description="most nodes added per tick: a count (3) or a share of the current count (50%); null: no limit"
+    )
+    max_step_down: StepLimit = Field(
+        "25%",
+        description="most nodes removed per tick: a count (3) or a share of the current count, rounded up, at "
+        "least 1 (default 25%); null: no limit",
+    )
     scale_in_cooldown: Duration = Field(
         timedelta(minutes=15), description="no scale-in sooner than this after the last change"
     )
@@ -134,6 +207,14 @@ class PoolConfig(_Strict):
             raise ValueError("lead_time_initial is only used with 'lead_time: auto'; remove it or set lead_time: auto")
         return data
 
+    def step_up_nodes(self, current: int) -> int | None:
+        """Most nodes one tick may add from ``current`` (None: no limit)."""
+        return step_nodes(self.max_step_up, current)
+
+    def step_down_nodes(self, current: int) -> int | None:
+        """Most nodes one tick may remove from ``current`` (None: no limit)."""
+        return step_nodes(self.max_step_down, current)
+
     @model_validator(mode="after")
     def _min_le_max(self) -> PoolConfig:
         if self.min > self.max:
@@ -151,12 +232,23 @@ class DaemonSettings(_Strict):
     interval: Duration = Field(timedelta(minutes=20), description="time between ticks")
     listen_host: str = Field("127.0.0.1", description="address of the /metrics and /healthz server")
     listen_port: int = Field(9464, ge=0, le=65535, description="port of that server (0: pick a free one)")
+    log_format: LogFormat = Field("text", description="daemon log lines: text, or json (one object per line)")
+    override_poll: Duration = Field(
+        timedelta(seconds=2), description="how often the daemon looks for override store changes (file store)"
+    )
 
     @field_validator("interval")
     @classmethod
     def _positive(cls, v: timedelta) -> timedelta:
         if v.total_seconds() < 1:
             raise ValueError("interval must be at least 1s")
+        return v
+
+    @field_validator("override_poll")
+    @classmethod
+    def _poll(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 0.1:
+            raise ValueError("override_poll must be at least 100ms (e.g. 2s)")
         return v
 
 

@@ -60,6 +60,7 @@ def tiny_config() -> Config:
         max=100,
         lead_time=timedelta(seconds=120),
         scale_in_cooldown=timedelta(0),
+        max_step_down=None,  # hand-computed figures below: scale-in in one step
     )
     return Config(pools=[pool], daemon=DaemonSettings(interval=timedelta(seconds=120)))
 

@@ -55,3 +55,34 @@ def test_json_carries_the_whole_decision() -> None:
     assert data["dry_run"] is True
     assert ocr["decision"]["desired"] == 10
     assert [r["code"] for r in ocr["decision"]["reasons"]] == ["forecast", "observed", "pool_max"]
+
+
+def test_off_shadow_and_unknown_count_rows() -> None:
+    from autoscaler.core.clock import ManualClock
+    from autoscaler.core.errors import NomadUnavailable
+    from autoscaler.targets.simulated import SimulatedCluster
+    from tests.helpers import T0
+
+    class HalfReachable(SimulatedCluster):
+        def current_count(self, pool):  # type: ignore[no-untyped-def]
+            if pool.name == "face":
+                raise NomadUnavailable("cannot reach Nomad at http://127.0.0.1:1 (from $NOMAD_ADDR)")
+            return super().current_count(pool)
+
+    cfg = make_config(pool_dict("ocr", mode="shadow"), pool_dict("asr", mode="off"), pool_dict("face"))
+    clock = ManualClock(T0)
+    metrics = FlatMetrics({cfg.pool("ocr").query: 100.0, cfg.pool("face").query: 50.0})
+    rep = run_tick(make_deps(cfg, metrics, target=HalfReachable(clock, {"ocr": 2, "face": 2}), clock=clock))
+    console = Console(width=200, record=True)
+    print_report(console, rep, "tick", as_json=False)
+    text = console.export_text()
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in text.splitlines()
+            if line.startswith("│ ")}
+    assert rows["ocr"][-1] == "shadow: would scale" and rows["ocr"][-2] == "up"
+    assert rows["asr"] == ["", "", "", "", "mode: off", "", "", "off"]
+    assert rows["face"][:4] == ["?", "50", "50", "7"] and rows["face"][-1] == "failed"  # the forecast still shows
+    assert "face: forecast 50 rps peak" in text and "(current count unknown: nothing decided)" in text
+    assert "ocr: shadow (mode: shadow): would scale 2 → 13; Nomad not changed" in text
+    data = json.loads(report_json(rep))
+    face = data["pools"][2]
+    assert face["decision"] is None and face["estimate"]["need"] == 7 and face["status"] == "failed"

@@ -155,3 +155,57 @@ def test_absolute_paths_are_kept_and_relative_ones_follow_the_file(tmp_path: Pat
     assert cfg.nomad.ca_cert == Path("/etc/nomad/ca.pem")
     assert cfg.nomad.client_cert == tmp_path / "certs/client.pem"
     assert cfg.overrides.schedule_file == Path("/etc/forescale/schedule.yaml")
+
+
+def test_every_relative_path_is_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not to the working directory: a cron job started elsewhere finds the same audit log, store and rules."""
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    (conf / "rules.yaml").write_text("rules: []\n")
+    text = VALID.replace("audit_log: audit.jsonl", "audit_log: state/audit.jsonl") + (
+        "overrides: {path: state/overrides.json, schedule_file: rules.yaml}\n"
+        "nomad: {ca_cert: tls/ca.pem, client_cert: tls/c.pem, client_key: tls/k.pem}\n"
+    )
+    text = text.replace("  url: http://127.0.0.1:9090", "  url: http://127.0.0.1:9090\n  ca_cert: tls/prom.pem")
+    jobspec = "    jobspec: {image: x:1, nomad_client_config: agent.hcl}"
+    text = text.replace("    lead_time: 12m", "    lead_time: 12m\n" + jobspec)
+    path = conf / "forescale.yaml"
+    path.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(Path("etc/forescale.yaml"))
+    assert cfg.audit_log == Path("etc/state/audit.jsonl")
+    assert cfg.overrides.path == Path("etc/state/overrides.json")
+    assert cfg.overrides.schedule_file == Path("etc/rules.yaml")
+    assert cfg.prometheus.ca_cert == Path("etc/tls/prom.pem")
+    assert (cfg.nomad.ca_cert, cfg.nomad.client_cert, cfg.nomad.client_key) == (
+        Path("etc/tls/ca.pem"),
+        Path("etc/tls/c.pem"),
+        Path("etc/tls/k.pem"),
+    )
+    settings = cfg.pool("ocr").jobspec
+    assert settings is not None and settings.nomad_client_config == Path("etc/agent.hcl")
+
+
+def test_the_example_starts_in_shadow_and_overrides_nothing_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOMAD_ADDR", "https://nomad.internal:4646")
+    cfg = load_config(EXAMPLE)
+    assert {p.mode for p in cfg.pools} == {"shadow"}
+    assert cfg.nomad.address == "https://nomad.internal:4646" and cfg.nomad.address_origin == "$NOMAD_ADDR"
+    assert cfg.overrides.schedule_file is None  # the sample rules are not switched on by copying the file
+    assert all(p.max_step_down == "25%" for p in cfg.pools)
+
+
+def test_default_step_down_is_a_quarter_and_can_be_turned_off(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID))
+    pool = cfg.pool("ocr")
+    assert pool.max_step_down == "25%" and pool.max_step_up is None and pool.mode == "active"
+    assert [pool.step_down_nodes(n) for n in (1, 4, 5, 12, 40)] == [1, 1, 2, 3, 10]
+    off = load_config(write(tmp_path, VALID + "    max_step_down: null\n")).pool("ocr")
+    assert off.step_down_nodes(40) is None
+
+
+def test_a_bad_step_limit_names_the_key_and_the_fix(tmp_path: Path) -> None:
+    (msg,) = problems(tmp_path, VALID + "    max_step_down: 150%\n")
+    assert "pools[0]" in msg and "max_step_down" in msg and "between 0% and 100%" in msg

@@ -69,7 +69,7 @@ def test_step_down_limit() -> None:
 
 
 def test_scale_in_cooldown_holds_then_releases() -> None:
-    p = pool(scale_in_cooldown=timedelta(minutes=15))
+    p = pool(scale_in_cooldown=timedelta(minutes=15), max_step_down=None)
     recent = [PastAction(NOW - timedelta(minutes=10), "ocr", 8, 10)]
     held = decide(p, NOW, 10, fc(30, 30), recent_actions=recent)
     assert held.desired == 10
@@ -90,13 +90,13 @@ def test_cooldown_ignores_other_pools_and_no_op_actions() -> None:
         PastAction(NOW - timedelta(minutes=1), "other", 8, 10),
         PastAction(NOW - timedelta(minutes=1), "ocr", 10, 10),
     ]
-    d = decide(pool(), NOW, 10, fc(30, 30), recent_actions=recent)
+    d = decide(pool(max_step_down=None), NOW, 10, fc(30, 30), recent_actions=recent)
     assert d.desired == 3
 
 
 @pytest.mark.parametrize(("peak", "expected", "code"), [(0.0, 2, "pool_min"), (1000.0, 12, "pool_max")])
 def test_pool_min_and_max_clamp_and_say_so(peak: float, expected: int, code: str) -> None:
-    d = decide(pool(min=2, max=12), NOW, 5, fc(peak, 0.0))
+    d = decide(pool(min=2, max=12, max_step_down=None), NOW, 5, fc(peak, 0.0))
     assert d.desired == expected
     assert code in d.reason_codes()
 
@@ -118,3 +118,89 @@ def test_held_still_respects_pool_bounds() -> None:
 def test_negative_current_is_rejected() -> None:
     with pytest.raises(ValueError):
         decide(pool(), NOW, -1, fc(10, 10))
+
+
+# -- the default step-down limit: 25 % of the current count, rounded up, at least 1 ---------------------
+
+
+@pytest.mark.parametrize(("current", "step"), [(12, 3), (10, 3), (4, 1), (2, 1), (1, 1), (100, 25), (101, 26)])
+def test_default_step_down_is_a_quarter_of_the_current_count_rounded_up(current: int, step: int) -> None:
+    d = decide(pool(max=200), NOW, current, fc(0.0, 0.0))
+    assert d.desired == max(current - step, 1)
+    if current - step > 1:
+        (reason,) = [r for r in d.reasons if r.code == "step_down"]
+        assert f"-{step} per tick (25% of {current})" in reason.message
+
+
+@pytest.mark.parametrize(
+    ("limit", "current", "need", "expected"), [(2, 10, 3, 8), ("50%", 10, 3, 5), ("50%", 3, 0, 1), (None, 10, 3, 3)]
+)
+def test_step_down_limit_as_a_count_a_share_or_none(limit: object, current: int, need: int, expected: int) -> None:
+    d = decide(pool(max_step_down=limit, min=0), NOW, current, fc(need * 10.0, 0.0))
+    assert d.desired == expected
+
+
+def test_step_up_limit_can_be_a_share_too() -> None:
+    d = decide(pool(max_step_up="50%"), NOW, 4, fc(200, 40))
+    assert d.desired == 6
+    assert "+2 per tick (50% of 4)" in d.reasons[-1].message
+
+
+@pytest.mark.parametrize("bad", [0, -1, "0%", "150%", "abc", "25 percent", True])
+def test_step_limits_reject_nonsense_with_the_fix(bad: object) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"step limit|share|node count"):
+        pool(max_step_down=bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("25%", "25%"), (" 12.5% ", "12.5%"), ("3", 3), (None, None), ("null", None)]
+)
+def test_step_limits_parse(text: object, value: object) -> None:
+    assert pool(max_step_down=text).max_step_down == value
+
+
+# -- a pin's end skips the scale-in cooldown ------------------------------------------------------------
+
+
+def test_a_cleared_pin_returns_to_the_forecast_without_the_cooldown() -> None:
+    p = pool(scale_in_cooldown=timedelta(minutes=15), max_step_down=None)
+    pinned = [PastAction(NOW - timedelta(minutes=5), "ocr", 10, 40, pinned=True)]
+    d = decide(p, NOW, 40, fc(130, 100), recent_actions=pinned)
+    assert d.desired == 13
+    assert "cooldown" not in d.reason_codes()
+    (reason,) = [r for r in d.reasons if r.code == "pin_ended"]
+    assert "without the scale-in cooldown" in reason.message
+
+
+def test_after_a_pin_the_step_limit_still_applies_and_says_so() -> None:
+    pinned = [PastAction(NOW - timedelta(minutes=5), "ocr", 10, 40, pinned=True)]
+    d = decide(pool(max=100), NOW, 40, fc(130, 100), recent_actions=pinned)
+    assert d.desired == 30
+    assert d.reason_codes()[2:] == ["pin_ended", "step_down"]
+
+
+def test_a_change_made_by_forecast_keeps_its_cooldown() -> None:
+    unpinned = [PastAction(NOW - timedelta(minutes=5), "ocr", 10, 40)]
+    d = decide(pool(), NOW, 40, fc(130, 100), recent_actions=unpinned)
+    assert d.desired == 40
+    assert "cooldown" in d.reason_codes()
+
+
+def test_while_the_pin_is_still_active_it_wins() -> None:
+    from autoscaler.core.effects import OverrideEffect
+
+    pin = OverrideEffect("pin", 40, "manual", "ov-1", "pinned to 40 by alice", NOW + timedelta(hours=1))
+    pinned = [PastAction(NOW - timedelta(minutes=5), "ocr", 10, 40, pinned=True)]
+    d = decide(pool(), NOW, 40, fc(130, 100), overrides=[pin], recent_actions=pinned)
+    assert d.desired == 40
+    assert "pin_ended" not in d.reason_codes()
+
+
+def test_estimate_is_the_forecast_need_alone() -> None:
+    from autoscaler.policy.decide import estimate
+
+    e = estimate(pool(), NOW, fc(95, 120))
+    assert (e.forecast_nodes, e.reactive_nodes, e.need) == (10, 12, 12)
+    assert [r.code for r in e.reasons] == ["forecast", "observed"]

@@ -302,7 +302,27 @@ def test_connection_refused_is_unavailable_after_retries(pool: Any, sleeps: list
     with pytest.raises(NomadUnavailable) as err:
         target.status(pool)
     assert f"cannot reach Nomad at {address}" in str(err.value) and "connection refused" in str(err.value)
+    assert "(address from nomad.address in the config;" in str(err.value)
     assert sleeps == [0.5, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"NOMAD_ADDR": "http://127.0.0.1:1"}, "address from $NOMAD_ADDR"),
+        ({}, "address from the default: neither nomad.address nor $NOMAD_ADDR is set"),
+    ],
+)
+def test_an_unreachable_nomad_says_where_the_address_came_from(
+    pool: Any, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    monkeypatch.delenv("NOMAD_ADDR", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = NomadSettings(token_env=TOKEN_ENV, timeout=timedelta(seconds=1), retries=0)
+    with pytest.raises(NomadUnavailable) as err:
+        NomadTarget(settings, sleep=lambda _s: None).current_count(pool)
+    assert expected in str(err.value)
 
 
 # ---------------------------------------------------------------- ACL and the token
