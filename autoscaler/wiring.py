@@ -16,6 +16,7 @@ from autoscaler.core.errors import NotifierError
 from autoscaler.core.ports import Clock, NodeProvider, Notifier, OverrideProvider, OverrideStore
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.daemon.service import Daemon
+from autoscaler.daemon.watch import OverrideWatcher
 from autoscaler.nomad.client import NomadClient
 from autoscaler.notify import metrics as notify_metrics
 from autoscaler.notify.audit import AuditLog
@@ -36,7 +37,15 @@ from predictor.factory import make_predictor
 log = logging.getLogger("forescale.wiring")
 
 
-def build_deps(config: Config, clock: Clock | None = None, notifiers: list[Notifier] | None = None) -> TickDeps:
+def build_deps(
+    config: Config,
+    clock: Clock | None = None,
+    notifiers: list[Notifier] | None = None,
+    *,
+    shadow: bool = False,
+    store: OverrideStore[PoolRecords] | None = None,
+) -> TickDeps:
+    """The real parts of a tick; ``shadow`` (``run --dry-run``) puts every pool in shadow for this process."""
     clock = clock or SystemClock()
     audit = AuditLog(config.audit_log)
     longest = max((p.scale_in_cooldown for p in config.pools), default=timedelta(0))
@@ -51,13 +60,14 @@ def build_deps(config: Config, clock: Clock | None = None, notifiers: list[Notif
         metrics=PrometheusSource(config.prometheus),
         predictor_for=lambda pool: make_predictor(config.predictor, pool),
         target=NomadTarget(config.nomad, client=client),
-        overrides=build_provider(config),
+        overrides=build_provider(config, store),
         clock=clock,
         notifiers=build_notifiers(config) if notifiers is None else notifiers,
         audit=audit,
         history=history,
         nodes=build_nodes(config, client, clock, audit),
         placement=placement,
+        shadow=shadow,
     )
 
 
@@ -90,13 +100,28 @@ def build_nodes(config: Config, client: NomadClient, clock: Clock, audit: AuditL
     return NodeReconciler(providers, NomadNodeDirectory(client), clock, memory)
 
 
-def build_daemon(config: Config, clock: Clock | None = None) -> Daemon:
-    """The daemon with its extra ticks at schedule-rule boundaries and the notifiers' metrics."""
+def build_daemon(
+    config: Config, clock: Clock | None = None, *, dry_run: bool = False, notifiers: list[Notifier] | None = None
+) -> Daemon:
+    """The daemon with its extra ticks at schedule-rule boundaries, the override store watch and the notifiers'
+    metrics.
+
+    ``dry_run``: every pool in shadow (decided, audited, posted and exported as "would scale"; Nomad untouched).
+    """
+    clock = clock or SystemClock()
     transitions = partial(transition_times, config) if config.overrides.schedule_file else None
+    store = build_store(config)
+    watcher = OverrideWatcher(
+        store,
+        [p.name for p in config.pools if p.mode != "off"],
+        clock,
+        poll_s=config.daemon.override_poll.total_seconds(),
+    )
     return Daemon(
-        build_deps(config, clock=clock),
+        build_deps(config, clock=clock, shadow=dry_run, store=store, notifiers=notifiers),
         transitions=transitions,
         extra_registries=[notify_metrics.REGISTRY],
+        watcher=watcher,
     )
 
 
@@ -107,11 +132,11 @@ def build_store(config: Config) -> OverrideStore[PoolRecords]:
     return FileStore(config.overrides.path)
 
 
-def build_provider(config: Config) -> OverrideProvider:
+def build_provider(config: Config, store: OverrideStore[PoolRecords] | None = None) -> OverrideProvider:
     """Schedule rules + the configured store. Raises ConfigError for an invalid schedule file."""
     return Overrides(
         schedule_for(config),
-        build_store(config),
+        store or build_store(config),
         [p.name for p in config.pools],
         {p.name: p.lead_time for p in config.pools},
     )
@@ -123,8 +148,10 @@ def build_notifiers(
     *,
     clock: Clock | None = None,
     metrics: NotifyMetrics = METRICS,
+    log_decisions: bool = False,
 ) -> list[Notifier]:
-    """Console (unless ``console=False``) plus Slack when ``slack:`` is configured.
+    """Console (unless ``console=False``), decisions as log records (``log_decisions``: the daemon's JSON logs)
+    plus Slack when ``slack:`` is configured.
 
     A Slack section that cannot be used (e.g. the token env var is empty) is logged with the fix and
     counted (``forescale_notifier_errors_total{error="not_configured"}``), but never stops scaling.
@@ -132,6 +159,10 @@ def build_notifiers(
     out: list[Notifier] = []
     if console:
         out.append(ConsoleNotifier())
+    if log_decisions:
+        from autoscaler.notify.log import LogNotifier
+
+        out.append(LogNotifier())
     if config.slack is not None:
         from autoscaler.notify.slack.notifier import SlackNotifier
 

@@ -15,7 +15,7 @@ change is refused with a clear error and nothing is written (the overrides in fo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -42,6 +42,22 @@ class NomadVariablesStore(OverrideStore[PoolRecords]):
         self.prefix = prefix.strip("/")
         self.max_attempts = max_attempts
         self.location = f"Nomad variables {self.prefix}/<pool> (namespace '{client.namespace}')"
+
+    blocking_version = True
+
+    def version(self, after: Hashable | None = None, wait_s: float = 0.0) -> Hashable | None:
+        """The Raft index of the variables under the prefix (``X-Nomad-Index`` of ``GET /v1/vars``); with
+        ``after`` and ``wait_s`` a blocking query that returns as soon as one of them changes."""
+        params: dict[str, Any] = {"prefix": self.prefix + "/"}
+        timeout: float | None = None
+        if isinstance(after, int) and wait_s > 0:
+            params |= {"index": after, "wait": f"{max(1, round(wait_s))}s"}
+            timeout = wait_s + self.client.settings.timeout.total_seconds()  # Nomad adds up to wait/16 of jitter
+        try:
+            resp = self.client.get_json("vars", params, retry=False, timeout_s=timeout)
+        except NomadError as exc:
+            raise OverrideError(f"cannot watch Nomad variables under '{self.prefix}/': {exc}") from None
+        return resp.nomad_index
 
     def var_path(self, pool: str) -> str:
         return f"{self.prefix}/{pool}"

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from autoscaler.core.errors import OverrideError
 from autoscaler.core.report import Event
 from autoscaler.core.settings.forescale import PoolConfig
+from autoscaler.core.timeutil import fmt_utc
 from overrides.manual import Kind, ManualOverride, PoolRecords, make_override
 from overrides.store import OverrideStore
 
@@ -129,12 +130,39 @@ def expire(store: OverrideStore, pools: Sequence[str], now: datetime) -> list[Ma
 
 
 def event_for(ov: ManualOverride, kind: str, now: datetime) -> Event:
-    """The Event announced for a change: override_set, override_replaced, override_cleared, override_expired."""
+    """The Event announced for a change, as one sentence: override_set, override_replaced, override_cleared,
+    override_expired. E.g. "alice pinned ocr to 40 until 18:00 UTC: Diwali campaign"."""
+    return Event(kind=kind, pool=ov.pool, message=sentence(ov, kind, now), at=now, details=ov.to_json())
+
+
+def sentence(ov: ManualOverride, kind: str, now: datetime) -> str:
+    """How Slack, the console and the audit log say what happened to a manual override."""
+    until = fmt_utc(ov.expires_at, now)
+    what = _what(ov)
     if kind == "override_set":
-        text = f"{ov.author} set {ov.describe(now)} on pool '{ov.pool}' ({ov.id})"
-    elif kind == "override_expired":
-        text = f"override {ov.id} on pool '{ov.pool}' expired: was {ov.describe(now)}"
-    else:
-        verb = "replaced" if kind == "override_replaced" else "cleared"
-        text = f"{ov.ended_by or 'someone'} {verb} override {ov.id} on pool '{ov.pool}': was {ov.describe(now)}"
-    return Event(kind=kind, pool=ov.pool, message=text, at=now, details=ov.to_json())
+        verbs = {
+            "pin": f"pinned {ov.pool} to {ov.value}",
+            "min": f"set a floor of {ov.value} on {ov.pool}",
+            "max": f"capped {ov.pool} at {ov.value}",
+        }
+        return f"{ov.author} {verbs[ov.kind]} until {until}: {ov.reason}"
+    after = _after_end(ov)
+    if kind == "override_expired":
+        return f"The {what} by {ov.author} expired at {until} ({ov.reason}){after}"
+    verb = "replaced" if kind == "override_replaced" else "cleared"
+    by = ov.ended_by or "someone"
+    tail = "" if kind == "override_replaced" else after
+    return f"{by} {verb} the {what} set by {ov.author} until {until} ({ov.reason}){tail}"
+
+
+def _what(ov: ManualOverride) -> str:
+    return {"pin": f"pin of {ov.pool} to {ov.value}", "min": f"floor of {ov.value} on {ov.pool}"}.get(
+        ov.kind, f"ceiling of {ov.value} on {ov.pool}"
+    )
+
+
+def _after_end(ov: ManualOverride) -> str:
+    """What the pool does once the override is gone (a pin's end skips the scale-in cooldown: decide)."""
+    if ov.kind == "pin":
+        return f"; {ov.pool} returns to the forecast at its next tick, without waiting for the scale-in cooldown"
+    return f"; {ov.pool} follows the forecast again from its next tick"

@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,10 @@ class MemoryStore(OverrideStore[PoolRecords]):
 
     def __init__(self) -> None:
         self._pools: dict[str, PoolRecords] = {}
+        self._writes = 0
+
+    def version(self, after: Hashable | None = None, wait_s: float = 0.0) -> Hashable | None:
+        return self._writes
 
     def read(self, pools: Sequence[str]) -> dict[str, PoolRecords]:
         return {p: self._pools.get(p, PoolRecords()).model_copy(deep=True) for p in pools}
@@ -40,6 +44,7 @@ class MemoryStore(OverrideStore[PoolRecords]):
         records = self._pools.get(pool, PoolRecords()).model_copy(deep=True)
         out = fn(records)
         self._pools[pool] = records
+        self._writes += 1
         return out
 
 
@@ -60,6 +65,16 @@ class FileStore(OverrideStore[PoolRecords]):
     def read(self, pools: Sequence[str]) -> dict[str, PoolRecords]:
         data = self._load(self.path)
         return {p: data.get(p, PoolRecords()) for p in pools}
+
+    def version(self, after: Hashable | None = None, wait_s: float = 0.0) -> Hashable | None:
+        """The file's identity and mtime (an atomic replace changes both); ``stat`` only, cheap to poll."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return ("absent",)
+        except OSError as exc:
+            raise OverrideError(f"cannot read the override store {self.path}: {exc.strerror}") from None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def read_last_good(self, pools: Sequence[str]) -> tuple[dict[str, PoolRecords], str] | None:
         """The last content forescale itself wrote and its path, or None."""

@@ -31,8 +31,15 @@ pools:
 
 
 def write_config(tmp_path: Path, schedule: str | None = None, overrides: str = "") -> Path:
-    """forescale.yaml (+ schedule.yaml) in ``tmp_path``; the store and audit log live there too."""
-    lines = ["audit_log: audit.jsonl", "overrides:", "  path: overrides.json"]
+    """forescale.yaml (+ schedule.yaml) in ``tmp_path``; the store and audit log live there too.
+
+    ``daemon.listen_port`` is a port nothing listens on, so `override set/clear` never find a daemon (of
+    another test run) to wait for.
+    """
+    from tests.helpers import free_port
+
+    lines = ["audit_log: audit.jsonl", "daemon:", f"  listen_port: {free_port()}"]
+    lines += ["overrides:", "  path: overrides.json"]
     if schedule is not None:
         (tmp_path / "schedule.yaml").write_text(dedent(schedule), encoding="utf-8")
         lines.append("  schedule_file: schedule.yaml")

@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from autoscaler.core.clock import SystemClock
 from autoscaler.core.ports import Clock
+from autoscaler.notify.console import terminal_console
 
 if TYPE_CHECKING:
     from autoscaler.core.settings.forescale import Config, PoolConfig
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # never hard-wrap error lines
+console = terminal_console()  # wraps on a terminal, never into a pipe or a file
+err_console = terminal_console(stderr=True, soft_wrap=True)  # never hard-wrap error lines
 
 ConfigOpt = typer.Option(
     Path("forescale.yaml"), "--config", "-c", help="forescale.yaml to use.", envvar="FORESCALE_CONFIG"

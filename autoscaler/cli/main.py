@@ -6,6 +6,7 @@ Nomad client) inside the commands, so `forescale --help` and shell completion do
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -124,27 +125,100 @@ def plan(
 
 
 @app.command()
-def run(ctx: typer.Context, config: Path = ConfigOpt) -> None:
-    """Run the daemon: a tick every interval, /metrics and /healthz on loopback, clean stop on SIGTERM."""
-    from autoscaler.config import load_config
-    from autoscaler.wiring import build_daemon
+def run(
+    ctx: typer.Context,
+    config: Path = ConfigOpt,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Every pool in shadow: decide, audit, post to Slack and export metrics as 'would scale', "
+        "but never change Nomad (as mode: shadow on each pool).",
+    ),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="text or json (one JSON object per line) [daemon.log_format, else text]."
+    ),
+) -> None:
+    """Run the daemon: a tick every interval, /metrics and /healthz on loopback, clean stop on SIGTERM.
 
+    Pools with mode: shadow only report what they would do; pools with mode: off are left alone. A change
+    in the override store ticks the pools it affects within seconds.
+    """
+    from autoscaler.config import load_config
+    from autoscaler.wiring import build_daemon, build_notifiers
+
+    if log_format not in (None, "text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--log-format")
     cfg = load_config(config)
-    logging.getLogger("forescale").setLevel(logging.DEBUG if state(ctx).debug else logging.INFO)
-    build_daemon(cfg, clock=clock_of(ctx)).run_forever()
+    fmt = log_format or cfg.daemon.log_format
+    debug = state(ctx).debug
+    if fmt == "json":
+        _json_logging(debug)
+    logging.getLogger("forescale").setLevel(logging.DEBUG if debug else logging.INFO)
+    notifiers = build_notifiers(cfg, console=fmt == "text", log_decisions=fmt == "json")
+    build_daemon(cfg, clock=clock_of(ctx), dry_run=dry_run, notifiers=notifiers).run_forever()
+
+
+def _json_logging(debug: bool) -> None:
+    """Every log record as one JSON object per line on stdout (python-json-logger): time, level, logger, message
+    and the record's fields (decisions carry pool, status, counts and reason codes)."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        JsonFormatter(
+            "{levelname}{name}{message}",
+            style="{",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
+            json_ensure_ascii=False,
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @config_app.command("check")
-def config_check(config: Path = typer.Argument(Path("forescale.yaml"), help="Config file to validate.")) -> None:
+def config_check(
+    config: Path = typer.Argument(Path("forescale.yaml"), help="Config file to validate."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, path, problems, pools} as JSON."),
+) -> None:
     """Validate a config; print each problem with its key path and the fix; exit 2 if invalid."""
     from autoscaler.config import extra_checks, load_config
 
-    cfg = load_config(config)
-    problems = extra_checks(cfg)
+    try:
+        cfg = load_config(config)
+        problems = extra_checks(cfg)
+    except ConfigError as exc:
+        if not as_json:
+            raise
+        typer.echo(json.dumps({"ok": False, "path": exc.path, "problems": exc.problems, "pools": []}, indent=2))
+        raise typer.Exit(exc.exit_code) from None
     if problems:
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "path": str(config), "problems": problems, "pools": []}, indent=2))
+            raise typer.Exit(ConfigError.exit_code)
         raise ConfigError(str(config), problems)
-    names = ", ".join(p.name for p in cfg.pools)
-    console.print(f"[green]ok[/]: {config} is valid ({len(cfg.pools)} pool(s): {names})")
+    if as_json:
+        pools = [
+            {"name": p.name, "mode": p.mode, "job": p.nomad.job, "group": p.nomad.group, "min": p.min, "max": p.max}
+            for p in cfg.pools
+        ]
+        doc = {
+            "ok": True,
+            "path": str(config),
+            "problems": [],
+            "pools": pools,
+            "nomad_address": cfg.nomad.address,
+            "nomad_address_from": cfg.nomad.address_origin,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    names = ", ".join(f"{p.name}" + ("" if p.mode == "active" else f" ({p.mode})") for p in cfg.pools)
+    console.print(f"[green]ok[/]: {config} is valid ({len(cfg.pools)} pool(s): {names})", highlight=False)
+    console.print(f"Nomad: {cfg.nomad.address} (from {cfg.nomad.address_origin})", highlight=False)
 
 
 def _register_subcommands() -> None:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from autoscaler.cli.common import ConfigOpt, PoolOpt, TzOpt, clock_of, console, err_console, select_pools
+from autoscaler.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    PoolOpt,
+    TzOpt,
+    clock_of,
+    console,
+    err_console,
+    select_pools,
+)
 from autoscaler.core.errors import OverrideError
 
 if TYPE_CHECKING:
+    from autoscaler.core.decision import Reason
+    from autoscaler.core.effects import OverrideEffect
     from autoscaler.core.report import Event
     from autoscaler.core.settings.forescale import Config, PoolConfig
     from overrides.manual import Kind, ManualOverride
@@ -29,6 +42,12 @@ override_app = typer.Typer(
 )
 
 _INT = re.compile(r"^\s*-?\d+\s*$")
+WaitOpt = typer.Option(
+    "15s",
+    "--wait",
+    metavar="DURATION",
+    help="Wait this long for a running daemon to tick the pool and say so (0: do not wait).",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -49,8 +68,9 @@ def schedule_show(
         None, "--at", metavar="TIME", help="Evaluate at this time instead of now (e.g. '2026-12-01 09:30')."
     ),
     tz: str = TzOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
-    """List the schedule rules and every floor, ceiling and pin in force at a time."""
+    """List the schedule rules and every floor, ceiling and pin in force at a time, and which one wins."""
     from autoscaler.core.durations import format_duration
     from autoscaler.core.timeutil import fmt_local, fmt_utc
     from overrides.schedule import schedule_for
@@ -59,17 +79,35 @@ def schedule_show(
     pools = select_pools(cfg, pool)
     when = _time(at, tz, clock_of(ctx).now()) if at else clock_of(ctx).now()
     schedule = schedule_for(cfg)
+    rules: list[dict[str, object]] = []
     table = Table(title=f"schedule rules ({cfg.overrides.schedule_file or 'no schedule_file configured'})")
     for col in ("pool", "rule", "timezone", "when", "floor", "ceiling", "lead", "closed on", f"at {fmt_utc(when)}"):
         table.add_column(col, overflow="fold")
     for p in pools:
         live = {(e.name, e.kind): e for e in schedule.effects(p.name, when)}
         for rule in schedule.for_pool(p.name):
+            mine = [(k, e) for (name, k), e in live.items() if name == rule.name and e.expires_at is not None]
             state = [
                 f"{'floor' if k == 'min' else 'ceiling'} {e.value} until {fmt_local(e.expires_at, rule.tz, when)}"
-                for (name, k), e in live.items()
-                if name == rule.name and e.expires_at is not None
+                for k, e in mine
+                if e.expires_at is not None
             ]
+            rules.append(
+                {
+                    "pool": p.name,
+                    "rule": rule.name,
+                    "timezone": rule.tz.key,
+                    "when": rule.when,
+                    "min": rule.min,
+                    "max": rule.max,
+                    "lead_s": rule.lead.total_seconds(),
+                    "closed": sorted(str(d) for d in rule.closed),
+                    "in_force": [
+                        {"kind": k, "value": e.value, "until": e.expires_at.isoformat() if e.expires_at else None}
+                        for k, e in mine
+                    ],
+                }
+            )
             table.add_row(
                 p.name,
                 rule.name,
@@ -81,8 +119,21 @@ def schedule_show(
                 _closed(rule.closed),
                 "[green]" + "\n".join(state) + "[/]" if state else "[dim]not in force[/]",
             )
+    in_force, warnings = _in_force(cfg, pools, when)
+    if as_json:
+        doc = {
+            "at": when.isoformat(),
+            "schedule_file": str(cfg.overrides.schedule_file) if cfg.overrides.schedule_file else None,
+            "rules": rules,
+            "pools": in_force,
+            "warnings": warnings,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
     console.print(table)
-    _print_in_force(cfg, pools, when)
+    _print_in_force(in_force, when)
+    for message in warnings:  # showing must not expire anything: no drain_events here
+        err_console.print(f"[yellow]warning[/]: {message}", highlight=False)
 
 
 @schedule_app.command("next")
@@ -95,6 +146,7 @@ def schedule_next(
         None, "--from", metavar="TIME", help="List changes after this time instead of now."
     ),
     tz: str = TzOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """The coming changes: when each floor/ceiling starts (lead included) and ends. The daemon ticks then too."""
     from autoscaler.core.timeutil import fmt_local, fmt_utc
@@ -111,6 +163,23 @@ def schedule_next(
         nxt = horizon + timedelta(days=31)
         found += [t for t in schedule.transitions(horizon, nxt) if t.rule.pool in names]
         horizon = nxt
+    if as_json:
+        changes = [
+            {
+                "at": t.at.isoformat(),
+                "local": t.at.astimezone(t.rule.tz).isoformat(),
+                "timezone": t.rule.tz.key,
+                "pool": t.rule.pool,
+                "rule": t.rule.name,
+                "kind": t.kind,
+                "value": t.value,
+                "starts": t.starts,
+                "change": t.describe(),
+            }
+            for t in found[:count]
+        ]
+        typer.echo(json.dumps({"from": begin.isoformat(), "changes": changes}, indent=2))
+        return
     table = Table(title=f"next {count} schedule changes after {fmt_utc(begin)}")
     for col in ("UTC", "local", "pool", "rule", "change"):
         table.add_column(col, overflow="fold")
@@ -140,10 +209,15 @@ def override_set(
     by: str | None = typer.Option(None, "--by", help="Author (default: your OS user)."),
     tz: str = TzOpt,
     config: Path = ConfigOpt,
+    wait: str = WaitOpt,
 ) -> None:
-    """Pin, floor or cap a pool until an expiry (required; at most overrides.max_duration away)."""
+    """Pin, floor or cap a pool until an expiry (required; at most overrides.max_duration away).
+
+    Then says when it takes effect: a running `forescale run` watching the same store ticks the pool within
+    seconds (this waits for it, see --wait); otherwise the next `forescale tick` applies it.
+    """
     from overrides.manual import default_author
-    from overrides.operations import Request, event_for, set_override
+    from overrides.operations import Request, event_for, sentence, set_override
 
     cfg = _load(config)
     p = select_pools(cfg, pool)[0]
@@ -153,6 +227,7 @@ def override_set(
             values[kind] = _count(kind, text)  # type: ignore[index]
     now = clock_of(ctx).now().replace(microsecond=0)
     expires = _expiry(for_, until, tz, now)
+    wait_s = _wait(wait)
     from autoscaler.wiring import build_store
 
     store = build_store(cfg)
@@ -164,10 +239,11 @@ def override_set(
     events += [event_for(o, "override_set", now) for o in created]
     events += _expired_events(cfg, now)
     for o in created:
-        console.print(f"[green]set[/] {o.id}: pool '{o.pool}' {o.describe(now)}", highlight=False)
+        console.print(f"[green]set[/] {o.id}: {sentence(o, 'override_set', now)}", highlight=False)
     for o in replaced:
         console.print(f"[yellow]replaced[/] {o.id} (was {o.describe(now)})", highlight=False)
     _report(cfg, events)
+    _say_when(ctx, cfg, store.location, [p.name], wait_s)
 
 
 @override_app.command("list")
@@ -178,6 +254,7 @@ def override_list(
     ),
     pool: str | None = PoolOpt,
     config: Path = ConfigOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Active manual overrides (and, with --all, the recently ended ones)."""
     from autoscaler.core.timeutil import fmt_utc
@@ -190,14 +267,20 @@ def override_list(
     now = clock_of(ctx).now().replace(microsecond=0)
     records = store.read([p.name for p in pools])
     rows: list[tuple[ManualOverride, str]] = []
+    plain: list[dict[str, object]] = []
     for name in records:
         for o in records[name].active:
             rows.append((o, "[green]active[/]" if o.active(now) else "[yellow]expired (not yet reported)[/]"))
+            plain.append(o.to_json() | {"status": "active" if o.active(now) else "expired"})
         if all_:
             rows += [
                 (o, f"[dim]{o.ended} {fmt_utc(o.ended_at, now) if o.ended_at else ''}[/]")
                 for o in records[name].history
             ]
+            plain += [o.to_json() | {"status": o.ended or "ended"} for o in records[name].history]
+    if as_json:
+        typer.echo(json.dumps({"store": store.location, "at": now.isoformat(), "overrides": plain}, indent=2))
+        return
     if not rows:
         console.print(f"no {'' if all_ else 'active '}manual overrides in {store.location}")
         return
@@ -225,12 +308,17 @@ def override_clear(
     target: str = typer.Argument(..., help="A pool (clears all its overrides) or an override id."),
     by: str | None = typer.Option(None, "--by", help="Who clears it (default: your OS user)."),
     config: Path = ConfigOpt,
+    wait: str = WaitOpt,
 ) -> None:
-    """End a manual override now (by id), or all of a pool's."""
+    """End a manual override now (by id), or all of a pool's.
+
+    A cleared pin returns the pool to the forecast at its next tick, without waiting for the scale-in cooldown.
+    """
     from overrides.manual import default_author
-    from overrides.operations import clear_overrides, event_for
+    from overrides.operations import clear_overrides, event_for, sentence
 
     cfg = _load(config)
+    wait_s = _wait(wait)
     from autoscaler.wiring import build_store
 
     store = build_store(cfg)
@@ -241,11 +329,39 @@ def override_clear(
     if not ended:
         console.print(f"pool '{target}' has no active manual overrides; nothing to clear")
     for o in ended:
-        console.print(f"[green]cleared[/] {o.id}: was {o.describe(now)}", highlight=False)
+        console.print(f"[green]cleared[/] {o.id}: {sentence(o, 'override_cleared', now)}", highlight=False)
     _report(cfg, events)
+    if ended:
+        _say_when(ctx, cfg, store.location, sorted({o.pool for o in ended}), wait_s)
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _wait(text: str) -> float:
+    from autoscaler.core.durations import parse_duration
+
+    try:
+        return float(text) if text.strip().replace(".", "", 1).isdigit() else parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise OverrideError(f"--wait: {exc}") from None
+
+
+def _say_when(ctx: typer.Context, cfg: Config, store: str, pools: list[str], wait_s: float) -> None:
+    """One line: when the change takes effect (after waiting for the daemon, unless --wait 0)."""
+    from autoscaler.cli.effect import daemon_url, http_health, takes_effect
+
+    since = clock_of(ctx).now()
+    for name in pools:
+        mode = cfg.pool(name).mode
+        if mode == "off":
+            console.print(f"[yellow]note[/]: pool '{name}' has mode: off: forescale does not act on it")
+        elif mode == "shadow":
+            console.print(f"[yellow]note[/]: pool '{name}' is in shadow: it only reports what it would do")
+    url = daemon_url(cfg.daemon.listen_host, cfg.daemon.listen_port)
+    where = url or "an unknown port (daemon.listen_port is 0)"
+    effect = takes_effect(http_health(url) if url else None, where, store, pools, since, wait_s)
+    console.print(("[green]" if effect.confirmed else "[dim]") + escape(effect.text) + "[/]", highlight=False)
 
 
 def _count(kind: str, text: str) -> int:
@@ -304,25 +420,102 @@ def _closed(dates: frozenset[object]) -> str:
     return ", ".join(items[:4]) + (f" (+{len(items) - 4})" if len(items) > 4 else "") if items else "—"
 
 
-def _print_in_force(cfg: Config, pools: list[PoolConfig], when: datetime) -> None:
-    from autoscaler.core.timeutil import fmt_utc
+def _in_force(cfg: Config, pools: list[PoolConfig], when: datetime) -> tuple[dict[str, object], list[str]]:
+    """Per pool: every override effect in force at ``when`` and which pin/floor/ceiling wins, as decide applies
+    them (asked of decide itself with a forecast of 0 and one above the pool max); plus the store's warnings."""
+    from autoscaler.policy.decide import decide
     from autoscaler.wiring import build_provider
+    from predictor.base import Forecast
 
     provider = build_provider(cfg)
+    out: dict[str, object] = {}
+    for p in pools:
+        effects = list(provider.effects(p.name, when))
+        per_node = p.capacity_per_node * p.target_utilization
+        low = decide(p, when, 0, Forecast(0.0, 0.0, 0.0, "bounds"), effects)
+        high_rps = per_node * (p.max + 1)
+        high = decide(p, when, p.max, Forecast(high_rps, high_rps, 0.0, "bounds"), effects)
+        out[p.name] = {
+            "effects": [
+                {
+                    "source": e.source,
+                    "kind": e.kind,
+                    "value": e.value,
+                    "name": e.name,
+                    "explanation": e.explanation,
+                    "expires_at": e.expires_at.isoformat() if e.expires_at else None,
+                }
+                for e in effects
+            ],
+            "pool_min": p.min,
+            "pool_max": p.max,
+            "lowest": low.desired,
+            "highest": high.desired,
+            "wins": _winners(effects, low.reasons, high.reasons),
+        }
+    return out, [event.message for event in provider.warnings()]
+
+
+def _winners(effects: list[OverrideEffect], low: tuple[Reason, ...], high: tuple[Reason, ...]) -> list[str]:
+    """Sentences naming the pin, floor and ceiling that bind, and the ones they beat."""
+    lines = []
+    pins = [e for e in effects if e.kind == "pin"]
+    if pins:
+        won = next((e for e in pins for r in low if r.code == "manual_pin" and e.explanation in r.message), pins[0])
+        others = [e for e in effects if e is not won]
+        beaten = f"; it beats {_names(others)}" if others else ""
+        return [f"pin {won.value} ({_name(won)}) wins: a pin beats floors, ceilings and the forecast{beaten}"]
+    for kind, word, reasons in (("min", "floor", low), ("max", "ceiling", high)):
+        mine = [e for e in effects if e.kind == kind]
+        if not mine:
+            continue
+        binding = [r for r in reasons if r.code.endswith("_floor" if kind == "min" else "_ceiling")]
+        found = next((e for e in mine for r in binding[-1:] if e.explanation in r.message), None)
+        if found is None:
+            lines.append(f"no {word} binds: {_names(mine)} lie within the pool's min/max or lose to the other bounds")
+            continue
+        won = found
+        others = [e for e in mine if e is not won]
+        rule = "highest" if kind == "min" else "lowest"
+        why = f"the {rule} of {len(mine)} {word}s" if others else f"the only {word}"
+        beaten = f"; not binding: {_names(others)}" if others else ""
+        lines.append(f"{word} {won.value} ({_name(won)}) wins: {why}{beaten}")
+    return lines
+
+
+def _name(e: OverrideEffect) -> str:
+    return f"schedule rule '{e.name}'" if e.source == "schedule" else f"manual {e.name} by {e.author}"
+
+
+def _names(effects: list[OverrideEffect]) -> str:
+    return ", ".join(f"{e.kind} {e.value} ({_name(e)})" for e in effects)
+
+
+def _print_in_force(in_force: dict[str, object], when: datetime) -> None:
+    from autoscaler.core.timeutil import fmt_utc
+
     table = Table(
         title=f"in force at {fmt_utc(when)} (what decide applies: pin > max(floor, forecast), then pool min/max)"
     )
     for col in ("pool", "source", "kind", "value", "explanation"):
         table.add_column(col, overflow="fold")
-    for p in pools:
-        effects = provider.effects(p.name, when)
-        for e in effects:
-            table.add_row(p.name, e.source, e.kind, str(e.value), e.explanation)
-        if not effects:
-            table.add_row(p.name, "—", "—", "—", f"forecast only, within pool min {p.min} / max {p.max}")
+    lines = []
+    for name, info in in_force.items():
+        assert isinstance(info, dict)
+        for e in info["effects"]:
+            table.add_row(name, e["source"], e["kind"], str(e["value"]), e["explanation"])
+        if not info["effects"]:
+            bounds = f"pool min {info['pool_min']} / max {info['pool_max']}"
+            table.add_row(name, "—", "—", "—", f"forecast only, within {bounds}")
+        lines += [f"[bold]{name}[/]: {line}" for line in info["wins"]]
+        if info["effects"]:
+            lines.append(
+                f"[bold]{name}[/]: whatever the forecast, {info['lowest']}..{info['highest']} nodes "
+                f"(pool min {info['pool_min']} / max {info['pool_max']})"
+            )
     console.print(table)
-    for event in provider.warnings():  # showing must not expire anything: no drain_events here
-        err_console.print(f"[yellow]warning[/]: {event.message}", highlight=False)
+    for line in lines:
+        console.print(line, highlight=False)
 
 
 def _expired_events(cfg: Config, now: datetime) -> list[Event]:

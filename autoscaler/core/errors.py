@@ -15,7 +15,8 @@
     │       └── JobIndexConflict   500 "Enforcing job modify index": the job changed meanwhile
     ├── NodeProviderError          a node provider (AWS Auto Scaling, a command) failed: machines unchanged
     ├── NotifierError              a notifier cannot be used (never fails a tick)
-    └── OverrideError              an override request is invalid, or the store is unreadable
+    ├── OverrideError              an override request is invalid, or the store is unreadable
+    └── StartupError               the daemon cannot start (e.g. daemon.listen_port is taken)
 
 The CLI turns any ``ForescaleError`` into one readable line and its ``exit_code`` (a traceback only
 with ``--debug``).
@@ -111,6 +112,10 @@ class NotifierError(ForescaleError):
 
 class OverrideError(ForescaleError):
     """An override request is invalid, or the override store is unreadable."""
+
+
+class StartupError(ForescaleError):
+    """The daemon cannot start: the message names the setting to change (e.g. ``daemon.listen_port``)."""
 
 
 class CasConflict(NomadError):

@@ -100,6 +100,24 @@ class DaemonMetrics:
             ["pool"],
             registry=r,
         )
+        self.shadow = Gauge(
+            "forescale_pool_shadow",
+            "1 while the pool is in shadow (mode: shadow or run --dry-run): decided, never applied",
+            ["pool"],
+            registry=r,
+        )
+        self.would_scale = Gauge(
+            "forescale_would_scale_nodes",
+            "Shadow pools: the count forescale would have applied in the last tick (absent for active pools)",
+            ["pool"],
+            registry=r,
+        )
+        self.would_scale_total = Counter(
+            "forescale_would_scale_total",
+            "Shadow pools: ticks that would have scaled, by direction",
+            ["pool", "action"],
+            registry=r,
+        )
 
     def describe(self, pools: Iterable[PoolConfig], interval: timedelta) -> None:
         """The config-derived gauges (capacity lines on the dashboard, the overdue alert's interval)."""
@@ -108,7 +126,12 @@ class DaemonMetrics:
             self.node_capacity.labels(pool.name).set(pool.capacity_per_node * pool.target_utilization)
             self.unplaceable.labels(pool.name).set(0)
 
-    def observe(self, report: TickReport, trigger: str) -> None:
+    def set_shadow(self, pools: dict[str, bool]) -> None:
+        """Which pools are in shadow (mode: shadow, or every pool under run --dry-run)."""
+        for pool, shadow in pools.items():
+            self.shadow.labels(pool).set(1 if shadow else 0)
+
+    def observe(self, report: TickReport, trigger: str, shadow_pools: frozenset[str] = frozenset()) -> None:
         for event in report.events:
             if event.kind in (UNPLACEABLE, PLACED):
                 self.unplaceable.labels(event.pool).set(1 if event.kind == UNPLACEABLE else 0)
@@ -128,6 +151,10 @@ class DaemonMetrics:
                 self.pool_nodes.labels(o.pool, "queued").set(d.queued)
                 if d.queued == 0:
                     self.unplaceable.labels(o.pool).set(0)
+            if o.pool in shadow_pools:
+                self.would_scale.labels(o.pool).set(d.desired)
+            if o.status == "shadow":
+                self.would_scale_total.labels(o.pool, d.action).inc()
             self.desired.labels(o.pool).set(d.desired)
             self.held.labels(o.pool).set(1 if d.held else 0)
             if d.held:

@@ -1,12 +1,14 @@
-"""`forescale run`: APScheduler runs the tick every interval (plus at schedule-rule boundaries).
+"""`forescale run`: APScheduler runs the tick every interval (plus at schedule-rule boundaries, when the
+override store changes, and when a manual override expires).
 
 Ticks run on a single worker thread, so two ticks never overlap; missed runs are coalesced into one;
 SIGTERM/SIGINT stop the daemon after the running tick. A tick that raises is logged and counted,
-never fatal.
+never fatal. ``/healthz`` and ``/metrics`` show a tick as soon as its decisions are made (before Slack).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
@@ -21,9 +23,12 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
-from autoscaler.core.report import TickReport
+from autoscaler.core.errors import StartupError
+from autoscaler.core.ports import Notifier
+from autoscaler.core.report import Event, TickReport
 from autoscaler.daemon.http import StatusServer
 from autoscaler.daemon.metrics import DaemonMetrics
+from autoscaler.daemon.watch import OverrideWatcher
 from autoscaler.policy.tick import TickDeps, run_tick
 
 log = logging.getLogger("forescale.daemon")
@@ -31,53 +36,142 @@ log = logging.getLogger("forescale.daemon")
 Transitions = Callable[[datetime, datetime], Sequence[datetime]]
 TRANSITION_LOOKAHEAD = timedelta(hours=2)
 NODE_FOLLOW_UP = timedelta(minutes=2)  # re-tick a pool soon while its nodes drain (terminate them when done)
+EXPIRY_GRACE = timedelta(seconds=1)  # tick just after an override's expiry, never just before it
+
+
+class _Recorder(Notifier):
+    """The first notifier of every daemon tick: health and metrics see the tick the moment it is decided
+    (before Slack or the console, which may be slow)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def notify(self, report: TickReport) -> None:
+        self.daemon.record(report)
+
+    def announce(self, event: Event) -> None:
+        return None
 
 
 class Daemon:
-    """The long-running scaler. ``transitions(start, end)`` gives extra tick times (rule starts/ends)."""
+    """The long-running scaler. ``transitions(start, end)`` gives extra tick times (rule starts/ends);
+    ``watcher`` (optional) reports override store changes, which tick the affected pools at once."""
 
     def __init__(
         self,
         deps: TickDeps,
         transitions: Transitions | None = None,
         extra_registries: Sequence[CollectorRegistry] = (),
+        watcher: OverrideWatcher | None = None,
     ) -> None:
         self.deps = deps
-        self.interval = deps.config.daemon.interval
+        config = deps.config
+        self.interval = config.daemon.interval
         self.transitions = transitions
+        self.watcher = watcher
         self.metrics = DaemonMetrics()
         self.metrics.describe(deps.config.pools, self.interval)
+        self.shadow_pools = frozenset(p.name for p in config.pools if deps.shadow or p.mode == "shadow")
+        self.metrics.set_shadow({p.name: p.name in self.shadow_pools for p in config.pools if p.mode != "off"})
         self.last_report: TickReport | None = None
         self.last_finished: datetime | None = None
+        self.last_trigger: str | None = None
+        self.pool_state: dict[str, dict[str, Any]] = {}
         self.started_at: datetime | None = None
+        self._trigger = "interval"
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
+        self._watch_thread: threading.Thread | None = None
+        deps.notifiers = [_Recorder(self), *deps.notifiers]
         grace = int(self.interval.total_seconds())
         self.scheduler = BackgroundScheduler(
             timezone="UTC",
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         )
-        settings = deps.config.daemon
-        self.server = StatusServer(
-            settings.listen_host, settings.listen_port, [self.metrics.registry, *extra_registries], self.health
-        )
+        settings = config.daemon
+        try:
+            self.server = StatusServer(
+                settings.listen_host, settings.listen_port, [self.metrics.registry, *extra_registries], self.health
+            )
+        except OSError as exc:
+            raise _listen_error(exc, settings.listen_host, settings.listen_port, str(config.source or "")) from None
+        if watcher is not None:
+            watcher.on_change = self.on_overrides_changed
 
     # -- the work -------------------------------------------------------------------------------
     def tick(self, trigger: str = "interval", only: Sequence[str] | None = None) -> TickReport | None:
-        """Run one tick now (serialised with any other); never raises."""
+        """Run one tick now (serialised with any other), for every pool or ``only`` these; never raises."""
         with self._tick_lock:
+            self._trigger = trigger
             try:
                 report = run_tick(self.deps, only=only)
             except Exception:
                 log.exception("tick crashed (%s); the daemon keeps running", trigger)
                 self.metrics.crashes.inc()
                 return None
-            self.metrics.observe(report, trigger)
-            self.last_report = report
-            self.last_finished = self.deps.clock.now()
+            if self.last_report is not report:  # a tick without notifiers never reached the recorder
+                self.record(report)
             self.follow_up_drains(report)
             return report
+
+    def record(self, report: TickReport) -> None:
+        """Health and metrics of a finished tick (called by the recorder, right after the decisions)."""
+        trigger = self._trigger
+        self.metrics.observe(report, trigger, self.shadow_pools)
+        finished = self.deps.clock.now()
+        for o in report.outcomes:
+            d = o.decision
+            self.pool_state[o.pool] = {
+                "mode": "shadow" if o.pool in self.shadow_pools else self.deps.config.pool(o.pool).mode,
+                "status": o.status,
+                "held": bool(d and d.held),
+                "current": d.current if d else None,
+                "desired": d.desired if d else None,
+                "error": o.error,
+                "last_tick": report.at.isoformat(),
+                "trigger": trigger,
+            }
+        self.last_report = report
+        self.last_finished = finished
+        self.last_trigger = trigger
+
+    def on_overrides_changed(self, pools: Sequence[str]) -> None:
+        """The override store changed for ``pools``: tick them now (a job per pool, so none is lost)."""
+        now = self.deps.clock.now()
+        for pool in pools:
+            log.info("override store changed for pool %s: ticking it now", pool)
+            self.scheduler.add_job(
+                self.tick,
+                DateTrigger(run_date=now),
+                id=f"override-{pool}",
+                name=f"override change: {pool}",
+                kwargs={"trigger": "override", "only": [pool]},
+                replace_existing=True,
+            )
+        self.schedule_expiries()
+
+    def schedule_expiries(self) -> list[tuple[str, datetime]]:
+        """One tick per active manual override, just after it expires (a pin ends on time, not at the next
+        interval)."""
+        if self.watcher is None:
+            return []
+        now = self.deps.clock.now()
+        out = []
+        for pool, ident, expires in self.watcher.expiries():
+            when = expires + EXPIRY_GRACE
+            if when <= now:
+                continue
+            self.scheduler.add_job(
+                self.tick,
+                DateTrigger(run_date=when),
+                id=f"expiry-{ident}",
+                name=f"override {ident} expires: {pool}",
+                kwargs={"trigger": "override_expiry", "only": [pool]},
+                replace_existing=True,
+            )
+            out.append((pool, when))
+        return out
 
     def follow_up_drains(self, report: TickReport) -> list[str]:
         """Pools whose nodes are draining get an extra tick soon, so drained machines are not paid for until the
@@ -133,6 +227,7 @@ class Daemon:
                 name="schedule look-ahead",
                 next_run_time=now,
             )
+        self.schedule_expiries()
 
     # -- health ---------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -146,13 +241,15 @@ class Daemon:
             "ok": ok,
             "scheduler_running": self.scheduler.running,
             "last_tick": self.last_finished.isoformat() if self.last_finished else None,
+            "last_tick_trigger": self.last_trigger,
+            "last_tick_duration_s": round(self.last_report.duration_s, 4) if self.last_report else None,
             "interval_s": self.interval.total_seconds(),
+            "dry_run": self.deps.shadow,
         }
-        if self.last_report is not None:
-            detail["pools"] = {
-                o.pool: {"status": o.status, "held": bool(o.decision and o.decision.held), "error": o.error}
-                for o in self.last_report.outcomes
-            }
+        if self.pool_state:
+            detail["pools"] = dict(self.pool_state)
+        if self.watcher is not None:
+            detail["overrides"] = self.watcher.status()
         return ok, detail
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -161,18 +258,32 @@ class Daemon:
         self.server.start()
         self.schedule_jobs()
         self.scheduler.start()
-        log.info(
-            "forescale daemon started: a tick every %s; metrics on http://%s:%d/metrics",
-            self.interval,
-            self.deps.config.daemon.listen_host,
-            self.server.port,
+        if self.watcher is not None:
+            self._watch_thread = threading.Thread(
+                target=self.watcher.run, args=(self._stop,), name="forescale-override-watch", daemon=True
+            )
+            self._watch_thread.start()
+        config = self.deps.config
+        modes = ", ".join(
+            f"{p.name} ({'shadow' if p.name in self.shadow_pools else p.mode})" for p in config.pools
         )
+        log.info(
+            "forescale daemon started: a tick every %s; pools: %s; metrics on http://%s:%d/metrics%s",
+            self.interval,
+            modes,
+            config.daemon.listen_host,
+            self.server.port,
+            f"; watching {self.watcher.store.location} for override changes" if self.watcher else "",
+        )
+        if self.deps.shadow:
+            log.info("dry run: every pool in shadow; decisions are audited, posted and exported; Nomad never changes")
 
     def stop(self) -> None:
         """Ask the daemon to stop; ``run_forever`` returns after the running tick."""
         self._stop.set()
 
     def shutdown(self) -> None:
+        self._stop.set()
         self.scheduler.shutdown(wait=True)  # waits for a running tick to finish
         for notifier in self.deps.notifiers:  # deliver queued Slack messages (bounded wait)
             try:
@@ -197,3 +308,17 @@ class Daemon:
                 pass
         finally:
             self.shutdown()
+
+
+def _listen_error(exc: OSError, host: str, port: int, source: str) -> StartupError:
+    where = f" in {source}" if source else ""
+    if exc.errno == errno.EADDRINUSE:
+        why = f"{host}:{port} is already in use (another `forescale run`, or another service)"
+        fix = "stop that process, or set daemon.listen_port to a free port (0 picks one)"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = f"no permission to listen on {host}:{port}"
+        fix = "use a port above 1023 in daemon.listen_port"
+    else:
+        why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        fix = "check daemon.listen_host and daemon.listen_port"
+    return StartupError(f"daemon.listen_port{where}: {why}; {fix}")

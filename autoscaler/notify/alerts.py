@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from autoscaler.core.decision import Decision
 from autoscaler.core.report import Event, PoolOutcome, TickReport
+from autoscaler.core.settings.forescale import PoolConfig
 
 ProblemKind = Literal["held", "deferred", "failed"]
 AlertState = Literal["new", "changed", "repeat"]
@@ -142,25 +144,76 @@ class FailureTracker:
             return sorted(self._open)
 
 
+class ShadowTracker:
+    """Shadow pools' "would scale" changes, announced once per (current, desired): a shadow fleet never moves, so
+    the same wish would otherwise be posted every tick."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def update(self, outcomes: tuple[PoolOutcome, ...]) -> list[PoolOutcome]:
+        fresh = []
+        with self._lock:
+            for o in outcomes:
+                d = o.decision
+                if o.status != "shadow" or d is None:
+                    if o.status not in ("failed", "off"):  # a pool back at its wish (or active) starts over
+                        self._last.pop(o.pool, None)
+                    continue
+                if self._last.get(o.pool) != (d.current, d.desired):
+                    self._last[o.pool] = (d.current, d.desired)
+                    fresh.append(o)
+        return fresh
+
+
+LARGE_SCALE_IN_SHARE = 0.25
+
+
+def large_scale_in(decision: Decision, pool: PoolConfig | None) -> str | None:
+    """Why a scale-in deserves attention: more nodes than ``max_step_down`` allows, or more than 25 % of the pool.
+
+    None for anything else. With the default step limit (25 %) this happens only when an override, a pool
+    max or the end of a pin takes the count down.
+    """
+    removed = decision.current - decision.desired
+    if removed <= 0 or decision.current == 0:
+        return None
+    share = removed / decision.current
+    limit = pool.step_down_nodes(decision.current) if pool is not None else None
+    if limit is not None and removed > limit:
+        return (
+            f"large scale-in: −{removed} nodes ({share:.0%} of {decision.current}), more than max_step_down ({limit})"
+        )
+    if share > LARGE_SCALE_IN_SHARE:
+        return f"large scale-in: −{removed} nodes, {share:.0%} of {decision.current}"
+    return None
+
+
 @dataclass(frozen=True)
 class TickDigest:
-    """What one tick has to say: applied changes, alerts, recoveries and override events."""
+    """What one tick has to say: applied changes, shadow "would scale" changes, alerts, recoveries, events."""
 
     at: datetime
     changes: list[PoolOutcome] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     recoveries: list[Recovery] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    would_scale: list[PoolOutcome] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.alerts or self.recoveries or self.events)
+        return not (self.changes or self.alerts or self.recoveries or self.events or self.would_scale)
 
 
-def digest(report: TickReport, tracker: FailureTracker, now: datetime) -> TickDigest:
-    """Nothing for dry runs; otherwise the changes, the alerts the tracker lets through, recoveries, events."""
+def digest(
+    report: TickReport, tracker: FailureTracker, now: datetime, shadow: ShadowTracker | None = None
+) -> TickDigest:
+    """Nothing for dry runs; otherwise the changes, new shadow wishes, the alerts the tracker lets through,
+    recoveries and events."""
     if report.dry_run:
         return TickDigest(report.at)
     alerts, recoveries = tracker.update(report.outcomes, now)
     changes = [o for o in report.outcomes if o.status == "applied" and o.decision is not None]
-    return TickDigest(report.at, changes, alerts, recoveries, list(report.events))
+    would = shadow.update(report.outcomes) if shadow is not None else report.would_scale
+    return TickDigest(report.at, changes, alerts, recoveries, list(report.events), would)

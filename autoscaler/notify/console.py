@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
 
 from autoscaler.core.ports import Notifier
 from autoscaler.core.report import Event, PoolOutcome, TickReport
 
 _STYLE = {"up": "green", "down": "yellow", "hold": "dim"}
+PIPE_WIDTH = 100_000  # "unlimited": tables keep their natural width, lines are never folded
+
+
+def terminal_console(stderr: bool = False, **kwargs: object) -> Console:
+    """A Rich console that wraps for people and not for machines: on a terminal (or with $COLUMNS) it fits the
+    width; into a pipe or a file every line stays whole, so `grep`, `awk` and log shippers see one line per
+    line printed."""
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    options: dict[str, object] = {"stderr": stderr, **kwargs}
+    if not (tty or os.environ.get("COLUMNS")):
+        options |= {"soft_wrap": True, "width": PIPE_WIDTH}
+    return Console(**options)  # type: ignore[arg-type]
 
 
 class ConsoleNotifier(Notifier):
     """Prints one line per pool per tick; ``changes_only`` keeps long replays readable."""
 
     def __init__(self, console: Console | None = None, changes_only: bool = False) -> None:
-        self.console = console or Console()
+        self.console = console or terminal_console()
         self.changes_only = changes_only
 
     def notify(self, report: TickReport) -> None:
         for outcome in report.outcomes:
+            if outcome.status == "off":
+                continue
             if self.changes_only and outcome.status == "unchanged" and not (outcome.decision and outcome.decision.held):
                 continue
             self.console.print(format_outcome(report, outcome), highlight=False)
@@ -39,6 +60,8 @@ def format_outcome(report: TickReport, outcome: PoolOutcome) -> str:
     style = "red" if d.held else _STYLE[d.action]
     head = f"{d.current} → {d.desired}" if d.changed else f"{d.current} (hold)"
     counts = f" [dim]({d.placed} placed, {d.queued or 0} queued)[/]" if d.placed is not None else ""
+    if outcome.status == "shadow":
+        head = f"would scale {d.current} → {d.desired} (shadow: Nomad not changed)"
     reasons = "; ".join(r.message for r in d.reasons)
     tail = f" [red]{outcome.status}: {outcome.error}[/]" if outcome.error else ""
     if outcome.status == "applied" and outcome.note:

@@ -82,3 +82,26 @@ def test_unknown_pool_is_a_clear_error() -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and "forescale 0." in result.output
+
+
+def test_nothing_wraps_into_a_pipe(tmp_path: Path) -> None:
+    """A long line stays one line when stdout is a pipe (Rich would fold it at 80 columns): grep-able output."""
+    import os
+
+    from tests.cli_helpers import write_config
+
+    path = write_config(tmp_path)
+    long_reason = "a reason long enough to pass the eighty columns of a default terminal " * 2
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"FORESCALE_CONFIG": str(path)}
+    args = ["override", "set", "ocr", "--pin", "5", "--for", "1h", "--by", "alice", "--wait", "0", "-r", long_reason]
+    done = subprocess.run(
+        [sys.executable, "-m", "autoscaler", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("set ov-") and first.endswith(long_reason.strip())
+    listed = subprocess.run(
+        [sys.executable, "-m", "autoscaler", "override", "list"], capture_output=True, text=True, env=env, timeout=60
+    )
+    row = next(line for line in listed.stdout.splitlines() if "alice" in line)
+    assert long_reason.strip() in row  # the table keeps its natural width: the reason is not folded

@@ -31,4 +31,4 @@ def test_a_one_shot_process_posts_its_queued_message_before_exiting(tmp_path: Pa
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     (posted,) = fake_slack.posted
-    assert posted["text"] == "forescale: override set (ocr): pinned to 4 by test"
+    assert posted["text"] == "forescale: pinned to 4 by test"

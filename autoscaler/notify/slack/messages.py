@@ -23,8 +23,8 @@ from slack_sdk.models.blocks import (
 from autoscaler.core.decision import Decision
 from autoscaler.core.durations import format_duration
 from autoscaler.core.report import Event, PoolOutcome
-from autoscaler.core.settings.forescale import Config
-from autoscaler.notify.alerts import Alert, Problem, Recovery, TickDigest
+from autoscaler.core.settings.forescale import Config, PoolConfig
+from autoscaler.notify.alerts import Alert, Problem, Recovery, TickDigest, large_scale_in
 
 MessageKind = Literal["tick", "event", "test"]
 
@@ -135,8 +135,19 @@ class MessageFormatter:
         for o in dig.changes:
             d = o.decision
             assert d is not None
-            phrases.append(f"{d.pool} {d.current} → {d.desired}")
-            lines.append(f"{d.pool}: {d.current} → {d.desired} nodes ({_delta(d)}): " + esc(_main_reason(d)))
+            large = large_scale_in(d, self._pool(d.pool))
+            phrases.append(f"{d.pool} {d.current} → {d.desired}" + (" (large scale-in)" if large else ""))
+            warn = f"LARGE SCALE-IN ({large}): " if large else ""
+            lines.append(f"{warn}{d.pool}: {d.current} → {d.desired} nodes ({_delta(d)}): " + esc(_main_reason(d)))
+            items.append(self._change_blocks(o, d))
+        for o in dig.would_scale:
+            d = o.decision
+            assert d is not None
+            phrases.append(f"{d.pool} would scale {d.current} → {d.desired} (shadow)")
+            lines.append(
+                f"{d.pool}: would scale {d.current} → {d.desired} nodes ({_delta(d)}), shadow, Nomad not changed: "
+                + esc(_main_reason(d))
+            )
             items.append(self._change_blocks(o, d))
         mention_used = False
         for a in dig.alerts:
@@ -154,10 +165,8 @@ class MessageFormatter:
             items.append([_section(f":white_check_mark: *{r.outcome.pool}* {body}")])
         for e in dig.events:
             phrases.append(f"{_event_label(e.kind)} ({e.pool})")
-            lines.append(f"{_event_label(e.kind)} ({e.pool}): {esc(e.message)}")
-            items.append(
-                [_section(f"{_event_emoji(e.kind)} *{esc(_event_label(e.kind))}* · *{e.pool}*: {esc(e.message)}")]
-            )
+            lines.append(esc(e.message))
+            items.append([_section(_event_line(e))])
         header = clip("forescale: " + ", ".join(phrases), HEADER_MAX)
         footer = _context([f"forescale · tick at {dig.at:%Y-%m-%d %H:%M} UTC"])
         blocks = _fit([HeaderBlock(text=header)], items, footer)
@@ -165,8 +174,17 @@ class MessageFormatter:
         rearm = tuple((a.outcome.pool, a.signature) for a in dig.alerts)
         return SlackMessage("tick", text, blocks, rearm)
 
+    def _pool(self, name: str) -> PoolConfig | None:
+        return next((p for p in self.config.pools if p.name == name), None)
+
     def _change_blocks(self, o: PoolOutcome, d: Decision) -> list[Block]:
         head = f"{_arrow(d)} *{d.pool}*  {d.current} → {d.desired} nodes ({_delta(d)})"
+        if o.status == "shadow":
+            head = f":ghost: *{d.pool}*  would scale {d.current} → {d.desired} nodes ({_delta(d)})"
+            head += " · shadow: Nomad not changed"
+        large = large_scale_in(d, self._pool(d.pool)) if o.status == "applied" else None
+        if large is not None:
+            head = f":rotating_light: *{esc(large.capitalize())}*\n" + head
         bullets = [("• :pushpin: " if r.code in OVERRIDE_CODES else "• ") + esc(r.message) for r in d.reasons]
         facts = []
         if d.placed is not None:
@@ -223,10 +241,12 @@ class MessageFormatter:
 
     # -- outside a tick ----------------------------------------------------------------------------------
     def event(self, event: Event) -> SlackMessage:
-        label = _event_label(event.kind)
-        text = f"forescale: {label} ({event.pool}): {esc(event.message)}"
-        facts = [f"forescale · {event.at:%Y-%m-%d %H:%M} UTC"]
-        facts += [f"{esc(str(k))}: {esc(str(v))}" for k, v in list(event.details.items())[:8]]
+        """One sentence ("alice pinned ocr to 40 until 18:00 UTC: Diwali campaign"), then a context line."""
+        text = f"forescale: {esc(event.message)}"
+        facts = [f"forescale · {_event_label(event.kind)} · {event.at:%Y-%m-%d %H:%M} UTC"]
+        ident = event.details.get("id")
+        if ident:
+            facts.append(f"id {esc(str(ident))}")
         link = self._job_link(event.pool)
         if link:
             facts.append(link)
@@ -249,7 +269,7 @@ class MessageFormatter:
 
 
 def _event_line(e: Event) -> str:
-    return f"{_event_emoji(e.kind)} *{esc(_event_label(e.kind))}* · *{esc(e.pool)}*: {esc(e.message)}"
+    return f"{_event_emoji(e.kind)} {esc(e.message)}"
 
 
 def _main_reason(d: Decision) -> str:

@@ -20,7 +20,7 @@ from autoscaler.core.ports import Clock, Notifier
 from autoscaler.core.report import Event, TickReport
 from autoscaler.core.settings.forescale import Config
 from autoscaler.core.settings.slack import SlackSettings
-from autoscaler.notify.alerts import FailureTracker, digest
+from autoscaler.notify.alerts import FailureTracker, ShadowTracker, digest
 from autoscaler.notify.metrics import METRICS, NotifyMetrics
 from autoscaler.notify.slack.messages import MessageFormatter, SlackMessage
 from autoscaler.notify.slack.transport import (
@@ -127,6 +127,7 @@ class SlackNotifier(Notifier):
         self.metrics = metrics
         self.formatter = MessageFormatter(config, settings.mention)
         self.tracker = FailureTracker(settings.repeat_failure_after)
+        self.shadow = ShadowTracker()
         self._reported: set[str] = set()
         use_async = settings.async_delivery if async_delivery is None else async_delivery
         self._worker = _Worker(self.deliver, settings.queue_size, metrics) if use_async else None
@@ -154,7 +155,7 @@ class SlackNotifier(Notifier):
     # -- Notifier protocol ------------------------------------------------------------------------------
     def notify(self, report: TickReport) -> None:
         try:
-            message = self.formatter.tick(digest(report, self.tracker, self.clock.now()))
+            message = self.formatter.tick(digest(report, self.tracker, self.clock.now(), self.shadow))
         except Exception:
             log.exception("cannot build the Slack message for the tick at %s", report.at)
             self.metrics.errors.labels(NOTIFIER, "internal").inc()

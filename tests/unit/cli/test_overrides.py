@@ -81,7 +81,8 @@ def test_set_list_clear_with_audit_and_notifiers(env: Any, capsys: Any, monkeypa
         monkeypatch,
     )
     assert res.code == 0, res.text
-    assert "pinned to 40 by alice until 18:00 UTC for 'Diwali campaign'" in res.text
+    assert "alice pinned ocr to 40 until 18:00 UTC: Diwali campaign" in res.text
+    assert "takes effect at the next `forescale tick`" in res.text and "no `forescale run` answers at" in res.text
     doc = json.loads(store_bytes(cfg) or b"{}")
     (ov,) = doc["pools"]["ocr"]["active"]
     assert (ov["kind"], ov["value"], ov["author"], ov["expires_at"]) == ("pin", 40, "alice", "2026-12-01T18:00:00Z")

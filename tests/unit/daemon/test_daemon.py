@@ -168,7 +168,7 @@ def test_build_daemon_wires_schedule_ticks_and_notifier_metrics(tmp_path: Path) 
     cfg_path.write_text(
         (REPO / "forescale.example.yaml")
         .read_text()
-        .replace("schedule_file: overrides/schedule.yaml", f"schedule_file: {rules}")
+        .replace("  # schedule_file: schedule.yaml", f"  schedule_file: {rules}")
         .replace("listen_port: 9464", "listen_port: 0")
     )
     cfg = load_config(cfg_path)

@@ -245,49 +245,75 @@ def test_many_pools_stay_within_block_kit_limits() -> None:
     assert len(msg.text) <= 3900
 
 
-def test_override_event_message() -> None:
+def test_override_event_message_is_one_sentence_not_a_key_dump() -> None:
     fmt = MessageFormatter(config())
     event = Event(
         "override_set",
         "ocr",
-        "pinned to 40 by alice until 18:00 UTC for 'Diwali <campaign>'",
+        "alice pinned ocr to 40 until 18:00 UTC: Diwali <campaign>",
         T0,
-        {"author": "alice", "expires": "2026-03-02T18:00:00+00:00"},
+        {"id": "ov-1234abcd", "author": "alice", "expires_at": "2026-03-02T18:00:00+00:00"},
     )
     msg = fmt.event(event)
     assert msg.kind == "event"
-    assert (
-        msg.text == "forescale: override set (ocr): pinned to 40 by alice until 18:00 UTC for 'Diwali &lt;campaign&gt;'"
-    )
+    assert msg.text == "forescale: alice pinned ocr to 40 until 18:00 UTC: Diwali &lt;campaign&gt;"
     assert msg.blocks[0] == {
         "type": "section",
-        "text": {
-            "type": "mrkdwn",
-            "text": ":pushpin: *override set* · *ocr*: "
-            "pinned to 40 by alice until 18:00 UTC for 'Diwali &lt;campaign&gt;'",
-        },
+        "text": {"type": "mrkdwn", "text": ":pushpin: alice pinned ocr to 40 until 18:00 UTC: Diwali &lt;campaign&gt;"},
     }
     context = msg.blocks[1]["elements"][0]["text"]
-    assert context.startswith("forescale · 2026-03-02 12:00 UTC · author: alice · expires: 2026-03-02T18:00:00+00:00")
-    assert (
-        fmt.event(Event("override_expired", "ocr", "pin expired", T0))
-        .blocks[0]["text"]["text"]
-        .startswith(":hourglass: *override expired*")
+    assert context == (
+        "forescale · override set · 2026-03-02 12:00 UTC · id ov-1234abcd · "
+        "<https://nomad.example.com/ui/jobs/ml-ocr@ml/workers|Nomad: ml-ocr/workers>"
     )
-    assert (
-        fmt.event(Event("override_cleared", "ocr", "pin cleared", T0))
-        .blocks[0]["text"]["text"]
-        .startswith(":wastebasket:")
+    assert "author:" not in repr(msg.blocks) and "expires_at" not in repr(msg.blocks)
+    assert fmt.event(Event("override_expired", "ocr", "pin expired", T0)).blocks[0]["text"]["text"].startswith(
+        ":hourglass: pin expired"
     )
+    assert fmt.event(Event("override_cleared", "ocr", "pin cleared", T0)).blocks[0]["text"]["text"].startswith(
+        ":wastebasket:"
+    )
+
+
+def test_override_sentences_from_real_overrides() -> None:
+    from overrides.manual import ManualOverride
+    from overrides.operations import event_for
+
+    def ov(kind: str, **kw: object) -> ManualOverride:
+        base: dict[str, object] = {
+            "id": "ov-1",
+            "pool": "ocr",
+            "kind": kind,
+            "value": 40,
+            "reason": "Diwali campaign",
+            "author": "alice",
+            "created_at": T0,
+            "expires_at": T0.replace(hour=18),
+        }
+        return ManualOverride.model_validate(base | kw)
+
+    assert event_for(ov("pin"), "override_set", T0).message == "alice pinned ocr to 40 until 18:00 UTC: Diwali campaign"
+    assert event_for(ov("min"), "override_set", T0).message == (
+        "alice set a floor of 40 on ocr until 18:00 UTC: Diwali campaign"
+    )
+    assert event_for(ov("max"), "override_set", T0).message == "alice capped ocr at 40 until 18:00 UTC: Diwali campaign"
+    cleared = ov("pin", ended="cleared", ended_by="bob", ended_at=T0)
+    assert event_for(cleared, "override_cleared", T0).message == (
+        "bob cleared the pin of ocr to 40 set by alice until 18:00 UTC (Diwali campaign); ocr returns to the "
+        "forecast at its next tick, without waiting for the scale-in cooldown"
+    )
+    floor = ov("min", ended="cleared", ended_by="bob", ended_at=T0)
+    text = event_for(floor, "override_cleared", T0).message
+    assert text.endswith("ocr follows the forecast again from its next tick")
 
 
 def test_tick_events_ride_in_the_tick_message() -> None:
     fmt = MessageFormatter(config())
-    ev = Event("override_expired", "ocr", "pin of 40 by alice expired", T0)
+    ev = Event("override_expired", "ocr", "The pin of ocr to 40 by alice expired at 18:00 UTC (Diwali)", T0)
     msg = tick_message(fmt, FailureTracker(timedelta(hours=1)), report(fine("ocr"), events=[ev]))
     assert msg is not None
     assert msg.blocks[0]["text"]["text"] == "forescale: override expired (ocr)"
-    assert msg.blocks[1]["text"]["text"] == ":hourglass: *override expired* · *ocr*: pin of 40 by alice expired"
+    assert msg.blocks[1]["text"]["text"] == ":hourglass: The pin of ocr to 40 by alice expired at 18:00 UTC (Diwali)"
 
 
 def test_job_link_only_when_the_ui_url_is_configured() -> None:

@@ -276,3 +276,25 @@ def test_reason_and_author_lengths_are_capped() -> None:
         make_override(reason="x" * 501, **args)
     with pytest.raises(OverrideError, match="--by is 65 characters"):
         make_override(reason="ok", **{**args, "author": "a" * 65})
+def test_the_daemon_watch_wakes_on_a_variable_change_by_blocking_query(
+    store: NomadVariablesStore, fake_nomad: FakeNomad
+) -> None:
+    """With the Variables store the daemon does not poll: a blocking `GET /v1/vars?index=` returns on the write."""
+    import threading
+
+    from autoscaler.core.clock import ManualClock
+    from autoscaler.daemon.watch import OverrideWatcher
+
+    changed: list[list[str]] = []
+    watcher = OverrideWatcher(store, ["ocr", "face"], ManualClock(T0), on_change=lambda p: changed.append(list(p)))
+    assert watcher.blocking and watcher.status()["how"] == "blocking query"
+    result: list[list[str]] = []
+    waiting = threading.Thread(target=lambda: result.append(watcher.check(wait_s=30)))
+    waiting.start()
+    blocked = fake_nomad.wait_for_request(lambda r: r.path == "/v1/vars" and "index" in r.query)
+    assert blocked.query["prefix"] == "forescale/overrides/" and blocked.query["wait"] == "30s"
+    store.modify("ocr", lambda r: r.active.append(ov("ov-watch")))  # another process sets an override
+    waiting.join(timeout=10)
+    assert not waiting.is_alive(), "the blocking query did not return on the change"
+    assert result == [["ocr"]] and changed == [["ocr"]]
+    assert [ident for _pool, ident, _at in watcher.expiries()] == ["ov-watch"]

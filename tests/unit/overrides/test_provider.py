@@ -151,7 +151,9 @@ def test_expired_override_drops_out_and_is_reported_once_even_across_restarts(tm
     restarted = provider(store=FileStore(tmp_path / "overrides.json"))  # e.g. the next cron `forescale tick`
     events = restarted.drain_events(clock.now())
     assert [(e.kind, e.pool) for e in events] == [("override_expired", "ocr")]
-    assert ov_id in events[0].message and "pinned to 40 by alice" in events[0].message
+    assert events[0].details["id"] == ov_id
+    assert events[0].message.startswith("The pin of ocr to 40 by alice expired at ")
+    assert "returns to the forecast at its next tick, without waiting for the scale-in cooldown" in events[0].message
     assert p.drain_events(clock.now()) == []  # the old daemon does not report it again
     assert provider(store=FileStore(tmp_path / "overrides.json")).drain_events(clock.now() + timedelta(hours=1)) == []
     history = store.read(["ocr"])["ocr"].history
