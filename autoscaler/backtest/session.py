@@ -19,6 +19,7 @@ from autoscaler.core.durations import parse_duration
 from autoscaler.core.ports import OverrideProvider
 from autoscaler.core.report import TickReport
 from autoscaler.core.settings.forescale import Config, DaemonSettings, NomadGroupRef, PoolConfig, PrometheusSettings
+from autoscaler.notify.console import terminal_console
 from predictor.trace import Trace, TraceError, load_trace
 
 UNBOUNDED_MAX = 1_000_000  # a trace alone states no pool max: leave the policy unclamped
@@ -43,15 +44,14 @@ def run_command(
     plot: Path | None,
 ) -> None:
     """What `forescale backtest` does with its options (see ``autoscaler.cli.backtest``)."""
-    out = Console()
-    if not out.is_terminal:  # piped or captured: don't squeeze the table into 80 columns
-        out = Console(width=120)
+    out = terminal_console()  # piped or captured: don't squeeze the table into 80 columns
     err = Console(stderr=True)
-    cfg, pool_name = _build_config(config, pool, capacity_per_node, lead_time, interval, slo_unserved_pct)
+    cfg, pool_name, origins = _build_config(config, pool, capacity_per_node, lead_time, interval, slo_unserved_pct)
     cfg, note = learned_lead_time(cfg, pool_name)
-    if note and not as_json:
-        err.print(note, highlight=False)
-    data = _load(trace, prometheus, query, since, step, until, cfg)
+    if note is not None and lead_time is None:
+        origins["lead_time"] = note
+    data, source = _load(trace, prometheus, query, since, step, until, cfg, pool_name, config is not None, err)
+    err.print(describe(cfg, pool_name, origins, source, data), markup=False, highlight=False, soft_wrap=True)
     overrides: OverrideProvider | None = None
     if config is not None:
         from autoscaler.wiring import build_provider
@@ -72,6 +72,18 @@ def run_command(
             out.print(f"plot: {plot}")
 
 
+def describe(cfg: Config, pool_name: str, origins: dict[str, str], source: str, data: Trace) -> str:
+    """The settings the replay uses and where each one came from (printed on stderr before it starts)."""
+    from autoscaler.core.durations import format_duration
+
+    p = cfg.pool(pool_name)
+    days = (data.end - data.start + data.step_s) / 86400.0
+    return (
+        f"backtest of pool '{pool_name}': a tick every {format_duration(cfg.daemon.interval)} "
+        f"({origins['interval']}), lead time {format_duration(p.lead_time)} ({origins['lead_time']}), "
+        f"{p.capacity_per_node:g} req/s per node ({origins['capacity']}); "
+        f"{days:.1f} days of {format_duration(timedelta(seconds=data.step_s))} data from {source}"
+    )
 
 
 def learned_lead_time(cfg: Config, pool_name: str, now: datetime | None = None) -> tuple[Config, str | None]:
@@ -107,8 +119,9 @@ def _build_config(
     lead_time: str | None,
     interval: str | None,
     slo: float | None,
-) -> tuple[Config, str]:
-    """The config to replay: the user's (with command-line overrides) or a default one-pool config."""
+) -> tuple[Config, str, dict[str, str]]:
+    """The config to replay: the user's (with command-line overrides) or a default one-pool config; plus where
+    the tick interval, lead time and capacity come from."""
     lead = _duration(lead_time, "--lead-time")
     every = _duration(interval, "--interval")
     if every is not None and every.total_seconds() < 1:
@@ -121,6 +134,12 @@ def _build_config(
                 raise BacktestError(f"{config} has several pools ({names}); choose one with --pool")
             pool = cfg.pools[0].name
         base = cfg.pool(pool)
+        given = "daemon" in _keys(config)
+        origins = {
+            "interval": f"daemon.interval in {config}" if given else "daemon.interval's default",
+            "lead_time": f"pools[{base.name}].lead_time in {config}",
+            "capacity": f"pools[{base.name}].capacity_per_node in {config}",
+        }
     else:
         if pool is not None:
             raise BacktestError("--pool needs --config")
@@ -138,11 +157,16 @@ def _build_config(
             ]
         )
         base = cfg.pools[0]
+        origins = {"interval": "the default", "lead_time": "the default", "capacity": "--capacity-per-node"}
     update: dict[str, object] = {}
     if capacity is not None:
         update["capacity_per_node"] = capacity
+        origins["capacity"] = "--capacity-per-node"
     if lead is not None:
         update["lead_time"] = lead
+        origins["lead_time"] = "--lead-time"
+    if every is not None:
+        origins["interval"] = "--interval"
     new_pool = base.model_copy(update=update)
     cfg = cfg.model_copy(
         update={
@@ -151,7 +175,18 @@ def _build_config(
             "predictor": cfg.predictor if slo is None else cfg.predictor.model_copy(update={"slo_unserved_pct": slo}),
         }
     )
-    return cfg, base.name
+    return cfg, base.name, origins
+
+
+def _keys(path: Path) -> set[str]:
+    """Top-level keys written in a config file (to tell a default from a value the user set)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return set()
+    return set(data) if isinstance(data, dict) else set()
 
 
 def _load(
@@ -162,16 +197,28 @@ def _load(
     step: str,
     until: str | None,
     cfg: Config,
-) -> Trace:
-    if (trace is None) == (prometheus is None):
-        raise BacktestError("give either --trace FILE.csv or --prometheus URL --query PROMQL")
+    pool_name: str,
+    from_config: bool,
+    err: Console,
+) -> tuple[Trace, str]:
+    """The history to replay and a phrase saying where it came from."""
+    if trace is not None and (prometheus is not None or query is not None):
+        raise BacktestError("give either --trace FILE.csv or Prometheus history (--prometheus/--query), not both")
     if trace is not None:
         try:
-            return load_trace(trace)
+            return load_trace(trace), str(trace)
         except TraceError as exc:
             raise BacktestError(str(exc)) from None
-    if not query:
+    if prometheus is None and not from_config:
+        raise BacktestError(
+            "give --trace FILE.csv, --prometheus URL --query PROMQL, or -c forescale.yaml [--pool P] to replay the "
+            "pool's own query from its prometheus.url"
+        )
+    pool = cfg.pool(pool_name)
+    q = query or (pool.query if from_config else None)
+    if not q:
         raise BacktestError("--prometheus needs --query PROMQL (the request rate in req/s)")
+    url = prometheus or cfg.prometheus.url
     span = _duration(since, "--since")
     res = _duration(step, "--step")
     assert span is not None and res is not None
@@ -183,8 +230,12 @@ def _load(
             raise BacktestError(f"--until: '{until}' is not a time; write e.g. 2026-03-01T00:00:00Z") from None
         if end.tzinfo is None:
             end = end.replace(tzinfo=UTC)
-    settings = cfg.prometheus.model_copy(update={"url": prometheus, "step": res})
-    return trace_from_prometheus(settings, query, span, end)
+    settings = cfg.prometheus.model_copy(update={"url": url, "step": res})  # headers, TLS and timeout from the file
+    with err.status(f"fetching {since} of {step} history from {url}", spinner="dots"):
+        data = trace_from_prometheus(settings, q, span, end)
+    where = "--prometheus" if prometheus else "prometheus.url"
+    what = "--query" if query else f"pools[{pool_name}].query"
+    return data, f"{url} ({where}), query {q!r} ({what})"
 
 
 def trace_from_prometheus(

@@ -121,7 +121,7 @@ def test_config_supplies_the_pool(trace_csv: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--capacity-per-node", "4"], "either --trace"),
+        (["--capacity-per-node", "4"], "give --trace FILE.csv, --prometheus URL --query PROMQL, or -c forescale.yaml"),
         (["--trace", "x.csv", "--prometheus", "http://127.0.0.1:1", "--capacity-per-node", "4"], "either --trace"),
         (["--trace", "TRACE"], "--capacity-per-node is required"),
         (["--trace", "TRACE", "--capacity-per-node", "4", "--pool", "web"], "--pool needs --config"),
@@ -207,3 +207,20 @@ def test_prometheus_history_replays_like_the_trace_it_came_from(prometheus_nasa:
     for name in b["policies"]:
         for key, value in b["policies"][name].items():
             assert a["policies"][name][key] == pytest.approx(value, rel=1e-6, abs=1e-6), (name, key)
+
+    # The same replay from the config alone: the pool's query, prometheus.url, capacity and lead time.
+    cfg = tmp_path / "forescale.yaml"
+    cfg.write_text(
+        f"prometheus: {{url: '{prometheus_nasa.url}'}}\n"
+        "daemon: {interval: 20m}\n"
+        f"pools:\n  - name: web\n    query: '{prometheus_nasa.query}'\n    nomad: {{job: web, group: workers}}\n"
+        "    capacity_per_node: 0.1\n    max: 1000000\n    lead_time: 10m\n"
+    )
+    window = ["--since", since, "--step", "5m", "--until", until.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    from_cfg = runner.invoke(app, ["backtest", "-c", str(cfg), "--pool", "web", *window, "--json"])
+    assert from_cfg.exit_code == 0, from_cfg.output
+    assert json.loads(from_cfg.stdout) == a
+    said = " ".join(from_cfg.stderr.split())
+    assert f"backtest of pool 'web': a tick every 20m (daemon.interval in {cfg})" in said
+    assert f"lead time 10m (pools[web].lead_time in {cfg}), 0.1 req/s per node (pools[web].capacity_per_node in" in said
+    assert f"data from {prometheus_nasa.url} (prometheus.url), query" in said and "(pools[web].query)" in said
