@@ -47,9 +47,10 @@ def run_command(
     out = terminal_console()  # piped or captured: don't squeeze the table into 80 columns
     err = Console(stderr=True)
     cfg, pool_name, origins = _build_config(config, pool, capacity_per_node, lead_time, interval, slo_unserved_pct)
-    cfg, note = learned_lead_time(cfg, pool_name)
-    if note is not None and lead_time is None:
-        origins["lead_time"] = note
+    if lead_time is None:  # --lead-time wins over a learned one
+        cfg, note = learned_lead_time(cfg, pool_name)
+        if note is not None:
+            origins["lead_time"] = note
     data, source = _load(trace, prometheus, query, since, step, until, cfg, pool_name, config is not None, err)
     err.print(describe(cfg, pool_name, origins, source, data), markup=False, highlight=False, soft_wrap=True)
     overrides: OverrideProvider | None = None

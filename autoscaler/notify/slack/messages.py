@@ -165,7 +165,7 @@ class MessageFormatter:
             items.append([_section(f":white_check_mark: *{r.outcome.pool}* {body}")])
         for e in dig.events:
             phrases.append(f"{_event_label(e.kind)} ({e.pool})")
-            lines.append(esc(e.message))
+            lines.append(_event_text(e))
             items.append([_section(_event_line(e))])
         header = clip("forescale: " + ", ".join(phrases), HEADER_MAX)
         footer = _context([f"forescale · tick at {dig.at:%Y-%m-%d %H:%M} UTC"])
@@ -242,7 +242,7 @@ class MessageFormatter:
     # -- outside a tick ----------------------------------------------------------------------------------
     def event(self, event: Event) -> SlackMessage:
         """One sentence ("alice pinned ocr to 40 until 18:00 UTC: Diwali campaign"), then a context line."""
-        text = f"forescale: {esc(event.message)}"
+        text = f"forescale: {_event_text(event)}"
         facts = [f"forescale · {_event_label(event.kind)} · {event.at:%Y-%m-%d %H:%M} UTC"]
         ident = event.details.get("id")
         if ident:
@@ -269,7 +269,19 @@ class MessageFormatter:
 
 
 def _event_line(e: Event) -> str:
-    return f"{_event_emoji(e.kind)} {esc(e.message)}"
+    if _is_sentence(e):
+        return f"{_event_emoji(e.kind)} {esc(e.message)}"
+    return f"{_event_emoji(e.kind)} *{esc(_event_label(e.kind))}* · *{esc(e.pool)}*: {esc(e.message)}"
+
+
+def _event_text(e: Event) -> str:
+    return esc(e.message) if _is_sentence(e) else f"{_event_label(e.kind)} ({e.pool}): {esc(e.message)}"
+
+
+def _is_sentence(e: Event) -> bool:
+    """Override changes are whole sentences naming the pool ("alice pinned ocr to 40 …"); other events (node
+    actions, store warnings) need their kind and pool in front."""
+    return e.kind.startswith("override_") and e.kind != "override_store_unreadable"
 
 
 def _main_reason(d: Decision) -> str:
