@@ -79,6 +79,7 @@ class Daemon:
         self.pool_state: dict[str, dict[str, Any]] = {}
         self.started_at: datetime | None = None
         self._trigger = "interval"
+        self._changes = 0
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
         self._watch_thread: threading.Thread | None = None
@@ -137,14 +138,17 @@ class Daemon:
         self.last_trigger = trigger
 
     def on_overrides_changed(self, pools: Sequence[str]) -> None:
-        """The override store changed for ``pools``: tick them now (a job per pool, so none is lost)."""
+        """The override store changed for ``pools``: tick them now. Each change is its own one-shot job: a job
+        whose id is still running (the previous change's tick notifying Slack) would be skipped by APScheduler's
+        max_instances, and the change would wait for the next interval."""
         now = self.deps.clock.now()
         for pool in pools:
+            self._changes += 1
             log.info("override store changed for pool %s: ticking it now", pool)
             self.scheduler.add_job(
                 self.tick,
                 DateTrigger(run_date=now),
-                id=f"override-{pool}",
+                id=f"override-{pool}-{self._changes}",
                 name=f"override change: {pool}",
                 kwargs={"trigger": "override", "only": [pool]},
                 replace_existing=True,

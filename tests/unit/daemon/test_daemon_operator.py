@@ -76,10 +76,10 @@ def test_a_changed_override_ticks_only_its_pool_at_once(tmp_path: Path) -> None:
         clock.advance(timedelta(minutes=1))
         pin(store, "ocr", 40, clock.now())
         assert daemon.watcher.check() == ["ocr"]
-        job = daemon.scheduler.get_job("override-ocr")
+        job = daemon.scheduler.get_job("override-ocr-1")
         assert job.kwargs == {"trigger": "override", "only": ["ocr"]}
         assert job.trigger.run_date == clock.now()  # due at once, not at the next interval
-        assert run_pending(daemon) == ["override-ocr"]
+        assert run_pending(daemon) == ["override-ocr-1"]
         assert target.current_count(make_config(pool_dict("ocr")).pool("ocr")) == 40
         report = daemon.last_report
         assert report is not None and [o.pool for o in report.outcomes] == ["ocr"]
@@ -134,7 +134,7 @@ def test_the_daemons_own_bookkeeping_does_not_tick_again(tmp_path: Path) -> None
         job.func(*job.args, **job.kwargs)  # the tick moves the expired pin to history (a store write)
         assert store.read(["ocr"])["ocr"].history[0].ended == "expired"
         assert daemon.watcher.check() == []
-        assert daemon.scheduler.get_job("override-ocr") is None
+        assert [j.id for j in daemon.scheduler.get_jobs() if j.id.startswith("override-")] == []
     finally:
         daemon.scheduler.shutdown(wait=False)
         daemon.server.httpd.server_close()
@@ -257,3 +257,17 @@ def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -
     assert {"time", "level", "logger"} <= set(ocr) and ocr["logger"] == "forescale.decision"
     assert asr["status"] == "applied" and asr["desired"] == 1
     assert warning["message"] == "a\nmulti-line message" and warning["level"] == "WARNING"
+
+
+def test_two_quick_changes_are_two_jobs_so_neither_is_skipped(tmp_path: Path) -> None:
+    """APScheduler skips a job whose previous run (same id) is still running: each change gets its own id."""
+    daemon, _store, _clock, _ = two_pool_daemon(tmp_path)
+    try:
+        daemon.scheduler.start(paused=True)
+        daemon.on_overrides_changed(["ocr"])
+        daemon.on_overrides_changed(["ocr"])
+        ids = sorted(j.id for j in daemon.scheduler.get_jobs() if j.id.startswith("override-"))
+        assert ids == ["override-ocr-1", "override-ocr-2"]
+    finally:
+        daemon.scheduler.shutdown(wait=False)
+        daemon.server.httpd.server_close()
