@@ -20,7 +20,7 @@ from autoscaler.core.settings.forescale import Config, DaemonSettings, NomadGrou
 from autoscaler.targets.simulated import SimulatedCluster
 from predictor import reference
 from predictor.base import Forecast
-from predictor.trace import Trace
+from predictor.trace import Trace, load_trace
 from tests import REPO
 
 
@@ -280,3 +280,28 @@ def test_the_simulated_cluster_reports_nomads_three_counts() -> None:
     clock.advance(pool.lead_time)
     assert cluster.status(pool) == PoolState(desired=5, placed=5, queued=0, running=5)
     assert cluster.scale(pool, replace(decision, current=5, desired=1)) == "simulated: 4 node(s) stopped"
+def test_fast_fits_change_no_result() -> None:
+    """The replay runs scikit-learn without its input checks: the figures are the same as with them."""
+    from contextlib import nullcontext
+
+    import autoscaler.backtest.replay as mod
+
+    trace = load_trace(REPO / "data" / "nasa_http_1995_jul_5min.csv")
+    part = Trace("nasa-3d", trace.t[:864], trace.requests[:864], trace.step_s)
+    cfg = Config(
+        pools=[
+            PoolConfig(
+                name="p", query="q", nomad=NomadGroupRef(job="j", group="g"), capacity_per_node=0.1, max=10**6
+            )
+        ],
+        daemon=DaemonSettings(interval=timedelta(hours=1)),  # fewer ticks: a fast unit test
+    )
+    fast = run_backtest(part, cfg, "p")
+    original = mod.fast_fits
+    mod.fast_fits = nullcontext  # type: ignore[assignment]
+    try:
+        checked = run_backtest(part, cfg, "p")
+    finally:
+        mod.fast_fits = original
+    assert {k: v.summary() for k, v in fast.policies.items()} == {k: v.summary() for k, v in checked.policies.items()}
+    assert fast.policies["forescale"].decisions == checked.policies["forescale"].decisions
