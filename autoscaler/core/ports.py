@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from autoscaler.core.decision import Decision, PastAction, PoolState
 from autoscaler.core.effects import OverrideEffect
-from autoscaler.core.nodes import MachineGroup, PoolNode, TerminateResult
 from autoscaler.core.report import Event, TickReport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: `forescale --help` must not pay for what these import
+    from autoscaler.core.nodes import MachineGroup, PoolNode, TerminateResult
     from autoscaler.core.series import RateSeries
     from autoscaler.core.settings.forescale import PoolConfig
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from autoscaler.core.decision import Decision, Estimate
-from autoscaler.core.nodes import NodeReport
+
+if TYPE_CHECKING:  # an annotation only: keeps pydantic (via core.durations) out of the CLI's start-up
+    from autoscaler.core.nodes import NodeReport
 
 # shadow: decided and reported as "would scale", never applied (mode: shadow, or `run --dry-run`);
 # off: the pool's mode is off, it was not evaluated.

@@ -105,3 +105,22 @@ def test_nothing_wraps_into_a_pipe(tmp_path: Path) -> None:
     )
     row = next(line for line in listed.stdout.splitlines() if "alice" in line)
     assert long_reason.strip() in row  # the table keeps its natural width: the reason is not folded
+
+
+HEAVY = ("numpy", "sklearn", "scipy", "pydantic", "yaml", "slack_sdk", "nomad", "apscheduler", "matplotlib", "boto3")
+
+
+@pytest.mark.parametrize("command", [["--help"], ["override", "set", "--help"], ["backtest", "--help"]])
+def test_start_up_imports_nothing_heavy(command: list[str]) -> None:
+    """Shell completion and --help stay fast: command modules import their libraries when they run.
+    (Typer itself imports pydantic to build a subcommand's parameters; forescale's own modules do not.)"""
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['forescale', *{command!r}]\n"
+        "try:\n    runpy.run_module('autoscaler', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('LOADED:' + ','.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    loaded = set(next(line for line in done.stdout.splitlines() if line.startswith("LOADED:"))[7:].split(","))
+    allowed = {"pydantic", "pydantic_core"} if command != ["--help"] else set()
+    assert loaded & set(HEAVY) <= allowed, sorted(loaded & set(HEAVY))
