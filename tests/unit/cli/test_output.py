@@ -64,10 +64,10 @@ def test_off_shadow_and_unknown_count_rows() -> None:
     from tests.helpers import T0
 
     class HalfReachable(SimulatedCluster):
-        def current_count(self, pool):  # type: ignore[no-untyped-def]
+        def status(self, pool):  # type: ignore[no-untyped-def]
             if pool.name == "face":
                 raise NomadUnavailable("cannot reach Nomad at http://127.0.0.1:1 (from $NOMAD_ADDR)")
-            return super().current_count(pool)
+            return super().status(pool)
 
     cfg = make_config(pool_dict("ocr", mode="shadow"), pool_dict("asr", mode="off"), pool_dict("face"))
     clock = ManualClock(T0)
@@ -79,8 +79,8 @@ def test_off_shadow_and_unknown_count_rows() -> None:
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in text.splitlines()
             if line.startswith("│ ")}
     assert rows["ocr"][-1] == "shadow: would scale" and rows["ocr"][-2] == "up"
-    assert rows["asr"] == ["", "", "", "", "mode: off", "", "", "off"]
-    assert rows["face"][:4] == ["?", "50", "50", "7"] and rows["face"][-1] == "failed"  # the forecast still shows
+    assert rows["asr"] == ["", "", "", "", "", "mode: off", "", "", "off"]
+    assert rows["face"][:5] == ["?", "", "50", "50", "7"] and rows["face"][-1] == "failed"  # the forecast shows
     assert "face: forecast 50 rps peak" in text and "(current count unknown: nothing decided)" in text
     assert "ocr: shadow (mode: shadow): would scale 2 → 13; Nomad not changed" in text
     data = json.loads(report_json(rep))

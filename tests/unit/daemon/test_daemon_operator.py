@@ -80,7 +80,7 @@ def test_a_changed_override_ticks_only_its_pool_at_once(tmp_path: Path) -> None:
         assert job.kwargs == {"trigger": "override", "only": ["ocr"]}
         assert job.trigger.run_date == clock.now()  # due at once, not at the next interval
         assert run_pending(daemon) == ["override-ocr-1"]
-        assert target.current_count(make_config(pool_dict("ocr")).pool("ocr")) == 40
+        assert target.status(make_config(pool_dict("ocr")).pool("ocr")).desired == 40
         report = daemon.last_report
         assert report is not None and [o.pool for o in report.outcomes] == ["ocr"]
         _ok, health = daemon.health()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from autoscaler.core.clock import ManualClock
-from autoscaler.core.decision import Decision, PastAction
+from autoscaler.core.decision import Decision, PastAction, PoolState
 from autoscaler.core.errors import NomadUnavailable, TargetError
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.notify.audit import AuditLog
@@ -58,7 +58,7 @@ def test_shadow_decides_audits_and_notifies_but_never_writes(tmp_path: Path) -> 
     assert (shadow.decision.current, shadow.decision.desired) == (2, 13)
     assert shadow.note == "shadow (mode: shadow): would scale 2 → 13; Nomad not changed"
     assert target.writes == [("asr", 13)]  # only the active pool was written
-    assert target.current_count(cfg.pool("ocr")) == 2
+    assert target.status(cfg.pool("ocr")).desired == 2
     assert [a.pool for a in deps.history.actions] == ["asr"]  # a wish is not a change: no cooldown starts
     assert report.would_scale == [shadow] and seen == [report]
     statuses = {r["pool"]: r["status"] for r in audit.records()}
@@ -104,7 +104,7 @@ def test_mode_is_validated_with_the_choices() -> None:
 
 
 class Unreachable(SimulatedCluster):
-    def current_count(self, pool: PoolConfig) -> int:
+    def status(self, pool: PoolConfig) -> PoolState:
         raise NomadUnavailable("cannot reach Nomad at http://127.0.0.1:1 (from $NOMAD_ADDR)")
 
 

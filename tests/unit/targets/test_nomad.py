@@ -321,7 +321,7 @@ def test_an_unreachable_nomad_says_where_the_address_came_from(
         monkeypatch.setenv(key, value)
     settings = NomadSettings(token_env=TOKEN_ENV, timeout=timedelta(seconds=1), retries=0)
     with pytest.raises(NomadUnavailable) as err:
-        NomadTarget(settings, sleep=lambda _s: None).current_count(pool)
+        NomadTarget(settings, sleep=lambda _s: None).status(pool)
     assert expected in str(err.value)
 
 
