@@ -129,6 +129,8 @@ class Daemon:
                 "held": bool(d and d.held),
                 "current": d.current if d else None,
                 "desired": d.desired if d else None,
+                "placed": d.placed if d else None,
+                "queued": d.queued if d else None,
                 "error": o.error,
                 "last_tick": report.at.isoformat(),
                 "trigger": trigger,

@@ -45,6 +45,8 @@ def fields(report: TickReport, outcome: PoolOutcome) -> dict[str, object]:
         out |= {
             "current": d.current,
             "desired": d.desired,
+            "placed": d.placed,
+            "queued": d.queued,
             "action": "held" if d.held else d.action,
             "forecast_rps": d.forecast_rps,
             "observed_rps": d.observed_rps,

@@ -183,6 +183,8 @@ def test_health_shows_the_tick_before_slow_notifiers_finish(tmp_path: Path) -> N
             "held": False,
             "current": 2,
             "desired": 13,
+            "placed": 2,
+            "queued": 0,
             "error": None,
             "last_tick": T0.isoformat(),
             "trigger": "interval",
