@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import partial
 
 from autoscaler.core.clock import SystemClock
-from autoscaler.core.errors import NotifierError
+from autoscaler.core.errors import ConfigError, NotifierError
 from autoscaler.core.ports import Clock, NodeProvider, Notifier, OverrideProvider, OverrideStore
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.daemon.service import Daemon
@@ -48,6 +48,12 @@ def build_deps(
     """The real parts of a tick; ``shadow`` (``run --dry-run``) puts every pool in shadow for this process."""
     clock = clock or SystemClock()
     audit = AuditLog(config.audit_log)
+    if config.audit_log.is_dir():
+        raise ConfigError(
+            str(config.source or "the config"),
+            [f"audit_log ({config.audit_log}): is a directory; point it at a file, e.g. "
+             f"{config.audit_log / 'forescale-audit.jsonl'}"],
+        )
     longest = max((p.scale_in_cooldown for p in config.pools), default=timedelta(0))
     history = ActionHistory(keep=max(longest, timedelta(hours=1)))
     for action in audit.recent_actions(clock.now() - longest - timedelta(minutes=1)):
@@ -139,6 +145,7 @@ def build_provider(config: Config, store: OverrideStore[PoolRecords] | None = No
         store or build_store(config),
         [p.name for p in config.pools],
         {p.name: p.lead_time for p in config.pools},
+        config.overrides.max_duration,
     )
 
 

@@ -91,6 +91,21 @@ class PoolRecords(BaseModel):
     def empty(self) -> bool:
         return not self.active and not self.history
 
+    def capped(self, max_duration: timedelta | None) -> PoolRecords:
+        """A copy whose active overrides end at most ``max_duration`` after they were created.
+
+        ``set`` enforces the maximum; this enforces it again on read, so a hand-edited expiry (year 9999) in the
+        file or the Nomad variable cannot keep a pin forever."""
+        if max_duration is None:
+            return self
+        active = [
+            o.model_copy(update={"expires_at": o.created_at + max_duration})
+            if o.expires_at - o.created_at > max_duration + timedelta(seconds=1)
+            else o
+            for o in self.active
+        ]
+        return PoolRecords(active=active, history=list(self.history))
+
 
 def default_author() -> str:
     """The OS user (what `--by` defaults to)."""

@@ -115,9 +115,10 @@ class NomadVariablesStore(OverrideStore[PoolRecords]):
         try:
             active = [ManualOverride.model_validate(o) for o in json.loads(items.get("active") or "[]")]
             history = [ManualOverride.model_validate(o) for o in json.loads(items.get("history") or "[]")]
-        except (json.JSONDecodeError, TypeError, ValidationError) as exc:
+        except (json.JSONDecodeError, TypeError, ValidationError, RecursionError) as exc:
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
             raise OverrideError(
-                f"{where} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                f"{where} is unreadable ({type(exc).__name__}: {detail}); "
                 "forescale will not overwrite it: fix its items by hand (nomad var get/put)"
             ) from None
         return PoolRecords(active=active, history=history)

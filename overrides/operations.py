@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from autoscaler.core.errors import OverrideError
 from autoscaler.core.report import Event
@@ -12,6 +13,10 @@ from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.core.timeutil import fmt_utc
 from overrides.manual import Kind, ManualOverride, PoolRecords, make_override
 from overrides.store import OverrideStore
+
+T = TypeVar("T")
+Record = Callable[[list[Event]], None]
+"""Writes a change's events to the audit log (raises OSError when it cannot)."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,64 @@ def check_request(req: Request) -> None:
         raise OverrideError(f"--max {v['max']} is below the pool's min: {limits}")
 
 
+def commit(
+    store: OverrideStore, pool: str, fn: Callable[[PoolRecords], T], events_of: Callable[[T], list[Event]],
+    record: Record | None,
+) -> T:
+    """Apply ``fn`` to ``pool``'s records and record the change's events as one unit.
+
+    The store is written first; if the audit record then cannot be written, the change is undone (when nobody
+    changed the pool since) and OverrideError says so: there is never a store change without its audit record.
+    """
+    before: PoolRecords | None = None
+    after: object = None
+
+    def apply(records: PoolRecords) -> T:
+        nonlocal before, after
+        before = records.model_copy(deep=True)
+        out = fn(records)
+        after = records.model_dump(mode="json")
+        return out
+
+    out = store.modify(pool, apply)
+    if record is None:
+        return out
+    events = events_of(out)
+    try:
+        record(events)
+    except OSError as exc:
+
+        def undo(records: PoolRecords) -> bool:
+            if before is None or records.model_dump(mode="json") != after:
+                return False
+            records.active, records.history = list(before.active), list(before.history)
+            return True
+
+        undone: bool = store.modify(pool, undo) if events else True
+        what = "the change was undone" if undone else "the change could NOT be undone (changed since)"
+        raise OverrideError(
+            f"cannot write the audit log ({exc.strerror or exc}): {what}; fix audit_log (a writable file) and try again"
+        ) from None
+    return out
+
+
+def set_events(created: Sequence[ManualOverride], replaced: Sequence[ManualOverride], now: datetime) -> list[Event]:
+    return [event_for(o, "override_replaced", now) for o in replaced] + [
+        event_for(o, "override_set", now) for o in created
+    ]
+
+
 def set_override(
-    store: OverrideStore, req: Request, now: datetime, max_duration: timedelta
+    store: OverrideStore,
+    req: Request,
+    now: datetime,
+    max_duration: timedelta,
+    record: Record | None = None,
 ) -> tuple[list[ManualOverride], list[ManualOverride]]:
     """Add the override(s); an active manual override of the same pool and kind is replaced.
 
-    Returns (created, replaced). Raises OverrideError (store unchanged) on any invalid input.
+    Returns (created, replaced). Raises OverrideError (store unchanged) on any invalid input. With ``record``,
+    the audit record is part of the change (``commit``).
     """
     check_request(req)
     created = [
@@ -89,23 +146,27 @@ def set_override(
         records.active = [*records.active, *created]
         return replaced
 
-    replaced = store.modify(req.pool.name, apply)
+    replaced = commit(store, req.pool.name, apply, lambda rep: set_events(created, rep, now), record)
     return created, replaced
 
 
 def clear_overrides(
-    store: OverrideStore, pools: Sequence[str], target: str, by: str, now: datetime
+    store: OverrideStore, pools: Sequence[str], target: str, by: str, now: datetime, record: Record | None = None
 ) -> list[ManualOverride]:
     """End the active override with id ``target``, or every active override of pool ``target``."""
+
+    def cleared(ended: list[ManualOverride]) -> list[Event]:
+        return [event_for(o, "override_cleared", now) for o in ended]
+
     if target in pools:
-        return store.modify(target, lambda r: [r.end(o, "cleared", now, by) for o in list(r.active)])
+        return commit(store, target, lambda r: [r.end(o, "cleared", now, by) for o in list(r.active)], cleared, record)
     for pool, records in store.read(pools).items():
         if any(o.id == target for o in records.active):
 
             def one(r: PoolRecords) -> list[ManualOverride]:
                 return [r.end(o, "cleared", now, by) for o in list(r.active) if o.id == target]
 
-            ended = store.modify(pool, one)
+            ended = commit(store, pool, one, cleared, record)
             if ended:
                 return ended
     known = ", ".join(pools)
@@ -114,16 +175,22 @@ def clear_overrides(
     )
 
 
-def expire(store: OverrideStore, pools: Sequence[str], now: datetime) -> list[ManualOverride]:
-    """Move overrides whose expiry has passed to history. Each is returned by exactly one caller, ever."""
+def expire(
+    store: OverrideStore, pools: Sequence[str], now: datetime, max_duration: timedelta | None = None
+) -> list[ManualOverride]:
+    """Move overrides whose expiry has passed to history. Each is returned by exactly one caller, ever.
+
+    With ``max_duration``, an override also expires ``max_duration`` after it was created, whatever its stored
+    expiry says (``PoolRecords.capped``)."""
     out: list[ManualOverride] = []
     current = store.read(pools)
     for pool in pools:
-        if not any(o.expires_at <= now for o in current[pool].active):
+        if not any(o.expires_at <= now for o in current[pool].capped(max_duration).active):
             continue
 
         def drop(r: PoolRecords) -> list[ManualOverride]:
-            return [r.end(o, "expired", o.expires_at, "forescale") for o in list(r.active) if o.expires_at <= now]
+            ends = {o.id: o.expires_at for o in r.capped(max_duration).active}
+            return [r.end(o, "expired", ends[o.id], "forescale") for o in list(r.active) if ends[o.id] <= now]
 
         out.extend(store.modify(pool, drop))
     return out

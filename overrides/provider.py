@@ -39,8 +39,10 @@ class Overrides(OverrideProvider):
         store: OverrideStore[PoolRecords] | None,
         pools: Sequence[str],
         leads: dict[str, timedelta] | None = None,
+        max_duration: timedelta | None = None,
     ) -> None:
         self.schedule = schedule
+        self.max_duration = max_duration  # overrides.max_duration, enforced again on every read
         self.store = store
         self.pools = list(pools)
         self._leads = leads or {}
@@ -59,7 +61,8 @@ class Overrides(OverrideProvider):
         events: list[Event] = []
         if self.store is not None:
             try:
-                events.extend(event_for(o, "override_expired", now) for o in expire(self.store, self.pools, now))
+                ended = expire(self.store, self.pools, now, self.max_duration)
+                events.extend(event_for(o, "override_expired", now) for o in ended)
             except OverrideError as exc:
                 if not self._warnings:  # already reported by effects() this tick otherwise
                     self._warn("*", now, f"cannot record expired overrides: {exc}")
@@ -78,9 +81,9 @@ class Overrides(OverrideProvider):
         if self.store is None:
             return PoolRecords()
         try:
-            records = self.store.read([pool])[pool]
+            records = self.store.read([pool])[pool].capped(self.max_duration)
         except OverrideError as exc:
-            return self._fallback(pool, now, exc)
+            return self._fallback(pool, now, exc).capped(self.max_duration)
         self._last_good[pool] = (records, now)
         return records
 

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from autoscaler.core.durations import Duration, format_duration
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.errors import ConfigError
+from autoscaler.core.settings.base import StrictModel
 from autoscaler.core.timeutil import TimezoneName, fmt_local, parse_clock, parse_date, to_utc, zone
 from autoscaler.core.yamlfile import load_model, load_yaml, read_text, yaml_line
 
@@ -107,10 +108,10 @@ class Window:
         return f"{self.start:%H:%M}-{end}"
 
 
-class RuleSpec(BaseModel):
+class RuleSpec(StrictModel):
     """One rule as written in the YAML file (validated; compiled into a ``Rule``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)  # StrictModel's checks, plus aliases
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
         json_schema_extra={"pattern_hint": "use letters, digits, '-', '_' or '.' (at most 63 characters)"},
@@ -192,10 +193,8 @@ class RuleSpec(BaseModel):
         return self
 
 
-class ScheduleFile(BaseModel):
+class ScheduleFile(StrictModel):
     """The whole schedule YAML: a default timezone, named holiday lists, and the rules."""
-
-    model_config = ConfigDict(extra="forbid")
 
     timezone: TimezoneName | None = Field(None, description="default IANA timezone of the rules")
     holidays: dict[str, list[Any]] = Field(default_factory=dict, description="named lists of closed dates")

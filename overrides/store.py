@@ -127,12 +127,16 @@ class FileStore(OverrideStore[PoolRecords]):
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise self._broken(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        except RecursionError:
+            raise self._broken(path, "nested too deeply to be an override store") from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("pools"), dict):
             raise self._broken(path, f"not a forescale override store (expected {{'format': '{FORMAT}', 'pools': …}})")
         out: dict[str, PoolRecords] = {}
         for pool, value in raw["pools"].items():
             try:
                 out[pool] = PoolRecords.model_validate(value)
+            except RecursionError:
+                raise self._broken(path, f"pools.{pool}: nested too deeply") from None
             except ValidationError as exc:
                 err = exc.errors()[0]
                 key = ".".join(str(p) for p in ("pools", pool, *err["loc"]))

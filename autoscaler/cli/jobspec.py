@@ -8,6 +8,7 @@ import typer
 
 from autoscaler import __version__
 from autoscaler.cli.common import ConfigOpt, console, err_console
+from autoscaler.core.text import markup_safe
 
 SELF_IMAGE_DEFAULT = f"forescale:{__version__}"  # what `make image` tags (render.SELF_IMAGE; not imported: start-up)
 PoolOpt = typer.Option(None, "--pool", "-p", help="Only the job of this pool (repeatable); all its groups.")
@@ -53,7 +54,7 @@ def render(
 
     cfg = load_config(config)
     for warning in check_config(cfg).warnings:
-        err_console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+        err_console.print(f"[yellow]warning[/]: {markup_safe(warning)}", highlight=False)
     self_text = None
     if self_job:  # validated first: an error writes nothing
         if self_mode not in ("service", "periodic"):
@@ -72,7 +73,7 @@ def render(
         )
         self_text = render_self(cfg, spec)
         for warning in self_job_warnings(cfg, spec):
-            err_console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+            err_console.print(f"[yellow]warning[/]: {markup_safe(warning)}", highlight=False)
     paths: list[Path] = []
     if pool or self_text is None or has_jobspecs(cfg):
         paths = write_rendered(render_jobs(cfg, pool), out)
@@ -82,7 +83,7 @@ def render(
         path.write_text(self_text, encoding="utf-8")
         paths.append(path)
     for path in paths:
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {markup_safe(path)}", highlight=False)
 
 
 def deploy(
@@ -97,7 +98,7 @@ def deploy(
 
     cfg = load_config(config)
     for warning in check_config(cfg).warnings:
-        err_console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+        err_console.print(f"[yellow]warning[/]: {markup_safe(warning)}", highlight=False)
     jobs = render_jobs(cfg, pool)
     deploy_jobs(cfg, jobs, dry_run=dry_run, console=console)
 

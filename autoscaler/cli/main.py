@@ -16,6 +16,7 @@ import typer
 from autoscaler import __version__
 from autoscaler.cli.common import CliState, ConfigOpt, JsonOpt, PoolsOpt, clock_of, console, err_console, state
 from autoscaler.core.errors import ConfigError, ForescaleError
+from autoscaler.core.text import SafeFormatter, markup_safe, redact_url
 
 app = typer.Typer(
     name="forescale",
@@ -41,10 +42,18 @@ def _root(
         console.print(ctx.get_help())
         raise typer.Exit()
     state(ctx).debug = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(debug)
+
+
+def configure_logging(debug: bool) -> None:
+    """Log lines on stderr; their messages are ``safe`` (one line, no terminal control, no URL credentials)."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_forescale", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._forescale = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @app.command()
@@ -211,14 +220,17 @@ def config_check(
             "path": str(config),
             "problems": [],
             "pools": pools,
-            "nomad_address": cfg.nomad.address,
+            "nomad_address": redact_url(cfg.nomad.address),
             "nomad_address_from": cfg.nomad.address_origin,
         }
         typer.echo(json.dumps(doc, indent=2))
         return
     names = ", ".join(f"{p.name}" + ("" if p.mode == "active" else f" ({p.mode})") for p in cfg.pools)
-    console.print(f"[green]ok[/]: {config} is valid ({len(cfg.pools)} pool(s): {names})", highlight=False)
-    console.print(f"Nomad: {cfg.nomad.address} (from {cfg.nomad.address_origin})", highlight=False)
+    console.print(f"[green]ok[/]: {markup_safe(config)} is valid ({len(cfg.pools)} pool(s): {names})", highlight=False)
+    console.print(
+        f"Nomad: {markup_safe(redact_url(cfg.nomad.address))} (from {markup_safe(cfg.nomad.address_origin)})",
+        highlight=False,
+    )
 
 
 def _register_subcommands() -> None:
@@ -243,14 +255,14 @@ def main(cli_state: CliState | None = None) -> None:
     except ConfigError as exc:
         if cli_state.debug:
             raise
-        err_console.print(f"[red]error[/]: invalid config {exc.path}:", highlight=False)
+        err_console.print(f"[red]error[/]: invalid config {markup_safe(exc.path)}:", highlight=False)
         for problem in exc.problems:
-            err_console.print(f"  - {problem}", highlight=False)
+            err_console.print(f"  - {markup_safe(problem)}", highlight=False)
         sys.exit(exc.exit_code)
     except ForescaleError as exc:
         if cli_state.debug:
             raise
-        err_console.print(f"[red]error[/]: {exc}", highlight=False)
+        err_console.print(f"[red]error[/]: {markup_safe(exc)}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from autoscaler.cli.common import ConfigOpt, clock_of
 from autoscaler.core.errors import NotifierError
+from autoscaler.core.text import markup_safe
 
 notify_app = typer.Typer(help="Check the notifiers (Slack).", no_args_is_help=True)
 
@@ -33,25 +33,25 @@ def notify_test(
     out = Console(highlight=False, soft_wrap=True)
     cfg = load_config(config)
     if cfg.slack is None:
-        out.print(f"[red]error[/]: no 'slack:' section in {config}; add one (see docs/slack.md)")
+        out.print(f"[red]error[/]: no 'slack:' section in {markup_safe(config)}; add one (see docs/slack.md)")
         raise typer.Exit(1)
     try:
         target = cfg.slack.resolve()
     except NotifierError as exc:
-        out.print(f"[red]error[/]: {escape(str(exc))}")
+        out.print(f"[red]error[/]: {markup_safe(str(exc))}")
         raise typer.Exit(1) from None
     transport = make_transport(target, cfg.slack)
-    out.print(f"Slack ({target.mode}): posting to {escape(target.describe())}")
+    out.print(f"Slack ({target.mode}): posting to {markup_safe(target.describe())}")
 
     def report(step: str, d: Delivery, success: str) -> bool:
         retried = f" after {len(d.retries)} retries ({', '.join(sorted(set(d.retries)))})" if d.retries else ""
         if d.ok:
-            out.print(f"{step}: [green]ok[/]{retried} — {escape(success)}")
+            out.print(f"{step}: [green]ok[/]{retried} — {markup_safe(success)}")
             return True
         status = f" (HTTP {d.status})" if d.status is not None else ""
-        detail = f": {escape(d.detail)}" if d.detail and d.detail != d.error else ""
-        out.print(f"{step}: [red]error {escape(d.error or 'unknown')}[/]{status}{retried}{detail}")
-        out.print(f"fix: {escape(fix_for(d.error, target))}")
+        detail = f": {markup_safe(d.detail)}" if d.detail and d.detail != d.error else ""
+        out.print(f"{step}: [red]error {markup_safe(d.error or 'unknown')}[/]{status}{retried}{detail}")
+        out.print(f"fix: {markup_safe(fix_for(d.error, target, cfg.slack.base_url if cfg.slack else None))}")
         return False
 
     if isinstance(transport, BotTransport):

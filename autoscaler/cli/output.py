@@ -11,6 +11,7 @@ from autoscaler.core.decision import Decision
 from autoscaler.core.durations import format_duration_s
 from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
+from autoscaler.core.text import markup_safe
 
 
 def report_table(report: TickReport, title: str) -> Table:
@@ -98,17 +99,17 @@ def boot_cell(nodes: NodeReport | None) -> str:
 def node_lines(pool: str, nodes: NodeReport) -> list[str]:
     """The node step in sentences: every action with its reason, the lead time, errors in red."""
     if nodes.error:
-        return [f"[red]{pool}: machines[/]: {nodes.error}"]
+        return [f"[red]{pool}: machines[/]: {markup_safe(nodes.error)}"]
     lines = []
     for a in nodes.actions:
         prefix = "would " if nodes.dry_run and a.status == "planned" else ""
         if a.status == "failed":
-            tail = f": {a.error}" if a.error else ""
-            lines.append(f"[red]{pool}: machines[/]: {prefix}{a.message}{tail}")
+            tail = f": {markup_safe(a.error)}" if a.error else ""
+            lines.append(f"[red]{pool}: machines[/]: {prefix}{markup_safe(a.message)}{tail}")
         else:
-            lines.append(f"{pool}: machines: {prefix}{a.message}")
+            lines.append(f"{pool}: machines: {prefix}{markup_safe(a.message)}")
     if nodes.lead_time is not None:
-        lines.append(f"{pool}: {nodes.lead_time.explain()}")
+        lines.append(f"{pool}: {markup_safe(nodes.lead_time.explain())}")
     return lines
 
 
@@ -126,7 +127,7 @@ def shaped_by(decision: Decision) -> str:
         for r in decision.reasons
         if r.code not in ("forecast", "observed", "metrics_unavailable")
     ]
-    return ", ".join(labels) or "—"
+    return markup_safe(", ".join(labels)) or "—"
 
 
 def explanations(report: TickReport) -> list[str]:
@@ -134,14 +135,14 @@ def explanations(report: TickReport) -> list[str]:
     lines = []
     for o in report.outcomes:
         if o.decision is not None:
-            lines.append(f"[bold]{o.pool}[/]: " + "; ".join(r.message for r in o.decision.reasons))
+            lines.append(f"[bold]{o.pool}[/]: " + "; ".join(markup_safe(r.message) for r in o.decision.reasons))
         elif o.estimate is not None:
-            reasons = "; ".join(r.message for r in o.estimate.reasons)
+            reasons = "; ".join(markup_safe(r.message) for r in o.estimate.reasons)
             lines.append(f"[bold]{o.pool}[/]: {reasons} (current count unknown: nothing decided)")
         if o.status == "shadow":
-            lines.append(f"[yellow]{o.pool}: {o.note}[/]")
+            lines.append(f"[yellow]{o.pool}: {markup_safe(o.note)}[/]")
         if o.error:
-            lines.append(f"[red]{o.pool}: {o.status}[/]: {o.error}")
+            lines.append(f"[red]{o.pool}: {o.status}[/]: {markup_safe(o.error)}")
         if o.nodes is not None:
             lines.extend(node_lines(o.pool, o.nodes))
     return lines

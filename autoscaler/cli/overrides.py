@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from autoscaler.cli.common import (
@@ -23,12 +22,14 @@ from autoscaler.cli.common import (
     select_pools,
 )
 from autoscaler.core.errors import OverrideError
+from autoscaler.core.text import markup_safe as m
 
 if TYPE_CHECKING:
     from autoscaler.core.decision import Reason
     from autoscaler.core.effects import OverrideEffect
     from autoscaler.core.report import Event
     from autoscaler.core.settings.forescale import Config, PoolConfig
+    from autoscaler.notify.audit import AuditLog
     from overrides.manual import Kind, ManualOverride
     from overrides.schedule import Transition
 
@@ -80,7 +81,7 @@ def schedule_show(
     when = _time(at, tz, clock_of(ctx).now()) if at else clock_of(ctx).now()
     schedule = schedule_for(cfg)
     rules: list[dict[str, object]] = []
-    table = Table(title=f"schedule rules ({cfg.overrides.schedule_file or 'no schedule_file configured'})")
+    table = Table(title=f"schedule rules ({m(cfg.overrides.schedule_file or 'no schedule_file configured')})")
     for col in ("pool", "rule", "timezone", "when", "floor", "ceiling", "lead", "closed on", f"at {fmt_utc(when)}"):
         table.add_column(col, overflow="fold")
     for p in pools:
@@ -88,7 +89,7 @@ def schedule_show(
         for rule in schedule.for_pool(p.name):
             mine = [(k, e) for (name, k), e in live.items() if name == rule.name and e.expires_at is not None]
             state = [
-                f"{'floor' if k == 'min' else 'ceiling'} {e.value} until {fmt_local(e.expires_at, rule.tz, when)}"
+                f"{'floor' if k == 'min' else 'ceiling'} {e.value} until {m(fmt_local(e.expires_at, rule.tz, when))}"
                 for k, e in mine
                 if e.expires_at is not None
             ]
@@ -110,13 +111,13 @@ def schedule_show(
             )
             table.add_row(
                 p.name,
-                rule.name,
-                rule.tz.key,
-                rule.when,
+                m(rule.name),
+                m(rule.tz.key),
+                m(rule.when),
                 "—" if rule.min is None else str(rule.min),
                 "—" if rule.max is None else str(rule.max),
                 format_duration(rule.lead),
-                _closed(rule.closed),
+                m(_closed(rule.closed)),
                 "[green]" + "\n".join(state) + "[/]" if state else "[dim]not in force[/]",
             )
     in_force, warnings = _in_force(cfg, pools, when)
@@ -133,7 +134,7 @@ def schedule_show(
     console.print(table)
     _print_in_force(in_force, when)
     for message in warnings:  # showing must not expire anything: no drain_events here
-        err_console.print(f"[yellow]warning[/]: {message}", highlight=False)
+        err_console.print(f"[yellow]warning[/]: {m(message)}", highlight=False)
 
 
 @schedule_app.command("next")
@@ -184,7 +185,9 @@ def schedule_next(
     for col in ("UTC", "local", "pool", "rule", "change"):
         table.add_column(col, overflow="fold")
     for t in found[:count]:
-        table.add_row(f"{t.at:%Y-%m-%d %H:%M}", fmt_local(t.at, t.rule.tz), t.rule.pool, t.rule.name, t.describe())
+        table.add_row(
+            f"{t.at:%Y-%m-%d %H:%M}", m(fmt_local(t.at, t.rule.tz)), m(t.rule.pool), m(t.rule.name), m(t.describe())
+        )
     if not found:
         console.print("no schedule changes in the next 400 days" + ("" if schedule.rules else " (no rules configured)"))
         return
@@ -217,7 +220,7 @@ def override_set(
     seconds (this waits for it, see --wait); otherwise the next `forescale tick` applies it.
     """
     from overrides.manual import default_author
-    from overrides.operations import Request, event_for, sentence, set_override
+    from overrides.operations import Request, sentence, set_events, set_override
 
     cfg = _load(config)
     p = select_pools(cfg, pool)[0]
@@ -230,19 +233,19 @@ def override_set(
     wait_s = _wait(wait)
     from autoscaler.wiring import build_store
 
+    audit = _audit(cfg)
     store = build_store(cfg)
     req = Request(
         pool=p, values=values, reason=reason, author=by if by is not None else default_author(), expires_at=expires
     )
-    created, replaced = set_override(store, req, now, cfg.overrides.max_duration)
-    events = [event_for(o, "override_replaced", now) for o in replaced]
-    events += [event_for(o, "override_set", now) for o in created]
-    events += _expired_events(cfg, now)
+    # Store write + audit record are one unit (undone if the audit record cannot be written); then Slack.
+    created, replaced = set_override(store, req, now, cfg.overrides.max_duration, record=audit.record_events)
+    events = set_events(created, replaced, now) + _expired_events(cfg, now, audit)
     for o in created:
-        console.print(f"[green]set[/] {o.id}: {sentence(o, 'override_set', now)}", highlight=False)
+        console.print(f"[green]set[/] {m(o.id)}: {m(sentence(o, 'override_set', now))}", highlight=False)
     for o in replaced:
-        console.print(f"[yellow]replaced[/] {o.id} (was {o.describe(now)})", highlight=False)
-    _report(cfg, events)
+        console.print(f"[yellow]replaced[/] {m(o.id)} (was {m(o.describe(now))})", highlight=False)
+    _announce(cfg, events)
     _say_when(ctx, cfg, store.location, [p.name], wait_s)
 
 
@@ -265,7 +268,7 @@ def override_list(
 
     store = build_store(cfg)
     now = clock_of(ctx).now().replace(microsecond=0)
-    records = store.read([p.name for p in pools])
+    records = {k: r.capped(cfg.overrides.max_duration) for k, r in store.read([p.name for p in pools]).items()}
     rows: list[tuple[ManualOverride, str]] = []
     plain: list[dict[str, object]] = []
     for name in records:
@@ -274,7 +277,7 @@ def override_list(
             plain.append(o.to_json() | {"status": "active" if o.active(now) else "expired"})
         if all_:
             rows += [
-                (o, f"[dim]{o.ended} {fmt_utc(o.ended_at, now) if o.ended_at else ''}[/]")
+                (o, f"[dim]{m(o.ended)} {fmt_utc(o.ended_at, now) if o.ended_at else ''}[/]")
                 for o in records[name].history
             ]
             plain += [o.to_json() | {"status": o.ended or "ended"} for o in records[name].history]
@@ -282,19 +285,19 @@ def override_list(
         typer.echo(json.dumps({"store": store.location, "at": now.isoformat(), "overrides": plain}, indent=2))
         return
     if not rows:
-        console.print(f"no {'' if all_ else 'active '}manual overrides in {store.location}")
+        console.print(f"no {'' if all_ else 'active '}manual overrides in {m(store.location)}", highlight=False)
         return
-    table = Table(title=f"manual overrides ({store.location}) at {fmt_utc(now)}")
+    table = Table(title=f"manual overrides ({m(store.location)}) at {fmt_utc(now)}")
     for col in ("id", "pool", "kind", "value", "by", "reason", "created", "expires", "status"):
         table.add_column(col, overflow="fold")
     for o, status in rows:
         table.add_row(
-            o.id,
-            o.pool,
-            o.kind,
+            m(o.id),
+            m(o.pool),
+            m(o.kind),
             str(o.value),
-            o.author,
-            o.reason,
+            m(o.author),
+            m(o.reason),
             fmt_utc(o.created_at, now),
             fmt_utc(o.expires_at, now),
             status,
@@ -321,16 +324,18 @@ def override_clear(
     wait_s = _wait(wait)
     from autoscaler.wiring import build_store
 
+    audit = _audit(cfg)
     store = build_store(cfg)
     now = clock_of(ctx).now().replace(microsecond=0)
-    ended = clear_overrides(store, [p.name for p in cfg.pools], target, by if by is not None else default_author(), now)
+    author = by if by is not None else default_author()
+    ended = clear_overrides(store, [p.name for p in cfg.pools], target, author, now, record=audit.record_events)
     events = [event_for(o, "override_cleared", now) for o in ended]
-    events += _expired_events(cfg, now)
+    events += _expired_events(cfg, now, audit)
     if not ended:
-        console.print(f"pool '{target}' has no active manual overrides; nothing to clear")
+        console.print(f"pool '{m(target)}' has no active manual overrides; nothing to clear", highlight=False)
     for o in ended:
-        console.print(f"[green]cleared[/] {o.id}: {sentence(o, 'override_cleared', now)}", highlight=False)
-    _report(cfg, events)
+        console.print(f"[green]cleared[/] {m(o.id)}: {m(sentence(o, 'override_cleared', now))}", highlight=False)
+    _announce(cfg, events)
     if ended:
         _say_when(ctx, cfg, store.location, sorted({o.pool for o in ended}), wait_s)
 
@@ -355,13 +360,15 @@ def _say_when(ctx: typer.Context, cfg: Config, store: str, pools: list[str], wai
     for name in pools:
         mode = cfg.pool(name).mode
         if mode == "off":
-            console.print(f"[yellow]note[/]: pool '{name}' has mode: off: forescale does not act on it")
+            console.print(
+                f"[yellow]note[/]: pool '{name}' has mode: off: forescale does not act on it", highlight=False
+            )
         elif mode == "shadow":
             console.print(f"[yellow]note[/]: pool '{name}' is in shadow: it only reports what it would do")
     url = daemon_url(cfg.daemon.listen_host, cfg.daemon.listen_port)
     where = url or "an unknown port (daemon.listen_port is 0)"
     effect = takes_effect(http_health(url) if url else None, where, store, pools, since, wait_s)
-    console.print(("[green]" if effect.confirmed else "[dim]") + escape(effect.text) + "[/]", highlight=False)
+    console.print(("[green]" if effect.confirmed else "[dim]") + m(effect.text) + "[/]", highlight=False)
 
 
 def _count(kind: str, text: str) -> int:
@@ -503,11 +510,11 @@ def _print_in_force(in_force: dict[str, object], when: datetime) -> None:
     for name, info in in_force.items():
         assert isinstance(info, dict)
         for e in info["effects"]:
-            table.add_row(name, e["source"], e["kind"], str(e["value"]), e["explanation"])
+            table.add_row(name, m(e["source"]), m(e["kind"]), str(e["value"]), m(e["explanation"]))
         if not info["effects"]:
             bounds = f"pool min {info['pool_min']} / max {info['pool_max']}"
             table.add_row(name, "—", "—", "—", f"forecast only, within {bounds}")
-        lines += [f"[bold]{name}[/]: {line}" for line in info["wins"]]
+        lines += [f"[bold]{name}[/]: {m(line)}" for line in info["wins"]]
         if info["effects"]:
             lines.append(
                 f"[bold]{name}[/]: whatever the forecast, {info['lowest']}..{info['highest']} nodes "
@@ -518,36 +525,52 @@ def _print_in_force(in_force: dict[str, object], when: datetime) -> None:
         console.print(line, highlight=False)
 
 
-def _expired_events(cfg: Config, now: datetime) -> list[Event]:
+def _audit(cfg: Config) -> AuditLog:
+    """The audit log, checked writable before anything changes (a change is never stored without its record)."""
+    from autoscaler.notify.audit import AuditLog
+
+    audit = AuditLog(cfg.audit_log)
+    try:
+        audit.check_writable()
+    except OSError as exc:
+        raise OverrideError(
+            f"cannot write the audit log {audit.path} ({exc.strerror or exc}): nothing was changed; "
+            "point audit_log at a writable file"
+        ) from None
+    return audit
+
+
+def _expired_events(cfg: Config, now: datetime, audit: AuditLog) -> list[Event]:
     from autoscaler.wiring import build_store
     from overrides.operations import event_for, expire
 
     try:
-        return [
-            event_for(o, "override_expired", now) for o in expire(build_store(cfg), [p.name for p in cfg.pools], now)
+        events = [
+            event_for(o, "override_expired", now)
+            for o in expire(build_store(cfg), [p.name for p in cfg.pools], now, cfg.overrides.max_duration)
         ]
     except OverrideError as exc:
-        err_console.print(f"[yellow]warning[/]: {exc}", highlight=False)
+        err_console.print(f"[yellow]warning[/]: {m(exc)}", highlight=False)
         return []
+    try:
+        audit.record_events(events)
+    except OSError as exc:
+        err_console.print(f"[yellow]warning[/]: cannot append to audit log {m(audit.path)}: {m(exc.strerror)}")
+    return events
 
 
-def _report(cfg: Config, events: list[Event]) -> None:
-    """Every change goes to the audit log and to the notifiers (Slack when configured)."""
-    from autoscaler.notify.audit import AuditLog
+def _announce(cfg: Config, events: list[Event]) -> None:
+    """Tell the notifiers (Slack when configured) about changes already stored and audited."""
     from autoscaler.wiring import build_notifiers
 
-    audit = AuditLog(cfg.audit_log)
-    for event in events:
-        try:
-            audit.record_event(event)
-        except OSError as exc:
-            err_console.print(f"[yellow]warning[/]: cannot append to audit log {audit.path}: {exc.strerror}")
     notifiers = build_notifiers(cfg, console=False)
     for event in events:
         for notifier in notifiers:
             try:
                 notifier.announce(event)
             except Exception as exc:  # a notifier failure must not undo or hide the change
-                err_console.print(f"[yellow]warning[/]: {type(notifier).__name__} could not announce: {exc}")
+                err_console.print(
+                    f"[yellow]warning[/]: {type(notifier).__name__} could not announce: {m(exc)}", highlight=False
+                )
         if event.kind == "override_expired":
-            console.print(f"[dim]{event.message}[/]", highlight=False)
+            console.print(f"[dim]{m(event.message)}[/]", highlight=False)

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, PlainSerializer
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+MAX_DURATION = timedelta(days=366)  # nothing forescale waits for, plans over or keeps is longer than a year
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -19,9 +20,11 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 90s, 10m or 1h30m")
     if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("a duration must be a finite number of seconds or text such as 10m")
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(value))
+        return _bounded(float(value), str(value))
     if not isinstance(value, str):
         raise ValueError("expected a duration such as 90s, 10m or 1h30m")
     text = value.strip().lower().replace(" ", "")
@@ -35,7 +38,16 @@ def parse_duration(value: Any) -> timedelta:
         pos = match.end()
     if pos != len(text):
         raise ValueError(f"'{value}' is not a duration; write e.g. 90s, 10m, 1h30m or 2d")
-    return timedelta(seconds=total)
+    return _bounded(total, value)
+
+
+def _bounded(seconds: float, shown: str) -> timedelta:
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"'{shown[:40]}{'…' if len(shown) > 40 else ''}' is longer than {format_duration(MAX_DURATION)}; "
+            "write a sensible duration such as 10m, 2h or 7d"
+        )
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:

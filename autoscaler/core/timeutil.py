@@ -87,7 +87,19 @@ def parse_clock(text: str, allow_24: bool = False) -> time | None:
     return time(hour, minute)
 
 
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 1, 1, tzinfo=UTC)
+
+
 def parse_when(text: str, now: datetime, default_tz: str = "UTC") -> datetime:
+    """A point in time typed by a person → aware UTC (see ``_parse_when``), between 1971 and 2999."""
+    when = _parse_when(text, now, default_tz)
+    if not EARLIEST <= when <= LATEST:
+        raise ValueError(f"'{str(text)[:40]}' is outside the times forescale works with (1971–2999)")
+    return when
+
+
+def _parse_when(text: str, now: datetime, default_tz: str = "UTC") -> datetime:
     """A point in time typed by a person → aware UTC.
 
     Accepted: ISO 8601 with an offset (``2026-12-01T18:00+05:30``, ``…Z``); a local date and time
@@ -99,7 +111,10 @@ def parse_when(text: str, now: datetime, default_tz: str = "UTC") -> datetime:
         raise ValueError("empty time; write e.g. 18:00, '2026-12-01 18:00' or 2026-12-01T18:00Z")
     low = raw.lower()
     if low == "now" or low.startswith("now+"):
-        return now + (parse_duration(low[4:]) if low != "now" else timedelta(0))
+        try:
+            return now + (parse_duration(low[4:]) if low != "now" else timedelta(0))
+        except OverflowError:
+            raise ValueError(f"'{text}' is too far in the future") from None
     tz_name = default_tz
     parts = raw.rsplit(" ", 1)
     if len(parts) == 2 and ("/" in parts[1] or parts[1].upper() in ("UTC", "Z")):
@@ -122,9 +137,12 @@ def parse_when(text: str, now: datetime, default_tz: str = "UTC") -> datetime:
             f"cannot read the time '{text}'; write e.g. 18:00, '2026-12-01 18:00', "
             "2026-12-01T18:00+05:30 or '18:00 Asia/Kolkata'"
         ) from None
-    if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
-    return to_utc(parsed, tz)
+    try:
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        return to_utc(parsed, tz)
+    except (OverflowError, ValueError):
+        raise ValueError(f"'{text}' is outside the times forescale works with (1971–2999)") from None
 
 
 def parse_date(value: object) -> date:

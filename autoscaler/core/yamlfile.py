@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from autoscaler.core.errors import ConfigError
+from autoscaler.core.text import looks_like_secret, redact_urls, safe
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,14 +38,58 @@ def read_text(path: Path, missing_fix: str) -> str:
 
 
 def load_yaml(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML into data plus its node tree (for line numbers); a syntax error names line and column."""
+    """Parse YAML into data plus its node tree (for line numbers); a syntax error names line and column.
+
+    A key written twice in one mapping is an error (YAML would silently keep the last one), and so is
+    nesting too deep to be a config file (a parser recursion error otherwise).
+    """
     try:
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(str(path), [f"not valid YAML{where}: {problem}"]) from None
+        raise ConfigError(str(path), [f"not valid YAML{where}: {safe(problem)}"]) from None
+    except RecursionError:
+        raise ConfigError(
+            str(path), ["nested too deeply to be a forescale file (hundreds of [ or {?): fix or replace the file"]
+        ) from None
+    duplicates = duplicate_keys(root, data)
+    if duplicates:
+        raise ConfigError(str(path), duplicates)
+    return data, root
+
+
+def duplicate_keys(root: yaml.Node | None, data: Any) -> list[str]:
+    """One problem per key written twice in the same mapping: 'key path (line N): duplicate key …'."""
+    problems: list[str] = []
+    stack: list[tuple[yaml.Node, list[Any]]] = [(root, [])] if root is not None else []
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                line = key.start_mark.line + 1
+                if name is not None and name != "<<":
+                    if name in seen:
+                        problems.append(
+                            f"{key_path([*loc, name], data)} (line {line}): duplicate key '{safe(name)}' (first on "
+                            f"line {seen[name]}); YAML would silently keep only the last: keep one of them"
+                        )
+                    else:
+                        seen[name] = line
+                stack.append((value, [*loc, name]))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, [*loc, i]) for i, item in enumerate(node.value))
+    return sorted(problems, key=_line_of)
+
+
+def _line_of(problem: str) -> int:
+    marker = problem.find("(line ")
+    digits = problem[marker + 6 :].split(")", 1)[0] if marker >= 0 else ""
+    return int(digits) if digits.isdigit() else 0
 
 
 def load_model(model: type[M], data: Any, root: yaml.Node | None, path: Path) -> M:
@@ -77,7 +122,7 @@ def key_path(loc: list[Any], data: Any) -> str:
             if isinstance(node, dict) and isinstance(node.get("name"), str):
                 out += f" ({node['name']})"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + safe(part)
             node = node.get(part) if isinstance(node, dict) else None
     return out or "(top level)"
 
@@ -146,7 +191,11 @@ def _fix_for(err: Any, loc: list[Any], root_model: type[BaseModel]) -> str:
         msg = str(extra.get("pattern_hint") or msg)
     got = err.get("input")
     got_text = ""
-    if got is not None and not isinstance(got, dict | list) and repr(got) not in msg:
-        got_text = f" (got {got!r})"
+    secret_key = any(isinstance(p, str) and p.endswith(("_env", "token", "webhook_url")) for p in loc)
+    if looks_like_secret(got) or secret_key:
+        got_text = ""  # never echo a value that may be a secret
+    elif got is not None and not isinstance(got, dict | list) and repr(got) not in msg:
+        shown = repr(got) if len(repr(got)) <= 80 else repr(got)[:79] + "…"
+        got_text = f" (got {safe(redact_urls(shown))})"
     fix = f"; expected: {desc}" if desc else ""
     return f"{msg[0].lower()}{msg[1:]}{got_text}{fix}"

@@ -10,6 +10,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from autoscaler.core.text import redact_urls
+
 
 class StatusServer:
     """Serves metrics and health on ``host:port`` in a daemon thread (port 0 picks a free port)."""
@@ -30,7 +32,8 @@ class StatusServer:
                     self._send(200, CONTENT_TYPE_LATEST, body)
                 elif self.path.split("?")[0] == "/healthz":
                     ok, detail = outer.health()
-                    self._send(200 if ok else 503, "application/json", json.dumps(detail).encode())
+                    text = redact_urls(json.dumps(detail))  # error texts may name a URL: never its credentials
+                    self._send(200 if ok else 503, "application/json", text.encode())
                 else:
                     self._send(404, "text/plain", b"not found: try /metrics or /healthz\n")
 

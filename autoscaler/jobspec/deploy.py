@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound
 from autoscaler.core.settings.forescale import Config
+from autoscaler.core.text import markup_safe
 from autoscaler.jobspec.render import RenderedJob
 from autoscaler.nomad.client import NomadClient
 from autoscaler.nomad.placement import explain_metric, unplaced
@@ -271,11 +271,11 @@ def print_result(console: Console, result: DeployResult, dry_run: bool) -> None:
     console.print(f"[bold]job {result.job_id}[/]: {title}{suffix}", highlight=False)
     for line in result.changes:
         color = {"+": "green", "-": "red", "~": "yellow"}.get(line[0], "")
-        console.print(f"  [{color}]{escape(line)}[/]" if color else f"  {escape(line)}", highlight=False)
+        console.print(f"  [{color}]{markup_safe(line)}[/]" if color else f"  {markup_safe(line)}", highlight=False)
     for group, count in result.kept_counts.items():
-        console.print(escape(f"  = TaskGroups[{group}].Count: kept at {count} (PreserveCounts)"), highlight=False)
+        console.print(markup_safe(f"  = TaskGroups[{group}].Count: kept at {count} (PreserveCounts)"), highlight=False)
     for warning in result.warnings:
-        console.print(f"  [yellow]warning[/]: {escape(warning)}", highlight=False)
+        console.print(f"  [yellow]warning[/]: {markup_safe(warning)}", highlight=False)
     if result.eval_id or result.job_modify_index is not None:
         console.print(
             f"  registered: JobModifyIndex {result.job_modify_index}, evaluation {result.eval_id or '-'}",

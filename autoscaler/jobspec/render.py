@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import jinja2
 import yaml
@@ -28,6 +28,7 @@ from autoscaler.core.errors import ConfigError
 from autoscaler.core.resources import _REPO, bundled
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.core.settings.jobspec import IMAGE_RE, NAME_RE, JobspecSettings
+from autoscaler.core.text import safe
 
 HEREDOC_MARKER = "FORESCALE_EOF"
 NOMAD_DEFAULT_MAX_KILL_TIMEOUT = timedelta(seconds=30)
@@ -481,7 +482,8 @@ def _require_jobspec(config: Config, pool: PoolConfig) -> JobspecSettings:
 
 
 def _source_name(config: Config) -> str:
-    return config.source.name if config.source else "forescale.yaml"
+    """The config's file name for a rendered comment: one line, whatever the name holds."""
+    return safe(config.source.name) if config.source else "forescale.yaml"
 
 
 # ---------------------------------------------------------------- forescale's own job
@@ -634,7 +636,7 @@ def _self_job_problems(config: Config, self_job: SelfJob) -> list[str]:
 
 def self_job_warnings(config: Config, self_job: SelfJob) -> list[str]:
     """Things that do not stop the job from running but will surprise: printed by `render --self`."""
-    warnings = []
+    warnings = _secret_warnings(config, self_job)
     if self_job.override_store == "nomad" and config.overrides.store != "nomad":
         warnings.append(
             f"overrides.store: the job keeps overrides in Nomad Variables ({config.overrides.nomad_variable_prefix}/"
@@ -731,11 +733,63 @@ def _config_for_nomad(config: Config, self_job: SelfJob) -> tuple[str, list[Self
     daemon["listen_host"] = "0.0.0.0"
     daemon["listen_port"] = self_job.metrics_port
     data["daemon"] = daemon
+    _strip_secrets(data)
     header = (
-        f"# {config.source.name}, embedded by `forescale render --self` and adjusted for the allocation:\n"
+        f"# {_source_name(config)}, embedded by `forescale render --self` and adjusted for the allocation:\n"
         "# prometheus.url, nomad.address, audit_log, overrides, daemon.listen_*; pools without their jobspec\n"
     )
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), files, tls_secrets
+
+
+SLACK_SECRETS = {"token": "token_env", "webhook_url": "webhook_url_env"}  # slack.<key> → the env var instead
+URL_KEYS = (("prometheus", "url"), ("nomad", "address"), ("nomad", "ui_url"))
+
+
+def _strip_secrets(data: dict[str, Any]) -> None:
+    """Secrets never go into the job file: ``slack.token``/``webhook_url`` and URL credentials are dropped (the
+    job reads secrets from its Nomad Variable as environment variables; ``_secret_warnings`` says so)."""
+    slack = data.get("slack")
+    if isinstance(slack, dict):
+        for key in SLACK_SECRETS:
+            slack.pop(key, None)
+    for section, key in URL_KEYS:
+        block = data.get(section)
+        if isinstance(block, dict) and isinstance(block.get(key), str):
+            block[key] = _without_userinfo(block[key])
+
+
+def _secret_warnings(config: Config, self_job: SelfJob) -> list[str]:
+    out = []
+    if config.slack is not None:
+        for key, env_key in SLACK_SECRETS.items():
+            if getattr(config.slack, key) is not None:
+                env = getattr(config.slack, env_key)
+                out.append(
+                    f"slack.{key} is not embedded in the job (a secret): put it in the Nomad Variable "
+                    f"nomad/jobs/{self_job.job_id} as {env}"
+                )
+    urls = {
+        "prometheus.url": self_job.prometheus_url or config.prometheus.url,
+        "nomad.address": self_job.nomad_address or config.nomad.address,
+        "nomad.ui_url": config.nomad.ui_url or "",
+    }
+    for key, url in urls.items():
+        if url != _without_userinfo(url):
+            out.append(
+                f"{key} carries credentials; they are not embedded in the job: authenticate with a secret from the "
+                "Nomad Variable instead (prometheus.headers_env, nomad.token_env)"
+            )
+    return out
+
+
+def _without_userinfo(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
 
 
 # ---------------------------------------------------------------- writing

@@ -35,6 +35,7 @@ from autoscaler.core.errors import (
     ScalingBoundsError,
 )
 from autoscaler.core.settings.forescale import NomadSettings
+from autoscaler.core.text import redact_url, redact_urls
 
 log = logging.getLogger("forescale.nomad")
 
@@ -78,6 +79,7 @@ class NomadClient:
     ) -> None:
         self.settings = settings
         self.address = settings.address.rstrip("/")
+        self.shown_address = redact_url(self.address)  # for messages: never the address's credentials
         self.namespace = settings.namespace
         self._sleep = sleep
         self.session = session or requests.Session()
@@ -216,6 +218,11 @@ class NomadClient:
             return fn()
         except BaseNomadException as exc:
             raise self._map(exc, method, path, dict(params or {})) from None
+        except ValueError:  # python-nomad's .json() on a 200 that is not JSON (a proxy's page, a cut answer)
+            raise NomadError(
+                f"Nomad at {self.shown_address} answered {method} /v1/{path} with a body that is not JSON "
+                "(is nomad.address the Nomad API, not a proxy or the UI?)"
+            ) from None
 
     # ------------------------------------------------------------------ typed helpers used by the target
 
@@ -224,16 +231,28 @@ class NomadClient:
         path = f"job/{quote(job_id, safe='')}"
 
         def once() -> dict[str, Any]:
-            return self.wrap(lambda: self.api.job.get_job(job_id, namespace=self.namespace), "GET", path)
+            job = self.wrap(lambda: self.api.job.get_job(job_id, namespace=self.namespace), "GET", path)
+            if not isinstance(job, dict) or not isinstance(job.get("TaskGroups") or [], list):
+                raise NomadError(
+                    f"Nomad at {self.shown_address} answered GET /v1/{path} with {_shape(job)}, not a job "
+                    "(is nomad.address the Nomad API?)"
+                )
+            return job
 
         return self.retrying(once) if retry else once()
 
     def job_allocations(self, job_id: str) -> list[dict[str, Any]]:
         """``GET /v1/job/:id/allocations`` (200 [] for an unknown job: callers read the job first)."""
         path = f"job/{quote(job_id, safe='')}/allocations"
-        return self.retrying(
+        allocs = self.retrying(
             lambda: self.wrap(lambda: self.api.job.get_allocations(job_id, namespace=self.namespace), "GET", path)
         )
+        if not isinstance(allocs, list) or not all(isinstance(a, dict) for a in allocs):
+            raise NomadError(
+                f"Nomad at {self.shown_address} answered GET /v1/{path} with {_shape(allocs)}, not a list of "
+                "allocations (is nomad.address the Nomad API?)"
+            )
+        return allocs
 
     def job_summary(self, job_id: str) -> dict[str, Any]:
         """``GET /v1/job/:id/summary``: per group Queued (what Nomad cannot place), Starting, Running, …"""
@@ -274,7 +293,7 @@ class NomadClient:
             return self._unreachable(resp, what)
         status = resp.status_code
         text = (resp.text or "").strip()
-        flat = " ".join(text.split())  # one line: Nomad's multi-errors come as "1 error occurred:\n\t* …"
+        flat = redact_urls(" ".join(text.split()))  # one line: Nomad's multi-errors come as "1 error occurred:\n\t* …"
         short = flat if len(flat) <= MAX_BODY_IN_MESSAGE else flat[:MAX_BODY_IN_MESSAGE] + "…"
         ns = params.get("namespace") or self.namespace
         if status == 400:
@@ -299,7 +318,7 @@ class NomadClient:
             return CasConflict(f"{_subject(path)} changed concurrently (check-and-set conflict)", current, 409, text)
         if "No path to region" in text:
             return NomadError(
-                f"Nomad at {self.address} has no path to region '{params.get('region') or self.settings.region}' "
+                f"Nomad at {self.shown_address} has no path to region '{params.get('region') or self.settings.region}' "
                 f"({short}): fix nomad.region or leave it empty for the agent's own region",
                 status,
                 text,
@@ -309,7 +328,7 @@ class NomadClient:
         if status == 500 and ("error occurred:" in text or "errors occurred:" in text):
             return NomadError(f"Nomad rejected {what} (validation failed): {short}", status, text)  # not transient
         if status == 429 or status >= 500:
-            return NomadUnavailable(f"Nomad at {self.address} answered {status} to {what}: {short}", status, text)
+            return NomadUnavailable(f"Nomad at {self.shown_address} answered {status} to {what}: {short}", status, text)
         return NomadError(f"Nomad answered {status} to {what}: {short}", status, text)
 
     def _unreachable(self, cause: object, what: str) -> NomadUnavailable:
@@ -317,7 +336,9 @@ class NomadClient:
         if isinstance(cause, requests.exceptions.SSLError):
             reason += " (TLS: set nomad.ca_cert to the CA that signed Nomad's certificate)"
         origin = self.settings.address_origin
-        return NomadUnavailable(f"cannot reach Nomad at {self.address} (address from {origin}; {what}): {reason}")
+        return NomadUnavailable(
+            f"cannot reach Nomad at {self.shown_address} (address from {origin}; {what}): {reason}"
+        )
 
     def _auth_message(self, text: str, what: str, ns: str) -> str:
         env = self.settings.token_env
@@ -341,13 +362,26 @@ class NomadClient:
 
 
 def _to_response(response: requests.Response) -> NomadResponse:
+    """Status, body and headers; a body that claims JSON but is not stays text (callers check the shape)."""
     if response.status_code == 204 or not response.content:
         body: Any = None
     elif "json" in response.headers.get("Content-Type", ""):
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            log.warning("Nomad answered %s with a body that is not JSON", response.status_code)
+            body = response.text
     else:
         body = response.text
     return NomadResponse(response.status_code, body, response.headers)
+
+
+def _shape(value: Any) -> str:
+    """'a JSON list', 'JSON null'…: what an answer was, for messages (never its content)."""
+    if value is None:
+        return "JSON null"
+    names = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", bool: "a JSON boolean"}
+    return names.get(type(value), "a JSON number" if isinstance(value, int | float) else type(value).__name__)
 
 
 def _json_or_none(response: requests.Response) -> dict[str, Any] | None:

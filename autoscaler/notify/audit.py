@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from autoscaler.core.decision import PastAction
 from autoscaler.core.nodes import BootSample
 from autoscaler.core.ports import AuditTrail
 from autoscaler.core.report import Event, TickReport
+from autoscaler.core.text import redact_urls
 from autoscaler.policy.placement import PLACED, UNPLACEABLE, PlacementRecord
 
 
@@ -29,12 +30,24 @@ class AuditLog(AuditTrail):
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        # JSON escapes control characters; credentials in URLs (e.g. in an error text) are redacted.
+        line = redact_urls(json.dumps(record, separators=(",", ":"), default=str)) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             os.write(fd, line.encode("utf-8"))
         finally:
             os.close(fd)
+
+    def check_writable(self) -> None:
+        """Raise OSError (e.g. IsADirectoryError) if records cannot be appended; creates the file if missing."""
+        if self.path.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(self.path))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+
+    def record_events(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.record_event(event)
 
     def record_tick(self, report: TickReport) -> None:
         for outcome in report.outcomes:
@@ -74,7 +87,7 @@ class AuditLog(AuditTrail):
                         continue
                     if isinstance(rec, dict):
                         yield rec
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
             return
 
     def placement_history(self) -> list[PlacementRecord]:

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from autoscaler.core.ports import Notifier
 from autoscaler.core.report import Event, PoolOutcome, TickReport
+from autoscaler.core.text import markup_safe
 
 _STYLE = {"up": "green", "down": "yellow", "hold": "dim"}
 PIPE_WIDTH = 100_000  # "unlimited": tables keep their natural width, lines are never folded
@@ -42,30 +43,32 @@ class ConsoleNotifier(Notifier):
                 continue
             if self.changes_only and outcome.status == "unchanged" and not (outcome.decision and outcome.decision.held):
                 continue
-            self.console.print(format_outcome(report, outcome), highlight=False)
+            self.console.print(format_outcome(report, outcome), highlight=False, soft_wrap=True)
         for event in report.events:
             self.announce(event)
 
     def announce(self, event: Event) -> None:
         self.console.print(
-            f"[bold]{event.at:%Y-%m-%d %H:%M}[/] [magenta]{event.kind}[/] {event.message}", highlight=False
+            f"[bold]{event.at:%Y-%m-%d %H:%M}[/] [magenta]{markup_safe(event.kind)}[/] {markup_safe(event.message)}",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
 def format_outcome(report: TickReport, outcome: PoolOutcome) -> str:
     stamp = f"[bold]{report.at:%Y-%m-%d %H:%M}[/]"
     if outcome.decision is None:
-        return f"{stamp} [red]{outcome.pool}: failed[/]: {outcome.error}"
+        return f"{stamp} [red]{outcome.pool}: failed[/]: {markup_safe(outcome.error)}"
     d = outcome.decision
     style = "red" if d.held else _STYLE[d.action]
     head = f"{d.current} → {d.desired}" if d.changed else f"{d.current} (hold)"
     counts = f" [dim]({d.placed} placed, {d.queued or 0} queued)[/]" if d.placed is not None else ""
     if outcome.status == "shadow":
         head = f"would scale {d.current} → {d.desired} (shadow: Nomad not changed)"
-    reasons = "; ".join(r.message for r in d.reasons)
-    tail = f" [red]{outcome.status}: {outcome.error}[/]" if outcome.error else ""
+    reasons = "; ".join(markup_safe(r.message) for r in d.reasons)
+    tail = f" [red]{outcome.status}: {markup_safe(outcome.error)}[/]" if outcome.error else ""
     if outcome.status == "applied" and outcome.note:
-        tail += f" [dim]→ {outcome.note}[/]"
+        tail += f" [dim]→ {markup_safe(outcome.note)}[/]"
     if outcome.nodes is not None and outcome.nodes.failed:
-        tail += " [red]machines: " + "; ".join(outcome.nodes.failures()) + "[/]"
+        tail += " [red]machines: " + markup_safe("; ".join(outcome.nodes.failures())) + "[/]"
     return f"{stamp} [{style}]{d.pool}: {head}[/]{counts} — {reasons}{tail}"

@@ -27,18 +27,23 @@ def decide(
     overrides: Sequence[OverrideEffect] = (),
     recent_actions: Sequence[PastAction] = (),
     metrics_error: str | None = None,
+    *,
+    bad_data: bool = False,
+    data_notes: Sequence[str] = (),
 ) -> Decision:
     """Return the count ``pool`` should have at ``now`` and every reason that shaped it.
 
     ``current`` is the pool's state (or just its desired count): decide compares with and steps from the
     *desired* count, never from the placed one — nodes still booting are queued in Nomad, and stepping from
     what is placed would re-send (or even lower) a count already asked for. Placed and queued are carried
-    into the Decision for reporting. ``forecast`` is None when metrics are unavailable (``metrics_error``
-    says why): the pool holds.
+    into the Decision for reporting. ``forecast`` is None when metrics are unavailable or were refused as bad
+    data (``metrics_error`` says why): the pool holds. ``data_notes`` say which samples were ignored on the
+    way (shown as ``bad_data`` reasons).
     """
+    screen = (bad_data, tuple(data_notes))
     if not isinstance(current, PoolState):
-        return _decide(pool, now, current, forecast, overrides, recent_actions, metrics_error)
-    decision = _decide(pool, now, current.desired, forecast, overrides, recent_actions, metrics_error)
+        return _decide(pool, now, current, forecast, overrides, recent_actions, metrics_error, screen)
+    decision = _decide(pool, now, current.desired, forecast, overrides, recent_actions, metrics_error, screen)
     return replace(decision, placed=current.placed, queued=current.queued, rescheduling=current.rescheduling)
 
 
@@ -50,15 +55,18 @@ def _decide(
     overrides: Sequence[OverrideEffect],
     recent_actions: Sequence[PastAction],
     metrics_error: str | None,
+    screen: tuple[bool, tuple[str, ...]] = (False, ()),
 ) -> Decision:
+    bad_data, data_notes = screen
     if current < 0:
         raise ValueError("current count cannot be negative")
     pin = _manual_pin(overrides)
 
     if forecast is None:
-        return _held(pool, now, current, overrides, pin, metrics_error or "no forecast")
+        return _held(pool, now, current, overrides, pin, metrics_error or "no forecast", bad_data)
 
     forecast_nodes, reactive_nodes, reasons = forecast_need(pool, forecast)
+    reasons.extend(Reason("bad_data", note) for note in data_notes)
     need = max(forecast_nodes, reactive_nodes)
     wanted = need
 
@@ -170,9 +178,13 @@ def _held(
     overrides: Sequence[OverrideEffect],
     pin: OverrideEffect | None,
     cause: str,
+    bad_data: bool = False,
 ) -> Decision:
-    """Metrics are unavailable: keep the fleet; only raise it (floors) or obey an explicit pin."""
-    reasons = [Reason("metrics_unavailable", f"held at {current}: metrics unavailable ({cause})", current)]
+    """Metrics are unavailable (or refused as bad data): keep the fleet; only raise it (floors) or obey a pin."""
+    if bad_data:
+        reasons = [Reason("bad_data", f"held at {current}: {cause}", current)]
+    else:
+        reasons = [Reason("metrics_unavailable", f"held at {current}: metrics unavailable ({cause})", current)]
     count = current
     floors = [o for o in overrides if o.kind == "min" and o.value > count]
     if floors:

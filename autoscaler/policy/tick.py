@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from autoscaler.core.decision import Decision, PastAction, PoolState
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
@@ -34,6 +35,7 @@ from autoscaler.policy.decide import decide, estimate
 from autoscaler.policy.nodes import NodeReconciler, node_events
 from autoscaler.policy.nodes import lead_time as configured_lead_time
 from autoscaler.policy.placement import PlacementWatch
+from autoscaler.policy.screen import screen
 from predictor.base import Forecast, Predictor
 
 log = logging.getLogger("forescale.tick")
@@ -116,8 +118,18 @@ def horizon_seconds(config: Config, pool: PoolConfig, lead_s: float | None = Non
     return lead + config.daemon.interval.total_seconds()
 
 
-def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Forecast | None, str | None]:
-    """Fetch history and forecast; (None, cause) when metrics are missing, stale or unusable."""
+class PoolForecast(NamedTuple):
+    """A pool's forecast, or why there is none (``bad_data``: the samples were refused, see policy/screen.py)."""
+
+    forecast: Forecast | None
+    cause: str | None = None
+    bad_data: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForecast:
+    """Fetch history, screen it (bad data, implausible jumps) and forecast; no forecast when metrics are missing,
+    stale, refused or unusable (``cause`` says why)."""
     predictor = deps.predictor_for(pool)
     step_s = deps.config.prometheus.step.total_seconds()
     now_s = now.timestamp()
@@ -125,20 +137,23 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> tuple[Fore
     try:
         series = deps.metrics.fetch(pool.query, start, now, step_s).finite()
     except MetricsUnavailable as exc:
-        return None, str(exc)
+        return PoolForecast(None, str(exc))
     if len(series) == 0:
-        return None, "no samples (empty result or only NaN)"
+        return PoolForecast(None, "no samples (empty result or only NaN)")
     age = now_s - series.last_t
     if age > 2 * max(step_s, series.step_s):
-        return None, f"stale: last sample is {age:.0f}s old (more than 2 steps)"
+        return PoolForecast(None, f"stale: last sample is {age:.0f}s old (more than 2 steps)")
+    screened = screen(series, pool, deps.config.predictor)
+    if screened.hold is not None:
+        return PoolForecast(None, screened.hold, bad_data=True)
     try:
         lead_s = pool_lead_time(deps, pool, now).seconds
-        forecast = predictor.forecast(series, now_s, horizon_seconds(deps.config, pool, lead_s))
+        forecast = predictor.forecast(screened.series, now_s, horizon_seconds(deps.config, pool, lead_s))
     except ValueError as exc:
-        return None, f"predictor {predictor.name}: {exc}"
+        return PoolForecast(None, f"predictor {predictor.name}: {exc}")
     if not (math.isfinite(forecast.peak_rps) and math.isfinite(forecast.observed_rps)):
-        return None, "forecast is not a finite number"
-    return forecast, None
+        return PoolForecast(None, "forecast is not a finite number", bad_data=True)
+    return PoolForecast(forecast, notes=screened.notes)
 
 
 def recent_actions(deps: TickDeps, pool: PoolConfig, now: datetime) -> list[PastAction]:
@@ -163,18 +178,26 @@ def read_state(deps: TickDeps, pool: PoolConfig) -> tuple[PoolState | None, str 
         return None, f"cannot read current count: {exc}"
 
 
-def decide_pool(
-    deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
-) -> Decision:
+def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState) -> Decision:
     """Pool state + forecast + overrides → Decision (decide steps from the desired count)."""
-    forecast, cause = forecast_pool(deps, pool, now)
+    got = forecast_pool(deps, pool, now)
     effects = deps.overrides.effects(pool.name, now)
-    return decide(pool, now, state, forecast, effects, recent_actions(deps, pool, now), metrics_error=cause)
+    return decide(
+        pool,
+        now,
+        state,
+        got.forecast,
+        effects,
+        recent_actions(deps, pool, now),
+        metrics_error=got.cause,
+        bad_data=got.bad_data,
+        data_notes=got.notes,
+    )
 
 
 def failed_outcome(deps: TickDeps, pool: PoolConfig, now: datetime, error: str | None) -> PoolOutcome:
     """A pool whose count could not be read: failed, with what the forecast alone asks for (plan shows it)."""
-    forecast, _cause = forecast_pool(deps, pool, now)
+    forecast = forecast_pool(deps, pool, now).forecast
     guess = estimate(pool, now, forecast) if forecast is not None else None
     return PoolOutcome(pool.name, "failed", None, error=error, estimate=guess)
 

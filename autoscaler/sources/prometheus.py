@@ -26,6 +26,7 @@ from urllib3.util.retry import Retry
 from autoscaler.core.errors import MetricsUnavailable
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import PrometheusSettings
+from autoscaler.core.text import redact_url, redact_urls
 
 log = logging.getLogger("forescale.prometheus")
 
@@ -45,6 +46,7 @@ class PrometheusSource:
             raise ValueError(f"max_points must be within 2..{PROMETHEUS_POINT_LIMIT}")
         self.settings = settings
         self.url = settings.url.rstrip("/")
+        self.shown_url = redact_url(self.url)  # for messages: never the URL's credentials
         self.max_points = max_points
         self.timeout_s = settings.timeout.total_seconds()
         # Retry only failures to connect, once and quickly: a tick must not stall on a dead Prometheus
@@ -109,19 +111,38 @@ class PrometheusSource:
         except PrometheusApiClientException as exc:
             raise MetricsUnavailable(self._http_error(str(exc))) from None
         except requests.exceptions.Timeout:
-            raise MetricsUnavailable(f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s") from None
+            raise MetricsUnavailable(
+                f"Prometheus at {self.shown_url} did not answer within {self.timeout_s:g}s"
+            ) from None
         except requests.exceptions.SSLError as exc:
-            raise MetricsUnavailable(f"TLS error talking to {self.url}: {_tls_cause(exc)}") from None
+            raise MetricsUnavailable(f"TLS error talking to {self.shown_url}: {_tls_cause(exc)}") from None
         except requests.exceptions.ConnectionError as exc:
-            raise MetricsUnavailable(f"cannot connect to Prometheus at {self.url}: {_connection_cause(exc)}") from None
+            raise MetricsUnavailable(
+                f"cannot connect to Prometheus at {self.shown_url}: {_connection_cause(exc)}"
+            ) from None
         except (ValueError, KeyError, TypeError):  # 200 but not Prometheus JSON (wrong URL, a proxy's page)
             raise MetricsUnavailable(
-                f"{self.url} did not answer like Prometheus (is prometheus.url the server's base URL?)"
+                f"{self.shown_url} did not answer like Prometheus (is prometheus.url the server's base URL?)"
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise MetricsUnavailable(f"request to Prometheus at {self.url} failed: {_one_line(str(exc))}") from None
+            raise MetricsUnavailable(
+                f"request to Prometheus at {self.shown_url} failed: {_one_line(str(exc))}"
+            ) from None
         if not isinstance(result, list):
-            raise MetricsUnavailable(f"{self.url} answered with an unexpected result type")
+            raise MetricsUnavailable(
+                f"{self.shown_url} did not answer like Prometheus (no result list; is prometheus.url the server's "
+                "base URL?)"
+            )
+        if result and not all(isinstance(r, dict) for r in result):
+            raise MetricsUnavailable(
+                "Prometheus answered a scalar or string result, not a series over time: make the query return one "
+                "series of the request rate, e.g. sum(rate(http_requests_total[5m]))"
+            )
+        if result and "values" not in result[0]:
+            raise MetricsUnavailable(
+                "Prometheus answered an instant vector (no samples over time) to a range query: check the query "
+                "and prometheus.url (a proxy in between?)"
+            )
         if len(result) > 1:
             labels = "; ".join(_labels(r.get("metric", {})) for r in result[:3])
             raise MetricsUnavailable(
@@ -132,6 +153,8 @@ class PrometheusSource:
             empty = np.empty(0, dtype=np.float64)
             return empty, empty
         pairs = result[0].get("values", [])
+        if not isinstance(pairs, list):
+            raise MetricsUnavailable("query result has samples that are not numbers")
         try:
             t = np.fromiter((p[0] for p in pairs), dtype=np.float64, count=len(pairs))
             v = np.fromiter((float(p[1]) for p in pairs), dtype=np.float64, count=len(pairs))
@@ -158,10 +181,10 @@ class PrometheusSource:
         if status in (401, 403):
             missing = [f"${v}" for v in self.settings.headers_env.values() if v not in self.settings.headers()]
             hint = f"; env var(s) {', '.join(missing)} not set" if missing else ""
-            return f"Prometheus at {self.url} refused access (HTTP {status}): check prometheus.headers_env{hint}"
+            return f"Prometheus at {self.shown_url} refused access (HTTP {status}): check prometheus.headers_env{hint}"
         if status in (400, 422):
             return f"Prometheus rejected the query (HTTP {status}, {_one_line(detail)})"
-        return f"Prometheus at {self.url} answered HTTP {status} ({_one_line(detail)})"
+        return f"Prometheus at {self.shown_url} answered HTTP {status} ({_one_line(detail)})"
 
 
 def _fmt(ts: float) -> str:
@@ -173,7 +196,7 @@ def _labels(metric: dict[str, str]) -> str:
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
+    text = redact_urls(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -116,8 +116,8 @@ class NomadTarget:
     def scale(self, pool: PoolConfig, decision: Decision) -> str:
         """Set the group's count to ``decision.desired``; returns e.g. "eval 116f3ede"."""
         job = self.client.read_job(pool.nomad.job)
-        before = int(job["JobModifyIndex"])
-        start_count = int(self._group(job, pool).get("Count", 0))
+        before = _job_modify_index(job, pool)
+        start_count = _int(self._group(job, pool).get("Count"), 0)
         if start_count == decision.desired:
             # Someone (or a lost answer of ours) already set it: a Job.Scale to the same count would still
             # write a new job version, an evaluation and a scaling event.
@@ -168,8 +168,8 @@ class NomadTarget:
         Its reads are single tries: a failure counts as one more failed attempt of the bounded scale loop.
         """
         job = self.client.read_job(pool.nomad.job, retry=False)
-        index = int(job["JobModifyIndex"])
-        count = int(self._group(job, pool).get("Count", -1))
+        index = _job_modify_index(job, pool)
+        count = _int(self._group(job, pool).get("Count"), -1)
         if index == before:
             return None  # nothing happened since our last CAS index: resending is safe
         if count == decision.desired:
@@ -187,6 +187,21 @@ class NomadTarget:
 def _wanted(alloc: dict[str, Any]) -> bool:
     """DesiredStatus run and not a canary (Nomad's scale status skips canaries too)."""
     return alloc.get("DesiredStatus") == "run" and not (alloc.get("DeploymentStatus") or {}).get("Canary")
+
+
+def _job_modify_index(job: dict[str, Any], pool: PoolConfig) -> int:
+    """The job's JobModifyIndex (the scale's check-and-set index); without one, nothing is scaled."""
+    value = job.get("JobModifyIndex")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise NomadError(
+            f"Nomad's answer for job '{pool.nomad.job}' has no usable JobModifyIndex ({value!r}), which the scale "
+            "check-and-set needs: not scaled (is nomad.address the Nomad API, not a proxy?)"
+        )
+    return value
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def count_live(allocs: list[dict[str, Any]], group: str) -> int:

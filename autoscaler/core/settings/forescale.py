@@ -12,11 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from autoscaler.core.durations import Duration
 from autoscaler.core.errors import UnknownPool
+from autoscaler.core.settings.base import EnvName, HttpUrl, StrictModel
 from autoscaler.core.settings.jobspec import JobspecSettings
 from autoscaler.core.settings.nodes import NodesSettings
 from autoscaler.core.settings.overrides import OverridesSettings
@@ -68,15 +69,19 @@ def step_nodes(limit: int | str | None, current: int) -> int | None:
     return max(1, math.ceil(current * share / 100 - 1e-9))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+MAX_NODES = 1_000_000  # no pool is larger; a bigger number is a typo (or a unit mix-up)
+MAX_RPS_PER_NODE = 10_000_000.0
+
+
+class _Strict(StrictModel):
+    """Unknown keys are errors; numbers are finite and never true/false (``settings.base``)."""
 
 
 class PrometheusSettings(_Strict):
     """Where the request rates come from."""
 
-    url: str = Field("http://127.0.0.1:9090", description="Prometheus base URL")
-    headers_env: dict[str, str] = Field(
+    url: HttpUrl = Field("http://127.0.0.1:9090", description="Prometheus base URL (http:// or https://)")
+    headers_env: dict[str, EnvName] = Field(
         default_factory=dict,
         description="HTTP headers whose values come from env vars, e.g. {Authorization: PROM_AUTH}",
     )
@@ -93,11 +98,11 @@ class PrometheusSettings(_Strict):
 class NomadSettings(_Strict):
     """How to reach Nomad. The token is read from the environment, never from the file."""
 
-    address: str = Field(
+    address: HttpUrl = Field(
         default_factory=lambda: os.environ.get("NOMAD_ADDR") or DEFAULT_NOMAD_ADDRESS,
-        description=f"Nomad HTTP API address (default: $NOMAD_ADDR, else {DEFAULT_NOMAD_ADDRESS})",
+        description=f"Nomad HTTP API address, http:// or https:// (default: $NOMAD_ADDR, else {DEFAULT_NOMAD_ADDRESS})",
     )
-    token_env: str = Field("NOMAD_TOKEN", description="env var holding the ACL token")
+    token_env: EnvName = Field("NOMAD_TOKEN", description="env var holding the ACL token")
     namespace: str = Field("default", description="Nomad namespace of the jobs")
     region: str | None = Field(None, description="Nomad region (default: the agent's)")
     ca_cert: Path | None = Field(None, description="CA bundle to verify Nomad's TLS certificate")
@@ -109,7 +114,7 @@ class NomadSettings(_Strict):
     retry_backoff: Duration = Field(
         timedelta(milliseconds=500), description="wait before the first retry; doubles each retry (max 10s)"
     )
-    ui_url: str | None = Field(None, description="Nomad UI base URL, for links in messages")
+    ui_url: HttpUrl | None = Field(None, description="Nomad UI base URL (http:// or https://), for links in messages")
 
     _address_origin: str = PrivateAttr(default="")
 
@@ -150,7 +155,9 @@ class PoolConfig(_Strict):
     name: str = Field(..., pattern=NAME_PATTERN, json_schema_extra=NAME_HINT, description="pool name, [a-z0-9-]")
     query: str = Field(..., min_length=1, description="PromQL giving the pool's request rate in req/s")
     nomad: NomadGroupRef
-    capacity_per_node: float = Field(..., gt=0, description="req/s one node sustains, from load tests")
+    capacity_per_node: float = Field(
+        ..., gt=0, le=MAX_RPS_PER_NODE, description="req/s one node sustains, from load tests"
+    )
     target_utilization: float = Field(
         1.0,
         gt=0,
@@ -158,8 +165,8 @@ class PoolConfig(_Strict):
         description="fraction of capacity_per_node to plan for; forecast headroom already comes from the "
         "SLO (predictor.slo_unserved_pct), so lower this only if load tests overstate a node",
     )
-    min: int = Field(1, ge=0, description="never fewer nodes")
-    max: int = Field(..., ge=1, description="never more nodes")
+    min: int = Field(1, ge=0, le=MAX_NODES, description="never fewer nodes")
+    max: int = Field(..., ge=1, le=MAX_NODES, description="never more nodes")
     lead_time: Duration = Field(
         timedelta(minutes=10),
         description="time a new node needs to be ready, or 'auto': the p95 of observed boots (nodes.min_boots "

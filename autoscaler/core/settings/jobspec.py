@@ -11,9 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from autoscaler.core.durations import Duration
+from autoscaler.core.settings.base import StrictModel
 
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest]; nothing that HCL, YAML or a shell interprets.
@@ -56,10 +57,8 @@ MiB = Annotated[int, BeforeValidator(parse_mib)]
 Name = Annotated[str, Field(pattern=NAME_RE)]
 
 
-class HealthCheck(BaseModel):
+class HealthCheck(StrictModel):
     """The alloc's health: the entrypoint answers /healthz (200 when all N workers run) on a Nomad port."""
-
-    model_config = ConfigDict(extra="forbid")
 
     provider: Literal["nomad", "consul"] = Field("nomad", description="service registration provider")
     service_name: str | None = Field(None, pattern=NAME_RE, description="service name (default: the group name)")
@@ -68,10 +67,8 @@ class HealthCheck(BaseModel):
     timeout: Duration = Field(timedelta(seconds=2), description="check timeout")
 
 
-class JobspecSettings(BaseModel):
+class JobspecSettings(StrictModel):
     """How a pool's Nomad job is rendered: GPU packing and graceful teardown knobs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # What runs.
     image: str = Field(..., pattern=IMAGE_RE, description="worker image, e.g. registry.example.com/ocr:1.4.2")

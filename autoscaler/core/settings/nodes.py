@@ -12,9 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from autoscaler.core.durations import Duration
+from autoscaler.core.settings.base import StrictModel
 
 ProviderKind = Literal["none", "aws_asg", "command"]
 Strategy = Literal["least_busy", "newest", "empty_first"]
@@ -25,8 +26,8 @@ ASG_NAME_RE = r"^[A-Za-z0-9_\-.:/@+= ]{1,255}$"  # what AWS allows in an Auto Sc
 ATTRIBUTE_RE = r"^[A-Za-z0-9_.\-]{1,128}$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictModel):
+    """Unknown keys are errors; numbers are finite and never true/false (``settings.base``)."""
 
 
 class AwsAsgSettings(_Strict):

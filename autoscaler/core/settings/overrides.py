@@ -7,18 +7,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from autoscaler.core.durations import Duration
+from autoscaler.core.settings.base import StrictModel
 
 VARIABLE_PATH_MAX = 128  # nomad/structs/variables.go ValidatePath
 MAX_PREFIX_CHARS = VARIABLE_PATH_MAX - 1 - 63  # "<prefix>/<pool>" with the longest pool name (63 characters)
 
 
-class OverridesSettings(BaseModel):
+class OverridesSettings(StrictModel):
     """Where manual overrides live and where the schedule rules are declared."""
-
-    model_config = ConfigDict(extra="forbid")
 
     store: Literal["file", "nomad"] = Field(
         "file", description="file: one local JSON file; nomad: Nomad Variables (shared, ACL-guarded)"

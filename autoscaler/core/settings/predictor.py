@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from autoscaler.core.durations import Duration
+from autoscaler.core.settings.base import StrictModel
 
 
-class PredictorSettings(BaseModel):
+class PredictorSettings(StrictModel):
     """Which model forecasts the request rate, how much history it reads, and the SLO it plans for."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: Literal["seasonal_lr", "trend_lr"] = Field(
         "seasonal_lr",
@@ -30,3 +29,12 @@ class PredictorSettings(BaseModel):
         description="SLO: at most this % of requests may find no ready capacity; headroom is chosen to meet it",
     )
     trend_window: Duration = Field(timedelta(minutes=30), description="trend_lr regression window")
+    plausible_jump: float = Field(
+        20.0,
+        ge=2,
+        le=1000,
+        description="a sample above this many times the recent peak (plausible_window; at least one node's "
+        "capacity) is believed only once the next sample confirms it; a rate above this many times what the "
+        "pool's max nodes serve is bad data",
+    )
+    plausible_window: Duration = Field(timedelta(days=7), description="the recent peak's window (plausible_jump)")

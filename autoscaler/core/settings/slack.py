@@ -13,24 +13,23 @@ from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from autoscaler.core.durations import Duration, format_duration
 from autoscaler.core.errors import NotifierError
+from autoscaler.core.settings.base import EnvName, StrictModel
 
 Mode = Literal["auto", "bot", "webhook"]
 
 
-class SlackSettings(BaseModel):
+class SlackSettings(StrictModel):
     """Bot token + channel (chat.postMessage) or an incoming webhook. Secrets come from env."""
 
-    model_config = ConfigDict(extra="forbid")
-
     mode: Mode = Field("auto", description="bot, webhook, or auto (bot when a token and channel are set, else webhook)")
-    token_env: str = Field("SLACK_BOT_TOKEN", description="env var holding the bot token (xoxb-…)")
+    token_env: EnvName = Field("SLACK_BOT_TOKEN", description="env var holding the bot token (xoxb-…)")
     token: SecretStr | None = Field(None, description="bot token in the file (prefer token_env)")
     channel: str | None = Field(None, description="channel ID (C0123…) or #name for chat.postMessage")
-    webhook_url_env: str = Field("SLACK_WEBHOOK_URL", description="env var holding an incoming-webhook URL")
+    webhook_url_env: EnvName = Field("SLACK_WEBHOOK_URL", description="env var holding an incoming-webhook URL")
     webhook_url: SecretStr | None = Field(None, description="incoming-webhook URL in the file (prefer the env var)")
     base_url: str | None = Field(None, description="Web API base URL (tests point this at a local server)")
     timeout: Duration = Field(timedelta(seconds=5), description="per-request timeout")
@@ -141,5 +140,6 @@ class SlackTarget:
         """Where messages go, without the secret."""
         if self.mode == "bot":
             return f"channel {self.channel} with the bot token from {self.source}"
-        host = urlsplit(self.secret).netloc
+        parts = urlsplit(self.secret)
+        host = (parts.hostname or "?") + (f":{parts.port}" if parts.port else "")
         return f"the incoming webhook from {self.source} (host {host})"

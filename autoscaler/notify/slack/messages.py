@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from slack_sdk.models.blocks import (
     Block,
@@ -24,6 +24,7 @@ from autoscaler.core.decision import Decision
 from autoscaler.core.durations import format_duration
 from autoscaler.core.report import Event, PoolOutcome
 from autoscaler.core.settings.forescale import Config, PoolConfig
+from autoscaler.core.text import safe_multiline
 from autoscaler.notify.alerts import Alert, Problem, Recovery, TickDigest, large_scale_in
 
 MessageKind = Literal["tick", "event", "test"]
@@ -56,8 +57,16 @@ class SlackMessage:
 
 
 def esc(text: str) -> str:
-    """Escape Slack mrkdwn control characters (links, mentions) in untrusted text."""
+    """Untrusted text for Slack: mrkdwn control characters (links, mentions) escaped, URL credentials redacted,
+    terminal control characters removed (newlines are kept: Slack shows them as line breaks)."""
+    text = safe_multiline(text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def clip(text: str, limit: int) -> str:
@@ -111,7 +120,7 @@ class MessageFormatter:
         pool = next((p for p in self.config.pools if p.name == pool_name), None)
         if not base or pool is None:
             return None
-        base = base.rstrip("/")
+        base = _without_userinfo(base).rstrip("/")  # a link in a channel never carries credentials
         if not base.endswith("/ui"):
             base += "/ui"
         job = quote(f"{pool.nomad.job}@{self.config.nomad.namespace}", safe="@")

@@ -217,7 +217,7 @@ class SlackNotifier(Notifier):
         for pool, sig in message.rearm:
             self.tracker.rearm(pool, sig)
         error = delivery.error or "unknown"
-        fix = fix_for(error, self.transport.target)
+        fix = fix_for(error, self.transport.target, self.settings.base_url)
         if error in CONFIG_ERRORS or error in PAYLOAD_ERRORS:
             if error in self._reported:
                 log.debug("Slack refused a %s message again: %s", message.kind, error)

@@ -8,6 +8,7 @@ from slack-sdk's log lines; no state is shared between transports.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from autoscaler.notify.slack.messages import SlackMessage
 NOTIFIER = "slack"
 MAX_RETRIES = 10  # per message; the time budget usually ends retries first
 
-TRANSIENT = ("rate_limited", "server_error", "timeout", "connection_error")
+TRANSIENT = ("rate_limited", "server_error", "timeout", "connection_error", "tls_error")
 CONFIG_ERRORS = frozenset(
     {
         "invalid_auth",
@@ -316,8 +317,13 @@ class Transport(Protocol):
     def post(self, message: SlackMessage) -> Delivery: ...
 
 
+def _is_tls(error: BaseException | None) -> bool:
+    reason = error.reason if isinstance(error, URLError) else error
+    return isinstance(reason, ssl.SSLError)
+
+
 def _exception_delivery(exc: Exception, retries: list[str], redact: Redactor) -> Delivery:
-    kind = "timeout" if _is_timeout(exc) else "connection_error"
+    kind = "timeout" if _is_timeout(exc) else "tls_error" if _is_tls(exc) else "connection_error"
     detail = redact(f"{type(exc).__name__}: {exc}")
     return Delivery(False, kind, None, detail, retries=tuple(retries))
 
@@ -442,10 +448,12 @@ def make_transport(
     return WebhookTransport(target, settings, budget)
 
 
-def fix_for(error: str | None, target: SlackTarget) -> str:
-    """What the user should do about a Slack error (one line)."""
+def fix_for(error: str | None, target: SlackTarget, base_url: str | None = None) -> str:
+    """What the user should do about a Slack error (one line); ``base_url``: slack.base_url, if configured."""
     src, channel = target.source, target.channel or "the channel"
-    host = urlsplit(target.secret).netloc if target.mode == "webhook" else "slack.com"
+    where = target.secret if target.mode == "webhook" else (base_url or "https://slack.com/api/")
+    parts = urlsplit(where)
+    host = (parts.hostname or "slack.com") + (f":{parts.port}" if parts.port else "")
     reinstall = f"reinstall the Slack app to the workspace and update {src}"
     fixes = {
         "invalid_auth": f"check {src}: Slack does not accept this token (use the app's Bot User OAuth Token, xoxb-…)",
@@ -472,6 +480,8 @@ def fix_for(error: str | None, target: SlackTarget) -> str:
         "server_error": "Slack had a server error (see https://slack-status.com); later messages still go out",
         "timeout": f"no answer from {host} within slack.timeout: check the network path (proxy, firewall)",
         "connection_error": f"cannot connect to {host}: check DNS, HTTPS_PROXY and firewall rules",
+        "tls_error": f"the TLS certificate of {host} is not trusted: check slack.base_url, or add its CA to the "
+        "system trust store (SSL_CERT_FILE)",
     }
     if error in PAYLOAD_ERRORS:
         return "Slack rejected the message forescale built: please report this bug with the log line"

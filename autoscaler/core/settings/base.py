@@ -1,0 +1,83 @@
+"""What every section of forescale.yaml (and the schedule file) shares: unknown keys are errors, numbers are
+numbers (``min: true`` is not 1, ``.inf``/``.nan``/``1e400`` are not numbers), addresses are http(s) URLs and
+``*_env`` settings are environment variable *names* — a value that looks like a token is never echoed back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _numeric(annotation: Any) -> bool:
+    """int/float (optionally inside Optional/Annotated), but not bool."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _numeric(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_numeric(a) for a in get_args(annotation) if a is not type(None))
+    return False
+
+
+class StrictModel(BaseModel):
+    """Base of every settings model: extra keys forbidden, no bool-as-number, no non-finite floats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and _numeric(field.annotation):
+                raise ValueError("write a number here, not true/false")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number (not .inf, .nan or 1e400)")
+        return value
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) URL with a host (and a numeric port, if any). The message never repeats the value."""
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("not a valid URL; write e.g. http://127.0.0.1:9090 (a numeric port)") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9090")
+    if not parts.hostname:
+        raise ValueError("the URL has no host; write e.g. http://127.0.0.1:9090")
+    return value.strip()
+
+
+def check_env_name(value: str) -> str:
+    """The NAME of an environment variable; a pasted secret gets a message that does not echo it."""
+    if not ENV_NAME.match(value):
+        raise ValueError(
+            "must be the NAME of an environment variable (letters, digits and _, e.g. SLACK_BOT_TOKEN), "
+            "not its value: put the secret itself in the environment (the value given is not shown)"
+        )
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+"""A config field holding an http(s) URL."""
+
+EnvName = Annotated[str, AfterValidator(check_env_name)]
+"""A config field naming an environment variable (that holds a secret)."""
