@@ -36,6 +36,7 @@ def _resolve_paths(config: Config, base: Path) -> None:
     config.audit_log = fix(config.audit_log) or config.audit_log
     config.overrides.path = fix(config.overrides.path) or config.overrides.path
     config.overrides.schedule_file = fix(config.overrides.schedule_file)
+    config.leader.lock_file = fix(config.leader.lock_file)
     config.prometheus.ca_cert = fix(config.prometheus.ca_cert)
     for attr in ("ca_cert", "client_cert", "client_key"):
         setattr(config.nomad, attr, fix(getattr(config.nomad, attr)))

@@ -13,11 +13,13 @@ from functools import partial
 
 from autoscaler.core.clock import SystemClock
 from autoscaler.core.errors import ConfigError, NotifierError
-from autoscaler.core.ports import Clock, NodeProvider, Notifier, OverrideProvider, OverrideStore
+from autoscaler.core.ports import Clock, LeaderLock, NodeProvider, Notifier, OverrideProvider, OverrideStore
 from autoscaler.core.settings.forescale import Config, PoolConfig
+from autoscaler.daemon.leader import Leadership, LocalLock
 from autoscaler.daemon.service import Daemon
 from autoscaler.daemon.watch import OverrideWatcher
 from autoscaler.nomad.client import NomadClient
+from autoscaler.nomad.lock import NomadLock
 from autoscaler.notify import metrics as notify_metrics
 from autoscaler.notify.audit import AuditLog
 from autoscaler.notify.console import ConsoleNotifier
@@ -74,6 +76,7 @@ def build_deps(
         nodes=build_nodes(config, client, clock, audit),
         placement=placement,
         shadow=shadow,
+        deadline_s=config.daemon.deadline().total_seconds(),
     )
 
 
@@ -109,8 +112,8 @@ def build_nodes(config: Config, client: NomadClient, clock: Clock, audit: AuditL
 def build_daemon(
     config: Config, clock: Clock | None = None, *, dry_run: bool = False, notifiers: list[Notifier] | None = None
 ) -> Daemon:
-    """The daemon with its extra ticks at schedule-rule boundaries, the override store watch and the notifiers'
-    metrics.
+    """The daemon with its extra ticks at schedule-rule boundaries, the override store watch, the notifiers'
+    metrics and leader election.
 
     ``dry_run``: every pool in shadow (decided, audited, posted and exported as "would scale"; Nomad untouched).
     """
@@ -123,12 +126,27 @@ def build_daemon(
         clock,
         poll_s=config.daemon.override_poll.total_seconds(),
     )
+    deps = build_deps(config, clock=clock, shadow=dry_run, store=store, notifiers=notifiers)
+    client = deps.target.client if isinstance(deps.target, NomadTarget) else NomadClient(config.nomad)
     return Daemon(
-        build_deps(config, clock=clock, shadow=dry_run, store=store, notifiers=notifiers),
+        deps,
         transitions=transitions,
         extra_registries=[notify_metrics.REGISTRY],
         watcher=watcher,
+        leadership=build_leadership(config, client),
     )
+
+
+def build_leadership(config: Config, client: NomadClient | None = None) -> Leadership:
+    """The locks held while acting: a local flock always, the Nomad Variables lock when leader.enabled."""
+    settings = config.leader
+    lock_file = settings.lock_file or config.audit_log.with_name(config.audit_log.name + ".lock")
+    locks: list[LeaderLock] = [LocalLock(lock_file)]
+    if settings.enabled:
+        client = client or NomadClient(config.nomad)
+        locks.append(NomadLock(client, settings.lock_path, settings.ttl, settings.lock_delay))
+    ttl = settings.ttl.total_seconds()
+    return Leadership(locks, renew_every_s=ttl / 3, retry_every_s=max(1.0, ttl / 2))
 
 
 def build_store(config: Config) -> OverrideStore[PoolRecords]:

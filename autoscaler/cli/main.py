@@ -78,22 +78,55 @@ def tick(
 ) -> None:
     """Run one cycle: read rates, predict, decide, scale Nomad, audit and notify. For cron/periodic jobs.
 
-    Exit status 1 when a pool failed (e.g. Nomad unreachable); held and deferred pools are not failures.
+    Acts only while holding the leader locks (a local flock, and the Nomad Variables lock unless
+    leader.enabled is false): when another forescale leads, it stands by and exits 0. Exit status 1 when a pool
+    failed (e.g. Nomad unreachable) or the lock could not be tried; held and deferred pools are not failures.
     """
     from autoscaler.cli.common import select_pools
     from autoscaler.cli.output import print_report
     from autoscaler.config import load_config
+    from autoscaler.core.errors import ForescaleError
+    from autoscaler.daemon.leader import LeaderLoop
     from autoscaler.policy.tick import run_tick
-    from autoscaler.wiring import build_deps, build_notifiers
+    from autoscaler.targets.nomad import NomadTarget
+    from autoscaler.wiring import build_deps, build_leadership, build_notifiers
 
     cfg = load_config(config)
     only = [p.name for p in select_pools(cfg, pool)]
     # With --json, stdout carries only the JSON document: no console notifier (Slack still posts).
     deps = build_deps(cfg, clock=clock_of(ctx), notifiers=build_notifiers(cfg, console=not as_json))
-    report = run_tick(deps, only=only)
+    leadership = build_leadership(cfg, deps.target.client if isinstance(deps.target, NomadTarget) else None)
+    leadership.step()
+    status = leadership.status
+    if status.role != "leader":
+        if status.error:
+            raise ForescaleError(
+                f"{status.error}; nothing was scaled (the token needs variables write on {cfg.leader.lock_path}; "
+                "set leader.enabled: false if this is the only forescale)"
+            )
+        why = f"another forescale leads ({status.holder})" if status.holder else "another forescale leads"
+        _standby(why, leadership.describe, as_json)
+        return
+    loop = LeaderLoop(leadership)  # renews while the tick runs; releases the locks at the end
+    loop.start()
+    try:
+        deps.may_act = leadership.may_act
+        report = run_tick(deps, only=only)
+    finally:
+        loop.stop()
     print_report(console, report, f"forescale tick at {report.at:%Y-%m-%d %H:%M:%S} UTC", as_json)
     if any(o.status == "failed" for o in report.outcomes):
         raise typer.Exit(1)
+
+
+def _standby(why: str, locks: str, as_json: bool) -> None:
+    """`tick` while another forescale leads: say so and change nothing (exit 0)."""
+    import json
+
+    if as_json:
+        print(json.dumps({"standby": True, "reason": why, "locks": locks, "pools": []}, indent=2))
+        return
+    console.print(f"standby: {markup_safe(why)}; not the leader ({markup_safe(locks)}): nothing to do", highlight=False)
 
 
 @app.command()

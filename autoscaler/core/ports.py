@@ -10,6 +10,7 @@
     AuditTrail        where every tick's decisions are recorded for later (the JSONL audit log)
     OverrideProvider  schedule rules + manual overrides in force for a pool at a time
     OverrideStore     where manual overrides are kept (a file, Nomad Variables, memory)
+    LeaderLock        who may act: a lock held while scaling (a Nomad Variables lock, a local flock)
 
 Implementations subclass the Protocol when they want its no-op defaults (``Notifier.close``,
 ``OverrideStore.read_last_good``, ``OverrideProvider.warnings``).
@@ -187,4 +188,28 @@ class OverrideStore(Protocol[R]):
         """A token that changes whenever the stored overrides may have changed (None: the store cannot tell,
         so a watcher re-reads it each time). A blocking store waits up to ``wait_s`` for a token other than
         ``after``; the others answer at once. Raises OverrideError when the store cannot be reached."""
+        return None
+
+
+class LeaderLock(Protocol):
+    """A lock that decides who may act (scale). ``acquire`` tries once; ``renew`` keeps it; ``leading`` says
+    whether this process may act *now* (its lease is still valid): callers check it right before acting.
+
+    ``acquire`` returns False when someone else holds the lock and raises ForescaleError when it cannot tell
+    (the lock's server refused or is unreachable). ``renew`` returns False once the lock is lost (stop acting
+    at once) and keeps a still-valid lease through a transient failure.
+    """
+
+    location: str  # what the lock is, for messages ("Nomad variable forescale/leader (namespace default)")
+
+    def acquire(self) -> bool: ...
+
+    def renew(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def leading(self) -> bool: ...
+
+    def holder(self) -> str | None:
+        """Who holds the lock now, if known (for standby messages)."""
         return None

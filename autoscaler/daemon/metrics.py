@@ -42,6 +42,13 @@ class DaemonMetrics:
         self.ticks = Counter("forescale_ticks_total", "Ticks run", ["trigger"], registry=r)
         self.errors = Counter("forescale_tick_errors_total", "Per-pool tick problems", ["pool", "status"], registry=r)
         self.crashes = Counter("forescale_tick_crashes_total", "Ticks that raised unexpectedly", registry=r)
+        self.leader = Gauge("forescale_leader", "1 while this forescale holds the leader lock and acts", registry=r)
+        self.leader_changes = Counter(
+            "forescale_leader_changes_total", "Times this forescale became leader or stood down", ["to"], registry=r
+        )
+        self.standby = Counter(
+            "forescale_standby_ticks_total", "Ticks skipped because another forescale leads", ["trigger"], registry=r
+        )
         self.last_tick = Gauge(
             "forescale_last_tick_timestamp_seconds", "UNIX time of the last finished tick", registry=r
         )

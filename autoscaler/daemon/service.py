@@ -1,9 +1,15 @@
 """`forescale run`: APScheduler runs the tick every interval (plus at schedule-rule boundaries, when the
 override store changes, and when a manual override expires).
 
-Ticks run on a single worker thread, so two ticks never overlap; missed runs are coalesced into one;
-SIGTERM/SIGINT stop the daemon after the running tick. A tick that raises is logged and counted,
-never fatal. ``/healthz`` and ``/metrics`` show a tick as soon as its decisions are made (before Slack).
+Ticks run on a single worker thread, so two ticks never overlap; missed runs are coalesced into one.
+All work that may scale goes through ``Daemon.act`` — the one gate (serialised, under a deadline, and only
+while this daemon leads) that interval, schedule, override, expiry and follow-up ticks share; anything else
+that wants to scale (a guard between ticks) must go through it too. Each tick runs under its deadline
+(``daemon.tick_deadline``, default half the interval); ``/healthz`` fails while a tick runs past it.
+SIGTERM/SIGINT shorten the running tick's deadline to ``daemon.stop_grace`` and stop the daemon right after
+it. A tick that raises is logged and counted, never fatal. ``/healthz`` and ``/metrics`` show a tick as soon
+as its decisions are made (before Slack). With leader election, a standby daemon never acts: ``/healthz``
+says ``"role": "standby"`` (200) and ``forescale_leader`` is 0.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,10 +30,12 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
+from autoscaler.core.deadline import Deadline
 from autoscaler.core.errors import StartupError
 from autoscaler.core.ports import Notifier
 from autoscaler.core.report import Event, TickReport
 from autoscaler.daemon.http import StatusServer
+from autoscaler.daemon.leader import LeaderLoop, Leadership
 from autoscaler.daemon.metrics import DaemonMetrics
 from autoscaler.daemon.watch import OverrideWatcher
 from autoscaler.policy.tick import TickDeps, run_tick
@@ -37,6 +46,16 @@ Transitions = Callable[[datetime, datetime], Sequence[datetime]]
 TRANSITION_LOOKAHEAD = timedelta(hours=2)
 NODE_FOLLOW_UP = timedelta(minutes=2)  # re-tick a pool soon while its nodes drain (terminate them when done)
 EXPIRY_GRACE = timedelta(seconds=1)  # tick just after an override's expiry, never just before it
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Running:
+    """The work in progress: what, since when, and its deadline (SIGTERM shortens it)."""
+
+    trigger: str
+    since: datetime
+    deadline: Deadline
 
 
 class _Recorder(Notifier):
@@ -63,6 +82,7 @@ class Daemon:
         transitions: Transitions | None = None,
         extra_registries: Sequence[CollectorRegistry] = (),
         watcher: OverrideWatcher | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.deps = deps
         config = deps.config
@@ -84,6 +104,18 @@ class Daemon:
         self._stop = threading.Event()
         self._watch_thread: threading.Thread | None = None
         deps.notifiers = [_Recorder(self), *deps.notifiers]
+        self.running: Running | None = None
+        self.tick_deadline = config.daemon.deadline()
+        self.stop_grace = config.daemon.stop_grace
+        # Leader election (None: this daemon always acts, e.g. in tests). Every scale re-checks it (may_act).
+        self.leadership = leadership
+        self.led_since: datetime | None = None
+        self.leader_loop: LeaderLoop | None = None
+        if leadership is not None:
+            leadership.on_change = self._role_changed
+            deps.may_act = leadership.may_act
+            self.leader_loop = LeaderLoop(leadership)
+        self.metrics.leader.set(0 if leadership is not None else 1)
         grace = int(self.interval.total_seconds())
         self.scheduler = BackgroundScheduler(
             timezone="UTC",
@@ -101,12 +133,32 @@ class Daemon:
             watcher.on_change = self.on_overrides_changed
 
     # -- the work -------------------------------------------------------------------------------
-    def tick(self, trigger: str = "interval", only: Sequence[str] | None = None) -> TickReport | None:
-        """Run one tick now (serialised with any other), for every pool or ``only`` these; never raises."""
+    def act(self, trigger: str, work: Callable[[Deadline], T]) -> T | None:
+        """The one way to run work that may scale (every tick, and a guard between ticks): one at a time,
+        under a fresh tick deadline, only while this daemon leads and is not stopping. None when it did not run.
+        """
         with self._tick_lock:
+            if self._stop.is_set():
+                log.info("%s: not started, the daemon is stopping", trigger)
+                return None
+            if self.leadership is not None and not self.leadership.leading():
+                log.debug("%s: standing by (%s)", trigger, self.leadership.may_act())
+                self.metrics.standby.labels(trigger).inc()
+                return None
+            deadline = Deadline(self.tick_deadline.total_seconds(), self.deps.monotonic)
+            self.running = Running(trigger, self.deps.clock.now(), deadline)
+            try:
+                return work(deadline)
+            finally:
+                self.running = None
+
+    def tick(self, trigger: str = "interval", only: Sequence[str] | None = None) -> TickReport | None:
+        """Run one tick now through ``act``, for every pool or ``only`` these; never raises."""
+
+        def work(deadline: Deadline) -> TickReport | None:
             self._trigger = trigger
             try:
-                report = run_tick(self.deps, only=only)
+                report = run_tick(self.deps, only=only, deadline=deadline)
             except Exception:
                 log.exception("tick crashed (%s); the daemon keeps running", trigger)
                 self.metrics.crashes.inc()
@@ -115,6 +167,8 @@ class Daemon:
                 self.record(report)
             self.follow_up_drains(report)
             return report
+
+        return self.act(trigger, work)
 
     def record(self, report: TickReport) -> None:
         """Health and metrics of a finished tick (called by the recorder, right after the decisions)."""
@@ -235,23 +289,63 @@ class Daemon:
             )
         self.schedule_expiries()
 
+    def _role_changed(self, role: str) -> None:
+        """Called by the election thread. A new leader ticks at once (it has not decided anything yet)."""
+        self.metrics.leader.set(1 if role == "leader" else 0)
+        self.metrics.leader_changes.labels(role).inc()
+        if role == "leader":
+            self.led_since = self.deps.clock.now()
+            if self.scheduler.running and not self._stop.is_set():
+                self.scheduler.add_job(
+                    self.tick,
+                    DateTrigger(run_date=self.led_since),
+                    id="leader-tick",
+                    kwargs={"trigger": "leader"},
+                    replace_existing=True,
+                )
+        else:
+            self.led_since = None
+
     # -- health ---------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy while the scheduler runs and a tick finished within two intervals (plus a minute)."""
+        """Healthy while the scheduler runs, a leader finished a tick within two intervals (plus a minute), and
+        no tick runs past its deadline (plus the stop grace): a tick that cannot be cut is stuck, not busy.
+        A standby is healthy unless it cannot even try for the lock."""
         now = self.deps.clock.now()
         limit = 2 * self.interval + timedelta(minutes=1)
-        reference = self.last_finished or self.started_at
-        overdue = reference is None or now - reference > limit
-        ok = self.scheduler.running and not overdue and not self._stop.is_set()
+        status = self.leadership.status if self.leadership is not None else None
+        standby = status is not None and status.role == "standby"
+        # A leader must have finished a tick lately (counted from when it started leading); a standby need not.
+        references = [t for t in (self.last_finished, self.started_at, self.led_since) if t is not None]
+        overdue = not standby and (not references or now - max(references) > limit)
+        running = self.running
+        overrun = running is not None and now - running.since > self.tick_deadline + self.stop_grace
+        lock_error = status.error if status is not None and standby else None
+        ok = self.scheduler.running and not overdue and not overrun and not lock_error and not self._stop.is_set()
         detail: dict[str, Any] = {
             "ok": ok,
+            "role": "standby" if standby else "leader",
             "scheduler_running": self.scheduler.running,
             "last_tick": self.last_finished.isoformat() if self.last_finished else None,
             "last_tick_trigger": self.last_trigger,
             "last_tick_duration_s": round(self.last_report.duration_s, 4) if self.last_report else None,
             "interval_s": self.interval.total_seconds(),
             "dry_run": self.deps.shadow,
+            "tick_deadline_s": self.tick_deadline.total_seconds(),
         }
+        if standby and status is not None:
+            detail["standby"] = (
+                f"healthy standby: {status.holder} leads" if status.holder and not lock_error else "standby"
+            )
+            if lock_error:
+                detail["error"] = lock_error
+        if running is not None:
+            detail["running"] = {"trigger": running.trigger, "for_s": round((now - running.since).total_seconds(), 1)}
+        if overrun and running is not None:
+            detail["error"] = (
+                f"a {running.trigger} tick has run for {(now - running.since).total_seconds():.0f}s, past its "
+                f"deadline of {self.tick_deadline.total_seconds():.0f}s: it is stuck"
+            )
         if self.pool_state:
             detail["pools"] = dict(self.pool_state)
         if self.watcher is not None:
@@ -262,6 +356,8 @@ class Daemon:
     def start(self) -> None:
         self.started_at = self.deps.clock.now()
         self.server.start()
+        if self.leader_loop is not None:
+            self.leader_loop.start()  # tries for the lock at once; a new leader ticks right away
         self.schedule_jobs()
         self.scheduler.start()
         if self.watcher is not None:
@@ -285,15 +381,23 @@ class Daemon:
             log.info("dry run: every pool in shadow; decisions are audited, posted and exported; Nomad never changes")
 
     def stop(self) -> None:
-        """Ask the daemon to stop; ``run_forever`` returns after the running tick."""
+        """Ask the daemon to stop: no new work starts, the running tick has ``stop_grace`` to finish its calls,
+        and ``run_forever`` returns right after it."""
         self._stop.set()
+        running = self.running
+        if running is not None:
+            grace = self.stop_grace.total_seconds()
+            running.deadline.shorten(grace, f"the stop grace ({grace:g}s after SIGTERM)")
 
     def shutdown(self) -> None:
-        self._stop.set()
-        self.scheduler.shutdown(wait=True)  # waits for a running tick to finish
-        for notifier in self.deps.notifiers:  # deliver queued Slack messages (bounded wait)
+        self.stop()
+        self.scheduler.shutdown(wait=True)  # waits for the running tick (its deadline shortened by stop())
+        if self.leader_loop is not None:
+            self.leader_loop.stop()  # releases the lock: a standby takes over without waiting for the TTL
+        grace = self.stop_grace.total_seconds()
+        for notifier in self.deps.notifiers:  # deliver queued Slack messages, within the stop grace
             try:
-                notifier.close()
+                notifier.close(grace)
             except Exception:
                 log.exception("closing notifier %s failed", type(notifier).__name__)
         self.server.stop()
@@ -303,7 +407,11 @@ class Daemon:
         if install_signals:
 
             def _on_signal(signum: int, _frame: FrameType | None) -> None:
-                log.info("received %s: stopping after the running tick", signal.Signals(signum).name)
+                log.info(
+                    "received %s: stopping after the running tick (it has %s to finish its calls)",
+                    signal.Signals(signum).name,
+                    self.stop_grace,
+                )
                 self.stop()
 
             signal.signal(signal.SIGTERM, _on_signal)

@@ -543,12 +543,9 @@ def is_loopback(url: str) -> bool:
 
 
 def leader_election_on(config: Config) -> bool:
-    """Whether the config makes several daemons safe (one leader scales, the others stand by).
-
-    This version of forescale has no leader election: a second daemon would decide and scale twice.
-    """
-    del config
-    return False
+    """Whether the config makes several daemons safe: only the holder of the Nomad Variables lock scales, the
+    others stand by (``leader.enabled``, the default; docs/operations.md)."""
+    return config.leader.enabled
 
 
 def render_self(config: Config, self_job: SelfJob) -> str:
@@ -602,8 +599,9 @@ def _self_job_problems(config: Config, self_job: SelfJob) -> list[str]:
         problems.append(f"--self-count {self_job.count}: a periodic job runs one `forescale tick` at a time; use 1")
     elif self_job.count > 1 and not leader_election_on(config):
         problems.append(
-            f"--self-count {self_job.count}: several daemons would each scale the pools; this version has no "
-            "leader election, so run one (--self-count 1: Nomad restarts or reschedules it)"
+            f"--self-count {self_job.count}: several daemons would each scale the pools, and leader.enabled is "
+            "false: set it to true (the default: one leader scales, the others stand by) or run one "
+            "(--self-count 1: Nomad restarts or reschedules it)"
         )
     if self_job.count > 1 and self_job.override_store == "file":
         problems.append("--self-override-store file: each allocation would keep its own overrides; use nomad")

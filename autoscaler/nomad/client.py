@@ -24,6 +24,8 @@ import tenacity
 from nomad.api.base import Requester
 from nomad.api.exceptions import BaseNomadException
 
+from autoscaler.core import deadline as deadlines
+from autoscaler.core.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge, mount
 from autoscaler.core.errors import (
     CasConflict,
     DeploymentActive,
@@ -56,6 +58,14 @@ class NomadResponse(NamedTuple):
         """``X-Nomad-Index`` (the Raft index of a read or write), if Nomad sent it."""
         raw = self.headers.get("X-Nomad-Index")
         return int(raw) if raw and raw.isdigit() else None
+
+
+class _OutOfTime(tenacity.stop.stop_base):
+    """Stop retrying once the tick's deadline has passed."""
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        ambient = deadlines.current()
+        return ambient is not None and ambient.expired()
 
 
 class _PathRequester(Requester):
@@ -93,6 +103,11 @@ class NomadClient:
             cert = (str(settings.client_cert), str(settings.client_key))
         self.session.verify = verify
         timeout = settings.timeout.total_seconds()
+        # Every call: at most `timeout` in total (and never past the tick's deadline), at most max_response_size.
+        mount(
+            self.session,
+            BoundedAdapter(timeout, int(settings.max_response_size), what=f"Nomad at {self.shown_address}"),
+        )
         self.api = nomad.Nomad(
             address=self.address,
             token=token,
@@ -182,11 +197,15 @@ class NomadClient:
     def retrying(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` with bounded exponential backoff on NomadUnavailable (``settings.retries`` retries)."""
         base = max(self.settings.retry_backoff.total_seconds(), 0.0)
+
+        def sleep(seconds: float) -> None:  # never past the tick's deadline
+            self._sleep(max(0.0, deadlines.budget(seconds)))
+
         retryer = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.settings.retries + 1),
+            stop=tenacity.stop_after_attempt(self.settings.retries + 1) | _OutOfTime(),
             wait=tenacity.wait_exponential(multiplier=base, min=base, max=MAX_BACKOFF_S),
             retry=tenacity.retry_if_exception_type(NomadUnavailable),
-            sleep=self._sleep,
+            sleep=sleep,
             reraise=True,
             before_sleep=lambda state: log.warning(
                 "Nomad unavailable (attempt %d of %d): %s",
@@ -289,6 +308,8 @@ class NomadClient:
     def _map(self, exc: BaseNomadException, method: str, path: str, params: Mapping[str, Any]) -> NomadError:
         what = f"{method} /v1/{path}"
         resp = exc.nomad_resp
+        if isinstance(resp, ResponseTooLarge):  # not transient: never retried
+            return NomadError(f"Nomad refused {what}: {resp} (nomad.max_response_size)")
         if not isinstance(resp, requests.Response):
             return self._unreachable(resp, what)
         status = resp.status_code
@@ -421,6 +442,8 @@ def _refused(cause: BaseException) -> bool:
 
 
 def _reason(cause: object) -> str:
+    if isinstance(cause, CallDeadlineExceeded):
+        return str(cause)
     if isinstance(cause, requests.exceptions.ReadTimeout):
         return "timed out waiting for the answer"
     if isinstance(cause, requests.exceptions.ConnectTimeout):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from autoscaler.core.deadline import Deadline, within
 from autoscaler.core.decision import Decision, PastAction, PoolState
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
@@ -90,6 +91,9 @@ class TickDeps:
     nodes: NodeReconciler | None = None  # machines follow the count (pools with nodes.provider set)
     placement: PlacementWatch = field(default_factory=PlacementWatch)
     shadow: bool = False  # `forescale run --dry-run`: every pool in shadow, whatever its mode
+    deadline_s: float | None = None  # a tick's time limit (daemon.tick_deadline); None: none (backtest, demo)
+    may_act: Callable[[], str | None] | None = None  # leader gate: None = may scale now, else why not
+    monotonic: Callable[[], float] = time.monotonic  # the deadline's clock (tests inject one)
 
 
 def write_gate(deps: TickDeps, pool: PoolConfig) -> str | None:
@@ -217,6 +221,9 @@ def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run
             decision,
             note=f"{gate}: would scale {decision.current} → {decision.desired}; Nomad not changed",
         )
+    why_not = deps.may_act() if deps.may_act is not None else None
+    if why_not is not None:  # checked right before acting: leadership can be lost during a tick
+        return PoolOutcome(pool.name, "deferred", decision, error=f"not scaled: {why_not}")
     try:
         note = deps.target.scale(pool, decision)
     except DeploymentActive as exc:
@@ -228,6 +235,10 @@ def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run
     return PoolOutcome(pool.name, "applied", decision, note=note)
 
 
+def _late(deadline: Deadline, step: str) -> str:
+    return f"{deadline.reason} passed before this pool was {step}: nothing changed; the next tick decides it"
+
+
 def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run: bool) -> PoolOutcome:
     """Machines follow the count that stands after the target step (whoever raised it: tick or guard).
 
@@ -236,6 +247,8 @@ def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run:
     """
     if deps.nodes is None or not pool.nodes.enabled or outcome.decision is None:
         return outcome
+    if deps.may_act is not None and not dry_run and deps.may_act() is not None:
+        return outcome  # not the leader (any more): machines are the leader's business
     decision = outcome.decision
     followed = ("applied", "unchanged", "dry_run", "shadow")
     wanted = decision.desired + pool.nodes.spare if outcome.status in followed else None
@@ -244,31 +257,50 @@ def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run:
     return outcome if report is None else replace(outcome, nodes=report)
 
 
-def run_tick(deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | None = None) -> TickReport:
-    """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers."""
+def run_tick(
+    deps: TickDeps,
+    *,
+    dry_run: bool = False,
+    only: Sequence[str] | None = None,
+    deadline: Deadline | None = None,
+) -> TickReport:
+    """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers.
+
+    The tick runs under ``deadline`` (default: ``deps.deadline_s`` from now): every external call gets at most
+    the time left, and a pool not decided (or not yet applied) when it has passed is reported failed and left
+    exactly as it is — never shrunk for lack of time.
+    """
     started = time.perf_counter()
     now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
+    deadline = deadline or Deadline(deps.deadline_s, deps.monotonic)
     outcomes = []
     pool_events: list[Event] = []
-    for pool in deps.config.pools:
-        if only and pool.name not in only:
-            continue
-        if pool.mode == "off":
-            outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
-            continue
-        try:
-            state, error = read_state(deps, pool)
-            if state is None:
-                outcomes.append(failed_outcome(deps, pool, now, error))
+    with within(deadline):
+        for pool in deps.config.pools:
+            if only and pool.name not in only:
                 continue
-            decision = decide_pool(deps, pool, now, state)
-            outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
-            warning = None if dry_run else deps.placement.observe(pool, state, now)
-            if warning is not None:
-                pool_events.append(warning)
-        except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
-            log.exception("pool %s: unexpected error", pool.name)
-            outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
+            if pool.mode == "off":
+                outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
+                continue
+            if deadline.expired():
+                outcomes.append(PoolOutcome(pool.name, "failed", None, error=_late(deadline, "decided")))
+                continue
+            try:
+                state, error = read_state(deps, pool)
+                if state is None:
+                    outcomes.append(failed_outcome(deps, pool, now, error))
+                    continue
+                decision = decide_pool(deps, pool, now, state)
+                if deadline.expired() and decision.changed and not dry_run:
+                    outcomes.append(PoolOutcome(pool.name, "failed", decision, error=_late(deadline, "applied")))
+                    continue
+                outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
+                warning = None if dry_run else deps.placement.observe(pool, state, now)
+                if warning is not None:
+                    pool_events.append(warning)
+            except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
+                log.exception("pool %s: unexpected error", pool.name)
+                outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
     if dry_run:
         events: tuple[Event, ...] = ()
     elif deps.shadow:  # --dry-run writes nothing anywhere: expired overrides are ignored, not moved to history

@@ -8,6 +8,7 @@ becomes ``MetricsUnavailable`` with a one-line cause: the tick then holds that p
 from __future__ import annotations
 
 import ast
+import contextvars
 import itertools
 import json
 import logging
@@ -23,6 +24,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from autoscaler.core.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge
 from autoscaler.core.errors import MetricsUnavailable
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import PrometheusSettings
@@ -60,6 +62,15 @@ class PrometheusSource:
         self.client = PrometheusConnect(
             url=self.url, headers=settings.headers() or None, retry=retry, session=session, timeout=self.timeout_s
         )
+        # Replaces the client's adapter: the same connect retry, plus a total deadline per query (never past the
+        # tick's) and a cap on the answer's size (a dripping or 200 MB answer is cut off, not waited for or held).
+        bounded = BoundedAdapter(
+            self.timeout_s,
+            int(settings.max_response_size),
+            what=f"Prometheus at {self.shown_url}",
+            max_retries=retry,
+        )
+        session.mount(self.url, bounded)
 
     def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
         """Samples of ``query`` on the step grid within [start, end], NaN/Inf dropped, oldest first."""
@@ -75,9 +86,12 @@ class PrometheusSource:
         spans = list(itertools.pairwise(edges))  # neighbours share their edge sample
         if len(spans) == 1:
             parts = [self._query_chunk(query, first, last, step)]
-        else:  # Prometheus evaluates chunks on several cores: ask for them at once
+        else:  # Prometheus evaluates chunks on several cores: ask for them at once (under the tick's deadline)
             with ThreadPoolExecutor(max_workers=min(len(spans), MAX_PARALLEL_CHUNKS)) as pool:
-                parts = list(pool.map(lambda span: self._query_chunk(query, span[0], span[1], step), spans))
+                futures = [
+                    pool.submit(contextvars.copy_context().run, self._query_chunk, query, a, b, step) for a, b in spans
+                ]
+                parts = [f.result() for f in futures]
         times = [t for t, _ in parts]
         values = [v for _, v in parts]
         t_all, idx = np.unique(np.concatenate(times), return_index=True)  # sorted, first occurrence kept
@@ -110,6 +124,15 @@ class PrometheusSource:
             )
         except PrometheusApiClientException as exc:
             raise MetricsUnavailable(self._http_error(str(exc))) from None
+        except CallDeadlineExceeded as exc:
+            if exc.by_tick:
+                raise MetricsUnavailable(str(exc)) from None
+            raise MetricsUnavailable(
+                f"Prometheus at {self.shown_url} did not answer within {self.timeout_s:g}s (prometheus.timeout: "
+                "connect, headers and body in total)"
+            ) from None
+        except ResponseTooLarge as exc:
+            raise MetricsUnavailable(f"{exc} (prometheus.max_response_size)") from None
         except requests.exceptions.Timeout:
             raise MetricsUnavailable(
                 f"Prometheus at {self.shown_url} did not answer within {self.timeout_s:g}s"

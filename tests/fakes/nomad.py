@@ -1724,14 +1724,19 @@ def _var_read(fake: FakeNomad, ctx: _Ctx) -> Reply:
     with fake._cond:
         fake._authorize(ctx, ctx.namespace, ["read"], kind="var")
         fake._wait_blocking(ctx.query)
+        _expire_locks(fake)
         var = fake.variables.get((ctx.namespace, path))
         if var is None:
             raise ApiError(404, "variable not found")
-        return Reply(200, copy.deepcopy(var), fake.index, blocking=True)
+        out = copy.deepcopy(var)
+        if not _is_management(fake, ctx):
+            out.pop("Lock", None)  # the Lock is shown to management tokens only
+        return Reply(200, out, fake.index, blocking=True)
 
 
 LOCK_OPS = ("lock-acquire", "lock-renew", "lock-release")
 LOCK_MIN_NS, LOCK_MAX_NS = 10 * 10**9, 24 * 3600 * 10**9
+LOCK_DEFAULT_NS = 15 * 10**9  # VariableLock.Canonicalize: TTL and LockDelay default to 15s
 
 
 def _var_write(fake: FakeNomad, ctx: _Ctx) -> Reply:
@@ -1751,96 +1756,185 @@ def _var_write(fake: FakeNomad, ctx: _Ctx) -> Reply:
     if ops:
         with fake._cond:
             fake._authorize(ctx, ns, ["write"], kind="var")
+            _expire_locks(fake)
             if ops[0] == "lock-acquire":
                 _validate_variable(path, items if isinstance(items, dict) else None)
-            return _lock_op(fake, ops[0], ns, path, body)
+            return _lock_op(fake, ctx, ops[0], ns, path, body)
     if not items:
         raise ApiError(400, "variable missing required Items object")
     if not isinstance(items, dict) or not all(isinstance(v, str) for v in items.values()):
         raise ApiError(400, "Request decode failed: Items must map strings to strings")
+    lock_in = body.get("Lock") if isinstance(body.get("Lock"), dict) else {}
     with fake._cond:
         fake._authorize(ctx, ns, ["write"], kind="var")
         _validate_variable(path, items)
+        if lock_in.get("TTL") or lock_in.get("LockDelay"):
+            raise ApiError(400, "RPC Error:: 400,variable should not contain lock definition")
         if ns not in fake.namespaces:
             raise ApiError(500, f'nonexistent namespace "{ns}"')
+        _expire_locks(fake)
         _check_cas(fake, ctx, ns, path)
-        _check_lock_holder(fake, ns, path, body)
+        _check_lock_holder(fake, ns, path, lock_in)
         lock = (fake.variables.get((ns, path)) or {}).get("Lock")
         var = fake._write_var(ns, path, dict(items))
         if lock:
             var["Lock"] = lock
-        return Reply(200, copy.deepcopy(var), var["ModifyIndex"])
+        out = copy.deepcopy(var)
+        if lock and not (_is_management(fake, ctx) or lock_in.get("ID") == lock["ID"]):
+            out.pop("Lock", None)  # makeVariablesApplyResponse: only the holder or a management token sees it
+        return Reply(200, out, var["ModifyIndex"])
 
 
-def _lock_op(fake: FakeNomad, op: str, ns: str, path: str, body: dict[str, Any]) -> Reply:
-    """Variable locks (``?lock-acquire|renew|release``) with TTL and lock-delay, on ``fake.clock``."""
+def _lock_op(fake: FakeNomad, ctx: _Ctx, op: str, ns: str, path: str, body: dict[str, Any]) -> Reply:
+    """``?lock-acquire|renew|release`` as ``Variables.Apply``/``RenewLock`` and the state store do it
+    (nomad-facts §7), with TTL timers on ``fake.clock`` (expiry after 2×TTL, removal LockDelay later)."""
     key = (ns, path)
-    var = fake.variables.get(key)
     now = fake.clock()
-    lock_in = body.get("Lock") or {}
-    held = _live_lock(fake, key, now)
+    lock_in = body.get("Lock") if isinstance(body.get("Lock"), dict) else {}
+    lock_id = lock_in.get("ID") or ""
     if op == "lock-acquire":
-        ttl = _parse_go_duration(str(lock_in.get("TTL") or "15s"))
-        delay = _parse_go_duration(str(lock_in.get("LockDelay") or "15s"))
-        if not (LOCK_MIN_NS <= ttl <= LOCK_MAX_NS and LOCK_MIN_NS <= delay <= LOCK_MAX_NS):
-            raise ApiError(400, "lock TTL and LockDelay must be between 10s and 24h")
+        ttl = _lock_duration(lock_in.get("TTL"))
+        delay = _lock_duration(lock_in.get("LockDelay"))
+        errors = []
+        if ttl < 0 or delay < 0:
+            errors.append("Lock delay and TTL must be positive")
+        if not LOCK_MIN_NS <= ttl <= LOCK_MAX_NS:
+            errors.append("TTL must be between 10 seconds and 24 hours")
+        if errors:
+            raise ApiError(400, "RPC Error:: 400," + _multierror(errors))
+        if ns not in fake.namespaces:
+            raise ApiError(500, f'nonexistent namespace "{ns}"')
+        held = (fake.variables.get(key) or {}).get("Lock")
+        if held and held["ID"] != lock_id:
+            raise ApiError(409, "locked", json_body=_zero_variable(ns, path))
+        items = body.get("Items") if isinstance(body.get("Items"), dict) else {}
+        var = fake._write_var(ns, path, dict(items))  # the whole variable, Items included, is overwritten
+        var["Lock"] = {"TTL": _go_duration(ttl), "LockDelay": _go_duration(delay), "ID": lock_id or _uuid()}
+        fake._locks[key] = {"id": var["Lock"]["ID"], "ttl": ttl / 1e9, "delay": delay / 1e9}
+        _restart_lock_timer(fake._locks[key], now)
+        out = copy.deepcopy(var)
+        if not items:
+            out.pop("Items", None)
+        return Reply(200, out, var["ModifyIndex"])
+    if op == "lock-renew":
+        if not lock_id:
+            raise ApiError(500, _multierror(["missing lock ID"]))
+        var = fake.variables.get(key)
+        if var is None:
+            raise ApiError(404, "variable doesn't exist")
+        held = var.get("Lock")
+        if not held:
+            raise ApiError(409, "variable doesn't hold a lock")
         state = fake._locks.get(key)
-        if held or (state is not None and now < state["delay_until"]):
-            conflict = sample("variable-lock-conflict.response")
-            conflict.update(Namespace=ns, Path=path)
-            raise ApiError(409, "attempting to modify locked variable", json_body=conflict)
-        items = body.get("Items") if body.get("Items") is not None else (var or {}).get("Items") or {}
-        out = fake._write_var(ns, path, dict(items))
-        lock = {"TTL": lock_in.get("TTL") or "15s", "LockDelay": lock_in.get("LockDelay") or "15s", "ID": _uuid()}
-        out["Lock"] = lock
-        fake._locks[key] = {"id": lock["ID"], "ttl": ttl / 1e9, "delay": delay / 1e9, "expires": now + ttl / 1e9}
-        fake._locks[key]["delay_until"] = 0.0
-        return Reply(200, copy.deepcopy(out), out["ModifyIndex"])
+        if held["ID"] != lock_id or state is None or now >= state["expires"]:
+            raise ApiError(409, "attempting to modify locked variable")
+        _restart_lock_timer(state, now)  # not a raft write: ModifyIndex stays, no X-Nomad-Index
+        return Reply(200, {**_metadata(var), "Lock": copy.deepcopy(held)})
+    # lock-release
+    if body.get("Items") is not None:
+        raise ApiError(400, "RPC Error:: 400,lock release operation doesn't take variable items")
+    if not lock_id:
+        raise ApiError(400, "RPC Error:: 400,missing lock information")
+    var = fake.variables.get(key)
     if var is None:
-        raise ApiError(404, "variable not found")
+        raise ApiError(404, "variable doesn't exist")
+    held = var.get("Lock")
     if not held:
         raise ApiError(409, "variable doesn't hold a lock")
-    if lock_in.get("ID") != held["id"]:
-        raise ApiError(409, "attempting to modify locked variable")
-    meta = {k: v for k, v in var.items() if k not in ("Items", "Lock")}
-    if op == "lock-renew":
-        held["expires"] = now + held["ttl"]
-        return Reply(200, {**copy.deepcopy(meta), "Lock": copy.deepcopy(var["Lock"])}, fake.index)
-    if body.get("Items"):
-        raise ApiError(400, "lock release operation doesn't take variable items")
-    var.pop("Lock", None)
-    del fake._locks[key]
-    var["ModifyIndex"] = fake._bump()
-    return Reply(200, {**copy.deepcopy(meta), "ModifyIndex": var["ModifyIndex"]}, var["ModifyIndex"])
+    if held["ID"] != lock_id:
+        raise ApiError(409, "locked", json_body=_zero_variable(ns, path))
+    _remove_lock(fake, key)
+    return Reply(200, _metadata(var), var["ModifyIndex"])
 
 
-def _live_lock(fake: FakeNomad, key: tuple[str, str], now: float) -> dict[str, Any] | None:
-    """The lock on a variable if it has not expired; an expired one starts its lock-delay."""
-    state = fake._locks.get(key)
-    if state is None or state["id"] is None:
-        return None
-    if now < state["expires"]:
-        return state
-    state.update(id=None, delay_until=state["expires"] + state["delay"])
+def _restart_lock_timer(state: dict[str, Any], now: float) -> None:
+    """The leader's TTL timer: it fires 2×TTL after acquire or renew; the lock goes LockDelay after that."""
+    state["expires"] = now + 2 * state["ttl"]
+    state["removed_at"] = state["expires"] + state["delay"]
+
+
+def _expire_locks(fake: FakeNomad) -> None:
+    """Locks whose timer fired and whose LockDelay is over are released by the server (Items kept)."""
+    now = fake.clock()
+    for key, state in list(fake._locks.items()):
+        if now >= state["removed_at"]:
+            _remove_lock(fake, key)
+
+
+def _remove_lock(fake: FakeNomad, key: tuple[str, str]) -> None:
+    fake._locks.pop(key, None)
     var = fake.variables.get(key)
-    if var is not None:
-        var.pop("Lock", None)
-    return None
+    if var is not None and var.pop("Lock", None) is not None:
+        var["ModifyIndex"] = fake._bump()
+        var["ModifyTime"] = _now_ns()
 
 
-def _check_lock_holder(fake: FakeNomad, ns: str, path: str, body: Mapping[str, Any]) -> None:
-    held = _live_lock(fake, (ns, path), fake.clock())
-    if held and (body.get("Lock") or {}).get("ID") != held["id"]:
-        raise ApiError(409, "attempting to modify locked variable")
+def _check_lock_holder(fake: FakeNomad, ns: str, path: str, lock_in: Mapping[str, Any]) -> None:
+    held = (fake.variables.get((ns, path)) or {}).get("Lock")
+    if held and lock_in.get("ID") != held["ID"]:
+        raise ApiError(409, "locked", json_body=_zero_variable(ns, path))
+
+
+def _zero_variable(ns: str, path: str) -> dict[str, Any]:
+    """The 409 body of a locked variable (``isLocked`` → zero value; Items and Lock omitted)."""
+    return {"Namespace": ns, "Path": path, "CreateIndex": 0, "CreateTime": 0, "ModifyIndex": 0, "ModifyTime": 0}
+
+
+def _metadata(var: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in var.items() if k not in ("Items", "Lock")}
+
+
+def _is_management(fake: FakeNomad, ctx: _Ctx) -> bool:
+    if fake._acl is None:
+        return True
+    token = fake._acl.get(ctx.token() or "")
+    return token is not None and token.management
+
+
+def _lock_duration(value: Any) -> int:
+    """``VariableLock.UnmarshalJSON``: a Go duration string or a number of nanoseconds; absent/0 → 15s."""
+    if value is None or value in ("", 0):
+        return LOCK_DEFAULT_NS
+    if isinstance(value, bool):
+        raise ApiError(400, "Request decode failed: invalid duration")
+    if isinstance(value, int | float):
+        return int(value)
+    text = str(value).strip()
+    sign = -1 if text.startswith("-") else 1
+    try:
+        return sign * _parse_go_duration(text.lstrip("-+")) or LOCK_DEFAULT_NS
+    except ValueError:
+        raise ApiError(400, f"Request decode failed: time: invalid duration {json.dumps(text)}") from None
+
+
+def _go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()`` (``VariableLock.MarshalJSON``): 60s → "1m0s", 90s → "1m30s"; 0 → ""."""
+    if ns == 0:
+        return ""
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    if ns < 10**9:
+        for unit, size in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
+            if ns >= size:
+                return f"{sign}{ns / size:g}{unit}"
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    seconds = f"{rest / 1e9:.9f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}s"
+    return f"{sign}{seconds}s"
 
 
 def _var_delete(fake: FakeNomad, ctx: _Ctx) -> Reply:
     path = _var_path(ctx)
     with fake._cond:
         fake._authorize(ctx, ctx.namespace, ["destroy"], kind="var")
+        _expire_locks(fake)
         _check_cas(fake, ctx, ctx.namespace, path)
-        body = ctx.body if isinstance(ctx.body, dict) else {}
-        _check_lock_holder(fake, ctx.namespace, path, body)
+        if (fake.variables.get((ctx.namespace, path)) or {}).get("Lock"):
+            # the delete request carries no Lock: a locked variable cannot be deleted over HTTP (release first)
+            raise ApiError(409, "locked", json_body=_zero_variable(ctx.namespace, path))
         fake.variables.pop((ctx.namespace, path), None)
         fake._locks.pop((ctx.namespace, path), None)
         return Reply(204, NO_BODY, fake._bump())
@@ -1936,7 +2030,8 @@ def _route(fake: FakeNomad, method: str, path: str) -> tuple[_R, dict[str, str]]
         if method in methods:
             return handler, m.groupdict()
     if matched:
-        raise ApiError(405, "Invalid method")
+        # ErrInvalidMethod is 405 on the job and node handlers but 400 on /v1/var/:path (nomad-facts §0)
+        raise ApiError(400 if path.startswith("/v1/var/") else 405, "Invalid method")
     raise ApiError(404, "404 page not found")
 
 

@@ -25,6 +25,7 @@ def test_forescale_run_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         "nomad": {"address": f"http://127.0.0.1:{dead}", "retries": 0, "timeout": "2s"},
         "audit_log": str(tmp_path / "audit.jsonl"),
         "daemon": {"listen_port": port, "interval": "20m"},
+        "leader": {"enabled": False},  # a single instance: with Nomad unreachable it still ticks and reports
         "overrides": {"path": str(tmp_path / "overrides.json")},
         "pools": [pool_dict("ocr")],
     }

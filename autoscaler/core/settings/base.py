@@ -20,7 +20,7 @@ def _numeric(annotation: Any) -> bool:
     """int/float (optionally inside Optional/Annotated), but not bool."""
     if annotation is bool:
         return False
-    if annotation in (int, float):
+    if isinstance(annotation, type) and issubclass(annotation, int | float) and not issubclass(annotation, bool):
         return True
     origin = get_origin(annotation)
     if origin is Annotated:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BeforeValidator, ByteSize, Field, PrivateAttr, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from autoscaler.core.durations import Duration
@@ -85,7 +85,16 @@ class PrometheusSettings(_Strict):
         default_factory=dict,
         description="HTTP headers whose values come from env vars, e.g. {Authorization: PROM_AUTH}",
     )
-    timeout: Duration = Field(timedelta(seconds=10), description="per-request timeout")
+    timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="total time one query may take: connect, headers and body (a dripping server is cut off)",
+    )
+    max_response_size: ByteSize = Field(
+        ByteSize(16 * 2**20),
+        ge=64 * 1024,
+        le=4 * 2**30,
+        description="largest answer read, e.g. 16MiB (a bigger one is refused unread)",
+    )
     step: Duration = Field(timedelta(minutes=1), description="query resolution")
     verify_tls: bool = Field(True, description="verify the server certificate")
     ca_cert: Path | None = Field(None, description="CA bundle to verify Prometheus's certificate (default: system CAs)")
@@ -109,7 +118,16 @@ class NomadSettings(_Strict):
     client_cert: Path | None = Field(None, description="client certificate for mTLS")
     client_key: Path | None = Field(None, description="client key for mTLS")
     verify_tls: bool = Field(True, description="verify Nomad's certificate (keep on)")
-    timeout: Duration = Field(timedelta(seconds=10), description="per-request timeout")
+    timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="total time one request may take: connect, headers and body (a dripping server is cut off)",
+    )
+    max_response_size: ByteSize = Field(
+        ByteSize(64 * 2**20),
+        ge=64 * 1024,
+        le=4 * 2**30,
+        description="largest answer read, e.g. 64MiB (a bigger one is refused unread)",
+    )
     retries: int = Field(3, ge=0, le=10, description="retries on 5xx/timeouts within one tick")
     retry_backoff: Duration = Field(
         timedelta(milliseconds=500), description="wait before the first retry; doubles each retry (max 10s)"
@@ -237,6 +255,14 @@ class DaemonSettings(_Strict):
     """`forescale run`: how often to tick and where to serve /metrics and /healthz."""
 
     interval: Duration = Field(timedelta(minutes=20), description="time between ticks")
+    tick_deadline: Duration | None = Field(
+        None,
+        description="a tick's time limit (default: half the interval); pools not decided by then are reported "
+        "failed and left as they are; /healthz fails while a tick runs past it",
+    )
+    stop_grace: Duration = Field(
+        timedelta(seconds=5), description="on SIGTERM, the running tick has this long to finish its calls"
+    )
     listen_host: str = Field("127.0.0.1", description="address of the /metrics and /healthz server")
     listen_port: int = Field(9464, ge=0, le=65535, description="port of that server (0: pick a free one)")
     log_format: LogFormat = Field("text", description="daemon log lines: text, or json (one object per line)")
@@ -258,6 +284,55 @@ class DaemonSettings(_Strict):
             raise ValueError("override_poll must be at least 100ms (e.g. 2s)")
         return v
 
+    @model_validator(mode="after")
+    def _deadline_within_interval(self) -> DaemonSettings:
+        if self.tick_deadline is not None and not timedelta(seconds=1) <= self.tick_deadline <= self.interval:
+            raise ValueError("tick_deadline must be between 1s and the interval (default: half the interval)")
+        return self
+
+    def deadline(self) -> timedelta:
+        """The tick deadline: ``tick_deadline``, or half the interval."""
+        return self.tick_deadline if self.tick_deadline is not None else self.interval / 2
+
+
+class LeaderSettings(_Strict):
+    """Leader election: only one forescale acts (scales) at a time, the others stand by (docs/operations.md)."""
+
+    enabled: bool = Field(
+        True,
+        description="hold a Nomad Variables lock while acting (needs Nomad >= 1.7 and variables write on "
+        "lock_path); false only for a single instance",
+    )
+    lock_path: str = Field(
+        "forescale/leader",
+        pattern=r"^[A-Za-z0-9_~/-]{1,128}$",
+        json_schema_extra={"pattern_hint": "a Nomad variable path: letters, digits, '-', '_', '~' and '/'"},
+        description="Nomad variable that holds the lock (its Items name the holder)",
+    )
+    ttl: Duration = Field(
+        timedelta(seconds=30), description="lock TTL (10s..24h); renewed every ttl/3, lost after 2 x ttl"
+    )
+    lock_delay: Duration = Field(
+        timedelta(seconds=15), description="after an expiry, Nomad keeps the lock this long before another takes it"
+    )
+    lock_file: Path | None = Field(
+        None, description="local flock against overlapping runs on one host (default: <audit_log>.lock)"
+    )
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl_bounds(cls, v: timedelta) -> timedelta:
+        if not timedelta(seconds=10) <= v <= timedelta(hours=24):
+            raise ValueError("ttl must be between 10s and 24h (Nomad's bounds)")
+        return v
+
+    @field_validator("lock_path")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v.strip("/") == "nomad" or v.startswith("nomad/"):
+            raise ValueError("paths under nomad/ are reserved by Nomad; use e.g. forescale/leader")
+        return v.strip("/")
+
 
 class Config(_Strict):
     """The whole forescale.yaml."""
@@ -266,6 +341,7 @@ class Config(_Strict):
     nomad: NomadSettings = Field(default_factory=NomadSettings)
     audit_log: Path = Field(Path("forescale-audit.jsonl"), description="JSON-lines audit log")
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    leader: LeaderSettings = Field(default_factory=LeaderSettings)
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
     overrides: OverridesSettings = Field(default_factory=OverridesSettings)
     slack: SlackSettings | None = Field(None, description="Slack notifier (console when absent)")

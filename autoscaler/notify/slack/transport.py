@@ -153,6 +153,10 @@ class RetryBudget:
         self.started = self.monotonic()
         self.retries = []
 
+    def total_s(self) -> float:
+        """The longest one message may take, retries included: a dripping Slack is cut off after this."""
+        return self.max_time_s + self.attempt_timeout_s
+
     def allows(self, delay_s: float) -> bool:
         return self.monotonic() - self.started + delay_s + self.attempt_timeout_s <= self.max_time_s
 
@@ -317,6 +321,36 @@ class Transport(Protocol):
     def post(self, message: SlackMessage) -> Delivery: ...
 
 
+class SlackDeadlineExceeded(TimeoutError):
+    """slack-sdk's timeout bounds each socket read; this bounds the whole call (retries included)."""
+
+
+def bounded(fn: Callable[[], Any], seconds: float, what: str) -> Any:
+    """``fn()`` on a helper thread, given at most ``seconds`` (slack-sdk's urllib offers no total deadline).
+
+    A call still running then is abandoned (its thread ends when the server does) and SlackDeadlineExceeded is
+    raised, so a server that drips its answer can never hold `notify test`, a shutdown or the delivery thread.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="forescale-slack-call", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise SlackDeadlineExceeded(
+            f"no complete answer from {what} within {seconds:g}s (slack.max_retry_time + timeout)"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
 def _is_tls(error: BaseException | None) -> bool:
     reason = error.reason if isinstance(error, URLError) else error
     return isinstance(reason, ssl.SSLError)
@@ -339,6 +373,7 @@ class BotTransport:
         kwargs: dict[str, Any] = {}
         if settings.base_url:
             kwargs["base_url"] = settings.base_url
+        self.host = urlsplit(settings.base_url or "https://slack.com/api/").netloc.rsplit("@", 1)[-1]
         self.client = WebClient(
             token=target.secret,
             timeout=settings.timeout.total_seconds(),  # type: ignore[arg-type]  # urllib takes float seconds
@@ -359,7 +394,7 @@ class BotTransport:
         with self._lock:
             self.budget.start()
             try:
-                resp = fn()
+                resp = bounded(fn, self.budget.total_s(), f"Slack at {self.host}")
             except SlackApiError as exc:
                 return _api_error(exc, self.budget.retries, self.redact)
             except Exception as exc:  # timeouts, refused connections, bad URLs: never into the tick
@@ -413,7 +448,7 @@ class WebhookTransport:
         with self._lock:
             self.budget.start()
             try:
-                resp = self.client.send_dict(message.payload())
+                resp = bounded(lambda: self.client.send_dict(message.payload()), self.budget.total_s(), "Slack")
             except Exception as exc:
                 return _exception_delivery(exc, self.budget.retries, self.redact)
             retries = tuple(self.budget.retries)

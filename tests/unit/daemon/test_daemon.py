@@ -266,3 +266,52 @@ def test_unplaceable_follows_forescales_own_warning_and_clears_when_placed() -> 
     assert unplaceable() == 1.0  # still queued: the warning holds
     metrics.observe(report(0, PLACED), "interval")
     assert unplaceable() == 0.0
+
+
+def test_healthz_fails_while_a_tick_runs_past_its_deadline() -> None:
+    """A tick that cannot be cut (here: work blocked on an event) is stuck: /healthz says so, then recovers."""
+    daemon, _ = daemon_for(interval="20m")  # tick deadline 10m, stop grace 5s
+    daemon.scheduler.start(paused=True)
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck(_deadline: object) -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    worker = threading.Thread(target=daemon.act, args=("interval", stuck), daemon=True)
+    try:
+        assert daemon.tick() is not None  # one finished tick: healthy
+        worker.start()
+        assert started.wait(5)
+        assert daemon.health()[0] is True  # busy, not stuck
+        daemon.deps.clock.advance(timedelta(minutes=10, seconds=6))  # type: ignore[attr-defined]
+        ok, detail = daemon.health()
+        assert ok is False and "stuck" in detail["error"] and detail["running"]["trigger"] == "interval"
+        release.set()
+        worker.join(5)
+        daemon.tick()
+        assert daemon.health()[0] is True
+    finally:
+        release.set()
+        daemon.scheduler.shutdown(wait=False)
+        daemon.server.httpd.server_close()
+
+
+def test_stop_shortens_the_running_ticks_deadline_and_no_new_work_starts() -> None:
+    daemon, _ = daemon_for()
+    started = threading.Event()
+    seen: list[float] = []
+
+    def work(deadline: object) -> None:
+        started.set()
+        daemon.stop()  # SIGTERM arrives mid-tick
+        seen.append(deadline.remaining())  # type: ignore[attr-defined]
+
+    try:
+        daemon.act("interval", work)
+        assert started.is_set() and seen and seen[0] <= 5.0  # daemon.stop_grace
+        assert daemon.act("interval", lambda _d: "never") is None
+    finally:
+        daemon.server.httpd.server_close()

@@ -196,9 +196,12 @@ def test_hosts_that_merely_look_local_are_not_refused() -> None:
 
 
 def test_several_daemons_need_leader_election(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path))
+    config = load_config(write_config(tmp_path))  # leader election is on by default
+    group = groups_of(job_of(parse_hcl(render_self(config, SelfJob(count=2))))[1])["forescale"]
+    assert group["count"] == 2
+    single = load_config(write_config(tmp_path, leader={"enabled": False}))
     with pytest.raises(ConfigError, match="--self-count 2: several daemons would each scale the pools"):
-        render_self(config, SelfJob(count=2))
+        render_self(single, SelfJob(count=2))
     with pytest.raises(ConfigError, match="a periodic job runs one `forescale tick` at a time"):
         render_self(config, SelfJob(mode="periodic", count=2))
 
