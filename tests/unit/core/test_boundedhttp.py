@@ -74,9 +74,11 @@ def test_no_call_starts_after_the_tick_deadline() -> None:
 @pytest.mark.parametrize("declared", [True, False])
 def test_an_answer_over_the_cap_is_refused(declared: bool) -> None:
     body = b"x" * (3 * 2**20)
-    with HostileServer(lambda _req: Answer(200, body, content_length=declared)) as server:
-        with pytest.raises(ResponseTooLarge, match="too large"):
-            session(30, max_bytes=2**20).get(server.url + "/x")
+    with (
+        HostileServer(lambda _req: Answer(200, body, content_length=declared)) as server,
+        pytest.raises(ResponseTooLarge, match="too large"),
+    ):
+        session(30, max_bytes=2**20).get(server.url + "/x")
 
 
 def test_a_normal_answer_is_read_in_full() -> None:
