@@ -17,7 +17,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 def _numeric(annotation: Any) -> bool:
-    """int/float (optionally inside Optional/Annotated), but not bool."""
+    """int/float (optionally inside Optional/Annotated), but not bool, nor a union with non-numbers."""
     if annotation is bool:
         return False
     if isinstance(annotation, type) and issubclass(annotation, int | float) and not issubclass(annotation, bool):
@@ -25,8 +25,9 @@ def _numeric(annotation: Any) -> bool:
     origin = get_origin(annotation)
     if origin is Annotated:
         return _numeric(get_args(annotation)[0])
-    if origin in (Union, types.UnionType):
-        return any(_numeric(a) for a in get_args(annotation) if a is not type(None))
+    if origin in (Union, types.UnionType):  # int | None, float | None (not int | str: those parse their own)
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return bool(members) and all(_numeric(a) for a in members)
     return False
 
 

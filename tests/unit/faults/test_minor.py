@@ -42,6 +42,8 @@ def test_a_hand_edited_expiry_cannot_outlive_max_duration(tmp_path: Path, capsys
 
 def test_a_config_file_name_cannot_inject_a_rendered_line(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
     cfg = {
+        "prometheus": {"url": "http://prometheus.service.consul:9090"},
+        "nomad": {"address": "https://nomad.service.consul:4646"},
         "pools": [
             {
                 "name": "ocr",
