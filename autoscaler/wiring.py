@@ -133,16 +133,19 @@ def build_daemon(
         transitions=transitions,
         extra_registries=[notify_metrics.REGISTRY],
         watcher=watcher,
-        leadership=build_leadership(config, client),
+        leadership=build_leadership(config, client, shadow=dry_run),
     )
 
 
-def build_leadership(config: Config, client: NomadClient | None = None) -> Leadership:
-    """The locks held while acting: a local flock always, the Nomad Variables lock when leader.enabled."""
+def build_leadership(config: Config, client: NomadClient | None = None, *, shadow: bool = False) -> Leadership:
+    """The locks held while acting: a local flock always; the Nomad Variables lock when leader.enabled and the
+    run may write to Nomad (not in shadow: ``--dry-run``, or every pool ``mode: shadow``/``off``, writes nothing
+    there, not even a lock)."""
     settings = config.leader
     lock_file = settings.lock_file or config.audit_log.with_name(config.audit_log.name + ".lock")
     locks: list[LeaderLock] = [LocalLock(lock_file)]
-    if settings.enabled:
+    writes = not shadow and any(p.mode == "active" for p in config.pools)
+    if settings.enabled and writes:
         client = client or NomadClient(config.nomad)
         locks.append(NomadLock(client, settings.lock_path, settings.ttl, settings.lock_delay))
     ttl = settings.ttl.total_seconds()

@@ -95,7 +95,8 @@ def tick(
     only = [p.name for p in select_pools(cfg, pool)]
     # With --json, stdout carries only the JSON document: no console notifier (Slack still posts).
     deps = build_deps(cfg, clock=clock_of(ctx), notifiers=build_notifiers(cfg, console=not as_json))
-    leadership = build_leadership(cfg, deps.target.client if isinstance(deps.target, NomadTarget) else None)
+    client = deps.target.client if isinstance(deps.target, NomadTarget) else None
+    leadership = build_leadership(cfg, client, shadow=deps.shadow)
     leadership.step()
     status = leadership.status
     if status.role != "leader":

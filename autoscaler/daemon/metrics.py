@@ -46,6 +46,11 @@ class DaemonMetrics:
         self.leader_changes = Counter(
             "forescale_leader_changes_total", "Times this forescale became leader or stood down", ["to"], registry=r
         )
+        self.leader_lock_error = Gauge(
+            "forescale_leader_lock_error",
+            "1 while the leader lock cannot even be tried (Nomad unreachable or the token refused)",
+            registry=r,
+        )
         self.standby = Counter(
             "forescale_standby_ticks_total", "Ticks skipped because another forescale leads", ["trigger"], registry=r
         )

@@ -116,6 +116,9 @@ class Daemon:
             deps.may_act = leadership.may_act
             self.leader_loop = LeaderLoop(leadership)
         self.metrics.leader.set(0 if leadership is not None else 1)
+        self.metrics.leader_lock_error.set_function(
+            lambda: 1.0 if self.leadership is not None and self.leadership.status.error else 0.0
+        )
         grace = int(self.interval.total_seconds())
         self.scheduler = BackgroundScheduler(
             timezone="UTC",
@@ -310,7 +313,7 @@ class Daemon:
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy while the scheduler runs, a leader finished a tick within two intervals (plus a minute), and
         no tick runs past its deadline (plus the stop grace): a tick that cannot be cut is stuck, not busy.
-        A standby is healthy unless it cannot even try for the lock."""
+        A standby is healthy (its lock error, if any, is in the detail)."""
         now = self.deps.clock.now()
         limit = 2 * self.interval + timedelta(minutes=1)
         status = self.leadership.status if self.leadership is not None else None
@@ -320,8 +323,10 @@ class Daemon:
         overdue = not standby and (not references or now - max(references) > limit)
         running = self.running
         overrun = running is not None and now - running.since > self.tick_deadline + self.stop_grace
+        # A standby that cannot even try for the lock (Nomad unreachable, the token refused) stays "healthy", as
+        # a daemon whose Nomad is down always was: the error is in the detail and forescale_leader_lock_error.
         lock_error = status.error if status is not None and standby else None
-        ok = self.scheduler.running and not overdue and not overrun and not lock_error and not self._stop.is_set()
+        ok = self.scheduler.running and not overdue and not overrun and not self._stop.is_set()
         detail: dict[str, Any] = {
             "ok": ok,
             "role": "standby" if standby else "leader",

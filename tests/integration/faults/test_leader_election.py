@@ -246,11 +246,12 @@ def test_a_leader_that_loses_its_lock_stops_acting_at_once(fault_world: FaultWor
 def test_leader_election_can_be_turned_off_for_a_single_node(fault_world: FaultWorld) -> None:
     fault_world.nomad.enable_acl("management")
     fault_world.nomad.add_token("no-variables", jobs={"default": ["read-job", "scale-job", "submit-job"]})
+    fault_world.script.value = lambda t, end: 150.0
     cfg = fault_world.base_config()
     cfg["leader"] = {"enabled": False}
     run = run_forescale(["tick", "-c", str(fault_world.write(cfg))], env={"FAULT_NOMAD_TOKEN": "no-variables"})
     assert run.code == 0, run.text
-    assert counts(fault_world) == [10]
+    assert counts(fault_world) == [15]
 
 
 def test_a_lock_nomad_refuses_means_no_scaling_and_one_clear_line(fault_world: FaultWorld) -> None:
