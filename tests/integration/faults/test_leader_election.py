@@ -96,6 +96,7 @@ def daemons(*ds: Daemon) -> Iterator[tuple[Daemon, ...]]:
 def daemon_config(world: FaultWorld, capacity: float = 10, **leader: Any) -> dict[str, Any]:
     cfg = world.base_config()
     cfg["pools"][0]["capacity_per_node"] = capacity
+    cfg["pools"][0]["max_step_down"] = None  # one step to the target: a second count can only come from a fight
     cfg["daemon"] = {"interval": "1s"}
     if leader:
         cfg["leader"] = leader
