@@ -48,6 +48,7 @@ def render(
         has_jobspecs,
         render_jobs,
         render_self,
+        secret_env_names,
         self_job_warnings,
         write_rendered,
     )
@@ -56,6 +57,7 @@ def render(
     for warning in check_config(cfg).warnings:
         err_console.print(f"[yellow]warning[/]: {markup_safe(warning)}", highlight=False)
     self_text = None
+    self_keys: list[str] = []
     if self_job:  # validated first: an error writes nothing
         if self_mode not in ("service", "periodic"):
             raise typer.BadParameter("use service or periodic", param_hint="--self-mode")
@@ -72,6 +74,7 @@ def render(
             nomad_address=self_nomad,
         )
         self_text = render_self(cfg, spec)
+        self_keys = spec.secret_keys or secret_env_names(cfg)
         for warning in self_job_warnings(cfg, spec):
             err_console.print(f"[yellow]warning[/]: {markup_safe(warning)}", highlight=False)
     paths: list[Path] = []
@@ -84,6 +87,11 @@ def render(
         paths.append(path)
     for path in paths:
         console.print(f"wrote {markup_safe(path)}", highlight=False)
+    if self_text is not None:
+        keys = " ".join(f"{key}=…" for key in self_keys)
+        job_file = out / f"{spec.job_id}.nomad.hcl"
+        console.print(f"next: nomad var put nomad/jobs/{spec.job_id} {keys}", highlight=False)
+        console.print(f"      nomad job run {markup_safe(job_file)}", highlight=False)
 
 
 def deploy(

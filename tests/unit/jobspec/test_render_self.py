@@ -108,6 +108,7 @@ def test_cli_warns_when_the_local_config_would_write_overrides_elsewhere(tmp_pat
     result = CliRunner().invoke(app, ["render", "-c", str(path), "--self", "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "set overrides.store: nomad there too" in result.output
+    assert "next: nomad var put nomad/jobs/forescale NOMAD_TOKEN=…" in result.output  # what to do next
     # No pool has a jobspec: only forescale's own job is written.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["forescale.nomad.hcl"]
 
