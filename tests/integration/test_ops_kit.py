@@ -6,8 +6,9 @@ and the alerts must fire for the faults the scenario contains (a pool whose job 
 query returns nothing) and for nothing else.
 
 The scenario makes every panel meaningful: pool ``web`` is pinned by a manual override, ``api`` is held to
-its pool max, ``gone`` fails in Nomad every tick, ``dark`` is held on missing metrics, and Slack answers
-the first message with a rate limit and then ``channel_not_found`` (an error and a retry to count).
+its pool max, ``gone`` fails in Nomad every tick, ``dark`` is held on missing metrics, ``preview`` runs in
+shadow (decides, never applies), and Slack answers the first message with a rate limit and then
+``channel_not_found`` (an error and a retry to count).
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
         f"  - job_name: forescale\n    static_configs: [{{targets: ['127.0.0.1:{daemon_port}']}}]\n"
     )
     with FakeNomad(max_delay_s=10.0) as nomad, FakeSlack() as slack:
-        for job, count, top in (("ml-web", 3, 80), ("ml-api", 2, 4), ("ml-dark", 2, 10)):
+        for job, count, top in (("ml-web", 3, 80), ("ml-api", 2, 4), ("ml-dark", 2, 10), ("ml-preview", 2, 40)):
             nomad.add_job(job, groups={"workers": count}, scaling={"workers": (1, top)})
         # NASA's rates are ~0.5 req/s: 0.05 req/s per node makes web want ~15 nodes (api's max of 4 binds).
         pool = {"capacity_per_node": 0.05, "min": 1, "lead_time": "10m"}
@@ -165,6 +166,14 @@ def live(tmp_path: Path) -> Iterator[Live]:
                 {"name": "web", "query": WEB_QUERY, "nomad": {"job": "ml-web", "group": "workers"}, **pool, "max": 80},
                 {"name": "api", "query": WEB_QUERY, "nomad": {"job": "ml-api", "group": "workers"}, **pool, "max": 4},
                 {"name": "gone", "query": WEB_QUERY, "nomad": {"job": "ml-gone", "group": "workers"}, **pool, "max": 9},
+                {
+                    "name": "preview",
+                    "mode": "shadow",
+                    "query": WEB_QUERY,
+                    "nomad": {"job": "ml-preview", "group": "workers"},
+                    **pool,
+                    "max": 40,
+                },
                 {
                     "name": "dark",
                     "query": 'sum(rate(http_requests_total{pool="none"}[5m]))',
@@ -229,7 +238,7 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     assert not empty, "panel queries without series:\n" + "\n".join(f"  {t}: {e}" for t, e in empty)
     # The variables' label_values queries find the pools and the instance.
     pools = live.api("label/pool/values", **{"match[]": 'forescale_desired_nodes{instance=~".*"}'})
-    assert {"web", "api", "dark"} <= set(pools)
+    assert {"web", "api", "dark", "preview"} <= set(pools)
     assert live.api("label/instance/values", **{"match[]": "forescale_tick_interval_seconds"})
 
     # What the panels show is the scenario: the pin, the pool max, the hold, the capacity line.
@@ -239,12 +248,17 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     reasons = {(r["metric"]["pool"], r["metric"]["reason"]) for r in live.query("forescale_decision_reason == 1")}
     assert {("web", "manual_pin"), ("api", "pool_max"), ("dark", "metrics_unavailable")} <= reasons
     assert value("forescale_desired_nodes")["web"] == 7.0 and value("forescale_desired_nodes")["api"] == 4.0
-    assert value("forescale_pool_held") == {"web": 0.0, "api": 0.0, "dark": 1.0}
+    assert value("forescale_pool_held") == {"web": 0.0, "api": 0.0, "dark": 1.0, "preview": 0.0}
+    # The shadow pool decided a count but Nomad was never asked for it.
+    assert value("forescale_pool_shadow")["preview"] == 1.0 and value("forescale_pool_shadow")["web"] == 0.0
+    assert value("forescale_would_scale_nodes")["preview"] > 2
+    assert live.nomad.group_count("ml-preview", "workers") == 2
+    assert not live.nomad.requests_to("POST", "/v1/job/ml-preview/scale")
     assert value("forescale_node_capacity_rps")["web"] == 0.05
     placed = 'forescale_pool_nodes{state="placed"}'
     capacity = value(f"{placed} * on (instance, pool) forescale_node_capacity_rps")
     assert capacity["web"] == pytest.approx(0.05 * value(placed)["web"])
-    assert value("forescale_pool_unplaceable") == {"web": 0.0, "api": 0.0, "gone": 0.0, "dark": 0.0}
+    assert set(value("forescale_pool_unplaceable").values()) == {0.0}
     assert 0 < value("forescale_observed_rps")["web"] < value("forescale_forecast_rps")["web"] * 10
 
     # Every rule evaluates without error on the daemon's real series, and only the expected alerts are up.
