@@ -24,7 +24,11 @@ def render(
         SELF_IMAGE_DEFAULT, "--self-image", help="Docker image with forescale, as the Nomad clients pull it."
     ),
     self_node_pool: str = typer.Option("default", "--self-node-pool", help="Node pool for forescale's own job."),
-    self_count: int = typer.Option(1, "--self-count", help="Daemons to run (more than 1 needs leader election)."),
+    self_count: int | None = typer.Option(
+        None,
+        "--self-count",
+        help="Daemons to run [default: 2 for a service with leader election (one scales, one stands by), else 1].",
+    ),
     self_store: str = typer.Option(
         "nomad", "--self-override-store", help="Where the job keeps manual overrides: nomad (Variables) or file."
     ),

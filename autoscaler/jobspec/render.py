@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -510,7 +510,7 @@ class SelfJob:
     cron: str = "*/20 * * * *"
     metrics_port: int = 9464
     secret_keys: list[str] = field(default_factory=list)
-    count: int = 1
+    count: int | None = None  # None: 2 daemons for a service with leader election (one scales), else 1
     override_store: Literal["nomad", "file"] = "nomad"
     prometheus_url: str | None = None  # the address inside the allocation, when it differs from the config's
     nomad_address: str | None = None
@@ -553,6 +553,7 @@ def render_self(config: Config, self_job: SelfJob) -> str:
     through templates, secrets from the Nomad Variable ``nomad/jobs/<job>``, overrides in Nomad Variables,
     state on the sticky disk. Raises ConfigError naming every problem and its fix."""
     source = str(config.source or "config")
+    self_job = resolve_count(config, self_job)
     problems = _self_job_problems(config, self_job)
     keys = self_job.secret_keys or secret_env_names(config)
     for key in keys:
@@ -579,11 +580,22 @@ def render_self(config: Config, self_job: SelfJob) -> str:
             tls_secrets=tls_secrets,
             leader_election=leader_election_on(config),
             variable_prefix=config.overrides.nomad_variable_prefix,
+            leader_lock_path=config.leader.lock_path,
         )
     )
 
 
+def resolve_count(config: Config, self_job: SelfJob) -> SelfJob:
+    """The default count: two daemons (leader + standby) for a service when leader election is on and the
+    overrides are shared (Nomad Variables), else one."""
+    if self_job.count is not None:
+        return self_job
+    two = self_job.mode == "service" and leader_election_on(config) and self_job.override_store == "nomad"
+    return replace(self_job, count=2 if two else 1)
+
+
 def _self_job_problems(config: Config, self_job: SelfJob) -> list[str]:
+    assert self_job.count is not None
     problems = []
     if not re.match(NAME_RE, self_job.job_id):
         problems.append(f"--self-job {self_job.job_id!r}: use only lowercase letters, digits and '-'")

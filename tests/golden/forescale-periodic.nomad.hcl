@@ -2,7 +2,8 @@
 # Before the first run:
 #   nomad var put nomad/jobs/forescale NOMAD_TOKEN=... SLACK_BOT_TOKEN=... SLACK_WEBHOOK_URL=...
 #   The Nomad token needs read-job and scale-job on the scaled jobs' namespace, and read/write/list/destroy
-#   on the Variables under forescale/overrides/* (docs/nomad.md, "ACL policy").
+#   on the Variables under forescale/overrides/* and write on forescale/leader (the leader lock)
+#   (docs/nomad.md, "ACL policy").
 
 job "forescale" {
   type        = "batch"

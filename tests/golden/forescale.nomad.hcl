@@ -2,7 +2,8 @@
 # Before the first run:
 #   nomad var put nomad/jobs/forescale NOMAD_TOKEN=... SLACK_BOT_TOKEN=... SLACK_WEBHOOK_URL=...
 #   The Nomad token needs read-job and scale-job on the scaled jobs' namespace, and read/write/list/destroy
-#   on the Variables under forescale/overrides/* (docs/nomad.md, "ACL policy").
+#   on the Variables under forescale/overrides/* and write on forescale/leader (the leader lock)
+#   (docs/nomad.md, "ACL policy").
 
 job "forescale" {
   type        = "service"
@@ -11,7 +12,13 @@ job "forescale" {
   datacenters = ["*"]
 
   group "forescale" {
-    count = 1
+    count = 2
+
+    # 2 daemons, spread over nodes where there are several; leader election (a Nomad Variables lock
+    # on forescale/leader) lets one of them scale at a time, the others stand by.
+    spread {
+      attribute = "${node.unique.id}"
+    }
 
     # Replace one allocation at a time; roll back a version that never becomes healthy.
     update {

@@ -55,7 +55,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
     checked = promtool("check", "rules", str(ALERTS))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 8 rules found" in checked.stdout
+    assert "SUCCESS: 10 rules found" in checked.stdout
     tested = promtool("test", "rules", str(ALERT_TESTS))
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
@@ -76,7 +76,7 @@ def test_dashboard_is_an_importable_grafana_dashboard() -> None:
         assert refs and len(refs) == len(set(refs)), panel["title"]
         assert set(panel["gridPos"]) == {"h", "w", "x", "y"} and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
     titles = " | ".join(p["title"] for p in dash["panels"])
-    for wanted in ("Demand and capacity", "Nodes", "Overrides", "guards", "Tick duration", "Slack"):
+    for wanted in ("Demand and capacity", "Nodes", "Overrides", "guards", "Tick duration", "Leader", "Slack"):
         assert wanted in titles
 
 
@@ -261,9 +261,13 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     assert set(value("forescale_pool_unplaceable").values()) == {0.0}
     assert 0 < value("forescale_observed_rps")["web"] < value("forescale_forecast_rps")["web"] * 10
 
+    # Leader election is on by default: the only daemon took the Nomad Variables lock and acts.
+    assert [float(r["value"][1]) for r in live.query("forescale_leader")] == [1.0]
+    assert live.nomad.variable("forescale/leader") is not None
+
     # Every rule evaluates without error on the daemon's real series, and only the expected alerts are up.
     rules = [rule for group in live.api("rules")["groups"] for rule in group["rules"]]
-    assert len(rules) == 8
+    assert len(rules) == 10
     broken = {rule["name"]: rule.get("lastError") for rule in rules if rule["health"] != "ok"}
     assert not broken, broken
     alerts = {(a["labels"]["alertname"], a["labels"].get("pool"), a["state"]) for a in live.api("alerts")["alerts"]}

@@ -98,7 +98,9 @@ def test_the_nomad_store_is_the_default_and_a_file_store_is_kept_on_the_sticky_d
     default = task_of(render_self(config, SelfJob()))
     embedded = yaml.safe_load(heredoc_data(template(default, "local/forescale.yaml")["data"]))
     assert embedded["overrides"]["store"] == "nomad"
-    as_file = task_of(render_self(config, SelfJob(override_store="file")))
+    as_file_hcl = render_self(config, SelfJob(override_store="file"))
+    assert groups_of(job_of(parse_hcl(as_file_hcl))[1])["forescale"]["count"] == 1  # one file, one daemon
+    as_file = task_of(as_file_hcl)
     embedded = yaml.safe_load(heredoc_data(template(as_file, "local/forescale.yaml")["data"]))
     assert embedded["overrides"] == {"store": "file", "path": "/alloc/data/forescale-overrides.json"}
 
@@ -196,10 +198,24 @@ def test_hosts_that_merely_look_local_are_not_refused() -> None:
         assert not is_loopback(url), url
 
 
-def test_several_daemons_need_leader_election(tmp_path: Path) -> None:
+def test_two_daemons_by_default_because_leader_election_is_on(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))  # leader election is on by default
-    group = groups_of(job_of(parse_hcl(render_self(config, SelfJob(count=2))))[1])["forescale"]
+    hcl = render_self(config, SelfJob())
+    group = groups_of(job_of(parse_hcl(hcl))[1])["forescale"]
     assert group["count"] == 2
+    assert group["spread"][0]["attribute"] == "${node.unique.id}"  # on different nodes where there are several
+    embedded = yaml.safe_load(heredoc_data(template(task_of(hcl), "local/forescale.yaml")["data"]))
+    assert embedded.get("leader", {}).get("enabled", True) is True  # the embedded config keeps it on
+    assert "write on forescale/leader (the leader lock)" in hcl.split('job "forescale"')[0]  # the token's ACL
+    periodic = groups_of(job_of(parse_hcl(render_self(config, SelfJob(mode="periodic"))))[1])["forescale"]
+    assert periodic["count"] == 1
+    single = load_config(write_config(tmp_path, leader={"enabled": False}))
+    alone = groups_of(job_of(parse_hcl(render_self(single, SelfJob())))[1])["forescale"]
+    assert alone["count"] == 1 and "spread" not in alone
+
+
+def test_several_daemons_need_leader_election(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path))
     single = load_config(write_config(tmp_path, leader={"enabled": False}))
     with pytest.raises(ConfigError, match="--self-count 2: several daemons would each scale the pools"):
         render_self(single, SelfJob(count=2))
