@@ -308,7 +308,9 @@ def test_the_rendered_self_job_runs_as_is_in_the_image(
                 assert time.monotonic() < deadline, "the job never scaled ml-web to the pin:\n" + logs.stderr[-3000:]
                 threading.Event().wait(0.5)
             status, body = http_get(f"http://127.0.0.1:{metrics_port}/healthz")
-            assert status == 200 and json.loads(body)["pools"]["web"]["status"] == "applied"
+            health = json.loads(body)
+            assert status == 200 and health["pools"]["web"]["status"] == "applied"
+            assert health["role"] == "leader" and fake_nomad.variable("forescale/leader") is not None  # the lock
             scale = fake_nomad.requests_to("POST", "/v1/job/ml-web/scale")[-1]
             assert scale.header("X-Nomad-Token") == token
             assert "web" in (alloc / "data" / "forescale-audit.jsonl").read_text()  # on the sticky disk
