@@ -23,7 +23,10 @@ app = typer.Typer(
     help="Predictive autoscaler for GPU ML workers on HashiCorp Nomad.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Plain Click help and usage errors: Typer's Rich panels cost ~0.2 s of imports (rich.markdown, markdown-it,
+    # rich.traceback) on every --help (item 9 of issue 14: every command starts in < 0.6 s), wrap in pipes, and
+    # ate help text in brackets ("[10m]") as markup.
+    rich_markup_mode=None,
 )
 config_app = typer.Typer(help="Validate and inspect forescale.yaml.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
