@@ -48,10 +48,13 @@ def build_deps(
     """The real parts of a tick; ``shadow`` (``run --dry-run``) puts every pool in shadow for this process."""
     clock = clock or SystemClock()
     audit = AuditLog(config.audit_log)
-    longest = max((p.scale_in_cooldown for p in config.pools), default=timedelta(0))
+    longest = max((max(p.scale_in_cooldown, p.scale_in_window) for p in config.pools), default=timedelta(0))
     history = ActionHistory(keep=max(longest, timedelta(hours=1)))
-    for action in audit.recent_actions(clock.now() - longest - timedelta(minutes=1)):
+    since = clock.now() - longest - timedelta(minutes=1)
+    for action in audit.recent_actions(since):
         history.add(action)
+    for need in audit.recent_needs(since):
+        history.add_need(need)
     client = NomadClient(config.nomad)
     placement = PlacementWatch()
     placement.replay(audit.placement_history())  # queued episodes survive between cron runs

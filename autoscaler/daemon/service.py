@@ -1,9 +1,12 @@
 """`forescale run`: APScheduler runs the tick every interval (plus at schedule-rule boundaries, when the
-override store changes, and when a manual override expires).
+override store changes, and when a manual override expires), and the fast guard of each pool every
+``guard.interval`` in between.
 
-Ticks run on a single worker thread, so two ticks never overlap; missed runs are coalesced into one;
-SIGTERM/SIGINT stop the daemon after the running tick. A tick that raises is logged and counted,
-never fatal. ``/healthz`` and ``/metrics`` show a tick as soon as its decisions are made (before Slack).
+Ticks and guard checks enter through ``Daemon.tick`` and run on a single worker thread, so two never
+overlap and whatever gates a tick gates the guard too; missed runs are coalesced into one; SIGTERM/SIGINT
+stop the daemon after the running tick. A tick that raises is logged and counted, never fatal.
+``/healthz`` and ``/metrics`` show a tick as soon as its decisions are made (before Slack); health follows
+ticks only (a guard check is no substitute for a forecast).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
+from autoscaler.core.decision import Mode
 from autoscaler.core.errors import StartupError
 from autoscaler.core.ports import Notifier
 from autoscaler.core.report import Event, TickReport
@@ -101,23 +105,27 @@ class Daemon:
             watcher.on_change = self.on_overrides_changed
 
     # -- the work -------------------------------------------------------------------------------
-    def tick(self, trigger: str = "interval", only: Sequence[str] | None = None) -> TickReport | None:
-        """Run one tick now (serialised with any other), for every pool or ``only`` these; never raises."""
+    def tick(
+        self, trigger: str = "interval", only: Sequence[str] | None = None, mode: Mode = "tick"
+    ) -> TickReport | None:
+        """Run one tick (or, with ``mode="guard"``, one guard check) now, serialised with any other, for every
+        pool or ``only`` these; never raises."""
         with self._tick_lock:
             self._trigger = trigger
             try:
-                report = run_tick(self.deps, only=only)
+                report = run_tick(self.deps, only=only, mode=mode)
             except Exception:
-                log.exception("tick crashed (%s); the daemon keeps running", trigger)
+                log.exception("%s crashed (%s); the daemon keeps running", mode, trigger)
                 self.metrics.crashes.inc()
                 return None
-            if self.last_report is not report:  # a tick without notifiers never reached the recorder
-                self.record(report)
+            if self.last_report is not report and (mode == "tick" or not report.outcomes):
+                self.record(report)  # a tick without notifiers, or a quiet guard check (nobody is told)
             self.follow_up_drains(report)
             return report
 
     def record(self, report: TickReport) -> None:
-        """Health and metrics of a finished tick (called by the recorder, right after the decisions)."""
+        """Health and metrics of a finished tick (called by the recorder, right after the decisions). A guard
+        check updates the metrics and the pools it scaled, never the last tick's time (health)."""
         trigger = self._trigger
         self.metrics.observe(report, trigger, self.shadow_pools)
         finished = self.deps.clock.now()
@@ -135,6 +143,8 @@ class Daemon:
                 "last_tick": report.at.isoformat(),
                 "trigger": trigger,
             }
+        if report.mode == "guard":
+            return
         self.last_report = report
         self.last_finished = finished
         self.last_trigger = trigger
@@ -195,6 +205,14 @@ class Daemon:
         )
         return pools
 
+    def guard_groups(self) -> dict[timedelta, list[str]]:
+        """Pools with their guard on, by guard interval (one scheduler job per distinct interval)."""
+        groups: dict[timedelta, list[str]] = {}
+        for pool in self.deps.config.pools:
+            if pool.guard.enabled and pool.mode != "off":
+                groups.setdefault(pool.guard.interval, []).append(pool.name)
+        return groups
+
     def refresh_transitions(self) -> list[datetime]:
         """Add one-shot ticks at every schedule-rule start/end in the look-ahead window."""
         if self.transitions is None:
@@ -225,6 +243,15 @@ class Daemon:
             kwargs={"trigger": "interval"},
             next_run_time=now,
         )
+        for every, pools in self.guard_groups().items():
+            self.scheduler.add_job(
+                self.tick,
+                IntervalTrigger(seconds=every.total_seconds(), start_date=now),
+                id=f"guard-{int(every.total_seconds())}s",
+                name=f"forescale guard ({', '.join(pools)})",
+                kwargs={"trigger": "guard", "mode": "guard", "only": pools},
+                next_run_time=now + every,  # the first tick runs at start: the guard follows it
+            )
         if self.transitions is not None:
             self.scheduler.add_job(
                 self.refresh_transitions,
