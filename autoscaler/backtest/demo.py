@@ -90,7 +90,8 @@ def run_demo(
         on_tick=paced,
     )
     table = Table(title="demo summary")
-    for col in ("node-hours", "minutes under capacity", "under capacity %", "unserved %", "scale actions"):
+    cols = ("node-hours", "minutes under capacity", "under capacity %", "unserved %", "scale actions")
+    for col in (*cols, "actions/day", "reversals within 1 h", "guard scale-ups"):
         table.add_column(col, justify="right")
     table.caption = "node-hours include nodes still booting (queued in Nomad: asked for, not placed yet)"
     table.add_row(
@@ -99,6 +100,9 @@ def run_demo(
         f"{result.under_capacity_pct:.2f}",
         f"{result.unserved_pct:.3f}",
         str(result.scale_actions),
+        f"{result.actions_per_day:.1f}",
+        f"{result.reversals} ({result.reversal_pct:.0f} %)",
+        str(sum(1 for m in result.marks if m.kind == "guard")),
     )
     console.print()
     console.print(table)

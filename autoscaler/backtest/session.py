@@ -294,7 +294,8 @@ def render_table(result: Backtest, slo_pct: float) -> Table:
         title=f"backtest {result.trace.name}: {result.capacity_per_node:g} req/s per node, lead "
         f"{result.lead_time_s / 60:g} min, tick every {result.interval_s / 60:g} min, SLO unserved ≤ {slo_pct:g} %"
     )
-    for col in ("policy", "node-hours", "cost × oracle", "unserved %", "under capacity %", "scale actions", "SLO"):
+    cols = ("policy", "node-hours", "cost × oracle", "unserved %", "under capacity %", "scale actions")
+    for col in (*cols, "actions/day", "reversals ≤1h", "SLO"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     for name in POLICIES:
         r = result.policies[name]
@@ -307,6 +308,8 @@ def render_table(result: Backtest, slo_pct: float) -> Table:
             f"{r.unserved_pct:.3f}",
             f"{r.under_capacity_pct:.2f}",
             str(r.scale_actions),
+            f"{r.actions_per_day:.1f}",
+            f"{r.reversals} ({r.reversal_pct:.0f} %)",
             met,
         )
     return table

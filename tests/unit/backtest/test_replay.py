@@ -16,7 +16,7 @@ from autoscaler.backtest.session import write_decisions
 from autoscaler.core.clock import ManualClock
 from autoscaler.core.decision import Decision, PoolState
 from autoscaler.core.series import RateSeries
-from autoscaler.core.settings.forescale import Config, DaemonSettings, NomadGroupRef, PoolConfig
+from autoscaler.core.settings.forescale import Config, DaemonSettings, GuardSettings, NomadGroupRef, PoolConfig
 from autoscaler.targets.simulated import SimulatedCluster
 from predictor import reference
 from predictor.base import Forecast
@@ -61,6 +61,8 @@ def tiny_config() -> Config:
         lead_time=timedelta(seconds=120),
         scale_in_cooldown=timedelta(0),
         max_step_down=None,  # hand-computed figures below: scale-in in one step
+        scale_in_window=timedelta(0),  # these tests check the simulator's accounting, not the stabilisation
+        guard=GuardSettings(enabled=False),
     )
     return Config(pools=[pool], daemon=DaemonSettings(interval=timedelta(seconds=120)))
 
