@@ -229,12 +229,12 @@ def test_guard_never_scales_down_and_skips_disabled_pools() -> None:
     metrics = FlatMetrics({q(cfg, "ocr"): 1.0, q(cfg, "asr"): 100.0})
     deps = make_deps(cfg, metrics, target=SimulatedCluster(ManualClock(T0), {"ocr": 20, "asr": 2}))
     assert run_tick(deps, mode="guard").outcomes == ()
-    assert deps.target.current_count(cfg.pool("ocr")) == 20
-    assert deps.target.current_count(cfg.pool("asr")) == 2
+    assert deps.target.desired_count("ocr") == 20
+    assert deps.target.desired_count("asr") == 2
 
 
 def test_guard_does_nothing_when_metrics_are_missing() -> None:
     cfg = make_config(pool_dict("ocr"))
     deps = make_deps(cfg, FlatMetrics({q(cfg, "ocr"): 100.0}, broken={q(cfg, "ocr")}))
     assert run_tick(deps, mode="guard").outcomes == ()
-    assert deps.target.current_count(cfg.pool("ocr")) == 2
+    assert deps.target.desired_count("ocr") == 2
