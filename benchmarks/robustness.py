@@ -164,6 +164,8 @@ def run_case(case: Case) -> tuple[Case, dict[str, float]]:
         "unserved": res.unserved_pct,
         "under": res.under_capacity_pct,
         "actions": float(res.scale_actions),
+        "per_day": res.actions_per_day,
+        "reversals": res.reversal_pct,
     }
 
 
@@ -186,7 +188,7 @@ def main() -> None:
     results.sort(key=lambda r: order.index(r[0].trace.name + r[0].label))
     table = Table(title="forescale robustness (default settings): cost × oracle and SLO (unserved ≤ 1 %)")
     cols = ("variant", "trace", "case", "lead", "nodes at peak", "cost × oracle", "static peak × oracle")
-    for col in (*cols, "unserved %", "under-cap %", "SLO"):
+    for col in (*cols, "unserved %", "under-cap %", "actions/day", "reversals < 1 h", "SLO"):
         table.add_column(col, justify="left" if col in ("variant", "trace", "case") else "right")
     misses = 0
     for case, r in results:
@@ -202,9 +204,11 @@ def main() -> None:
             f"{r['static']:.2f}",
             f"{r['unserved']:.3f}",
             f"{r['under']:.2f}",
+            f"{r['per_day']:.1f}",
+            f"{r['reversals']:.0f} %",
             "[green]met[/]" if met else "[red]missed[/]",
         )
-    console = Console(width=170)
+    console = Console(width=200)
     console.print(table)
     console.print(f"{len(results) - misses}/{len(results)} variants meet the SLO")
 

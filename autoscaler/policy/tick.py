@@ -179,9 +179,7 @@ def read_state(deps: TickDeps, pool: PoolConfig) -> tuple[PoolState | None, str 
         return None, f"cannot read current count: {exc}"
 
 
-def decide_pool(
-    deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
-) -> Decision:
+def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState) -> Decision:
     """Pool state + forecast + overrides → Decision (decide steps from the desired count)."""
     forecast, cause = forecast_pool(deps, pool, now)
     effects = deps.overrides.effects(pool.name, now)
