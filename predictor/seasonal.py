@@ -15,7 +15,8 @@ scaled up), so the same model fits 5 req/s and 5,000 req/s. At a decision time Ï
 - with â‰¥ 8 days: the same one week earlier (weekday/weekend cycles).
 
 With too little history it falls back to the features it can fill (trend only), and the headroom
-widens because the SLO budget is scaled by how much history backs it (see ``_budget_pct``). Before even
+widens because the budget must hold with one standard error of the replayed share to spare, which is
+large on a short history (see ``_budget_pct``). Before even
 the trend model has enough rows (cold start) it decides reactively: the forecast is the observed rate
 (its peak over the last horizon, or the line through that horizon when it grows), with the headroom the
 same calibration learns from the short history's own growth over a horizon. It leaves cold mode as soon
@@ -247,7 +248,6 @@ class SeasonalPredictor:
         history_s: float = 14 * DAY,
         slo_unserved_pct: float = 1.0,
         budget_fraction: float = 0.5,
-        confidence_s: float = DAY,
         half_life_s: float | None = 3 * DAY,
         policy: PolicyShape | None = None,
     ) -> None:
@@ -258,7 +258,6 @@ class SeasonalPredictor:
         self.history_s = history_s
         self.slo_unserved_pct = slo_unserved_pct
         self.budget_fraction = budget_fraction
-        self.confidence_s = confidence_s
         self.half_life_s = half_life_s
         self.policy = policy or PolicyShape()
 
@@ -299,11 +298,12 @@ class SeasonalPredictor:
             },
         )
 
-    def _budget_pct(self, rows_span_s: float) -> float:
-        """Part of the SLO the calibration aims for: half of it (the other half absorbs drift and the
-        optimism of in-sample errors), scaled down while less than a day of errors backs the estimate."""
-        confidence = min(1.0, rows_span_s / self.confidence_s)
-        return self.slo_unserved_pct * self.budget_fraction * confidence
+    def _budget_pct(self) -> float:
+        """Part of the SLO the calibration aims for: half of it (the other half absorbs drift and errors
+        larger than any in the history). How little history backs the estimate is not guessed from its
+        length: the budget must hold with one standard error of the replayed share to spare, and that
+        error is large when the history is short or its errors come from a few events."""
+        return self.slo_unserved_pct * self.budget_fraction
 
     def _fit(self, grid: _Grid, horizon_s: float) -> _Fit | None:
         y, step = grid.y, grid.step_s
@@ -368,7 +368,7 @@ class SeasonalPredictor:
         earliest = np.isnan(past) & np.isfinite(y)
         past[earliest] = _cold_forecast(y, h)[earliest]
         known = np.flatnonzero(np.isfinite(past) & np.isfinite(future))
-        budget = self._budget_pct((known[-1] - known[0] + 1) * step)
+        budget = self._budget_pct()
         headroom = self._headroom(y, past, known, h, step, budget, horizon_s)
         return _Fit(max(predicted, 0.0), headroom, mode, int(rows.shape[0]), budget)
 
@@ -382,7 +382,7 @@ class SeasonalPredictor:
         if rows.shape[0] == 0 or not math.isfinite(observed):
             return None
         recent = _cold_forecast(y, h)
-        budget = self._budget_pct((rows[-1] - rows[0] + 1) * step)
+        budget = self._budget_pct()
         headroom = self._headroom(y, recent, rows, h, step, budget, horizon_s)
         return _Fit(max(float(recent[-1]), 0.0), headroom, "cold", int(rows.shape[0]), budget)
 

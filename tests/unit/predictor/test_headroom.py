@@ -172,3 +172,16 @@ def test_rare_events_buy_more_headroom_than_steady_noise_of_the_same_share() -> 
     gain_spread = calibrate(forecast, spread, 0.5, block=block).multiplier / calibrate(forecast, spread, 0.5).multiplier
     gain_rare = calibrate(forecast, rare, 0.5, block=block).multiplier / calibrate(forecast, rare, 0.5).multiplier
     assert gain_rare > gain_spread
+
+
+def test_less_history_of_the_same_errors_buys_more_headroom() -> None:
+    """The same error pattern seen over 5 blocks or over 50: the replayed share is identical, its standard
+    error is not, so the short history gets the wider headroom (how cold start stays safe)."""
+    rng = np.random.default_rng(10)
+    calm = np.full((20, 4), 10.0) * np.exp(0.05 * rng.standard_normal((20, 4)))
+    noisy = np.full((20, 4), 10.0) * np.exp(0.4 * rng.standard_normal((20, 4)))
+    pattern = np.vstack([calm, noisy])  # two blocks: errors differ from block to block
+    short = calibrate(np.full(40 * 3, 10.0), np.tile(pattern, (3, 1)), 0.5, block=np.arange(120) // 20)
+    long = calibrate(np.full(40 * 30, 10.0), np.tile(pattern, (30, 1)), 0.5, block=np.arange(1200) // 20)
+    plain = calibrate(np.full(40 * 30, 10.0), np.tile(pattern, (30, 1)), 0.5)
+    assert short.multiplier > long.multiplier > plain.multiplier

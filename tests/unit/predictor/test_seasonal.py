@@ -100,10 +100,9 @@ def test_cold_start_is_cheap_on_steady_traffic_and_safe_on_growth() -> None:
     assert fc.peak_rps >= growing.last_rps * 1.01**5
 
 
-def test_less_history_means_wider_headroom_budget() -> None:
-    pred = SeasonalPredictor()
-    assert pred._budget_pct(3600) < pred._budget_pct(DAY / 2) < pred._budget_pct(DAY) == pred._budget_pct(5 * DAY)
-    assert pred._budget_pct(5 * DAY) == pytest.approx(0.5)
+def test_the_budget_is_half_the_slo() -> None:
+    assert SeasonalPredictor()._budget_pct() == pytest.approx(0.5)
+    assert SeasonalPredictor(slo_unserved_pct=0.2)._budget_pct() == pytest.approx(0.1)
 
 
 def test_gaps_are_skipped_not_read_as_zero() -> None:
