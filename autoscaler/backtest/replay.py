@@ -31,7 +31,6 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from autoscaler.core.clock import ManualClock
-from autoscaler.core.decision import Mode
 from autoscaler.core.errors import ForescaleError
 from autoscaler.core.ports import NoOverrides, Notifier, OverrideProvider
 from autoscaler.core.report import TickReport
@@ -216,7 +215,7 @@ def replay(
                 actions += _tick_once(deps, cluster, pool.name, now, decisions, marks, on_tick)
             elif guard_s is not None and now >= next_guard and decisions:
                 clock.set(datetime.fromtimestamp(now, UTC))
-                actions += _tick_once(deps, cluster, pool.name, now, decisions, marks, on_tick, mode="guard")
+                actions += _tick_once(deps, cluster, pool.name, now, decisions, marks, on_tick, guard=True)
             if guard_s is not None and now >= next_guard:
                 next_guard = _advance(next_guard, now, guard_s)  # a tick also checks what the guard would
             provisioned[i] = cluster.desired_count(pool.name)
@@ -253,11 +252,11 @@ def _tick_once(
     decisions: list[tuple[float, int]],
     marks: list[Mark],
     on_tick: Callable[[TickReport], None] | None,
-    mode: Mode = "tick",
+    guard: bool = False,
 ) -> int:
     """One real tick (or guard check); the first decision's count is ready at once. Returns 1 if it
     scaled the pool. A quiet guard check reports nothing and records no decision."""
-    report = run_tick(deps, only=[pool_name], mode=mode)
+    report = run_tick(deps, only=[pool_name], guard=guard)
     scaled = 0
     for outcome in report.outcomes:
         d = outcome.decision
@@ -272,9 +271,9 @@ def _tick_once(
         decisions.append((now, d.desired))
         codes = set(d.reason_codes())
         marks.extend(Mark(now, d.desired, kind) for kind in MARKED if kind in codes)
-        if d.mode == "guard" and outcome.status == "applied":
+        if d.guard and outcome.status == "applied":
             marks.append(Mark(now, d.desired, "guard"))
-    if on_tick is not None and (mode == "tick" or report.outcomes):
+    if on_tick is not None and (not guard or report.outcomes):
         on_tick(report)
     return scaled
 

@@ -87,7 +87,7 @@ def tick(
     only = [p.name for p in select_pools(cfg, pool)]
     # With --json, stdout carries only the JSON document: no console notifier (Slack still posts).
     deps = build_deps(cfg, clock=clock_of(ctx), notifiers=build_notifiers(cfg, console=not as_json))
-    report = run_tick(deps, only=only, mode="guard" if guard else "tick")
+    report = run_tick(deps, only=only, guard=guard)
     title = "forescale guard" if guard else "forescale tick"
     print_report(console, report, f"{title} at {report.at:%Y-%m-%d %H:%M:%S} UTC", as_json)
     if any(o.status == "failed" for o in report.outcomes):

@@ -152,7 +152,7 @@ def report_json(report: TickReport) -> str:
         {
             "at": report.at.isoformat(),
             "dry_run": report.dry_run,
-            "mode": report.mode,
+            "guard": report.guard,
             "duration_s": round(report.duration_s, 4),
             "pools": [
                 {
@@ -178,7 +178,7 @@ def report_json(report: TickReport) -> str:
 def print_report(console: Console, report: TickReport, title: str, as_json: bool) -> None:
     if as_json:
         console.print_json(report_json(report))
-    elif report.mode == "guard" and not report.outcomes:
+    elif report.guard and not report.outcomes:
         console.print(f"{title}: every pool within capacity (or its rate unavailable); nothing to do")
     else:
         console.print(report_table(report, title))

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 Action = Literal["up", "down", "hold"]
-Mode = Literal["tick", "guard"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class Decision:
     queued: int | None = None
     rescheduling: int | None = None
     need: int | None = None  # nodes the metrics call for, before the scale-in window, limits, overrides, clamps
-    mode: Mode = "tick"  # "guard": the fast check between ticks (observed rate only, scale-up only)
+    guard: bool = False  # made by the fast guard between ticks (observed rate only, scale-up only)
 
     @property
     def action(self) -> Action:

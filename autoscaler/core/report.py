@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from autoscaler.core.decision import Decision, Estimate, Mode
+from autoscaler.core.decision import Decision, Estimate
 
 if TYPE_CHECKING:  # an annotation only: keeps pydantic (via core.durations) out of the CLI's start-up
     from autoscaler.core.nodes import NodeReport
@@ -49,7 +49,7 @@ class TickReport:
     events: tuple[Event, ...] = ()
     dry_run: bool = False
     duration_s: float = 0.0
-    mode: Mode = "tick"  # "guard": the fast check between ticks (only the pools it scaled are listed)
+    guard: bool = False  # a fast guard check between ticks: only the pools it scaled are listed
 
     @property
     def changes(self) -> list[PoolOutcome]:

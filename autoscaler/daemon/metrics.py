@@ -138,7 +138,7 @@ class DaemonMetrics:
             if event.kind in (UNPLACEABLE, PLACED):
                 self.unplaceable.labels(event.pool).set(1 if event.kind == UNPLACEABLE else 0)
         self.ticks.labels(trigger).inc()
-        if report.mode == "tick":  # a guard check is not a tick: it must not hide a stalled one
+        if not report.guard:  # a guard check is not a tick: it must not hide a stalled one
             self.tick_duration.observe(report.duration_s)
             self.last_tick.set(report.at.timestamp())
         for o in report.outcomes:

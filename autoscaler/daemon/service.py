@@ -26,7 +26,6 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
-from autoscaler.core.decision import Mode
 from autoscaler.core.errors import StartupError
 from autoscaler.core.ports import Notifier
 from autoscaler.core.report import Event, TickReport
@@ -106,19 +105,19 @@ class Daemon:
 
     # -- the work -------------------------------------------------------------------------------
     def tick(
-        self, trigger: str = "interval", only: Sequence[str] | None = None, mode: Mode = "tick"
+        self, trigger: str = "interval", only: Sequence[str] | None = None, guard: bool = False
     ) -> TickReport | None:
-        """Run one tick (or, with ``mode="guard"``, one guard check) now, serialised with any other, for every
+        """Run one tick (or, with ``guard=True``, one guard check) now, serialised with any other, for every
         pool or ``only`` these; never raises."""
         with self._tick_lock:
             self._trigger = trigger
             try:
-                report = run_tick(self.deps, only=only, mode=mode)
+                report = run_tick(self.deps, only=only, guard=guard)
             except Exception:
-                log.exception("%s crashed (%s); the daemon keeps running", mode, trigger)
+                log.exception("%s crashed (%s); the daemon keeps running", "guard" if guard else "tick", trigger)
                 self.metrics.crashes.inc()
                 return None
-            if self.last_report is not report and (mode == "tick" or not report.outcomes):
+            if self.last_report is not report and (not guard or not report.outcomes):
                 self.record(report)  # a tick without notifiers, or a quiet guard check (nobody is told)
             self.follow_up_drains(report)
             return report
@@ -143,7 +142,7 @@ class Daemon:
                 "last_tick": report.at.isoformat(),
                 "trigger": trigger,
             }
-        if report.mode == "guard":
+        if report.guard:
             return
         self.last_report = report
         self.last_finished = finished
@@ -249,7 +248,7 @@ class Daemon:
                 IntervalTrigger(seconds=every.total_seconds(), start_date=now),
                 id=f"guard-{int(every.total_seconds())}s",
                 name=f"forescale guard ({', '.join(pools)})",
-                kwargs={"trigger": "guard", "mode": "guard", "only": pools},
+                kwargs={"trigger": "guard", "guard": True, "only": pools},
                 next_run_time=now + every,  # the first tick runs at start: the guard follows it
             )
         if self.transitions is not None:
@@ -297,9 +296,7 @@ class Daemon:
             )
             self._watch_thread.start()
         config = self.deps.config
-        modes = ", ".join(
-            f"{p.name} ({'shadow' if p.name in self.shadow_pools else p.mode})" for p in config.pools
-        )
+        modes = ", ".join(f"{p.name} ({'shadow' if p.name in self.shadow_pools else p.mode})" for p in config.pools)
         log.info(
             "forescale daemon started: a tick every %s; pools: %s; metrics on http://%s:%d/metrics%s",
             self.interval,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from autoscaler.core.decision import Decision, Estimate, Mode, PastAction, PastNeed, PoolState, Reason
+from autoscaler.core.decision import Decision, Estimate, PastAction, PastNeed, PoolState, Reason
 from autoscaler.core.durations import format_duration
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.settings.forescale import PoolConfig
@@ -30,7 +30,7 @@ def decide(
     recent_actions: Sequence[PastAction] = (),
     metrics_error: str | None = None,
     recent_needs: Sequence[PastNeed] = (),
-    mode: Mode = "tick",
+    guard: bool = False,
 ) -> Decision:
     """Return the count ``pool`` should have at ``now`` and every reason that shaped it.
 
@@ -39,11 +39,11 @@ def decide(
     what is placed would re-send (or even lower) a count already asked for. Placed and queued are carried
     into the Decision for reporting. ``forecast`` is None when metrics are unavailable (``metrics_error``
     says why): the pool holds. ``recent_needs`` are earlier decisions' needs (the scale-in window keeps
-    their highest). ``mode="guard"`` is the fast check between ticks: ``forecast.observed_rps`` is the only
+    their highest). ``guard=True`` is the fast check between ticks: ``forecast.observed_rps`` is the only
     input, and the count can only go up (see ``_guard``); the desired count is the ready + warming fleet.
     """
     desired = current.desired if isinstance(current, PoolState) else current
-    decision = _decide(pool, now, desired, forecast, overrides, recent_actions, metrics_error, recent_needs, mode)
+    decision = _decide(pool, now, desired, forecast, overrides, recent_actions, metrics_error, recent_needs, guard)
     if not isinstance(current, PoolState):
         return decision
     return replace(decision, placed=current.placed, queued=current.queued, rescheduling=current.rescheduling)
@@ -58,7 +58,7 @@ def _decide(
     recent_actions: Sequence[PastAction],
     metrics_error: str | None,
     recent_needs: Sequence[PastNeed],
-    mode: Mode,
+    guard: bool,
 ) -> Decision:
     if current < 0:
         raise ValueError("current count cannot be negative")
@@ -66,7 +66,7 @@ def _decide(
 
     if forecast is None:
         return _held(pool, now, current, overrides, pin, metrics_error or "no forecast")
-    if mode == "guard":
+    if guard:
         return _guard(pool, now, current, forecast, overrides, pin)
 
     forecast_nodes, reactive_nodes, reasons = forecast_need(pool, forecast)
@@ -223,7 +223,7 @@ def _guard(
         reactive_nodes=need,
         model="guard",
         need=need,
-        mode="guard",
+        guard=True,
     )
 
 

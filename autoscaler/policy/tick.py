@@ -10,7 +10,7 @@ reported), a scale is sent only when the desired count changes, and workers queu
 The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick``; there is
 no second copy of the policy. A failure in one pool never stops the others.
 
-``run_tick(mode="guard")`` is the fast guard between ticks, on the same line with a shorter first step:
+``run_tick(guard=True)`` is the fast guard between ticks, on the same line with a shorter first step:
 metrics (the current rate only, no predictor) → decide (guard mode: up only) → target (→ machines) →
 notifiers/audit. It reports only the pools it scaled (or would have, in shadow), so a quiet guard is silent.
 
@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from autoscaler.core.decision import Decision, Mode, PastAction, PastNeed, PoolState
+from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
 from autoscaler.core.ports import AuditTrail, ChangeHistory, Clock, MetricsSource, Notifier, OverrideProvider, Target
@@ -216,7 +216,7 @@ def guard_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
     if rate is None:
         return None
     observed = Forecast(peak_rps=rate, observed_rps=rate, horizon_s=0.0, model="guard")
-    decision = decide(pool, now, state, observed, deps.overrides.effects(pool.name, now), mode="guard")
+    decision = decide(pool, now, state, observed, deps.overrides.effects(pool.name, now), guard=True)
     return decision if decision.changed else None
 
 
@@ -270,11 +270,11 @@ def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run:
 
 
 def run_tick(
-    deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | None = None, mode: Mode = "tick"
+    deps: TickDeps, *, dry_run: bool = False, only: Sequence[str] | None = None, guard: bool = False
 ) -> TickReport:
     """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers.
 
-    ``mode="guard"`` runs the fast guard instead, for pools whose guard is enabled (module docstring).
+    ``guard=True`` runs the fast guard instead, for pools whose guard is enabled (module docstring).
     """
     started = time.perf_counter()
     now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
@@ -283,7 +283,7 @@ def run_tick(
     for pool in deps.config.pools:
         if only and pool.name not in only:
             continue
-        if mode == "guard" and (not pool.guard.enabled or pool.mode == "off"):
+        if guard and (not pool.guard.enabled or pool.mode == "off"):
             continue
         if pool.mode == "off":
             outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
@@ -291,10 +291,10 @@ def run_tick(
         try:
             state, error = read_state(deps, pool)
             if state is None:
-                if mode == "tick":  # an unreachable target is the next tick's to report
+                if not guard:  # an unreachable target is the next tick's to report
                     outcomes.append(failed_outcome(deps, pool, now, error))
                 continue
-            if mode == "guard":
+            if guard:
                 guarded = guard_pool(deps, pool, now, state)
                 if guarded is None:
                     continue
@@ -304,14 +304,14 @@ def run_tick(
             if not dry_run and decision.need is not None and not decision.held:
                 deps.history.add_need(PastNeed(now, pool.name, decision.need))
             outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
-            watch = not dry_run and mode == "tick"  # queued-too-long is judged once per tick
+            watch = not dry_run and not guard  # queued-too-long is judged once per tick
             warning = deps.placement.observe(pool, state, now) if watch else None
             if warning is not None:
                 pool_events.append(warning)
         except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
             log.exception("pool %s: unexpected error", pool.name)
             outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
-    if dry_run or mode == "guard":  # expired overrides are announced by ticks; a quiet guard tells nobody
+    if dry_run or guard:  # expired overrides are announced by ticks; a quiet guard tells nobody
         events: tuple[Event, ...] = ()
     elif deps.shadow:  # --dry-run writes nothing anywhere: expired overrides are ignored, not moved to history
         events = (*pool_events, *deps.overrides.warnings())
@@ -326,9 +326,9 @@ def run_tick(
         events=events,
         dry_run=dry_run,
         duration_s=time.perf_counter() - started,
-        mode=mode,
+        guard=guard,
     )
-    if mode == "guard" and not outcomes:
+    if guard and not outcomes:
         return report
     if deps.audit is not None and not dry_run:
         try:

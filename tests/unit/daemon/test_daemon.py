@@ -115,7 +115,7 @@ def test_guard_jobs_run_between_ticks_through_the_same_entry() -> None:
         daemon.scheduler.start(paused=True)
         two = daemon.scheduler.get_job("guard-120s")
         assert two.func == daemon.tick
-        assert two.kwargs == {"trigger": "guard", "mode": "guard", "only": ["ocr"]}
+        assert two.kwargs == {"trigger": "guard", "guard": True, "only": ["ocr"]}
         assert two.trigger.interval == timedelta(minutes=2) and two.next_run_time == T0 + timedelta(minutes=2)
         assert daemon.scheduler.get_job("guard-300s").kwargs["only"] == ["asr"]
         # A burst between ticks: the guard check scales ocr up at once, and only ocr.

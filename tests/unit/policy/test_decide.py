@@ -205,6 +205,8 @@ def test_estimate_is_the_forecast_need_alone() -> None:
     e = estimate(pool(), NOW, fc(95, 120))
     assert (e.forecast_nodes, e.reactive_nodes, e.need) == (10, 12, 12)
     assert [r.code for r in e.reasons] == ["forecast", "observed"]
+
+
 # -- scale-in window (HPA stabilisation) ------------------------------------------------------------
 
 
@@ -214,7 +216,7 @@ def needs(*pairs: tuple[int, int]) -> list[PastNeed]:
 
 
 def test_scale_in_window_keeps_the_highest_need_of_the_last_hour() -> None:
-    p = pool(scale_in_cooldown=timedelta(0))
+    p = pool(scale_in_cooldown=timedelta(0), max_step_down=None)
     d = decide(p, NOW, 12, fc(30, 30), recent_needs=needs((20, 12), (40, 9)))
     assert (d.need, d.desired) == (3, 12)
     assert "scale_in_window" in d.reason_codes()
@@ -227,8 +229,13 @@ def test_scale_in_window_keeps_the_highest_need_of_the_last_hour() -> None:
 
 def test_scale_in_window_ignores_other_pools_and_can_be_turned_off() -> None:
     other = [PastNeed(NOW - timedelta(minutes=10), "asr", 40)]
-    assert decide(pool(scale_in_cooldown=timedelta(0)), NOW, 12, fc(30, 30), recent_needs=other).desired == 3
-    off = pool(scale_in_cooldown=timedelta(0), scale_in_window=timedelta(0))
+    assert (
+        decide(
+            pool(scale_in_cooldown=timedelta(0), max_step_down=None), NOW, 12, fc(30, 30), recent_needs=other
+        ).desired
+        == 3
+    )
+    off = pool(scale_in_cooldown=timedelta(0), scale_in_window=timedelta(0), max_step_down=None)
     assert decide(off, NOW, 12, fc(30, 30), recent_needs=needs((10, 12))).desired == 3
 
 
@@ -244,25 +251,25 @@ def test_scale_in_window_never_blocks_scale_up_and_step_down_applies_after_it() 
 
 
 def test_guard_scales_up_to_the_observed_need_and_explains_it() -> None:
-    d = decide(pool(), NOW, 4, fc(57.0, 57.0), mode="guard")
-    assert (d.mode, d.action, d.desired, d.need) == ("guard", "up", 6, 6)
+    d = decide(pool(), NOW, 4, fc(57.0, 57.0), guard=True)
+    assert (d.guard, d.action, d.desired, d.need) == (True, "up", 6, 6)
     assert d.reasons[0].message == "guard: observed 57 rps > capacity 40 rps (4 nodes × 10 rps) → 6 nodes"
     assert d.forecast_rps is None  # the guard reads only the current rate
 
 
 def test_guard_never_scales_down_or_holds_on_a_quiet_rate() -> None:
-    d = decide(pool(), NOW, 10, fc(5.0, 5.0), mode="guard")
+    d = decide(pool(), NOW, 10, fc(5.0, 5.0), guard=True)
     assert (d.desired, d.changed) == (10, False)
     assert d.reasons[0].message.startswith("guard: observed 5 rps ≤ capacity 100.0 rps")
 
 
 def test_guard_respects_overrides_step_limit_and_pool_max() -> None:
     ceiling = OverrideEffect("max", 7, "manual", "cap", "capped at 7 by bob")
-    d = decide(pool(), NOW, 4, fc(120.0, 120.0), [ceiling], mode="guard")
+    d = decide(pool(), NOW, 4, fc(120.0, 120.0), [ceiling], guard=True)
     assert d.desired == 7 and "manual_ceiling" in d.reason_codes()
     low_pin = OverrideEffect("pin", 3, "manual", "pin", "pinned to 3 by alice")
-    d = decide(pool(), NOW, 4, fc(120.0, 120.0), [low_pin], mode="guard")
+    d = decide(pool(), NOW, 4, fc(120.0, 120.0), [low_pin], guard=True)
     assert (d.desired, d.changed) == (4, False)  # a pin below the fleet: the guard holds, the tick will pin
     assert d.reason_codes()[-1] == "guard_no_scale_in"
-    assert decide(pool(max_step_up=3), NOW, 4, fc(120.0, 120.0), mode="guard").desired == 7
-    assert decide(pool(max=9), NOW, 4, fc(120.0, 120.0), mode="guard").desired == 9
+    assert decide(pool(max_step_up=3), NOW, 4, fc(120.0, 120.0), guard=True).desired == 7
+    assert decide(pool(max=9), NOW, 4, fc(120.0, 120.0), guard=True).desired == 9

@@ -163,11 +163,11 @@ def test_cooldown_survives_between_cron_runs_via_the_audit_log(tmp_path: Path) -
     assert decision.reason_codes()[2:] == ["step_down"]
 
 
-
 def test_scale_in_window_survives_between_cron_runs_via_the_audit_log(tmp_path: Path) -> None:
     """The needs of earlier runs are read back from the audit log: a cron `tick` stabilises like the daemon."""
     cfg = make_config(
-        pool_dict("ocr", scale_in_cooldown="0s", scale_in_window="1h"), audit_log=str(tmp_path / "audit.jsonl")
+        pool_dict("ocr", scale_in_cooldown="0s", scale_in_window="1h", max_step_down=None),
+        audit_log=str(tmp_path / "audit.jsonl"),
     )
     clock = ManualClock(T0)
     target = SimulatedCluster(clock, {"ocr": 2})
@@ -205,18 +205,18 @@ def test_guard_scales_up_between_ticks_and_reports_only_when_it_acts(tmp_path: P
     metrics = FlatMetrics({q(cfg, "ocr"): 15.0})
     deps = make_deps(cfg, metrics, audit=audit, notifiers=[Recorder()])
     # 2 nodes × 10 rps × 0.8 = 16 rps ≥ 15 observed: the guard is quiet (no report, no audit line).
-    quiet = run_tick(deps, mode="guard")
+    quiet = run_tick(deps, guard=True)
     assert quiet.outcomes == () and seen == [] and list(audit.records()) == []
     metrics.rates[q(cfg, "ocr")] = 100.0
-    report = run_tick(deps, mode="guard")
+    report = run_tick(deps, guard=True)
     (outcome,) = report.outcomes
     d = outcome.decision
     assert d is not None and outcome.status == "applied"
-    assert (d.mode, d.current, d.desired, d.need) == ("guard", 2, 13, 13)
+    assert (d.guard, d.current, d.desired, d.need) == (True, 2, 13, 13)
     assert d.reasons[0].message.startswith("guard: observed 100.0 rps > capacity 16 rps (2 nodes × 8 rps)")
-    assert seen == [report] and report.mode == "guard"
+    assert seen == [report] and report.guard
     (record,) = list(audit.records())
-    assert record["decision"]["mode"] == "guard"
+    assert record["decision"]["guard"] is True
     # The guard's need is remembered: the next tick cannot scale in below it within the window.
     metrics.rates[q(cfg, "ocr")] = 10.0
     tick = run_tick(deps).outcomes[0].decision
@@ -228,7 +228,7 @@ def test_guard_never_scales_down_and_skips_disabled_pools() -> None:
     cfg = make_config(pool_dict("ocr"), pool_dict("asr", guard={"enabled": False}))
     metrics = FlatMetrics({q(cfg, "ocr"): 1.0, q(cfg, "asr"): 100.0})
     deps = make_deps(cfg, metrics, target=SimulatedCluster(ManualClock(T0), {"ocr": 20, "asr": 2}))
-    assert run_tick(deps, mode="guard").outcomes == ()
+    assert run_tick(deps, guard=True).outcomes == ()
     assert deps.target.desired_count("ocr") == 20
     assert deps.target.desired_count("asr") == 2
 
@@ -236,5 +236,5 @@ def test_guard_never_scales_down_and_skips_disabled_pools() -> None:
 def test_guard_does_nothing_when_metrics_are_missing() -> None:
     cfg = make_config(pool_dict("ocr"))
     deps = make_deps(cfg, FlatMetrics({q(cfg, "ocr"): 100.0}, broken={q(cfg, "ocr")}))
-    assert run_tick(deps, mode="guard").outcomes == ()
+    assert run_tick(deps, guard=True).outcomes == ()
     assert deps.target.desired_count("ocr") == 2
