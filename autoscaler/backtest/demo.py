@@ -94,10 +94,7 @@ def run_demo(
     table.add_column("value", justify="right")
     guard_ups = sum(1 for m in result.marks if m.kind == "guard")
     for figure, value in (
-        (
-            "node-hours (nodes still booting: queued in Nomad)",
-            f"{result.node_hours:.1f} ({result.queued_node_hours:.1f})",
-        ),
+        ("node-hours (booting: queued in Nomad)", f"{result.node_hours:.1f} ({result.queued_node_hours:.1f} booting)"),
         ("minutes under capacity", f"{result.under_capacity_minutes:.0f} ({result.under_capacity_pct:.2f} %)"),
         ("unserved requests", f"{result.unserved_pct:.3f} %"),
         ("scale actions (per day)", f"{result.scale_actions} ({result.actions_per_day:.1f})"),
