@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from autoscaler.core.durations import format_duration
 from autoscaler.core.errors import ConfigError
 from autoscaler.core.settings.forescale import Config
 from autoscaler.core.yamlfile import load_model, load_yaml, read_text
@@ -54,3 +56,31 @@ def extra_checks(config: Config) -> list[str]:
     from overrides.checks import check_config as override_checks
 
     return override_checks(config) + jobspec_checks(config) + node_checks(config)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Settings that are valid but probably not what was meant (printed by `config check`, exit 0)."""
+    tick = config.daemon.interval
+    every = format_duration(tick)
+    out = []
+    for i, pool in enumerate(config.pools):
+        key = f"pools[{i}] ({pool.name})"
+        cooldown = pool.scale_in_cooldown
+        if timedelta(0) < cooldown < tick:
+            out.append(
+                f"{key}.scale_in_cooldown: {format_duration(cooldown)} is shorter than daemon.interval ({every}), "
+                "so it never holds back a regular tick (only guard and schedule ticks); set it to at least "
+                f"{every}, or to 0s to turn it off (scale_in_window already stabilises scale-in)"
+            )
+        window = pool.scale_in_window
+        if timedelta(0) < window <= tick:
+            out.append(
+                f"{key}.scale_in_window: {format_duration(window)} holds no earlier tick's need (ticks are "
+                f"{every} apart), so it does not stabilise scale-in; make it a few ticks long (default 1h) or 0s"
+            )
+        if pool.guard.enabled and pool.guard.interval >= tick:
+            out.append(
+                f"{key}.guard.interval: {format_duration(pool.guard.interval)} is not shorter than "
+                f"daemon.interval ({every}): the guard never runs between ticks; make it a few minutes"
+            )
+    return out

@@ -56,10 +56,13 @@ def build_deps(
             [f"audit_log ({config.audit_log}): is a directory; point it at a file, e.g. "
              f"{config.audit_log / 'forescale-audit.jsonl'}"],
         )
-    longest = max((p.scale_in_cooldown for p in config.pools), default=timedelta(0))
+    longest = max((max(p.scale_in_cooldown, p.scale_in_window) for p in config.pools), default=timedelta(0))
     history = ActionHistory(keep=max(longest, timedelta(hours=1)))
-    for action in audit.recent_actions(clock.now() - longest - timedelta(minutes=1)):
+    since = clock.now() - longest - timedelta(minutes=1)
+    for action in audit.recent_actions(since):
         history.add(action)
+    for need in audit.recent_needs(since):
+        history.add_need(need)
     client = NomadClient(config.nomad)
     placement = PlacementWatch()
     placement.replay(audit.placement_history())  # queued episodes survive between cron runs

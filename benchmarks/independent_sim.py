@@ -30,6 +30,8 @@ def simulate(trace_csv: Path, decisions_csv: Path, capacity: float, lead_s: floa
     warming: list[list[float]] = []  # [ready_at, count], oldest first
     node_seconds = short_seconds = unserved = total = 0.0
     actions = -1  # the first decision sets the initial fleet; it is not an action
+    flips = 0
+    last_change: tuple[float, bool] | None = None  # (time, went up) of the previous scale action
     k = 0
     for i, (t, requests) in enumerate(rows):
         while k < len(decisions) and decisions[k][0] <= t:
@@ -50,6 +52,12 @@ def simulate(trace_csv: Path, decisions_csv: Path, capacity: float, lead_s: floa
                 ready -= drop
             if k == 0 or want != have:
                 actions += 1
+            if k > 0 and want != have:
+                up = want > have
+                # Flapping: the opposite of the previous action, less than an hour after it.
+                if last_change is not None and last_change[1] != up and decisions[k][0] - last_change[0] < 3600.0:
+                    flips += 1
+                last_change = (decisions[k][0], up)
             k += 1
         while warming and warming[0][0] <= t:
             ready += int(warming.pop(0)[1])
@@ -62,14 +70,18 @@ def simulate(trace_csv: Path, decisions_csv: Path, capacity: float, lead_s: floa
             unserved += (rate - ready * capacity) * step
         total += requests
     observed = len(rows) * step
+    days = (rows[-1][0] + step - rows[0][0]) / 86400.0
     return {
         "node_hours": node_seconds / 3600.0,
         "under_capacity_minutes": short_seconds / 60.0,
         "under_capacity_pct": 100.0 * short_seconds / observed,
         "unserved_pct": 100.0 * unserved / total if total else 0.0,
         "scale_actions": float(actions),
+        "scale_actions_per_day": actions / days,
+        "reversals_1h": float(flips),
     }
 
 
-def close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-3)
+def close(a: float, b: float, abs_tol: float = 1e-3) -> bool:
+    """Equal up to the replay's rounding of the --json figures (4 decimals; per-day rates: 2, abs_tol 0.01)."""
+    return math.isclose(a, b, rel_tol=1e-3, abs_tol=abs_tol)

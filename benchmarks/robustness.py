@@ -9,7 +9,8 @@ variant's own peak / 50 nodes, lead 10 min, tick every 20 min, SLO = unserved �
 Variants: (a) traffic growth ×2 / ×0.5 over the trace (multiplicative linear ramp); (b) capacity
 granularity peak/20 and peak/200; (c) lead 5 and 15 min; (d) NASA at 1 min raw next to 5 min;
 (e) time-reversed traces; (f) synthetic spike-driven and weekly-with-holiday traces (fixed seeds);
-(g) the first week only (cold start, little history).
+(g) the first week only (cold start, little history); (h) synthetic outage-then-jump, single spike and
+step growth (what the headroom must shrug off: a near-zero start, a one-off, a level shift).
 """
 
 from __future__ import annotations
@@ -93,6 +94,34 @@ def synthetic_weekly_holiday(step_s: float = 300.0, weeks: int = 4, seed: int = 
     return Trace("synthetic_weekly_holiday", t, rps * step_s, step_s)
 
 
+def synthetic_outage_then_jump(step_s: float = 300.0, days: int = 14, seed: int = 13) -> Trace:
+    """The pool's first 8 hours carry 5 % of its traffic (an outage, a migration), then it jumps ×20 to a
+    diurnal pattern: a floor learned against the near-zero day mean must not hold days of headroom."""
+    rng = np.random.default_rng(seed)
+    t = 1.7e9 + step_s * np.arange(int(days * DAY / step_s))
+    rps = _diurnal(t, rng) * np.where(t - t[0] < 8 * 3600.0, 0.05, 1.0)
+    return Trace("synthetic_outage_then_jump", t, rps * step_s, step_s)
+
+
+def synthetic_single_spike(step_s: float = 300.0, days: int = 14, seed: int = 17) -> Trace:
+    """A diurnal pool with one 6× spike of 15 minutes on day 4: shorter than lead time plus guard, it
+    cannot be served reactively; it must not poison the headroom for the following days."""
+    rng = np.random.default_rng(seed)
+    t = 1.7e9 + step_s * np.arange(int(days * DAY / step_s))
+    rps = _diurnal(t, rng)
+    at = int((4 * DAY + 11 * 3600.0) / step_s)
+    rps[at : at + round(900.0 / step_s)] *= 6.0
+    return Trace("synthetic_single_spike", t, rps * step_s, step_s)
+
+
+def synthetic_step_growth(step_s: float = 300.0, days: int = 14, seed: int = 19) -> Trace:
+    """A diurnal pool whose traffic doubles at once on day 7 (a new customer) and stays there."""
+    rng = np.random.default_rng(seed)
+    t = 1.7e9 + step_s * np.arange(int(days * DAY / step_s))
+    rps = _diurnal(t, rng) * np.where(t - t[0] < 7 * DAY + 9 * 3600.0, 1.0, 2.0)
+    return Trace("synthetic_step_growth", t, rps * step_s, step_s)
+
+
 def cases() -> list[Case]:
     nasa = load_trace(TRACES / "nasa_http_1995_jul_5min.csv")
     elb = load_trace(TRACES / "aws_elb_request_count_8c0756_5min.csv")
@@ -112,6 +141,9 @@ def cases() -> list[Case]:
     out.append(Case("(f) synthetic", "3–8× spikes 1/day", synthetic_spikes(1)))
     out.append(Case("(f) synthetic", "3–8× spikes 4/day", synthetic_spikes(4)))
     out.append(Case("(f) synthetic", "weekly + holiday", synthetic_weekly_holiday()))
+    out.append(Case("(h) robustness", "outage, then ×20", synthetic_outage_then_jump()))
+    out.append(Case("(h) robustness", "one 6× spike", synthetic_single_spike()))
+    out.append(Case("(h) robustness", "step ×2 on day 7", synthetic_step_growth()))
     for tr in (nasa, elb):
         out.append(Case("(g) cold start", "first 7 days", _head(tr, 7.0)))
     return out
@@ -132,6 +164,8 @@ def run_case(case: Case) -> tuple[Case, dict[str, float]]:
         "unserved": res.unserved_pct,
         "under": res.under_capacity_pct,
         "actions": float(res.scale_actions),
+        "per_day": res.actions_per_day,
+        "reversals": res.reversal_pct,
     }
 
 
@@ -154,7 +188,7 @@ def main() -> None:
     results.sort(key=lambda r: order.index(r[0].trace.name + r[0].label))
     table = Table(title="forescale robustness (default settings): cost × oracle and SLO (unserved ≤ 1 %)")
     cols = ("variant", "trace", "case", "lead", "nodes at peak", "cost × oracle", "static peak × oracle")
-    for col in (*cols, "unserved %", "under-cap %", "SLO"):
+    for col in (*cols, "unserved %", "under-cap %", "actions/day", "reversals < 1 h", "SLO"):
         table.add_column(col, justify="left" if col in ("variant", "trace", "case") else "right")
     misses = 0
     for case, r in results:
@@ -170,9 +204,11 @@ def main() -> None:
             f"{r['static']:.2f}",
             f"{r['unserved']:.3f}",
             f"{r['under']:.2f}",
+            f"{r['per_day']:.1f}",
+            f"{r['reversals']:.0f} %",
             "[green]met[/]" if met else "[red]missed[/]",
         )
-    console = Console(width=170)
+    console = Console(width=200)
     console.print(table)
     console.print(f"{len(results) - misses}/{len(results)} variants meet the SLO")
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from autoscaler.core.settings.predictor import PredictorSettings
 from predictor.base import Predictor
 from predictor.linear import LinearTrendPredictor
-from predictor.seasonal import SeasonalPredictor
+from predictor.seasonal import PolicyShape, SeasonalPredictor
 
 if TYPE_CHECKING:
     from autoscaler.core.settings.forescale import PoolConfig
@@ -17,4 +17,17 @@ def make_predictor(settings: PredictorSettings, pool: PoolConfig) -> Predictor:
     """One predictor instance per pool (models are stateless; this is cheap)."""
     if settings.model == "trend_lr":
         return LinearTrendPredictor(window_s=settings.trend_window.total_seconds())
-    return SeasonalPredictor(history_s=settings.history.total_seconds(), slo_unserved_pct=settings.slo_unserved_pct)
+    return SeasonalPredictor(
+        history_s=settings.history.total_seconds(),
+        slo_unserved_pct=settings.slo_unserved_pct,
+        policy=policy_shape(pool),
+    )
+
+
+def policy_shape(pool: PoolConfig) -> PolicyShape:
+    """What the pool's policy does without headroom (lead time, guard, scale-in window), for calibration."""
+    return PolicyShape(
+        lead_s=pool.lead_time.total_seconds(),
+        guard_s=pool.guard.interval.total_seconds() if pool.guard.enabled else None,
+        window_s=pool.scale_in_window.total_seconds(),
+    )

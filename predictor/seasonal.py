@@ -15,8 +15,24 @@ scaled up), so the same model fits 5 req/s and 5,000 req/s. At a decision time �
 - with ≥ 8 days: the same one week earlier (weekday/weekend cycles).
 
 With too little history it falls back to the features it can fill (trend only), and the headroom
-widens because the SLO budget is scaled by how much history backs it (see ``_budget_pct``). The
-headroom's floor is learned as a multiple of the mean rate over the last day, so it follows growth.
+widens because the budget must hold with one standard error of the replayed share to spare, which is
+large on a short history (see ``_budget_pct``). Before even
+the trend model has enough rows (cold start) it decides reactively: the forecast is the observed rate
+(its peak over the last horizon, or the line through that horizon when it grows), with the headroom the
+same calibration learns from the short history's own growth over a horizon. It leaves cold mode as soon
+as the model has enough rows. A linear model never forecasts a rise larger than any it was fitted on.
+
+The headroom is calibrated on every past decision the history holds: rows from before the model's
+features existed (a pool's first day or week) are forecast by the richest simpler model they fill, so
+bursts seen early are not forgotten when the model gains a feature. The replay credits the policy around
+the forecast (``PolicyShape``): the observed-rate need of each tick, the fast guard between ticks and
+the scale-in window all provide capacity without headroom, so headroom is only bought for what they
+miss. The floor is learned as a multiple of the traffic level (the larger of the last day's mean and the
+last 10 minutes', so an outage in the last day does not make the ratios explode); rows where the pool
+was held (no fresh sample) or whose traffic is negligible for the SLO teach nothing; the floor never
+exceeds the peak of the last 7 days; a single extreme error counts no more than the next largest one
+(``_clip_single_extreme``); and the budget must hold with one standard error to spare, so errors that
+come from a few rare events buy more headroom than steady noise (``predictor.headroom``).
 """
 
 from __future__ import annotations
@@ -41,10 +57,26 @@ WEEK = 7 * DAY
 LEVEL_S = 600.0  # "recent level" = mean of the last 10 minutes
 BASE_S = DAY  # the floor scales with the mean rate of the last day (a whole daily cycle: not its phase)
 GROWTH_S = 1800.0  # growth = change of that level over 30 minutes
+PEAK_S = WEEK  # the floor never exceeds the peak of the last week (a whole weekly cycle)
 MAX_GRID = 40_000  # history points kept after aggregation (14 days of 1-minute samples fit)
 MAX_TRAIN_ROWS = 6_000
 MAX_CALIBRATION_CELLS = 40_000  # rows × horizon samples replayed by the headroom search
-COLD_MULTIPLIER = 1.5  # before any error can be measured: 1.5 × the highest rate seen so far
+# With a single sample no growth can be measured: 1.5 × the rate seen (the only case left for a constant).
+COLD_MULTIPLIER = 1.5
+
+
+@dataclass(frozen=True)
+class PolicyShape:
+    """What ``decide`` and the guard do without headroom, for the calibration to credit (pool settings).
+
+    ``lead_s``: a node asked for now is ready after this; ``guard_s``: the guard checks the rate this
+    often (None: no guard); ``window_s``: the scale-in window keeps the highest need this long. The tick
+    interval is the horizon minus the lead time.
+    """
+
+    lead_s: float = 600.0
+    guard_s: float | None = None
+    window_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +152,34 @@ def _shift(x: FloatArray, lag: int) -> FloatArray:
     return out
 
 
+def _clip_single_extreme(demand: FloatArray, forecast: FloatArray, rows: NDArray[np.int64], h: int) -> FloatArray:
+    """A single extreme error counts no more than the next largest one.
+
+    The error of a sample is its demand over the forecast of a decision that covered it. The worst error
+    is a one-off when it stands farther above the next largest error (outside its event: within one
+    horizon of it) than that one stands above the typical (median) error, in log terms (Dixon's gap test
+    with the median for the range's low end). Then the cells of its event are capped at the next largest
+    error: a one-off does not buy days of headroom; errors that recur are planned for in full.
+    """
+    p = np.nan_to_num(forecast)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.where(np.isfinite(demand) & (demand > 0), demand / p[:, None], 0.0)
+    err = np.where(np.isnan(err), 0.0, err)
+    if not np.any(err > 0):
+        return demand
+    sample = rows[:, None] + np.arange(1, h + 1)[None, :]
+    flat = int(np.argmax(err))
+    worst, top = sample.ravel()[flat], float(err.ravel()[flat])
+    event = np.abs(sample - worst) <= h
+    others = err[~event & (err > 0)]
+    if others.size == 0 or not math.isfinite(top):
+        return demand
+    second, typical = float(np.max(others)), float(np.median(err[err > 0]))
+    if not (0 < typical < second < top) or math.log(top / second) <= math.log(second / typical):
+        return demand
+    return np.where(event & (err > second), second * p[:, None], demand)
+
+
 @dataclass(frozen=True)
 class _Fit:
     predicted: float
@@ -127,6 +187,55 @@ class _Fit:
     mode: str
     rows: int
     budget_pct: float
+
+
+def _trailing_max(y: FloatArray, k: int) -> FloatArray:
+    """Max of the observed samples among the last ``k`` (all there is at the start), in O(n)
+    (van Herk / Gil-Werman blocks: a 7-day window over 1-minute samples stays cheap)."""
+    n = y.shape[0]
+    k = max(1, min(k, n))
+    v = np.where(np.isfinite(y), y, -np.inf)
+    padded = np.concatenate((np.full(k - 1, -np.inf), v))
+    m = -(-padded.shape[0] // k) * k
+    padded = np.concatenate((padded, np.full(m - padded.shape[0], -np.inf))).reshape(-1, k)
+    forward = np.maximum.accumulate(padded, axis=1).ravel()
+    backward = np.maximum.accumulate(padded[:, ::-1], axis=1)[:, ::-1].ravel()
+    out = np.maximum(backward[:n], forward[k - 1 : k - 1 + n])
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def _trend_end(y: FloatArray, k: int) -> FloatArray:
+    """A line fitted to the last ``k`` samples at each index, read ``k`` steps ahead (NaN on any gap)."""
+    n = y.shape[0]
+    out = np.full(n, np.nan)
+    if k < 2 or n < k:
+        return out
+    win = sliding_window_view(y, k)  # (n - k + 1, k)
+    x = np.arange(k, dtype=np.float64) - (k - 1) / 2.0
+    slope = (win @ x) / float(x @ x)
+    mean = win.mean(axis=1)
+    out[k - 1 :] = mean + slope * ((k - 1) / 2.0 + k)
+    return out
+
+
+def _cold_forecast(y: FloatArray, h: int) -> FloatArray:
+    """Cold start's forecast at each index: the peak of the last horizon, or the line through it read a
+    horizon ahead when traffic grows (one quiet sample of a bursty pool is not taken for the level)."""
+    return np.fmax(_trailing_max(y, h), _trend_end(y, h))
+
+
+def _fit_rows(x: FloatArray, target: FloatArray, rows: NDArray[np.int64]) -> LinearRegression:
+    """The regression on ``rows`` (evenly thinned to MAX_TRAIN_ROWS: the fit stays fast on long history)."""
+    train = rows[:: max(1, math.ceil(rows.shape[0] / MAX_TRAIN_ROWS))]
+    return LinearRegression().fit(x[train], target[train])
+
+
+def _held_back(x: FloatArray, lags: list[int]) -> FloatArray:
+    """max(x[i - lag] for lag in lags) at each i (NaN and out-of-range lags ignored; NaN if none)."""
+    out = np.full(x.shape[0], -np.inf)
+    for lag in lags:
+        out = np.fmax(out, _shift(x, lag))
+    return np.where(np.isfinite(out), out, np.nan)
 
 
 class SeasonalPredictor:
@@ -139,8 +248,8 @@ class SeasonalPredictor:
         history_s: float = 14 * DAY,
         slo_unserved_pct: float = 1.0,
         budget_fraction: float = 0.5,
-        confidence_s: float = DAY,
         half_life_s: float | None = 3 * DAY,
+        policy: PolicyShape | None = None,
     ) -> None:
         if history_s <= 0:
             raise ValueError("history_s must be > 0")
@@ -149,8 +258,8 @@ class SeasonalPredictor:
         self.history_s = history_s
         self.slo_unserved_pct = slo_unserved_pct
         self.budget_fraction = budget_fraction
-        self.confidence_s = confidence_s
         self.half_life_s = half_life_s
+        self.policy = policy or PolicyShape()
 
     def history_seconds(self) -> float:
         return self.history_s
@@ -162,7 +271,7 @@ class SeasonalPredictor:
             raise ValueError("no samples in the history window")
         observed = hist.last_rps
         grid = _to_grid(hist)
-        fit = self._fit(grid, horizon_s)
+        fit = self._fit(grid, horizon_s) or self._cold(grid, horizon_s, observed)
         if fit is None:
             peak = float(np.nanmax(grid.y))
             return Forecast(
@@ -184,16 +293,17 @@ class SeasonalPredictor:
                 "multiplier": round(fit.headroom.multiplier, 4),
                 "floor_rps": round(fit.headroom.floor_rps, 3),
                 "history_unserved_pct": round(fit.headroom.unserved_pct, 4),
-                "budget_pct": round(fit.budget_pct, 4),
+                "budget_pct": round(float(fit.budget_pct), 4),
                 "rows": float(fit.rows),
             },
         )
 
-    def _budget_pct(self, rows_span_s: float) -> float:
-        """Part of the SLO the calibration aims for: half of it (the other half absorbs drift and the
-        optimism of in-sample errors), scaled down while less than a day of errors backs the estimate."""
-        confidence = min(1.0, rows_span_s / self.confidence_s)
-        return self.slo_unserved_pct * self.budget_fraction * confidence
+    def _budget_pct(self) -> float:
+        """Part of the SLO the calibration aims for: half of it (the other half absorbs drift and errors
+        larger than any in the history). How little history backs the estimate is not guessed from its
+        length: the budget must hold with one standard error of the replayed share to spare, and that
+        error is large when the history is short or its errors come from a few events."""
+        return self.slo_unserved_pct * self.budget_fraction
 
     def _fit(self, grid: _Grid, horizon_s: float) -> _Fit | None:
         y, step = grid.y, grid.step_s
@@ -228,17 +338,119 @@ class SeasonalPredictor:
         # Headroom needs errors from at least four horizons of past decisions to mean anything.
         if rows.shape[0] < min_rows or (rows[-1] - rows[0] + 1) < 4 * h:
             return None
-        train = rows[:: max(1, math.ceil(rows.shape[0] / MAX_TRAIN_ROWS))]
-        model = LinearRegression().fit(x[train], future[train])
-        predicted = float(np.exp(model.predict(x[-1:])[0]) - eps)
+        model = _fit_rows(x, future, rows)
+        # A linear model must not extrapolate a rise larger than any it was fitted on (after a jump, the
+        # growth feature is far outside its range): the log forecast is at most the level plus the largest
+        # rise from level to the coming peak seen in training.
+        rise = float(np.max(future[rows] - level[rows]))
+
+        def bounded(xr: FloatArray, at: NDArray[np.int64] | slice) -> FloatArray:
+            return np.maximum(np.exp(np.minimum(model.predict(xr), level[at] + rise)) - eps, 0.0)
+
+        predicted = float(bounded(x[-1:], slice(n - 1, n))[0])
+        past = np.full(n, np.nan)
+        past[rows] = bounded(x[rows], rows)
+        # Rows from before the model's features existed (a pool's first day or week) still hold errors the
+        # headroom must learn from (bursts, growth): forecast each with the richest simpler model it fills,
+        # and the earliest ones as cold start does.
+        for k in range(len(usable) - 1, 0, -1):
+            if usable[k - 1][0] == "time_of_day":  # time of day alone is not a model: it goes with "daily"
+                continue
+            xs = np.column_stack([c for _, cols in usable[:k] for c in cols])
+            fills = np.all(np.isfinite(xs), axis=1) & np.isfinite(future)
+            missing = np.flatnonzero(fills & np.isnan(past))
+            if missing.shape[0] == 0 or np.count_nonzero(fills) < max(12, 4 * xs.shape[1]):
+                continue
+            simpler = _fit_rows(xs, future, np.flatnonzero(fills))
+            cut = float(np.max((future - level)[fills]))
+            log_past = np.minimum(simpler.predict(xs[missing]), level[missing] + cut)
+            past[missing] = np.maximum(np.exp(log_past) - eps, 0.0)
+        earliest = np.isnan(past) & np.isfinite(y)
+        past[earliest] = _cold_forecast(y, h)[earliest]
+        known = np.flatnonzero(np.isfinite(past) & np.isfinite(future))
+        budget = self._budget_pct()
+        headroom = self._headroom(y, past, known, h, step, budget, horizon_s)
+        return _Fit(max(predicted, 0.0), headroom, mode, int(rows.shape[0]), budget)
+
+    def _cold(self, grid: _Grid, horizon_s: float, observed: float) -> _Fit | None:
+        """Cold start: the forecast is the observed rate — its peak over the last horizon, so one quiet
+        sample of a bursty pool is not taken for the level — and the headroom is calibrated on what that
+        would have missed over the short history (the history's own growth over a horizon)."""
+        y, step = grid.y, grid.step_s
+        h = max(1, math.ceil(horizon_s / step - 1e-9))
+        rows = np.flatnonzero(np.isfinite(y))[:-1]  # every decision with at least one sample after it
+        if rows.shape[0] == 0 or not math.isfinite(observed):
+            return None
+        recent = _cold_forecast(y, h)
+        budget = self._budget_pct()
+        headroom = self._headroom(y, recent, rows, h, step, budget, horizon_s)
+        return _Fit(max(float(recent[-1]), 0.0), headroom, "cold", int(rows.shape[0]), budget)
+
+    def _headroom(
+        self,
+        y: FloatArray,
+        past: FloatArray,
+        rows: NDArray[np.int64],
+        h: int,
+        step: float,
+        budget: float,
+        horizon_s: float,
+    ) -> Headroom:
+        """Calibrate the headroom on the rows' forecasts ``past`` against what followed them, crediting the
+        policy around the forecast (observed-rate need, guard, scale-in window)."""
+        n = y.shape[0]
+        policy = self.policy
+        k_lvl = max(1, round(LEVEL_S / step))
+        # The floor's scale: the last day's mean, or the last 10 minutes' if higher (after an outage or a
+        # jump the day's mean lags far behind the traffic the floor must serve).
+        scale = np.fmax(_trailing_mean(y, max(1, round(BASE_S / step))), _trailing_mean(y, k_lvl))
+        peak = _trailing_max(y, round(PEAK_S / step))
+        # Held rows (no fresh sample: the tick holds) and rows whose traffic is negligible for the SLO
+        # (below the SLO's share of the mean rate: serving none of it would still meet the SLO) teach nothing.
+        negligible = self.slo_unserved_pct / 100.0 * float(np.nanmean(y))
+        rows = rows[np.isfinite(y[rows]) & (np.nan_to_num(scale[rows]) > negligible)]
+        if rows.shape[0] == 0:
+            return Headroom(1.0, 0.0, 0.0, 0)
+        # The scale-in window keeps the highest need of the ticks within it: the decision at i stands on
+        # the ticks at i - I, i - 2I, … inside the window (I = the tick interval in steps).
+        interval = max(1, round((horizon_s - policy.lead_s) / step))
+        window = [q * interval for q in range(1, math.ceil(policy.window_s / (interval * step) - 1e-9))]
+        held_past = _held_back(past, [0, *window])
+        held_scale = _held_back(scale, [0, *window])
+        held_observed = _held_back(y, window) if window else np.full(n, np.nan)
         cal = rows[:: max(1, math.ceil(rows.shape[0] * h / MAX_CALIBRATION_CELLS))]
-        past = np.maximum(np.exp(model.predict(x[cal])) - eps, 0.0)
-        windows = sliding_window_view(np.append(y, np.full(h, np.nan)), h)[cal + 1]
-        budget = self._budget_pct((rows[-1] - rows[0] + 1) * step)
+        future = sliding_window_view(np.append(y, np.full(h, np.nan)), h)[cal + 1]
+        demand = _clip_single_extreme(future, held_past[cal], cal, h)
+        cover = self._cover(y, cal, h, step, held_observed)
         weight = None
         if self.half_life_s:  # recent errors count more: traffic drifts, and so do the model's errors
             weight = 0.5 ** ((cal[-1] - cal) * step / self.half_life_s)
-        # The floor is learned relative to the traffic level, so it follows growth and decline.
-        base = _trailing_mean(y, max(1, round(BASE_S / step)))
-        headroom = calibrate(past, windows, budget, weight=weight, level=base[cal]).at_level(float(base[-1]))
-        return _Fit(max(predicted, 0.0), headroom, mode, int(rows.shape[0]), budget)
+        headroom = calibrate(
+            np.nan_to_num(held_past[cal]),
+            demand,
+            budget,
+            weight=weight,
+            level=held_scale[cal],
+            cover=cover,
+            floor_cap=_held_back(peak, [0, *window])[cal],
+            block=((cal - cal[0]) // h).astype(np.int64),  # errors within one horizon are one event
+        )
+        return headroom.at_level(float(np.nan_to_num(scale[-1])), float(np.nan_to_num(peak[-1])))
+
+    def _cover(self, y: FloatArray, cal: NDArray[np.int64], h: int, step: float, held: FloatArray) -> FloatArray:
+        """Capacity each horizon cell gets without headroom: the needs the scale-in window holds (ready
+        at once), this tick's observed-rate need (ready after the lead time), and the guard's reaction to
+        each later sample (ready a guard interval plus the lead time after the sample is seen)."""
+        policy = self.policy
+        lead = math.ceil(policy.lead_s / step - 1e-9)
+        cover = np.repeat(np.nan_to_num(held[cal])[:, None], h, axis=1)
+        if lead < h:  # cells starting at least a lead time after the decision: its observed-rate need
+            cover[:, lead:] = np.maximum(cover[:, lead:], np.nan_to_num(y[cal])[:, None])
+        if policy.guard_s is not None:
+            # Cell j (1-based) is served by the guard's reaction to every sample k ≥ 1 with k ≤ j - 1 - lag.
+            lag = math.ceil((policy.guard_s + policy.lead_s) / step - 1e-9)
+            if lag + 2 <= h:
+                seen = np.nan_to_num(sliding_window_view(np.append(y, np.full(h, np.nan)), h)[cal + 1])
+                reaction = np.maximum.accumulate(seen, axis=1)  # column c: max of samples 1 … c + 1
+                cover[:, lag + 1 :] = np.maximum(cover[:, lag + 1 :], reaction[:, : h - lag - 1])
+        return cover

@@ -90,16 +90,18 @@ def run_demo(
         on_tick=paced,
     )
     table = Table(title="demo summary")
-    for col in ("node-hours", "minutes under capacity", "under capacity %", "unserved %", "scale actions"):
-        table.add_column(col, justify="right")
-    table.caption = "node-hours include nodes still booting (queued in Nomad: asked for, not placed yet)"
-    table.add_row(
-        f"{result.node_hours:.1f} ({result.queued_node_hours:.1f} booting)",
-        f"{result.under_capacity_minutes:.0f}",
-        f"{result.under_capacity_pct:.2f}",
-        f"{result.unserved_pct:.3f}",
-        str(result.scale_actions),
-    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    guard_ups = sum(1 for m in result.marks if m.kind == "guard")
+    for figure, value in (
+        ("node-hours (booting: queued in Nomad)", f"{result.node_hours:.1f} ({result.queued_node_hours:.1f} booting)"),
+        ("minutes under capacity", f"{result.under_capacity_minutes:.0f} ({result.under_capacity_pct:.2f} %)"),
+        ("unserved requests", f"{result.unserved_pct:.3f} %"),
+        ("scale actions (per day)", f"{result.scale_actions} ({result.actions_per_day:.1f})"),
+        ("reversals within 1 h (of the scale actions)", f"{result.reversals} ({result.reversal_pct:.0f} %)"),
+        ("guard scale-ups between ticks", str(guard_ups)),
+    ):
+        table.add_row(figure, value)
     console.print()
     console.print(table)
     return result

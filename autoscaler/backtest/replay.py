@@ -9,13 +9,18 @@ Semantics are DESIGN.md's "Backtest":
 - cost = provisioned node-hours, warming nodes included, accrued over wall time (gaps too: the nodes
   exist while the trace is silent);
 - an interval is under capacity when its demand > ready × capacity_per_node (ready at its start);
-  unserved % = requests above ready capacity / all requests; gaps are masked (neither served nor not).
+  unserved % = requests above ready capacity / all requests; gaps are masked (neither served nor not);
+- between ticks the pool's guard (when enabled) runs every ``guard.interval`` at the trace steps, through
+  the same ``run_tick`` (guard mode), and its scale-ups are decisions like any other;
+- flapping: scale actions per day, and reversals (an action in the opposite direction of the previous one
+  within an hour of it), for every policy.
 
 ``run_backtest`` scores forescale and the reference policies (predictor/reference.py) on the same steps.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -44,6 +49,7 @@ class BacktestError(ForescaleError):
 
 
 POOL = "reference"  # the reference policies' pool on their simulated cluster
+REVERSAL_WINDOW_S = 3600.0  # an action undone within an hour is flapping (the issue's and HPA's yardstick)
 WARMUP_S = 3600.0  # by default the replay starts after one hour of history (a quarter of shorter traces)
 POLICIES = ("forescale", "oracle", "static_peak", "reactive", "trend_lr")
 
@@ -59,7 +65,10 @@ class ReplayResult:
     unserved_requests: float = 0.0
     total_requests: float = 0.0
     scale_actions: int = 0
+    reversals: int = 0
+    span_s: float = 0.0
     decisions: list[tuple[float, int]] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
     t: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     provisioned: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     ready: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
@@ -72,15 +81,58 @@ class ReplayResult:
     def unserved_pct(self) -> float:
         return 100.0 * self.unserved_requests / self.total_requests if self.total_requests else 0.0
 
+    @property
+    def actions_per_day(self) -> float:
+        return self.scale_actions * 86400.0 / self.span_s if self.span_s > 0 else 0.0
+
+    @property
+    def reversal_pct(self) -> float:
+        """Reversals within an hour as a share of scale actions."""
+        return 100.0 * self.reversals / self.scale_actions if self.scale_actions else 0.0
+
     def summary(self) -> dict[str, float | int]:
-        """The five figures of ``forescale backtest --json``."""
+        """The figures of ``forescale backtest --json``."""
         return {
             "node_hours": round(self.node_hours, 4),
             "under_capacity_minutes": round(self.under_capacity_minutes, 4),
             "under_capacity_pct": round(self.under_capacity_pct, 4),
             "unserved_pct": round(self.unserved_pct, 4),
             "scale_actions": self.scale_actions,
+            "scale_actions_per_day": round(self.actions_per_day, 2),
+            "reversals_1h": self.reversals,
+            "reversals_1h_pct": round(self.reversal_pct, 2),
         }
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A decision worth marking on a plot: ``kind`` is "guard", "schedule_floor" or "manual_pin"."""
+
+    t: float
+    count: int
+    kind: str
+
+
+MARKED = ("schedule_floor", "manual_pin")
+
+
+def reversals(decisions: Sequence[tuple[float, int]], window_s: float = REVERSAL_WINDOW_S) -> tuple[int, int]:
+    """(scale actions, reversals) of a ``(time, desired)`` sequence whose first entry sets the fleet.
+
+    A reversal is a change in the opposite direction of the previous change, within ``window_s`` of it
+    (11 → 12 at 10:00, 12 → 11 at 10:20).
+    """
+    actions = flips = 0
+    last: tuple[float, int] | None = None  # (time, sign) of the previous change
+    for (_, before), (t, after) in itertools.pairwise(decisions):
+        if after == before:
+            continue
+        actions += 1
+        sign = 1 if after > before else -1
+        if last is not None and sign != last[1] and t - last[0] < window_s - 1e-9:
+            flips += 1
+        last = (t, sign)
+    return actions, flips
 
 
 def account(
@@ -100,6 +152,7 @@ def account(
     res.observed_minutes = float(len(t) * steps / 60.0)
     res.unserved_requests = float(np.sum(short) * steps)
     res.total_requests = float(np.sum(demand) * steps)
+    res.span_s = float(t[-1] + steps - t[0])
     res.t = t
     res.provisioned = np.asarray(provisioned, dtype=np.float64)
     res.ready = np.asarray(ready, dtype=np.float64)
@@ -127,9 +180,11 @@ def replay(
     predictor: Predictor | None = None,
     on_tick: Callable[[TickReport], None] | None = None,
 ) -> ReplayResult:
-    """Run the real tick every ``config.daemon.interval`` over ``trace`` (from ``start``) and score it."""
+    """Run the real tick every ``config.daemon.interval`` over ``trace`` (from ``start``) and score it;
+    between ticks, the pool's guard every ``guard.interval`` (when enabled)."""
     pool = config.pool(pool_name)
     interval_s = config.daemon.interval.total_seconds()
+    guard_s = pool.guard.interval.total_seconds() if pool.guard.enabled else None
     model = predictor or make_predictor(config.predictor, pool)
     first = start_index(trace, start)
     clock = ManualClock(datetime.fromtimestamp(float(trace.t[first]), UTC))
@@ -147,8 +202,9 @@ def replay(
     provisioned = np.zeros(n)
     ready = np.zeros(n)
     decisions: list[tuple[float, int]] = []
+    marks: list[Mark] = []
     actions = 0
-    next_tick = float(trace.t[first])
+    next_tick = next_guard = float(trace.t[first])
     # Thousands of small fits: one BLAS thread each is several times faster than a thread pool.
     with threadpool_limits(limits=1), fast_fits():
         for i in range(n):
@@ -156,12 +212,19 @@ def replay(
             if now >= next_tick:
                 clock.set(datetime.fromtimestamp(now, UTC))
                 next_tick = _advance(next_tick, now, interval_s)
-                actions += _tick_once(deps, cluster, pool.name, now, decisions, on_tick)
+                actions += _tick_once(deps, cluster, pool.name, now, decisions, marks, on_tick)
+            elif guard_s is not None and now >= next_guard and decisions:
+                clock.set(datetime.fromtimestamp(now, UTC))
+                actions += _tick_once(deps, cluster, pool.name, now, decisions, marks, on_tick, guard=True)
+            if guard_s is not None and now >= next_guard:
+                next_guard = _advance(next_guard, now, guard_s)  # a tick also checks what the guard would
             provisioned[i] = cluster.desired_count(pool.name)
             ready[i] = cluster.ready_count(pool.name, now)
     result = account(trace, first, pool.capacity_per_node, provisioned, ready)
     result.scale_actions = actions
+    result.reversals = reversals(decisions)[1]
     result.decisions = decisions
+    result.marks = marks
     return result
 
 
@@ -187,21 +250,30 @@ def _tick_once(
     pool_name: str,
     now: float,
     decisions: list[tuple[float, int]],
+    marks: list[Mark],
     on_tick: Callable[[TickReport], None] | None,
+    guard: bool = False,
 ) -> int:
-    """One real tick; the first decision's count is ready at once. Returns 1 if it scaled the pool."""
-    report = run_tick(deps, only=[pool_name])
-    outcome = report.outcomes[0]
+    """One real tick (or guard check); the first decision's count is ready at once. Returns 1 if it
+    scaled the pool. A quiet guard check reports nothing and records no decision."""
+    report = run_tick(deps, only=[pool_name], guard=guard)
     scaled = 0
-    if outcome.decision is not None:
+    for outcome in report.outcomes:
+        d = outcome.decision
+        if d is None:
+            continue
         if not decisions:
             # The first decision sets the initial fleet: it is not a change (no cooldown, no action).
-            cluster.set_ready(pool_name, outcome.decision.desired)
+            cluster.set_ready(pool_name, d.desired)
             deps.history.reset()
         elif outcome.status == "applied":
             scaled = 1
-        decisions.append((now, outcome.decision.desired))
-    if on_tick is not None:
+        decisions.append((now, d.desired))
+        codes = set(d.reason_codes())
+        marks.extend(Mark(now, d.desired, kind) for kind in MARKED if kind in codes)
+        if d.guard and outcome.status == "applied":
+            marks.append(Mark(now, d.desired, "guard"))
+    if on_tick is not None and (not guard or report.outcomes):
         on_tick(report)
     return scaled
 
@@ -257,6 +329,7 @@ def score_requests(
         ready[i] = cluster.ready_count(POOL, now)
     result = account(trace, first, capacity, provisioned, ready)
     result.scale_actions = actions
+    result.reversals = reversals(requests)[1]
     result.decisions = requests
     return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,10 +43,17 @@ def run_command(
     as_json: bool,
     decisions_out: Path | None,
     plot: Path | None,
+    plot_from: str | None = None,
+    plot_to: str | None = None,
 ) -> None:
     """What `forescale backtest` does with its options (see ``autoscaler.cli.backtest``)."""
     out = terminal_console()  # piped or captured: don't squeeze the table into 80 columns
     err = Console(stderr=True)
+    if plot is None and (plot_from or plot_to):
+        raise BacktestError("--from/--to zoom the plot: add --plot FILE.png")
+    zoom = (_when(plot_from, "--from"), _when(plot_to, "--to"))
+    if zoom[0] is not None and zoom[1] is not None and zoom[0] >= zoom[1]:
+        raise BacktestError(f"--from ({plot_from}) must be before --to ({plot_to})")
     cfg, pool_name, origins = _build_config(config, pool, capacity_per_node, lead_time, interval, slo_unserved_pct)
     if lead_time is None:  # --lead-time wins over a learned one
         cfg, note = learned_lead_time(cfg, pool_name)
@@ -60,9 +68,10 @@ def run_command(
         overrides = build_provider(cfg)
     result = _run_with_progress(data, cfg, pool_name, overrides, err, show=not as_json or err.is_terminal)
     if decisions_out is not None:
-        write_decisions(decisions_out, result.policies["forescale"].decisions)
+        forescale = result.policies["forescale"]
+        write_decisions(decisions_out, forescale.decisions, [m.t for m in forescale.marks if m.kind == "guard"])
     if plot is not None:
-        _plot(plot, result)
+        _plot(plot, result, *zoom)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:
@@ -102,6 +111,17 @@ def learned_lead_time(cfg: Config, pool_name: str, now: datetime | None = None) 
     fixed = pool.model_copy(update={"lead_time": timedelta(seconds=round(lead.seconds)), "lead_time_auto": False})
     cfg = cfg.model_copy(update={"pools": [fixed if p.name == pool_name else p for p in cfg.pools]})
     return cfg, f"{pool_name}: {lead.explain()} — from {cfg.audit_log}"
+
+
+def _when(text: str | None, option: str) -> float | None:
+    """A UTC time given as ISO-8601 (a date alone is its midnight; no zone means UTC), as UNIX seconds."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BacktestError(f"{option}: '{text}' is not a time; write e.g. 2026-03-01T00:00:00Z") from None
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _duration(text: str | None, option: str) -> timedelta | None:
@@ -278,13 +298,16 @@ def _run_with_progress(
         return run_backtest(data, cfg, pool_name, overrides=overrides, on_tick=advance)
 
 
-def write_decisions(path: Path, decisions: list[tuple[float, int]]) -> None:
-    """CSV ``timestamp,desired``: when each decision was made (UTC) and the count it asked for."""
+def write_decisions(path: Path, decisions: list[tuple[float, int]], guard_at: Collection[float] = ()) -> None:
+    """CSV ``timestamp,desired,trigger``: when each decision was made (UTC), the count it asked for, and
+    whether a tick or the guard between ticks made it (``guard_at``: the times of guard scale-ups)."""
+    guarded = set(guard_at)
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["timestamp", "desired"])
+        writer.writerow(["timestamp", "desired", "trigger"])
         for t, desired in decisions:
-            writer.writerow([datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), desired])
+            stamp = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            writer.writerow([stamp, desired, "guard" if t in guarded else "tick"])
 
 
 def render_table(result: Backtest, slo_pct: float) -> Table:
@@ -294,8 +317,10 @@ def render_table(result: Backtest, slo_pct: float) -> Table:
         title=f"backtest {result.trace.name}: {result.capacity_per_node:g} req/s per node, lead "
         f"{result.lead_time_s / 60:g} min, tick every {result.interval_s / 60:g} min, SLO unserved ≤ {slo_pct:g} %"
     )
-    for col in ("policy", "node-hours", "cost × oracle", "unserved %", "under capacity %", "scale actions", "SLO"):
-        table.add_column(col, justify="left" if col == "policy" else "right")
+    table.caption = "actions: scale actions (/day: per day); reversals: actions undoing the previous one within 1 h"
+    for col in ("policy", "node-hours", "cost × oracle", "unserved %", "under-cap %", "actions", "/day", "reversals"):
+        table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
+    table.add_column("SLO", justify="right", no_wrap=True)
     for name in POLICIES:
         r = result.policies[name]
         ratio = r.node_hours / oracle if oracle > 0 else float("nan")
@@ -307,22 +332,33 @@ def render_table(result: Backtest, slo_pct: float) -> Table:
             f"{r.unserved_pct:.3f}",
             f"{r.under_capacity_pct:.2f}",
             str(r.scale_actions),
+            f"{r.actions_per_day:.1f}",
+            f"{r.reversals} ({r.reversal_pct:.0f} %)",
             met,
         )
     return table
 
 
-def _plot(path: Path, result: Backtest) -> None:
-    from autoscaler.backtest.plot import plot_backtest
+def _plot(path: Path, result: Backtest, start: float | None = None, end: float | None = None) -> None:
+    from autoscaler.backtest.plot import plot_backtest, window_mask
 
     f = result.policies["forescale"]
-    first = len(result.trace.t) - len(f.t)
+    if not np.any(window_mask(f.t, start, end)):
+        first, last = datetime.fromtimestamp(float(f.t[0]), UTC), datetime.fromtimestamp(float(f.t[-1]), UTC)
+        raise BacktestError(
+            f"--from/--to: no replayed step in that window (the replay runs {first:%F %H:%M} to {last:%F %H:%M} UTC)"
+        )
+    first_step = len(result.trace.t) - len(f.t)
     plot_backtest(
         path,
-        f"{result.trace.name}: demand vs ready capacity",
+        f"{result.trace.name}: nodes vs demand ({result.capacity_per_node:g} req/s per node)",
         f.t,
-        result.trace.rps[first:],
+        result.trace.rps[first_step:],
         result.trace.step_s,
         result.capacity_per_node,
         {"forescale": f.ready, "reactive": result.policies["reactive"].ready},
+        provisioned=f.provisioned,
+        marks=f.marks,
+        start=start,
+        end=end,
     )

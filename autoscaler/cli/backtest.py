@@ -36,7 +36,14 @@ def backtest(
     pool: str | None = typer.Option(None, "--pool", "-p", help="Pool of --config to replay (default: its only pool)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     decisions_out: Path | None = typer.Option(None, "--decisions-out", help="Write forescale's decisions as CSV."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of demand vs ready capacity."),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Write a PNG in nodes: demand, what forescale asked for and had ready, reactive, under-capacity "
+        "shaded, schedule floors / pins / guard scale-ups marked.",
+    ),
+    plot_from: str | None = typer.Option(None, "--from", help="Zoom the plot: from this UTC time (ISO-8601)."),
+    plot_to: str | None = typer.Option(None, "--to", help="Zoom the plot: up to this UTC time (ISO-8601)."),
 ) -> None:
     """Replay real traffic through the real tick (causally) and compare forescale with reference policies."""
     from autoscaler.backtest.session import run_command
@@ -57,4 +64,6 @@ def backtest(
         as_json=as_json,
         decisions_out=decisions_out,
         plot=plot,
+        plot_from=plot_from,
+        plot_to=plot_to,
     )

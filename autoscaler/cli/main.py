@@ -78,6 +78,12 @@ def tick(
     config: Path = ConfigOpt,
     pool: list[str] | None = PoolsOpt,
     as_json: bool = JsonOpt,
+    guard: bool = typer.Option(
+        False,
+        "--guard",
+        help="Run only the fast guard: read the current rate and scale up at once if it exceeds capacity "
+        "(never down). For a cron job every guard.interval between ticks.",
+    ),
 ) -> None:
     """Run one cycle: read rates, predict, decide, scale Nomad, audit and notify. For cron/periodic jobs.
 
@@ -115,10 +121,11 @@ def tick(
     loop.start()
     try:
         deps.may_act = leadership.may_act
-        report = run_tick(deps, only=only)
+        report = run_tick(deps, only=only, guard=guard)
     finally:
         loop.stop()
-    print_report(console, report, f"forescale tick at {report.at:%Y-%m-%d %H:%M:%S} UTC", as_json)
+    title = "forescale guard" if guard else "forescale tick"
+    print_report(console, report, f"{title} at {report.at:%Y-%m-%d %H:%M:%S} UTC", as_json)
     if any(o.status == "failed" for o in report.outcomes):
         raise typer.Exit(1)
 
@@ -231,8 +238,10 @@ def config_check(
     config: Path = typer.Argument(Path("forescale.yaml"), help="Config file to validate."),
     as_json: bool = typer.Option(False, "--json", help="Print {ok, path, problems, pools} as JSON."),
 ) -> None:
-    """Validate a config; print each problem with its key path and the fix; exit 2 if invalid."""
-    from autoscaler.config import extra_checks, load_config
+    """Validate a config; print each problem with its key path and the fix; exit 2 if invalid.
+
+    Warnings (valid settings that probably do not do what was meant) are printed, with exit 0."""
+    from autoscaler.config import config_warnings, extra_checks, load_config
 
     try:
         cfg = load_config(config)
@@ -259,9 +268,12 @@ def config_check(
             "pools": pools,
             "nomad_address": redact_url(cfg.nomad.address),
             "nomad_address_from": cfg.nomad.address_origin,
+            "warnings": config_warnings(cfg),
         }
         typer.echo(json.dumps(doc, indent=2))
         return
+    for warning in config_warnings(cfg):
+        console.print(f"[yellow]warning[/]: {config}: {warning}", highlight=False)
     names = ", ".join(f"{p.name}" + ("" if p.mode == "active" else f" ({p.mode})") for p in cfg.pools)
     console.print(f"[green]ok[/]: {markup_safe(config)} is valid ({len(cfg.pools)} pool(s): {names})", highlight=False)
     console.print(

@@ -67,7 +67,7 @@ def report_table(report: TickReport, title: str) -> Table:
             placed_cell(d),
             "—" if d.forecast_rps is None else f"{d.forecast_rps:.4g}",
             "—" if d.observed_rps is None else f"{d.observed_rps:.4g}",
-            "—" if d.forecast_nodes is None else str(max(d.forecast_nodes, d.reactive_nodes or 0)),
+            "—" if d.need is None else str(d.need),
             shaped_by(d),
             str(d.desired),
             "held" if d.held else d.action,
@@ -153,6 +153,7 @@ def report_json(report: TickReport) -> str:
         {
             "at": report.at.isoformat(),
             "dry_run": report.dry_run,
+            "guard": report.guard,
             "duration_s": round(report.duration_s, 4),
             "pools": [
                 {
@@ -178,6 +179,8 @@ def report_json(report: TickReport) -> str:
 def print_report(console: Console, report: TickReport, title: str, as_json: bool) -> None:
     if as_json:
         console.print_json(report_json(report))
+    elif report.guard and not report.outcomes:
+        console.print(f"{title}: every pool within capacity (or its rate unavailable); nothing to do")
     else:
         console.print(report_table(report, title))
         for line in explanations(report):  # full sentences, not squeezed into table cells

@@ -55,6 +55,16 @@ class PoolState:
 
 
 @dataclass(frozen=True)
+class PastNeed:
+    """The nodes the metrics called for at an earlier decision (tick or guard), before any limit,
+    override or clamp: what the scale-in window (HPA's stabilisation) keeps; read back from the audit log."""
+
+    at: datetime
+    pool: str
+    nodes: int
+
+
+@dataclass(frozen=True)
 class Decision:
     """What decide wants for one pool at one time, and every reason why.
 
@@ -79,6 +89,8 @@ class Decision:
     placed: int | None = None
     queued: int | None = None
     rescheduling: int | None = None
+    need: int | None = None  # nodes the metrics call for, before the scale-in window, limits, overrides, clamps
+    guard: bool = False  # made by the fast guard between ticks (observed rate only, scale-up only)
 
     @property
     def action(self) -> Action:

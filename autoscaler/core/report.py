@@ -49,6 +49,7 @@ class TickReport:
     events: tuple[Event, ...] = ()
     dry_run: bool = False
     duration_s: float = 0.0
+    guard: bool = False  # a fast guard check between ticks: only the pools it scaled are listed
 
     @property
     def changes(self) -> list[PoolOutcome]:

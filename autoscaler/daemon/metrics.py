@@ -39,7 +39,9 @@ class DaemonMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
             registry=r,
         )
-        self.ticks = Counter("forescale_ticks_total", "Ticks run", ["trigger"], registry=r)
+        self.ticks = Counter(
+            "forescale_ticks_total", 'Ticks run (trigger="guard": fast guard checks)', ["trigger"], registry=r
+        )
         self.errors = Counter("forescale_tick_errors_total", "Per-pool tick problems", ["pool", "status"], registry=r)
         self.crashes = Counter("forescale_tick_crashes_total", "Ticks that raised unexpectedly", registry=r)
         self.leader = Gauge("forescale_leader", "1 while this forescale holds the leader lock and acts", registry=r)
@@ -148,8 +150,9 @@ class DaemonMetrics:
             if event.kind in (UNPLACEABLE, PLACED):
                 self.unplaceable.labels(event.pool).set(1 if event.kind == UNPLACEABLE else 0)
         self.ticks.labels(trigger).inc()
-        self.tick_duration.observe(report.duration_s)
-        self.last_tick.set(report.at.timestamp())
+        if not report.guard:  # a guard check is not a tick: it must not hide a stalled one
+            self.tick_duration.observe(report.duration_s)
+            self.last_tick.set(report.at.timestamp())
         for o in report.outcomes:
             if o.status in ("failed", "deferred"):
                 self.errors.labels(o.pool, o.status).inc()

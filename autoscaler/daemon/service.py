@@ -1,15 +1,16 @@
 """`forescale run`: APScheduler runs the tick every interval (plus at schedule-rule boundaries, when the
-override store changes, and when a manual override expires).
+override store changes, and when a manual override expires), and the fast guard of each pool every
+``guard.interval`` in between.
 
 Ticks run on a single worker thread, so two ticks never overlap; missed runs are coalesced into one.
 All work that may scale goes through ``Daemon.act`` — the one gate (serialised, under a deadline, and only
-while this daemon leads) that interval, schedule, override, expiry and follow-up ticks share; anything else
-that wants to scale (a guard between ticks) must go through it too. Each tick runs under its deadline
-(``daemon.tick_deadline``, default half the interval); ``/healthz`` fails while a tick runs past it.
+while this daemon leads) that interval, schedule, override, expiry and follow-up ticks and the fast guard
+between ticks share. Each tick runs under its deadline (``daemon.tick_deadline``, default half the interval); ``/healthz`` fails while a tick runs past it.
 SIGTERM/SIGINT shorten the running tick's deadline to ``daemon.stop_grace`` and stop the daemon right after
 it. A tick that raises is logged and counted, never fatal. ``/healthz`` and ``/metrics`` show a tick as soon
 as its decisions are made (before Slack). With leader election, a standby daemon never acts: ``/healthz``
-says ``"role": "standby"`` (200) and ``forescale_leader`` is 0.
+says ``"role": "standby"`` (200) and ``forescale_leader`` is 0. Health follows ticks only
+(a guard check is no substitute for a forecast).
 """
 
 from __future__ import annotations
@@ -155,26 +156,30 @@ class Daemon:
             finally:
                 self.running = None
 
-    def tick(self, trigger: str = "interval", only: Sequence[str] | None = None) -> TickReport | None:
-        """Run one tick now through ``act``, for every pool or ``only`` these; never raises."""
+    def tick(
+        self, trigger: str = "interval", only: Sequence[str] | None = None, guard: bool = False
+    ) -> TickReport | None:
+        """Run one tick (or, with ``guard=True``, one guard check) now through ``act``, for every pool or
+        ``only`` these; never raises."""
 
         def work(deadline: Deadline) -> TickReport | None:
             self._trigger = trigger
             try:
-                report = run_tick(self.deps, only=only, deadline=deadline)
+                report = run_tick(self.deps, only=only, deadline=deadline, guard=guard)
             except Exception:
-                log.exception("tick crashed (%s); the daemon keeps running", trigger)
+                log.exception("%s crashed (%s); the daemon keeps running", "guard" if guard else "tick", trigger)
                 self.metrics.crashes.inc()
                 return None
-            if self.last_report is not report:  # a tick without notifiers never reached the recorder
-                self.record(report)
+            if self.last_report is not report and (not guard or not report.outcomes):
+                self.record(report)  # a tick without notifiers, or a quiet guard check (nobody is told)
             self.follow_up_drains(report)
             return report
 
         return self.act(trigger, work)
 
     def record(self, report: TickReport) -> None:
-        """Health and metrics of a finished tick (called by the recorder, right after the decisions)."""
+        """Health and metrics of a finished tick (called by the recorder, right after the decisions). A guard
+        check updates the metrics and the pools it scaled, never the last tick's time (health)."""
         trigger = self._trigger
         self.metrics.observe(report, trigger, self.shadow_pools)
         finished = self.deps.clock.now()
@@ -192,6 +197,8 @@ class Daemon:
                 "last_tick": report.at.isoformat(),
                 "trigger": trigger,
             }
+        if report.guard:
+            return
         self.last_report = report
         self.last_finished = finished
         self.last_trigger = trigger
@@ -252,6 +259,14 @@ class Daemon:
         )
         return pools
 
+    def guard_groups(self) -> dict[timedelta, list[str]]:
+        """Pools with their guard on, by guard interval (one scheduler job per distinct interval)."""
+        groups: dict[timedelta, list[str]] = {}
+        for pool in self.deps.config.pools:
+            if pool.guard.enabled and pool.mode != "off":
+                groups.setdefault(pool.guard.interval, []).append(pool.name)
+        return groups
+
     def refresh_transitions(self) -> list[datetime]:
         """Add one-shot ticks at every schedule-rule start/end in the look-ahead window."""
         if self.transitions is None:
@@ -282,6 +297,15 @@ class Daemon:
             kwargs={"trigger": "interval"},
             next_run_time=now,
         )
+        for every, pools in self.guard_groups().items():
+            self.scheduler.add_job(
+                self.tick,
+                IntervalTrigger(seconds=every.total_seconds(), start_date=now),
+                id=f"guard-{int(every.total_seconds())}s",
+                name=f"forescale guard ({', '.join(pools)})",
+                kwargs={"trigger": "guard", "guard": True, "only": pools},
+                next_run_time=now + every,  # the first tick runs at start: the guard follows it
+            )
         if self.transitions is not None:
             self.scheduler.add_job(
                 self.refresh_transitions,
@@ -371,9 +395,7 @@ class Daemon:
             )
             self._watch_thread.start()
         config = self.deps.config
-        modes = ", ".join(
-            f"{p.name} ({'shadow' if p.name in self.shadow_pools else p.mode})" for p in config.pools
-        )
+        modes = ", ".join(f"{p.name} ({'shadow' if p.name in self.shadow_pools else p.mode})" for p in config.pools)
         log.info(
             "forescale daemon started: a tick every %s; pools: %s; metrics on http://%s:%d/metrics%s",
             self.interval,

@@ -1,7 +1,8 @@
 """The audit log: one JSON object per line for every decision and override change.
 
-It doubles as the memory of one-shot ``forescale tick`` runs (cron): cooldowns read recent changes back, and
-the queued-too-long warning reads back since when a pool's workers have been queued.
+It doubles as the memory of one-shot ``forescale tick`` runs (cron): cooldowns read recent changes back, the
+scale-in window reads recent needs back, and the queued-too-long warning reads back since when a pool's
+workers have been queued.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from autoscaler.core.decision import PastAction
+from autoscaler.core.decision import PastAction, PastNeed
 from autoscaler.core.nodes import BootSample
 from autoscaler.core.ports import AuditTrail
 from autoscaler.core.report import Event, TickReport
@@ -154,3 +155,21 @@ class AuditLog(AuditTrail):
                 if sample.running_at >= since:
                     boots.append(sample)
         return boots, reported
+
+    def recent_needs(self, since: datetime) -> list[PastNeed]:
+        """What the metrics called for at every decision since ``since`` (dry runs and holds excluded)."""
+        out = []
+        for rec in self.records():
+            if rec.get("type") != "decision" or rec.get("dry_run"):
+                continue
+            dec = rec.get("decision") or {}
+            if dec.get("held") or dec.get("need") is None:
+                continue
+            try:
+                at = datetime.fromisoformat(rec["at"])
+                if at < since:
+                    continue
+                out.append(PastNeed(at=at, pool=rec["pool"], nodes=int(dec["need"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out

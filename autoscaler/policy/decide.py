@@ -1,8 +1,10 @@
 """decide: the policy, as one pure function. No I/O, no clock: everything comes in as arguments.
 
 Precedence (DESIGN.md): manual pin > max(schedule floor, forecast need, reactive need), then the
-pool's min/max. Scale-in is cautious (cooldown, step limit, never below the observed need) and
-missing metrics never shrink a fleet. Every clamp is reported as a Reason.
+pool's min/max. Scale-in is cautious (cooldown; the scale-in window: never below the highest need of
+the last hour, as Kubernetes HPA's stabilisation window; step limit; never below the observed need) and
+missing metrics never shrink a fleet. Every clamp is reported as a Reason. The guard between ticks is a
+mode of the same function: observed rate only, and it can only raise the count.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from autoscaler.core.decision import Decision, Estimate, PastAction, PoolState, Reason
+from autoscaler.core.decision import Decision, Estimate, PastAction, PastNeed, PoolState, Reason
 from autoscaler.core.durations import format_duration
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.settings.forescale import PoolConfig
@@ -27,6 +29,8 @@ def decide(
     overrides: Sequence[OverrideEffect] = (),
     recent_actions: Sequence[PastAction] = (),
     metrics_error: str | None = None,
+    recent_needs: Sequence[PastNeed] = (),
+    guard: bool = False,
     *,
     bad_data: bool = False,
     data_notes: Sequence[str] = (),
@@ -38,12 +42,17 @@ def decide(
     what is placed would re-send (or even lower) a count already asked for. Placed and queued are carried
     into the Decision for reporting. ``forecast`` is None when metrics are unavailable or were refused as bad
     data (``metrics_error`` says why): the pool holds. ``data_notes`` say which samples were ignored on the
-    way (shown as ``bad_data`` reasons).
+    way (shown as ``bad_data`` reasons). ``recent_needs`` are earlier decisions' needs (the scale-in window
+    keeps their highest). ``guard=True`` is the fast check between ticks: ``forecast.observed_rps`` is the
+    only input, and the count can only go up (see ``_guard``); the desired count is the ready + warming fleet.
     """
     screen = (bad_data, tuple(data_notes))
+    desired = current.desired if isinstance(current, PoolState) else current
+    decision = _decide(
+        pool, now, desired, forecast, overrides, recent_actions, metrics_error, recent_needs, guard, screen
+    )
     if not isinstance(current, PoolState):
-        return _decide(pool, now, current, forecast, overrides, recent_actions, metrics_error, screen)
-    decision = _decide(pool, now, current.desired, forecast, overrides, recent_actions, metrics_error, screen)
+        return decision
     return replace(decision, placed=current.placed, queued=current.queued, rescheduling=current.rescheduling)
 
 
@@ -55,6 +64,8 @@ def _decide(
     overrides: Sequence[OverrideEffect],
     recent_actions: Sequence[PastAction],
     metrics_error: str | None,
+    recent_needs: Sequence[PastNeed],
+    guard: bool,
     screen: tuple[bool, tuple[str, ...]] = (False, ()),
 ) -> Decision:
     bad_data, data_notes = screen
@@ -64,6 +75,8 @@ def _decide(
 
     if forecast is None:
         return _held(pool, now, current, overrides, pin, metrics_error or "no forecast", bad_data)
+    if guard:
+        return _guard(pool, now, current, forecast, overrides, pin)
 
     forecast_nodes, reactive_nodes, reasons = forecast_need(pool, forecast)
     reasons.extend(Reason("bad_data", note) for note in data_notes)
@@ -76,36 +89,7 @@ def _decide(
         share = _share(pool.max_step_up, current)
         reasons.append(Reason("step_up", f"step limit: +{step_up} per tick{share} (wanted {need})", wanted))
     elif need < current:
-        last = _last_change(pool.name, recent_actions)
-        step_down = pool.step_down_nodes(current)
-        if last is not None and now - last.at < pool.scale_in_cooldown and last.pinned and pin is None:
-            reasons.append(
-                Reason(
-                    "pin_ended",
-                    f"the pin that set {last.count} at {last.at:%H:%M} UTC has ended: back to the forecast "
-                    "without the scale-in cooldown",
-                )
-            )
-        elif last is not None and now - last.at < pool.scale_in_cooldown:
-            until = last.at + pool.scale_in_cooldown
-            wanted = current
-            reasons.append(
-                Reason(
-                    "cooldown",
-                    f"scale-in cooldown: last change {last.previous}→{last.count} at "
-                    f"{last.at:%H:%M} UTC; no scale-in before {until:%H:%M} UTC (wanted {need})",
-                    current,
-                )
-            )
-        if wanted < current and step_down is not None and current - need > step_down:
-            wanted = current - step_down
-            reasons.append(
-                Reason(
-                    "step_down",
-                    f"step limit: -{step_down} per tick{_share(pool.max_step_down, current)} (wanted {need})",
-                    wanted,
-                )
-            )
+        wanted = _scale_in(pool, now, current, need, recent_actions, recent_needs, pin, reasons)
 
     count = wanted
     for source in ("schedule", "manual"):
@@ -128,6 +112,128 @@ def _decide(
         reactive_nodes=reactive_nodes,
         model=forecast.model,
         forecast_details=dict(forecast.details),
+        need=need,
+    )
+
+
+def _scale_in(
+    pool: PoolConfig,
+    now: datetime,
+    current: int,
+    need: int,
+    recent_actions: Sequence[PastAction],
+    recent_needs: Sequence[PastNeed],
+    pin: OverrideEffect | None,
+    reasons: list[Reason],
+) -> int:
+    """The count to scale in to: cooldown (skipped when the pin that set the count has ended), then the
+    scale-in window (HPA stabilisation), then the step limit."""
+    last = _last_change(pool.name, recent_actions)
+    if last is not None and now - last.at < pool.scale_in_cooldown and last.pinned and pin is None:
+        reasons.append(
+            Reason(
+                "pin_ended",
+                f"the pin that set {last.count} at {last.at:%H:%M} UTC has ended: back to the forecast "
+                "without the scale-in cooldown",
+            )
+        )
+    elif last is not None and now - last.at < pool.scale_in_cooldown:
+        until = last.at + pool.scale_in_cooldown
+        reasons.append(
+            Reason(
+                "cooldown",
+                f"scale-in cooldown: last change {last.previous}→{last.count} at "
+                f"{last.at:%H:%M} UTC; no scale-in before {until:%H:%M} UTC (wanted {need})",
+                current,
+            )
+        )
+        return current
+    wanted = need
+    top = _window_need(pool, now, recent_needs)
+    if top is not None and top.nodes > need:
+        wanted = min(top.nodes, current)
+        window = format_duration(pool.scale_in_window)
+        if wanted == current:
+            text = f"scale-in window: {top.nodes} nodes were needed at {top.at:%H:%M} UTC, within {window}; held"
+        else:
+            text = f"scale-in window: down to {wanted}, the most needed in the last {window} (at {top.at:%H:%M} UTC)"
+        reasons.append(Reason("scale_in_window", f"{text} (wanted {need})", wanted))
+    step_down = pool.step_down_nodes(current)
+    if wanted < current and step_down is not None and current - wanted > step_down:
+        limited = current - step_down
+        share = _share(pool.max_step_down, current)
+        reasons.append(Reason("step_down", f"step limit: -{step_down} per tick{share} (wanted {wanted})", limited))
+        wanted = limited
+    return wanted
+
+
+def _window_need(pool: PoolConfig, now: datetime, needs: Sequence[PastNeed]) -> PastNeed | None:
+    """The highest need of this pool within ``scale_in_window`` before ``now`` (latest on ties). As HPA's
+    stabilisation window, a need exactly one window old has left it."""
+    if pool.scale_in_window <= timedelta(0):
+        return None
+    since = now - pool.scale_in_window
+    mine = [n for n in needs if n.pool == pool.name and since < n.at <= now]
+    return max(mine, key=lambda n: (n.nodes, n.at)) if mine else None
+
+
+def _guard(
+    pool: PoolConfig,
+    now: datetime,
+    current: int,
+    forecast: Forecast,
+    overrides: Sequence[OverrideEffect],
+    pin: OverrideEffect | None,
+) -> Decision:
+    """The fast guard: if the observed rate exceeds what the current fleet (ready + warming, i.e. the
+    group's desired count) serves at the pool's utilisation, scale up to what the rate needs; never down.
+
+    Step limit, overrides and pool bounds apply exactly as in a tick; a result at or below ``current``
+    holds (scale-in is the tick's job).
+    """
+    per_node = pool.capacity_per_node * pool.target_utilization
+    observed = forecast.observed_rps
+    need = nodes_for(observed, pool.capacity_per_node, pool.target_utilization)
+    capacity = current * per_node
+    fleet = f"{current} nodes × {_rps(per_node)} rps"
+    if need <= current:
+        quiet = f"guard: observed {_rps(observed)} rps ≤ capacity {_rps(capacity)} rps ({fleet})"
+        reasons = [Reason("guard", quiet, need)]
+        count = current
+    else:
+        reasons = [
+            Reason(
+                "guard",
+                f"guard: observed {_rps(observed)} rps > capacity {_rps(capacity)} rps ({fleet}) → {need} nodes",
+                need,
+            )
+        ]
+        count = need
+        step_up = pool.step_up_nodes(current)
+        if step_up is not None and need - current > step_up:
+            count = current + step_up
+            share = _share(pool.max_step_up, current)
+            reasons.append(Reason("step_up", f"step limit: +{step_up} per tick{share} (wanted {need})", count))
+        for source in ("schedule", "manual"):
+            count = _apply_bounds(count, [o for o in overrides if o.source == source], reasons)
+        if pin is not None:
+            reasons.append(Reason("manual_pin", f"{pin.explanation} (guard wanted {need})", pin.value))
+            count = pin.value
+        count = _clamp_to_pool(pool, count, reasons)
+        if count < current:
+            reasons.append(Reason("guard_no_scale_in", f"the guard never scales in: kept at {current}", current))
+            count = current
+    return Decision(
+        pool=pool.name,
+        at=now,
+        current=current,
+        desired=count,
+        reasons=tuple(reasons),
+        observed_rps=observed,
+        reactive_nodes=need,
+        model="guard",
+        need=need,
+        guard=True,
     )
 
 

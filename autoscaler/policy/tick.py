@@ -10,6 +10,10 @@ reported), a scale is sent only when the desired count changes, and workers queu
 The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick``; there is
 no second copy of the policy. A failure in one pool never stops the others.
 
+``run_tick(guard=True)`` is the fast guard between ticks, on the same line with a shorter first step:
+metrics (the current rate only, no predictor) → decide (guard mode: up only) → target (→ machines) →
+notifiers/audit. It reports only the pools it scaled (or would have, in shadow), so a quiet guard is silent.
+
 Pool modes: ``off`` pools are not evaluated; ``shadow`` pools (and every pool of a daemon run with
 ``--dry-run``) are decided, audited, notified and exported, but ``write_gate`` stops every write in
 ``apply_decision``: the target's scale and anything that would change machines.
@@ -26,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from autoscaler.core.deadline import Deadline, within
-from autoscaler.core.decision import Decision, PastAction, PoolState
+from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
 from autoscaler.core.ports import AuditTrail, ChangeHistory, Clock, MetricsSource, Notifier, OverrideProvider, Target
@@ -44,11 +48,13 @@ log = logging.getLogger("forescale.tick")
 
 @dataclass
 class ActionHistory:
-    """Recent applied changes per pool, for cooldowns. Bounded: older than ``keep`` is dropped."""
+    """Recent applied changes per pool (for cooldowns) and recent needs (for the scale-in window).
+    Bounded: older than ``keep`` is dropped."""
 
     keep: timedelta = timedelta(hours=6)
     actions: list[PastAction] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)  # pools whose target history (Nomad's events) was merged
+    needs: list[PastNeed] = field(default_factory=list)
 
     def add(self, action: PastAction) -> None:
         if any(_same_change(a, action) for a in self.actions):
@@ -58,11 +64,21 @@ class ActionHistory:
         if min(a.at for a in self.actions) < cutoff:
             self.actions = [a for a in self.actions if a.at >= cutoff]
 
+    def add_need(self, need: PastNeed) -> None:
+        self.needs.append(need)
+        cutoff = need.at - self.keep
+        if self.needs[0].at < cutoff:
+            self.needs = [n for n in self.needs if n.at >= cutoff]
+
     def for_pool(self, pool: str) -> list[PastAction]:
         return [a for a in self.actions if a.pool == pool]
 
+    def needs_for(self, pool: str) -> list[PastNeed]:
+        return [n for n in self.needs if n.pool == pool]
+
     def reset(self) -> None:
-        """Forget every action (a replay's first decision sets the fleet: it is not a change)."""
+        """Forget every action (a replay's first decision sets the fleet: it is not a change).
+        Needs stay: they are what the metrics called for, whatever the fleet was."""
         self.actions.clear()
 
 
@@ -194,9 +210,35 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
         effects,
         recent_actions(deps, pool, now),
         metrics_error=got.cause,
+        recent_needs=deps.history.needs_for(pool.name),
         bad_data=got.bad_data,
         data_notes=got.notes,
     )
+
+
+def current_rate(deps: TickDeps, pool: PoolConfig, now: datetime) -> float | None:
+    """The latest observed rate, or None when it is missing or stale (the guard then does nothing:
+    holding and alerting on missing metrics is the tick's job)."""
+    step_s = deps.config.prometheus.step.total_seconds()
+    try:
+        series = deps.metrics.fetch(pool.query, now - timedelta(seconds=2 * step_s), now, step_s).finite()
+    except MetricsUnavailable:
+        return None
+    if len(series) == 0 or now.timestamp() - series.last_t > 2 * max(step_s, series.step_s):
+        return None
+    rate = float(series.last_rps)
+    return rate if math.isfinite(rate) else None
+
+
+def guard_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState) -> Decision | None:
+    """The guard's decision for one pool (it compares with the desired count: the ready + warming fleet);
+    None when there is nothing to do (rate missing, or within capacity)."""
+    rate = current_rate(deps, pool, now)
+    if rate is None:
+        return None
+    observed = Forecast(peak_rps=rate, observed_rps=rate, horizon_s=0.0, model="guard")
+    decision = decide(pool, now, state, observed, deps.overrides.effects(pool.name, now), guard=True)
+    return decision if decision.changed else None
 
 
 def failed_outcome(deps: TickDeps, pool: PoolConfig, now: datetime, error: str | None) -> PoolOutcome:
@@ -263,12 +305,14 @@ def run_tick(
     dry_run: bool = False,
     only: Sequence[str] | None = None,
     deadline: Deadline | None = None,
+    guard: bool = False,
 ) -> TickReport:
     """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers.
 
     The tick runs under ``deadline`` (default: ``deps.deadline_s`` from now): every external call gets at most
     the time left, and a pool not decided (or not yet applied) when it has passed is reported failed and left
-    exactly as it is — never shrunk for lack of time.
+    exactly as it is — never shrunk for lack of time. ``guard=True`` runs the fast guard instead, for pools
+    whose guard is enabled (module docstring).
     """
     started = time.perf_counter()
     now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
@@ -279,29 +323,42 @@ def run_tick(
         for pool in deps.config.pools:
             if only and pool.name not in only:
                 continue
+            if guard and (not pool.guard.enabled or pool.mode == "off"):
+                continue
             if pool.mode == "off":
                 outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
                 continue
             if deadline.expired():
-                outcomes.append(PoolOutcome(pool.name, "failed", None, error=_late(deadline, "decided")))
+                if not guard:
+                    outcomes.append(PoolOutcome(pool.name, "failed", None, error=_late(deadline, "decided")))
                 continue
             try:
                 state, error = read_state(deps, pool)
                 if state is None:
-                    outcomes.append(failed_outcome(deps, pool, now, error))
+                    if not guard:  # an unreachable target is the next tick's to report
+                        outcomes.append(failed_outcome(deps, pool, now, error))
                     continue
-                decision = decide_pool(deps, pool, now, state)
+                if guard:
+                    guarded = guard_pool(deps, pool, now, state)
+                    if guarded is None:
+                        continue
+                    decision = guarded
+                else:
+                    decision = decide_pool(deps, pool, now, state)
                 if deadline.expired() and decision.changed and not dry_run:
                     outcomes.append(PoolOutcome(pool.name, "failed", decision, error=_late(deadline, "applied")))
                     continue
+                if not dry_run and decision.need is not None and not decision.held:
+                    deps.history.add_need(PastNeed(now, pool.name, decision.need))
                 outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
-                warning = None if dry_run else deps.placement.observe(pool, state, now)
+                watch = not dry_run and not guard  # queued-too-long is judged once per tick
+                warning = deps.placement.observe(pool, state, now) if watch else None
                 if warning is not None:
                     pool_events.append(warning)
             except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
                 log.exception("pool %s: unexpected error", pool.name)
                 outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
-    if dry_run:
+    if dry_run or guard:  # expired overrides are announced by ticks; a quiet guard tells nobody
         events: tuple[Event, ...] = ()
     elif deps.shadow:  # --dry-run writes nothing anywhere: expired overrides are ignored, not moved to history
         events = (*pool_events, *deps.overrides.warnings())
@@ -311,8 +368,15 @@ def run_tick(
         if outcome.nodes is not None:
             events += tuple(node_events(outcome.pool, outcome.nodes, now))
     report = TickReport(
-        at=now, outcomes=tuple(outcomes), events=events, dry_run=dry_run, duration_s=time.perf_counter() - started
+        at=now,
+        outcomes=tuple(outcomes),
+        events=events,
+        dry_run=dry_run,
+        duration_s=time.perf_counter() - started,
+        guard=guard,
     )
+    if guard and not outcomes:
+        return report
     if deps.audit is not None and not dry_run:
         try:
             deps.audit.record_tick(report)

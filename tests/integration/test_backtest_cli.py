@@ -16,7 +16,16 @@ from autoscaler.backtest.replay import BacktestError
 from autoscaler.cli.main import app
 from autoscaler.core.series import RateSeries
 
-POLICY_KEYS = {"node_hours", "under_capacity_minutes", "under_capacity_pct", "unserved_pct", "scale_actions"}
+POLICY_KEYS = {
+    "node_hours",
+    "under_capacity_minutes",
+    "under_capacity_pct",
+    "unserved_pct",
+    "scale_actions",
+    "scale_actions_per_day",
+    "reversals_1h",
+    "reversals_1h_pct",
+}
 runner = CliRunner()
 
 
@@ -48,7 +57,8 @@ def test_json_is_exactly_the_documented_shape(trace_csv: Path) -> None:
     assert set(out["policies"]) == {"forescale", "oracle", "static_peak", "reactive", "trend_lr"}
     for figures in out["policies"].values():
         assert set(figures) == POLICY_KEYS
-        assert isinstance(figures["scale_actions"], int)
+        assert isinstance(figures["scale_actions"], int) and isinstance(figures["reversals_1h"], int)
+        assert figures["reversals_1h"] <= figures["scale_actions"]
         assert all(isinstance(v, int | float) for v in figures.values())
     assert out["policies"]["oracle"]["unserved_pct"] == 0.0
     assert out["policies"]["forescale"]["node_hours"] < out["policies"]["static_peak"]["node_hours"]
@@ -96,14 +106,30 @@ def test_decisions_out_and_plot(trace_csv: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "cost × oracle" in res.stdout and "forescale" in res.stdout
     rows = list(csv.reader(decisions.open()))
-    assert rows[0] == ["timestamp", "desired"]
-    times = [datetime.fromisoformat(r[0].replace("Z", "+00:00")) for r in rows[1:]]
-    assert all(r[0].endswith("Z") and int(r[1]) >= 0 for r in rows[1:])
-    assert times[0] == datetime(2026, 1, 5, 1, 0, tzinfo=UTC)  # one hour of history first
-    steps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
+    assert rows[0] == ["timestamp", "desired", "trigger"]
+    assert all(r[0].endswith("Z") and int(r[1]) >= 0 and r[2] in ("tick", "guard") for r in rows[1:])
+    ticks = [datetime.fromisoformat(r[0].replace("Z", "+00:00")) for r in rows[1:] if r[2] == "tick"]
+    assert ticks[0] == datetime(2026, 1, 5, 1, 0, tzinfo=UTC)  # one hour of history first
+    steps = {(b - a).total_seconds() for a, b in itertools.pairwise(ticks)}
     assert all(s % 1200 == 0 or s > 3000 for s in steps)  # every interval; later after the gap
-    assert len(rows) - 1 == pytest.approx((3 * 86400 - 3600) / 1200, abs=5)
+    assert len(ticks) == pytest.approx((3 * 86400 - 3600) / 1200, abs=5)
+    guards = [datetime.fromisoformat(r[0].replace("Z", "+00:00")) for r in rows[1:] if r[2] == "guard"]
+    assert all(g.timestamp() % 300 == 0 and g.timestamp() % 1200 != 0 for g in guards)  # between ticks
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_zooms_and_rejects_a_window_outside_the_replay(trace_csv: Path, tmp_path: Path) -> None:
+    png = tmp_path / "zoom.png"
+    base = ["backtest", "--trace", str(trace_csv), "--capacity-per-node", "4", "--plot", str(png)]
+    res = runner.invoke(app, [*base, "--from", "2026-01-06T06:00:00Z", "--to", "2026-01-06T18:00"])
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = runner.invoke(app, [*base, "--from", "2027-01-01"])
+    assert res.exit_code != 0 and "no replayed step in that window" in str(res.exception)
+    res = runner.invoke(app, [*base, "--from", "2026-01-06", "--to", "2026-01-05"])
+    assert res.exit_code != 0 and "must be before --to" in str(res.exception)
+    res = runner.invoke(app, ["backtest", "--trace", str(trace_csv), "--capacity-per-node", "4", "--to", "2026-01-06"])
+    assert res.exit_code != 0 and "add --plot" in str(res.exception)
 
 
 def test_config_supplies_the_pool(trace_csv: Path, tmp_path: Path) -> None:

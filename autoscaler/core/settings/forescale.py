@@ -167,6 +167,24 @@ class NomadGroupRef(_Strict):
     )
 
 
+class GuardSettings(_Strict):
+    """The fast guard between ticks: reads only the current rate and may scale up at once (never down)."""
+
+    enabled: bool = Field(
+        True, description="check the current rate every `interval` between ticks and scale up when it exceeds capacity"
+    )
+    interval: Duration = Field(
+        timedelta(minutes=2), description="time between guard checks (a few minutes: short against the tick)"
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _at_least_a_second(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 1:
+            raise ValueError("guard.interval must be at least 1s")
+        return v
+
+
 class PoolConfig(_Strict):
     """One scaled pool of GPU nodes: what it serves, how fast one node is, and its limits."""
 
@@ -205,7 +223,17 @@ class PoolConfig(_Strict):
         "least 1 (default 25%); null: no limit",
     )
     scale_in_cooldown: Duration = Field(
-        timedelta(minutes=15), description="no scale-in sooner than this after the last change"
+        timedelta(minutes=20),
+        description="no scale-in sooner than this after the last change; 0 turns it off (a value shorter "
+        "than daemon.interval only affects extra ticks: `config check` warns)",
+    )
+    scale_in_window: Duration = Field(
+        timedelta(hours=1),
+        description="scale in only to the highest count the metrics called for during this window "
+        "(Kubernetes HPA's stabilizationWindowSeconds); 0 turns it off",
+    )
+    guard: GuardSettings = Field(
+        default_factory=GuardSettings, description="the fast guard between ticks (scale-up only)"
     )
     queued_warning_after: Duration | None = Field(
         None,

@@ -16,7 +16,7 @@ from autoscaler.backtest.session import write_decisions
 from autoscaler.core.clock import ManualClock
 from autoscaler.core.decision import Decision, PoolState
 from autoscaler.core.series import RateSeries
-from autoscaler.core.settings.forescale import Config, DaemonSettings, NomadGroupRef, PoolConfig
+from autoscaler.core.settings.forescale import Config, DaemonSettings, GuardSettings, NomadGroupRef, PoolConfig
 from autoscaler.targets.simulated import SimulatedCluster
 from predictor import reference
 from predictor.base import Forecast
@@ -61,6 +61,8 @@ def tiny_config() -> Config:
         lead_time=timedelta(seconds=120),
         scale_in_cooldown=timedelta(0),
         max_step_down=None,  # hand-computed figures below: scale-in in one step
+        scale_in_window=timedelta(0),  # these tests check the simulator's accounting, not the stabilisation
+        guard=GuardSettings(enabled=False),
     )
     return Config(pools=[pool], daemon=DaemonSettings(interval=timedelta(seconds=120)))
 
@@ -206,6 +208,8 @@ def test_decisions_replayed_by_a_separate_simulator_give_the_same_figures(tmp_pa
     assert other["unserved_pct"] == pytest.approx(r.unserved_pct, rel=1e-9, abs=1e-12)
     assert other["under_capacity_pct"] == pytest.approx(r.under_capacity_pct, rel=1e-9)
     assert other["scale_actions"] == r.scale_actions
+    assert other["reversals_1h"] == r.reversals
+    assert other["scale_actions_per_day"] == pytest.approx(r.actions_per_day, rel=1e-9)
     assert r.unserved_pct > 0  # the check compares something non-trivial
 
 
@@ -280,6 +284,8 @@ def test_the_simulated_cluster_reports_nomads_three_counts() -> None:
     clock.advance(pool.lead_time)
     assert cluster.status(pool) == PoolState(desired=5, placed=5, queued=0, running=5)
     assert cluster.scale(pool, replace(decision, current=5, desired=1)) == "simulated: 4 node(s) stopped"
+
+
 def test_fast_fits_change_no_result() -> None:
     """The replay runs scikit-learn without its input checks: the figures are the same as with them."""
     from contextlib import nullcontext
@@ -305,3 +311,51 @@ def test_fast_fits_change_no_result() -> None:
         mod.fast_fits = original
     assert {k: v.summary() for k, v in fast.policies.items()} == {k: v.summary() for k, v in checked.policies.items()}
     assert fast.policies["forescale"].decisions == checked.policies["forescale"].decisions
+
+
+def test_reversals_count_direction_changes_within_an_hour() -> None:
+    from autoscaler.backtest.replay import reversals
+
+    decisions = [(0.0, 10), (1200.0, 11), (2400.0, 10), (2400.0 + 3600.0, 11), (9000.0, 11), (9600.0, 12)]
+    # 10→11 (up), 11→10 after 20 min (reversal), 10→11 exactly an hour later (not within: HPA's window is
+    # strictly newer than an hour), 11→12 (same direction).
+    assert reversals(decisions) == (4, 1)
+    assert reversals([(0.0, 3)]) == (0, 0)
+
+
+def guard_config(**pool_over: object) -> Config:
+    cfg = tiny_config()
+    pool = cfg.pools[0].model_copy(update={"guard": GuardSettings(interval=timedelta(seconds=60)), **pool_over})
+    return cfg.model_copy(update={"pools": [pool], "daemon": DaemonSettings(interval=timedelta(seconds=360))})
+
+
+def test_the_guard_scales_up_between_ticks_in_a_replay() -> None:
+    """Ticks every 6 minutes, guard every minute: demand jumps from 25 to 45 req/s at 1180; the guard sees
+    it at 1240 (the interval ending then), two minutes before the next tick, and its nodes are ready at 1360
+    instead of 1480."""
+    t = np.arange(400.0, 1601.0, 60.0)
+    trace = Trace("jump", t, np.where(t < 1180, 25.0, 45.0) * 60, 60.0)
+    peaks = {1000.0: 30.0, 1360.0: 50.0, 1720.0: 50.0}  # this script observes nothing: only the guard does
+    r = replay(trace, guard_config(), "p", start=1000.0, predictor=Scripted(peaks))
+    assert r.decisions == [(1000.0, 3), (1240.0, 5), (1360.0, 5)]
+    assert [(m.t, m.count, m.kind) for m in r.marks] == [(1240.0, 5, "guard")]
+    assert r.scale_actions == 1
+    assert r.ready.tolist() == [3, 3, 3, 3, 3, 3, 5, 5, 5, 5, 5]
+    slow = tiny_config().model_copy(update={"daemon": DaemonSettings(interval=timedelta(seconds=360))})
+    off = replay(trace, slow, "p", start=1000.0, predictor=Scripted(peaks))
+    assert off.marks == [] and off.decisions == [(1000.0, 3), (1360.0, 5)]
+    assert off.ready.tolist() == [3, 3, 3, 3, 3, 3, 3, 3, 5, 5, 5]
+    assert off.unserved_pct > r.unserved_pct
+
+
+def test_plot_window_and_zoom_times() -> None:
+    from autoscaler.backtest.plot import window_mask
+    from autoscaler.backtest.session import _when
+
+    t = np.array([0.0, 60.0, 120.0, 180.0])
+    assert window_mask(t, 60.0, 180.0).tolist() == [False, True, True, False]
+    assert window_mask(t, None, None).all()
+    assert _when("1970-01-01T00:02:00Z", "--from") == 120.0
+    assert _when("1970-01-02", "--to") == 86400.0  # a date is its UTC midnight
+    with pytest.raises(BacktestError, match="--from: 'noon' is not a time"):
+        _when("noon", "--from")

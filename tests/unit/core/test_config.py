@@ -209,3 +209,28 @@ def test_default_step_down_is_a_quarter_and_can_be_turned_off(tmp_path: Path) ->
 def test_a_bad_step_limit_names_the_key_and_the_fix(tmp_path: Path) -> None:
     (msg,) = problems(tmp_path, VALID + "    max_step_down: 150%\n")
     assert "pools[0]" in msg and "max_step_down" in msg and "between 0% and 100%" in msg
+def test_config_check_warns_about_settings_that_never_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cooldown shorter than the tick never holds a tick back; a window of one tick holds nothing; a
+    guard as slow as the tick never runs between ticks. Warnings name the key and the fix; exit 0."""
+    from autoscaler.config import config_warnings
+    from tests.cli_helpers import run_cli
+
+    text = VALID + "    scale_in_cooldown: 15m\n    scale_in_window: 20m\n    guard: {interval: 20m}\n"
+    path = write(tmp_path, text)
+    warnings = config_warnings(load_config(path))
+    assert [w.split(":")[0] for w in warnings] == [
+        "pools[0] (ocr).scale_in_cooldown",
+        "pools[0] (ocr).scale_in_window",
+        "pools[0] (ocr).guard.interval",
+    ]
+    assert "15m is shorter than daemon.interval (20m)" in warnings[0] and "0s to turn it off" in warnings[0]
+    res = run_cli(["config", "check", str(path)], capsys, monkeypatch)
+    assert res.code == 0
+    assert res.text.count("warning:") == 3 and "is valid" in res.text
+    # The defaults (and an explicit 0s: off) raise no warning.
+    assert config_warnings(load_config(write(tmp_path, VALID))) == []
+    off = VALID + "    scale_in_cooldown: 0s\n    scale_in_window: 0s\n    guard: {enabled: false, interval: 1h}\n"
+    assert config_warnings(load_config(write(tmp_path, off))) == []
+    assert config_warnings(load_config(EXAMPLE)) == []

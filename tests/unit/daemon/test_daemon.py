@@ -20,8 +20,6 @@ def daemon_for(**daemon_over: object) -> tuple[Daemon, FlatMetrics]:
     return Daemon(make_deps(cfg, metrics)), metrics
 
 
-
-
 def test_tick_updates_metrics_and_health_over_http() -> None:
     daemon, _ = daemon_for()
     daemon.server.start()
@@ -101,6 +99,40 @@ def test_scheduler_never_overlaps_and_coalesces() -> None:
         daemon.server.httpd.server_close()
 
 
+def test_guard_jobs_run_between_ticks_through_the_same_entry() -> None:
+    """One guard job per distinct guard interval; each goes through Daemon.tick (the tick's gate and lock)."""
+    cfg = make_config(
+        pool_dict("ocr"),
+        pool_dict("asr", guard={"interval": "5m"}),
+        pool_dict("tts", guard={"enabled": False}),
+        daemon={"listen_port": 0, "interval": "20m"},
+    )
+    metrics = FlatMetrics({p.query: 10.0 for p in cfg.pools})
+    daemon = Daemon(make_deps(cfg, metrics))
+    try:
+        assert daemon.guard_groups() == {timedelta(minutes=2): ["ocr"], timedelta(minutes=5): ["asr"]}
+        daemon.schedule_jobs()
+        daemon.scheduler.start(paused=True)
+        two = daemon.scheduler.get_job("guard-120s")
+        assert two.func == daemon.tick
+        assert two.kwargs == {"trigger": "guard", "guard": True, "only": ["ocr"]}
+        assert two.trigger.interval == timedelta(minutes=2) and two.next_run_time == T0 + timedelta(minutes=2)
+        assert daemon.scheduler.get_job("guard-300s").kwargs["only"] == ["asr"]
+        # A burst between ticks: the guard check scales ocr up at once, and only ocr.
+        assert daemon.tick() is not None  # the first tick (10 rps → 2 nodes)
+        metrics.rates[cfg.pool("ocr").query] = 100.0
+        metrics.rates[cfg.pool("tts").query] = 100.0
+        daemon.deps.clock.advance(timedelta(minutes=2))  # type: ignore[attr-defined]
+        finished = daemon.last_finished
+        report = daemon.tick(**two.kwargs)
+        assert report is not None and [(o.pool, o.decision.desired) for o in report.outcomes] == [("ocr", 13)]  # type: ignore[union-attr]
+        assert daemon.last_finished == finished  # health follows ticks, not guard checks
+        assert daemon.metrics.ticks.labels("guard")._value.get() == 1  # type: ignore[attr-defined]
+    finally:
+        daemon.scheduler.shutdown(wait=False)
+        daemon.server.httpd.server_close()
+
+
 def test_run_forever_stops_after_the_running_tick() -> None:
     cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
     started = threading.Event()
@@ -141,10 +173,6 @@ def test_schedule_transitions_add_one_shot_ticks() -> None:
         assert {f"transition-{t.isoformat()}" for t in times} <= ids
     finally:
         daemon.server.httpd.server_close()
-
-
-
-
 
 
 @pytest.mark.parametrize("interval", ["0s"])

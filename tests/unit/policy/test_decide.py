@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from autoscaler.core.decision import PastAction
+from autoscaler.core.decision import PastAction, PastNeed
+from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.settings.forescale import NomadGroupRef, PoolConfig
 from autoscaler.policy.decide import decide
 from predictor.base import Forecast
@@ -204,3 +205,71 @@ def test_estimate_is_the_forecast_need_alone() -> None:
     e = estimate(pool(), NOW, fc(95, 120))
     assert (e.forecast_nodes, e.reactive_nodes, e.need) == (10, 12, 12)
     assert [r.code for r in e.reasons] == ["forecast", "observed"]
+
+
+# -- scale-in window (HPA stabilisation) ------------------------------------------------------------
+
+
+def needs(*pairs: tuple[int, int]) -> list[PastNeed]:
+    """(minutes before NOW, nodes) → recent needs of pool ocr."""
+    return [PastNeed(NOW - timedelta(minutes=m), "ocr", n) for m, n in pairs]
+
+
+def test_scale_in_window_keeps_the_highest_need_of_the_last_hour() -> None:
+    p = pool(scale_in_cooldown=timedelta(0), max_step_down=None)
+    d = decide(p, NOW, 12, fc(30, 30), recent_needs=needs((20, 12), (40, 9)))
+    assert (d.need, d.desired) == (3, 12)
+    assert "scale_in_window" in d.reason_codes()
+    assert "12 nodes were needed at 08:40 UTC" in d.explain()
+    # The highest need inside the window is 9 (the 12 is an hour old: HPA keeps strictly newer ones).
+    d = decide(p, NOW, 12, fc(30, 30), recent_needs=needs((60, 12), (40, 9), (20, 5)))
+    assert d.desired == 9
+    assert "down to 9, the most needed in the last 1h (at 08:20 UTC)" in d.explain()
+
+
+def test_scale_in_window_ignores_other_pools_and_can_be_turned_off() -> None:
+    other = [PastNeed(NOW - timedelta(minutes=10), "asr", 40)]
+    assert (
+        decide(
+            pool(scale_in_cooldown=timedelta(0), max_step_down=None), NOW, 12, fc(30, 30), recent_needs=other
+        ).desired
+        == 3
+    )
+    off = pool(scale_in_cooldown=timedelta(0), scale_in_window=timedelta(0), max_step_down=None)
+    assert decide(off, NOW, 12, fc(30, 30), recent_needs=needs((10, 12))).desired == 3
+
+
+def test_scale_in_window_never_blocks_scale_up_and_step_down_applies_after_it() -> None:
+    p = pool(scale_in_cooldown=timedelta(0), max_step_down=2)
+    assert decide(p, NOW, 5, fc(150, 60), recent_needs=needs((10, 3))).desired == 15
+    d = decide(p, NOW, 12, fc(30, 30), recent_needs=needs((30, 8)))
+    assert d.desired == 10
+    assert d.reason_codes()[-2:] == ["scale_in_window", "step_down"]
+
+
+# -- the guard (mode of the same decide) ------------------------------------------------------------
+
+
+def test_guard_scales_up_to_the_observed_need_and_explains_it() -> None:
+    d = decide(pool(), NOW, 4, fc(57.0, 57.0), guard=True)
+    assert (d.guard, d.action, d.desired, d.need) == (True, "up", 6, 6)
+    assert d.reasons[0].message == "guard: observed 57 rps > capacity 40 rps (4 nodes × 10 rps) → 6 nodes"
+    assert d.forecast_rps is None  # the guard reads only the current rate
+
+
+def test_guard_never_scales_down_or_holds_on_a_quiet_rate() -> None:
+    d = decide(pool(), NOW, 10, fc(5.0, 5.0), guard=True)
+    assert (d.desired, d.changed) == (10, False)
+    assert d.reasons[0].message.startswith("guard: observed 5 rps ≤ capacity 100.0 rps")
+
+
+def test_guard_respects_overrides_step_limit_and_pool_max() -> None:
+    ceiling = OverrideEffect("max", 7, "manual", "cap", "capped at 7 by bob")
+    d = decide(pool(), NOW, 4, fc(120.0, 120.0), [ceiling], guard=True)
+    assert d.desired == 7 and "manual_ceiling" in d.reason_codes()
+    low_pin = OverrideEffect("pin", 3, "manual", "pin", "pinned to 3 by alice")
+    d = decide(pool(), NOW, 4, fc(120.0, 120.0), [low_pin], guard=True)
+    assert (d.desired, d.changed) == (4, False)  # a pin below the fleet: the guard holds, the tick will pin
+    assert d.reason_codes()[-1] == "guard_no_scale_in"
+    assert decide(pool(max_step_up=3), NOW, 4, fc(120.0, 120.0), guard=True).desired == 7
+    assert decide(pool(max=9), NOW, 4, fc(120.0, 120.0), guard=True).desired == 9

@@ -134,7 +134,9 @@ def test_a_failing_notifier_never_fails_the_tick() -> None:
 
 
 def test_cooldown_survives_between_cron_runs_via_the_audit_log(tmp_path: Path) -> None:
-    cfg = make_config(pool_dict("ocr", scale_in_cooldown="30m"), audit_log=str(tmp_path / "audit.jsonl"))
+    cfg = make_config(
+        pool_dict("ocr", scale_in_cooldown="30m", scale_in_window="0s"), audit_log=str(tmp_path / "audit.jsonl")
+    )
     clock = ManualClock(T0)
     target = SimulatedCluster(clock, {"ocr": 2})
     first = make_deps(
@@ -159,3 +161,80 @@ def test_cooldown_survives_between_cron_runs_via_the_audit_log(tmp_path: Path) -
     decision = run_tick(third).outcomes[0].decision
     assert decision is not None and decision.desired == 9
     assert decision.reason_codes()[2:] == ["step_down"]
+
+
+def test_scale_in_window_survives_between_cron_runs_via_the_audit_log(tmp_path: Path) -> None:
+    """The needs of earlier runs are read back from the audit log: a cron `tick` stabilises like the daemon."""
+    cfg = make_config(
+        pool_dict("ocr", scale_in_cooldown="0s", scale_in_window="1h", max_step_down=None),
+        audit_log=str(tmp_path / "audit.jsonl"),
+    )
+    clock = ManualClock(T0)
+    target = SimulatedCluster(clock, {"ocr": 2})
+    rates = {0: 100.0, 20: 60.0, 40: 10.0, 80: 10.0}  # minutes after T0 → the rate then
+    desired = {}
+    for minute, rate in rates.items():
+        clock.set(T0 + timedelta(minutes=minute))
+        deps = build_deps(cfg, clock=clock, notifiers=[])  # a new process each time
+        deps.metrics = FlatMetrics({q(cfg, "ocr"): rate})
+        deps.target = target
+        decision = run_tick(deps).outcomes[0].decision
+        assert decision is not None
+        desired[minute] = (decision.need, decision.desired, decision.reason_codes())
+    assert desired[0][:2] == (13, 13)
+    # 20 min later the rate needs 8, but 13 were needed within the hour: held at 13.
+    assert desired[20][:2] == (8, 13) and "scale_in_window" in desired[20][2]
+    # 40 min: needs 2; the highest need within the hour is still 13 (at T0).
+    assert desired[40][:2] == (2, 13)
+    # 80 min: T0 left the window; the 60-rps need (8, at +20) left it too; +40's need (2) is the highest.
+    assert desired[80][:2] == (2, 2)
+
+
+def test_guard_scales_up_between_ticks_and_reports_only_when_it_acts(tmp_path: Path) -> None:
+    cfg = make_config(pool_dict("ocr"), audit_log=str(tmp_path / "audit.jsonl"))
+    audit = AuditLog(cfg.audit_log)
+    seen: list[TickReport] = []
+
+    class Recorder:
+        def notify(self, report: TickReport) -> None:
+            seen.append(report)
+
+        def announce(self, event: object) -> None:
+            return None
+
+    metrics = FlatMetrics({q(cfg, "ocr"): 15.0})
+    deps = make_deps(cfg, metrics, audit=audit, notifiers=[Recorder()])
+    # 2 nodes × 10 rps × 0.8 = 16 rps ≥ 15 observed: the guard is quiet (no report, no audit line).
+    quiet = run_tick(deps, guard=True)
+    assert quiet.outcomes == () and seen == [] and list(audit.records()) == []
+    metrics.rates[q(cfg, "ocr")] = 100.0
+    report = run_tick(deps, guard=True)
+    (outcome,) = report.outcomes
+    d = outcome.decision
+    assert d is not None and outcome.status == "applied"
+    assert (d.guard, d.current, d.desired, d.need) == (True, 2, 13, 13)
+    assert d.reasons[0].message.startswith("guard: observed 100.0 rps > capacity 16 rps (2 nodes × 8 rps)")
+    assert seen == [report] and report.guard
+    (record,) = list(audit.records())
+    assert record["decision"]["guard"] is True
+    # The guard's need is remembered: the next tick cannot scale in below it within the window.
+    metrics.rates[q(cfg, "ocr")] = 10.0
+    tick = run_tick(deps).outcomes[0].decision
+    assert tick is not None and tick.desired == 13
+    assert "cooldown" in tick.reason_codes()
+
+
+def test_guard_never_scales_down_and_skips_disabled_pools() -> None:
+    cfg = make_config(pool_dict("ocr"), pool_dict("asr", guard={"enabled": False}))
+    metrics = FlatMetrics({q(cfg, "ocr"): 1.0, q(cfg, "asr"): 100.0})
+    deps = make_deps(cfg, metrics, target=SimulatedCluster(ManualClock(T0), {"ocr": 20, "asr": 2}))
+    assert run_tick(deps, guard=True).outcomes == ()
+    assert deps.target.desired_count("ocr") == 20
+    assert deps.target.desired_count("asr") == 2
+
+
+def test_guard_does_nothing_when_metrics_are_missing() -> None:
+    cfg = make_config(pool_dict("ocr"))
+    deps = make_deps(cfg, FlatMetrics({q(cfg, "ocr"): 100.0}, broken={q(cfg, "ocr")}))
+    assert run_tick(deps, guard=True).outcomes == ()
+    assert deps.target.desired_count("ocr") == 2

@@ -192,3 +192,17 @@ def test_a_pinned_change_is_remembered_as_pinned(tmp_path: Path) -> None:
     run_tick(deps)
     assert deps.history.for_pool("ocr")[0].pinned is True
     assert audit.recent_actions(T0 - timedelta(hours=1))[0].pinned is True
+
+
+def test_the_guard_goes_through_the_same_write_gate() -> None:
+    """Shadow pools: the guard says what it would do and writes nothing; off pools: not even checked."""
+    cfg = modes_config(ocr="shadow", asr="active", tts="off")
+    clock = ManualClock(T0)
+    target = CountingCluster(clock, {"ocr": 2, "asr": 2, "tts": 2})
+    metrics = FlatMetrics({p.query: 100.0 for p in cfg.pools})
+    report = run_tick(make_deps(cfg, metrics, target=target, clock=clock), guard=True)
+    by_pool = {o.pool: o for o in report.outcomes}
+    assert set(by_pool) == {"ocr", "asr"}
+    assert by_pool["ocr"].status == "shadow" and by_pool["ocr"].decision.guard  # type: ignore[union-attr]
+    assert by_pool["asr"].status == "applied"
+    assert target.writes == [("asr", 13)]

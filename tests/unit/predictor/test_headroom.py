@@ -114,3 +114,74 @@ def test_at_level_scales_the_floor() -> None:
 def test_level_shape_mismatch_is_rejected() -> None:
     with pytest.raises(ValueError):
         calibrate(np.ones(3), np.ones((3, 2)), 1.0, level=np.ones(4))
+
+
+def test_the_floor_never_exceeds_its_cap() -> None:
+    """Rare bursts to 60 on a 5–50 cycle teach a floor; a cap (the recent peak) of 45 bounds it."""
+    rng = np.random.default_rng(3)
+    forecast = rng.uniform(5, 50, 3000)
+    demand = np.repeat(forecast[:, None], 4, axis=1)
+    demand[rng.random((3000, 4)) < 0.01] = 60.0
+    free = calibrate(forecast, demand, 0.5)
+    capped = calibrate(forecast, demand, 0.5, floor_cap=np.full(3000, 45.0))
+    assert free.floor_rps > 45.0
+    assert capped.floor_rps <= 45.0
+    assert capped.at_level(1.0, 30.0).floor_rps <= 30.0  # at decision time: the cap then
+
+
+def test_capacity_the_policy_already_has_needs_no_headroom() -> None:
+    """Errors in cells the guard (``cover``) serves are not bought twice."""
+    rng = np.random.default_rng(6)
+    forecast = rng.uniform(10, 100, 2000)
+    demand = forecast[:, None] * np.exp(0.3 * rng.standard_normal((2000, 6)))
+    cover = np.zeros_like(demand)
+    cover[:, 3:] = demand[:, 3:]  # the last three cells of every window: served by the guard
+    bare = calibrate(forecast, demand, 0.5)
+    covered = calibrate(forecast, demand, 0.5, cover=cover)
+    assert covered.multiplier < bare.multiplier
+    capacity = np.maximum((covered.multiplier * forecast)[:, None], cover)
+    assert float(np.sum(np.maximum(demand - capacity, 0.0))) / float(np.sum(demand)) * 100 <= 0.5 + 1e-6
+
+
+def test_errors_no_candidate_can_serve_do_not_force_the_largest_headroom() -> None:
+    """A near-zero forecast followed by real demand (a restart after an outage) cannot be served by any
+    multiplier or floor within the cap: it must not push the headroom to the maximum."""
+    rng = np.random.default_rng(8)
+    forecast = rng.uniform(10, 100, 1000)
+    demand = forecast[:, None] * np.exp(0.05 * rng.standard_normal((1000, 4)))
+    forecast[500] = 1e-6
+    demand[500] = 500.0
+    h = calibrate(forecast, demand, 0.5, floor_cap=np.full(1000, 120.0))
+    assert h.multiplier < 1.2 and h.floor_rps < 120.0
+
+
+def test_rare_events_buy_more_headroom_than_steady_noise_of_the_same_share() -> None:
+    """With blocks (rows sharing an event), the budget holds with one standard error to spare: the same
+    unserved share from a few bursts is less certain than from noise spread over every block."""
+    rng = np.random.default_rng(9)
+    n = 3000
+    forecast = np.full(n, 10.0)
+    spread = np.repeat(forecast[:, None], 4, axis=1) * (1 + 0.25 * rng.random((n, 4)))
+    rare = np.repeat(forecast[:, None], 4, axis=1)
+    rare[rng.choice(n, 12, replace=False)] = 40.0
+    block = np.arange(n) // 4
+    for demand in (spread, rare):
+        plain = calibrate(forecast, demand, 0.5)
+        robust = calibrate(forecast, demand, 0.5, block=block)
+        assert robust.multiplier >= plain.multiplier - 1e-9
+    gain_spread = calibrate(forecast, spread, 0.5, block=block).multiplier / calibrate(forecast, spread, 0.5).multiplier
+    gain_rare = calibrate(forecast, rare, 0.5, block=block).multiplier / calibrate(forecast, rare, 0.5).multiplier
+    assert gain_rare > gain_spread
+
+
+def test_less_history_of_the_same_errors_buys_more_headroom() -> None:
+    """The same error pattern seen over 5 blocks or over 50: the replayed share is identical, its standard
+    error is not, so the short history gets the wider headroom (how cold start stays safe)."""
+    rng = np.random.default_rng(10)
+    calm = np.full((20, 4), 10.0) * np.exp(0.05 * rng.standard_normal((20, 4)))
+    noisy = np.full((20, 4), 10.0) * np.exp(0.4 * rng.standard_normal((20, 4)))
+    pattern = np.vstack([calm, noisy])  # two blocks: errors differ from block to block
+    short = calibrate(np.full(40 * 3, 10.0), np.tile(pattern, (3, 1)), 0.5, block=np.arange(120) // 20)
+    long = calibrate(np.full(40 * 30, 10.0), np.tile(pattern, (30, 1)), 0.5, block=np.arange(1200) // 20)
+    plain = calibrate(np.full(40 * 30, 10.0), np.tile(pattern, (30, 1)), 0.5)
+    assert short.multiplier > long.multiplier > plain.multiplier
