@@ -5,12 +5,12 @@ override store changes, and when a manual override expires), and the fast guard 
 Ticks run on a single worker thread, so two ticks never overlap; missed runs are coalesced into one.
 All work that may scale goes through ``Daemon.act`` — the one gate (serialised, under a deadline, and only
 while this daemon leads) that interval, schedule, override, expiry and follow-up ticks and the fast guard
-between ticks share. Each tick runs under its deadline (``daemon.tick_deadline``, default half the interval); ``/healthz`` fails while a tick runs past it.
-SIGTERM/SIGINT shorten the running tick's deadline to ``daemon.stop_grace`` and stop the daemon right after
-it. A tick that raises is logged and counted, never fatal. ``/healthz`` and ``/metrics`` show a tick as soon
-as its decisions are made (before Slack). With leader election, a standby daemon never acts: ``/healthz``
-says ``"role": "standby"`` (200) and ``forescale_leader`` is 0. Health follows ticks only
-(a guard check is no substitute for a forecast).
+between ticks share. Each tick runs under its deadline (``daemon.tick_deadline``, default half the
+interval); ``/healthz`` fails while a tick runs past it. SIGTERM/SIGINT shorten the running tick's deadline
+to ``daemon.stop_grace`` and stop the daemon right after it. A tick that raises is logged and counted, never
+fatal. ``/healthz`` and ``/metrics`` show a tick as soon as its decisions are made (before Slack). With
+leader election, a standby daemon never acts: ``/healthz`` says ``"role": "standby"`` (200) and
+``forescale_leader`` is 0. Health follows ticks only (a guard check is no substitute for a forecast).
 """
 
 from __future__ import annotations
