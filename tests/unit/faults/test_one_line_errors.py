@@ -29,8 +29,10 @@ def one_line_error(res: CliResult, *words: str, code: int | None = None) -> None
     assert res.code != 0 if code is None else res.code == code, res.text
     assert "Traceback" not in res.text
     lines = [line for line in res.err.splitlines() if line.strip()]
-    typer_usage_error = "─ Error ─" in res.err and res.code == 2  # a bad option value, in Typer's box
-    assert lines and (lines[0].startswith("error") or typer_usage_error), res.err
+    # A bad option value is a Click usage error: "Usage: …", the help hint, then one "Error: …" line.
+    usage_error = res.code == 2 and bool(lines) and lines[0].startswith("Usage:")
+    usage_error = usage_error and any(line.startswith("Error: ") for line in lines)
+    assert lines and (lines[0].startswith("error") or usage_error), res.err
     for word in words:
         assert word in res.text, (word, res.text)
 
