@@ -34,6 +34,9 @@ What it mimics (and tests rely on):
   (``auto-node-N``) for it, so tests that do not care about nodes keep their old behaviour. Set
   ``fake.auto_nodes = False`` for a finite fleet: only nodes added with ``add_node`` exist and allocations queue
   when they run out. Auto nodes are still T4s: a constraint no T4 meets leaves allocations queued either way.
+* **Node writes** (tests/fakes/nomad_drain.py): ``POST /v1/node/:id/drain`` with the drainer (allocations migrate
+  after ``drain_stop_after`` seconds of ``wall_clock``, ``stuck_allocs`` never stop, deadlines force completion,
+  the node stays ineligible, LastDrain as ``updateNodeDrainImpl`` keeps it), ``/eligibility`` and ``/purge``.
 * Variables: read/write/delete with ``?cas=`` (409 with the current variable as JSON, Items included; delete →
   204), the body's Namespace winning for writes, Nomad's path rule and 64 KiB size cap (``RPC Error:: 400,…``),
   list by prefix, and locks (``?lock-acquire|renew|release``, TTL and lock-delay on ``fake.clock``).
@@ -88,6 +91,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.nomad_diff import job_diff
+from tests.fakes.nomad_drain import DRAIN_ROUTES, NodeDrainer
 from tests.fakes.nomad_nodes import (
     NODE_ROUTES,
     NodeRegistry,
@@ -202,7 +206,7 @@ def _uuid() -> str:
 # --------------------------------------------------------------------------------------------- the fake
 
 
-class FakeNomad(NodeRegistry):
+class FakeNomad(NodeRegistry, NodeDrainer):
     """The fake Nomad agent. Start with ``start()`` (or ``with FakeNomad() as fake``); ``address`` is its URL.
 
     State is keyed by (namespace, job ID) and (namespace, variable path). All public methods are thread-safe.
@@ -233,6 +237,7 @@ class FakeNomad(NodeRegistry):
         self.evals: dict[str, dict[str, Any]] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
         self.auto_nodes = True  # no registered node fits → register a made-to-measure one ("infinite fleet")
+        self._init_drainer()  # drain, eligibility and purge (tests/fakes/nomad_drain.py)
         self.auto_schedule = True  # evaluations are processed when created (False: wait for process_evals())
         self.job_max_count: int | None = None  # the server's job_max_count (Job.Scale answers 500 above it)
         self.queued_counts: dict[tuple[str, str], dict[str, int]] = {}  # job summary Queued per group
@@ -2017,6 +2022,7 @@ _ROUTES: list[tuple[re.Pattern[str], tuple[str, ...], _R]] = [
     (re.compile(r"/v1/status/leader"), ("GET",), _status_leader),
     (re.compile(r"/v1/status/peers"), ("GET",), _status_peers),
     *NODE_ROUTES,
+    *DRAIN_ROUTES,
 ]
 
 
@@ -2042,6 +2048,7 @@ def _dispatch(fake: FakeNomad, method: str, path: str, query: dict[str, str], bo
     _check_blocking_params(query)
     with fake._cond:
         fake._run_due()  # delayed evaluations (reschedules) whose time came
+        fake.progress_drains()  # the drainer, up to fake.wall_clock
     return handler(fake, _Ctx(method, query, body, headers, params))
 
 
