@@ -222,3 +222,55 @@ def test_an_aws_failure_never_shrinks_the_fleet(world: World, monkeypatch: pytes
     assert outcome.nodes is not None and not outcome.nodes.failed
     assert len([a for a in outcome.nodes.of_kind("terminate") if a.status == "done"]) == 11
     assert world.aws.group(ASG)["DesiredCapacity"] == 2
+
+
+def test_busy_drains_resume_after_a_restart_and_a_stuck_one_fails_once(
+    fake_nomad: FakeNomad, aws: Aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World(fake_nomad, aws, tmp_path, monkeypatch, drain_deadline="10m", drain_grace="5m")
+    fake = world.fake
+    fake.drain_stop_after = 300.0  # a migrating allocation takes 5 minutes to stop
+    world.tick()
+    world.advance(BOOT)
+    # Every GPU node also runs one allocation of another service (an exporter): scale-in drains are busy.
+    fake.add_job("exporter", groups={"metrics": 13}, distinct_hosts=True, node_pool="gpu")
+    assert len({a["NodeID"] for a in fake.allocations("exporter")}) == 13
+    world.rate(15.0)
+    world.advance(timedelta(minutes=20))
+    _report, outcome = world.tick()
+    nodes = outcome.nodes
+    assert nodes is not None and not nodes.failed
+    drained = [a for a in nodes.of_kind("drain") if a.status == "done"]
+    assert len(drained) == 11 and all("least busy (1 live allocation)" in a.message for a in drained)
+    assert not nodes.of_kind("terminate") and nodes.draining == 11
+    assert aws.group(ASG)["DesiredCapacity"] == 13  # nothing is terminated before its node is drained
+    stuck_node = drained[0].node_id
+    stuck = next(a["ID"] for a in fake.allocations("exporter") if a["NodeID"] == stuck_node)
+    fake.stuck_allocs.add(stuck)  # this one ignores its kill signal
+
+    # forescale restarts; the drains are read back from Nomad (LastDrain.Meta) and finished.
+    world.deps = world.new_forescale()
+    world.advance(timedelta(minutes=6))
+    _report, outcome = world.tick()
+    nodes = outcome.nodes
+    assert nodes is not None and not nodes.failed
+    terminated = {a.machine for a in nodes.of_kind("terminate") if a.status == "done"}
+    assert len(terminated) == 10 and drained[0].machine not in terminated
+    assert terminated == {a.machine for a in drained[1:]}
+    assert aws.group(ASG)["DesiredCapacity"] == 3
+    (waiting,) = nodes.of_kind("waiting")
+    assert waiting.node_id == stuck_node and "1 live allocation(s) left" in waiting.message
+
+    # Nomad forces the drain at its deadline (10m) but the allocation keeps running: after the grace (5m) the
+    # drain is a failure, reported once, and the machine is kept.
+    world.advance(timedelta(minutes=10))
+    report, outcome = world.tick()
+    problems = [e for e in report.events if e.kind == "nodes.problem"]
+    assert len(problems) == 1 and "did not finish within 15m" in problems[0].message
+    assert drained[0].machine in aws.instance_ids(ASG)
+    assert outcome.nodes is not None and outcome.nodes.failed
+    world.advance(timedelta(minutes=20))
+    report, outcome = world.tick()
+    assert not [e for e in report.events if e.kind == "nodes.problem"]
+    assert outcome.nodes is not None and not outcome.nodes.failed
+    assert drained[0].machine in aws.instance_ids(ASG) and aws.group(ASG)["DesiredCapacity"] == 3
