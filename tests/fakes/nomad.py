@@ -58,7 +58,8 @@ or ``with FakeNomad() as fake:``; ``fake.address`` is ``http://127.0.0.1:<port>`
   ``node_list()``, ``auto_nodes``.
 * Drive: ``set_alloc_status(job, status, group=, only=, limit=)``, ``set_deployment_active(job, bool)``,
   ``deploy_on_scale``, ``new_alloc_status``, ``clock`` (lock TTLs and reschedule delays), ``auto_schedule``,
-  ``process_evals()``.
+  ``process_evals()``; drains: ``wall_clock`` (epoch seconds of drain times), ``drain_stop_after``,
+  ``stuck_allocs``, ``progress_drains()``. tests/fakes/cloud.py links a moto Auto Scaling group to the nodes.
 * Faults: ``fail_next(status, n, body=, method=, path=)``, ``delay_next(n, apply=, method=, path=)``,
   ``release()``, ``clear_faults()``. ACL: ``enable_acl(management_token)``,
   ``add_token(secret, jobs={ns: [caps]}, variables={ns: [caps]}, node="read"|"write")``, ``disable_acl()``.
