@@ -39,7 +39,14 @@ def config(fake: FakeNomad, aws: Aws, tmp_path: Path, **nodes: Any) -> Config:
         "aws": {"asg_name": ASG, "region": aws.region, "endpoint_url": aws.url, "max_attempts": 2},
         **nodes,
     }
-    pool = pool_dict("ocr", nomad={"job": JOB, "group": GROUP}, max=20, lead_time="auto", nodes=node_settings)
+    pool = pool_dict(
+        "ocr",
+        nomad={"job": JOB, "group": GROUP},
+        max=20,
+        max_step_down=None,  # the story is a sudden drop to 2 nodes in one tick
+        lead_time="auto",
+        nodes=node_settings,
+    )
     return make_config(
         pool,
         nomad={"address": fake.address, "token_env": "FORESCALE_TEST_NOMAD_TOKEN", "timeout": "2s", "retries": 1},
