@@ -43,7 +43,8 @@ def config(fake: FakeNomad, aws: Aws, tmp_path: Path, **nodes: Any) -> Config:
         "ocr",
         nomad={"job": JOB, "group": GROUP},
         max=20,
-        max_step_down=None,  # the story is a sudden drop to 2 nodes in one tick
+        max_step_down=None,  # the story is a sudden drop to 2 nodes in one tick:
+        scale_in_window="0s",  # no step limit, and no hour-long memory of the higher need
         lead_time="auto",
         nodes=node_settings,
     )
