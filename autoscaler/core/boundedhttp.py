@@ -81,6 +81,8 @@ def _track(conn: HTTPConnection) -> None:
 
 
 class _TrackedHTTPConnection(HTTPConnection):
+    """Registers itself with the running call (if any) on connect and on every request on a kept-alive socket."""
+
     def connect(self) -> None:
         _track(self)
         super().connect()
@@ -90,14 +92,8 @@ class _TrackedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _TrackedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _track(self)
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _track(self)
-        super().request(*args, **kwargs)
+class _TrackedHTTPSConnection(_TrackedHTTPConnection, HTTPSConnection):
+    """HTTPS: the same tracking (HTTPSConnection subclasses HTTPConnection, so the MRO runs TLS's connect)."""
 
 
 class _TrackedHTTPPool(HTTPConnectionPool):
