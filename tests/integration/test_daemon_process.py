@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -44,7 +45,7 @@ def test_forescale_run_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         for _ in range(300):  # bounded wait for the first tick to finish (each attempt waits ≤ 0.1 s)
             try:
                 status, body = http_get(f"http://127.0.0.1:{port}/healthz")
-                if status == 200:
+                if status == 200 and json.loads(body).get("last_tick"):  # healthy from the start: wait for a tick
                     break
             except (urllib.error.URLError, ConnectionError):
                 pass

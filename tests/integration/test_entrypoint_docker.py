@@ -253,7 +253,7 @@ def test_crashing_worker_exits_non_zero_and_leaves_no_container(
     alloc = start_alloc(tmp_path, docker_env, worker_image, docker_projects, workers=3, drain=5, stop=2)
     wait_ready(alloc, docker_env)
     (alloc.work / "crash-2").touch()
-    code = wait_exit(alloc, timeout=2 + 20)
+    code = wait_exit(alloc, timeout=60)  # a bound, not a timing claim: compose v1 is slow on a loaded machine
     assert code != 0
     assert "stopped unexpectedly" in alloc.log_text()
     assert project_containers(docker_env, alloc.project) == []
