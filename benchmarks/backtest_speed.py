@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))  # tests.fixtures.prometheus_server from a checkou
 from predictor.trace import Trace, load_trace  # noqa: E402
 from tests.fixtures.prometheus_server import binaries_missing, counter_from_counts, running_prometheus  # noqa: E402
 
-TRACE = Path("/work/shared/data/traces/nasa_http_1995_jul_1min.csv")
+TRACE = ROOT.parent / "shared" / "data" / "traces" / "nasa_http_1995_jul_1min.csv"  # ../shared, as in CI
 DAYS = 14
 TARGET_S = 60.0
 FORESCALE = str(ROOT / ".venv" / "bin" / "forescale")

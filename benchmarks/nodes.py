@@ -54,7 +54,7 @@ from autoscaler.sources.trace import TraceMetricsSource  # noqa: E402
 from predictor.factory import make_predictor  # noqa: E402
 from predictor.trace import Trace, load_trace  # noqa: E402
 
-TRACES = Path("/work/shared/data/traces")
+TRACES = ROOT.parent / "shared" / "data" / "traces"  # ../shared beside the checkout, as in CI
 BUNDLED = ROOT / "data" / "nasa_http_1995_jul_5min.csv"
 BOOT_MEDIAN_S = 360.0
 BOOT_SIGMA = 0.35

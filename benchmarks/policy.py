@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from independent_sim import close, simulate  # noqa: E402
 
-TRACES = Path("/work/shared/data/traces")
+TRACES = ROOT.parent / "shared" / "data" / "traces"  # ../shared beside the checkout, as in CI
 FORESCALE = str(ROOT / ".venv" / "bin" / "forescale")
 POLICIES = ("forescale", "oracle", "static_peak", "reactive", "trend_lr")
 SLO = 1.0

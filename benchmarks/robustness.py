@@ -32,7 +32,7 @@ from autoscaler.backtest.session import _build_config  # noqa: E402
 from predictor import reference  # noqa: E402
 from predictor.trace import Trace, load_trace  # noqa: E402
 
-TRACES = Path("/work/shared/data/traces")
+TRACES = ROOT.parent / "shared" / "data" / "traces"  # ../shared beside the checkout, as in CI
 SLO = 1.0
 DAY = 86400.0
 

@@ -1,4 +1,4 @@
-"""A fake Nomad HTTP API for tests, faithful to ``../shared/nomad-api/`` and ``/work/notes/nomad-facts.md``.
+"""A fake Nomad HTTP API for tests, faithful to ``../shared/nomad-api/`` and ``docs/nomad-facts.md``.
 
 Why a fake: no Nomad binary can be installed on our machines, so every subsystem (the Nomad target, the
 overrides' Variables store, jobspec deploy) tests against this server over real HTTP, through python-nomad.

@@ -2,7 +2,7 @@
 order of Job.Scale's checks, scale status, plan, and Variables' namespace/path/size rules.
 
 Expected bodies come from ``shared/nomad-api`` samples and the derived fixtures in tests/fakes/nomad_samples
-(sources in its README); behaviour from /work/notes/nomad-facts.md (cited as facts §N).
+(sources in its README); behaviour from docs/nomad-facts.md (cited as facts §N).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fake Nomad's Variables lock API against Nomad's source (/work/notes/nomad-facts.md §7).
+"""The fake Nomad's Variables lock API against Nomad's source (docs/nomad-facts.md §7).
 
 Leader election is only as good as the fake it is tested on: TTL/LockDelay formats and bounds, 409 bodies,
 expiry after 2×TTL then LockDelay, namespace precedence, and that a locked variable cannot be deleted.
