@@ -132,12 +132,21 @@ class DaemonMetrics:
             ["pool", "action"],
             registry=r,
         )
+        self.scale_actions = Counter(
+            "forescale_scale_actions_total",
+            "Counts applied to Nomad, by who decided them: by=\"tick\" (the forecast) or by=\"guard\" (the fast "
+            "guard between ticks)",
+            ["pool", "by"],
+            registry=r,
+        )
 
     def describe(self, pools: Iterable[PoolConfig], interval: timedelta) -> None:
         """The config-derived gauges (capacity lines on the dashboard, the overdue alert's interval)."""
         self.interval.set(interval.total_seconds())
         for pool in pools:
             self.node_capacity.labels(pool.name).set(pool.capacity_per_node * pool.target_utilization)
+            for by in ("tick", "guard"):  # present from the start: "no guard action" is a 0, not a missing series
+                self.scale_actions.labels(pool.name, by)
             self.unplaceable.labels(pool.name).set(0)
 
     def set_shadow(self, pools: dict[str, bool]) -> None:
@@ -186,6 +195,8 @@ class DaemonMetrics:
                 self.observed.labels(o.pool).set(d.observed_rps)
             if o.status == "applied":
                 self.applied.labels(o.pool).set(d.desired)
+                if d.changed:
+                    self.scale_actions.labels(o.pool, "guard" if report.guard else "tick").inc()
         for o in report.outcomes:
             if o.nodes is not None and not report.dry_run:
                 self.observe_nodes(o.pool, o.nodes)

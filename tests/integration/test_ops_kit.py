@@ -228,6 +228,11 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     # Wait (bounded) until Prometheus has scraped several ticks, the Slack failure and the Nomad failures.
     live.wait_until("three ticks scraped", lambda: bool(live.query("sum(forescale_ticks_total) >= 3")))
     live.wait_until("a Slack error scraped", lambda: bool(live.query("forescale_notifier_errors_total")))
+    live.wait_until(  # a pool's first decision can miss a scrape on a loaded machine: wait for all four
+        "a decision of every pool scraped",
+        lambda: {"web", "api", "dark", "preview"}
+        <= {r["metric"].get("pool") for r in live.query("forescale_desired_nodes")},
+    )
     live.wait_until(
         "ForescalePoolFailing to fire for pool gone",
         lambda: bool(live.query('ALERTS{alertname="ForescalePoolFailing", alertstate="firing"}')),

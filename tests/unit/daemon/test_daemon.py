@@ -128,6 +128,10 @@ def test_guard_jobs_run_between_ticks_through_the_same_entry() -> None:
         assert report is not None and [(o.pool, o.decision.desired) for o in report.outcomes] == [("ocr", 13)]  # type: ignore[union-attr]
         assert daemon.last_finished == finished  # health follows ticks, not guard checks
         assert daemon.metrics.ticks.labels("guard")._value.get() == 1  # type: ignore[attr-defined]
+        # The dashboard's "tick vs guard" panel: the guard's scale-up is counted as the guard's.
+        sample = daemon.metrics.registry.get_sample_value
+        assert sample("forescale_scale_actions_total", {"pool": "ocr", "by": "guard"}) == 1
+        assert sample("forescale_scale_actions_total", {"pool": "asr", "by": "guard"}) == 0  # present, at zero
     finally:
         daemon.scheduler.shutdown(wait=False)
         daemon.server.httpd.server_close()
