@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.core.settings.predictor import PredictorSettings
-from autoscaler.policy.screen import screen
+from autoscaler.policy.screen import screen, window_peaks
 
 POOL = PoolConfig.model_validate(
     {"name": "ocr", "query": "q", "nomad": {"job": "j", "group": "g"}, "capacity_per_node": 10, "max": 100}
@@ -67,3 +68,27 @@ def test_the_peak_window_forgets_old_peaks() -> None:
     values = [5000.0] + [150.0] * 20 + [4000.0]  # the 5000 is older than 10 minutes
     got = screen(series(values), POOL, settings)
     assert got.hold is not None and "confirm" in got.hold
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_window_peaks_match_a_plain_scan(seed: int) -> None:
+    """The vectorised range maxima behind the fast path equal the obvious loop, gaps and ties included."""
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.choice([60.0, 60.0, 60.0, 600.0, 3600.0], size=400))
+    v = rng.integers(0, 50, size=400).astype(float)
+    window = float(rng.choice([300.0, 3600.0, 86400.0]))
+    expected = [max((v[j] for j in range(i) if t[j] >= t[i] - window), default=0.0) for i in range(len(t))]
+    assert window_peaks(t, v, window).tolist() == expected
+
+
+def test_the_fast_path_and_the_exact_walk_agree_on_spiky_traffic() -> None:
+    """Spikes force the exact walk; the same series without them takes the fast path: same kept samples."""
+    rng = np.random.default_rng(7)
+    base = 50 + 10 * rng.random(2000)
+    clean = screen(series(base.tolist()), POOL, SETTINGS)
+    assert clean.series.rps.tolist() == base.tolist() and not clean.notes
+    spiky = base.copy()
+    spiky[[300, 900]] = 5000.0  # single samples far above 20× the recent peak, each followed by normal traffic
+    out = screen(series(spiky.tolist()), POOL, SETTINGS)
+    assert out.series.rps.tolist() == np.delete(spiky, [300, 900]).tolist()
+    assert "unconfirmed spike" in out.notes[0] and "1 more" in out.notes[0]
