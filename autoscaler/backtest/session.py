@@ -179,7 +179,8 @@ def _build_config(
         )
         base = cfg.pools[0]
         origins = {"interval": "the default", "lead_time": "the default", "capacity": "--capacity-per-node"}
-    update: dict[str, object] = {}
+    # A shadow (or off) pool is replayed as it would act once live: in shadow nothing would ever be applied.
+    update: dict[str, object] = {"mode": "active"}
     if capacity is not None:
         update["capacity_per_node"] = capacity
         origins["capacity"] = "--capacity-per-node"

@@ -250,3 +250,16 @@ def test_prometheus_history_replays_like_the_trace_it_came_from(prometheus_nasa:
     assert f"backtest of pool 'web': a tick every 20m (daemon.interval in {cfg})" in said
     assert f"lead time 10m (pools[web].lead_time in {cfg}), 0.1 req/s per node (pools[web].capacity_per_node in" in said
     assert f"data from {prometheus_nasa.url} (prometheus.url), query" in said and "(pools[web].query)" in said
+
+
+def test_a_shadow_pool_is_replayed_as_it_would_act_live(trace_csv: Path, tmp_path: Path) -> None:
+    """The README's backtest runs on the example config, whose pools start in shadow: the replay must scale."""
+    pool = "    capacity_per_node: 5\n    max: 80\n"
+    text = "pools:\n  - name: web\n    query: sum(rate(x[5m]))\n    nomad: {job: web, group: workers}\n" + pool
+    live, shadow = tmp_path / "live.yaml", tmp_path / "shadow.yaml"
+    live.write_text(text)
+    shadow.write_text(text + "    mode: shadow\n")
+    runs = [runner.invoke(app, ["backtest", "--trace", str(trace_csv), "-c", str(p), "--json"]) for p in (live, shadow)]
+    assert all(r.exit_code == 0 for r in runs), [r.output for r in runs]
+    live_out, shadow_out = (json.loads(r.stdout)["policies"]["forescale"] for r in runs)
+    assert shadow_out["scale_actions"] > 0 and shadow_out == live_out
