@@ -34,9 +34,17 @@ from overrides.nomad_store import NomadVariablesStore
 from overrides.provider import Overrides
 from overrides.schedule import schedule_for, transition_times
 from overrides.store import FileStore
-from predictor.factory import make_predictor
+from predictor.base import Predictor
 
 log = logging.getLogger("forescale.wiring")
+
+
+def _predictor(config: Config, pool: PoolConfig) -> Predictor:
+    """The pool's model; imported on first use (scikit-learn costs seconds: `override`, `schedule` and `config`
+    commands build a tick's parts without ever forecasting)."""
+    from predictor.factory import make_predictor
+
+    return make_predictor(config.predictor, pool)
 
 
 def build_deps(
@@ -69,7 +77,7 @@ def build_deps(
     return TickDeps(
         config=config,
         metrics=PrometheusSource(config.prometheus),
-        predictor_for=lambda pool: make_predictor(config.predictor, pool),
+        predictor_for=partial(_predictor, config),
         target=NomadTarget(config.nomad, client=client),
         overrides=build_provider(config, store),
         clock=clock,

@@ -124,3 +124,26 @@ def test_start_up_imports_nothing_heavy(command: list[str]) -> None:
     loaded = set(next(line for line in done.stdout.splitlines() if line.startswith("LOADED:"))[7:].split(","))
     allowed = {"pydantic", "pydantic_core"} if command != ["--help"] else set()
     assert loaded & set(HEAVY) <= allowed, sorted(loaded & set(HEAVY))
+
+
+@pytest.mark.parametrize("command", [["override", "list"], ["schedule", "show"], ["config", "check"]])
+def test_commands_that_never_forecast_do_not_load_scikit_learn(command: list[str], tmp_path: Path) -> None:
+    """scikit-learn (with scipy) costs seconds at start: only commands that forecast may load it."""
+    cfg = tmp_path / "forescale.yaml"
+    cfg.write_text(
+        f"overrides: {{path: {tmp_path / 'overrides.json'}}}\n"
+        "pools:\n  - name: web\n    query: sum(rate(x[5m]))\n    nomad: {job: web, group: workers}\n"
+        "    capacity_per_node: 5\n    max: 80\n"
+    )
+    args = [*command, str(cfg)] if command[0] == "config" else [*command, "-c", str(cfg)]
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['forescale', *{args!r}]\n"
+        "try:\n    runpy.run_module('autoscaler', run_name='__main__')\nexcept SystemExit as exc:\n"
+        "    print('EXIT:', exc.code)\n"
+        "print('LOADED:' + ','.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert "EXIT: 0" in done.stdout or "EXIT: None" in done.stdout, done.stdout + done.stderr
+    loaded = set(next(line for line in done.stdout.splitlines() if line.startswith("LOADED:"))[7:].split(","))
+    assert not loaded & {"sklearn", "scipy", "matplotlib"}, sorted(loaded & {"sklearn", "scipy", "matplotlib"})
