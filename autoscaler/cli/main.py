@@ -304,7 +304,7 @@ def main(cli_state: CliState | None = None) -> None:
     except ConfigError as exc:
         if cli_state.debug:
             raise
-        err_console.print(f"[red]error[/]: invalid config {markup_safe(exc.path)}:", highlight=False)
+        err_console.print(f"[red]error[/]: {exc.heading} {markup_safe(exc.path)}:", highlight=False)
         for problem in exc.problems:
             err_console.print(f"  - {markup_safe(problem)}", highlight=False)
         sys.exit(exc.exit_code)

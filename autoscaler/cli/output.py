@@ -23,7 +23,7 @@ def report_table(report: TickReport, title: str) -> Table:
     with_nodes = any(o.nodes is not None for o in report.outcomes)
     caption = (
         "now: the group's count in Nomad; placed: running or starting there (+Nq: N queued, not placeable yet); "
-        "fcst/obs: forecast peak and observed rate, req/s; need: nodes for the higher"
+        "fcst/obs: forecast peak and observed rate, req/s; need: nodes for the higher of the two"
     )
     if with_nodes:
         caption += "; machines: provider capacity; boot: observed p50/p95 (ask → allocation running)"

@@ -36,14 +36,17 @@ class ForescaleError(Exception):
 class ConfigError(ForescaleError):
     """A config file is missing, unparseable or invalid.
 
-    ``problems`` holds one line per problem: file, key path and the fix.
+    ``problems`` holds one line per problem: file, key path and the fix. ``heading`` is what the CLI says
+    before the path ("invalid config", or e.g. "cannot render forescale's own job from" when a valid config
+    does not suit a use).
     """
 
     exit_code = 2
 
-    def __init__(self, path: str, problems: list[str]) -> None:
+    def __init__(self, path: str, problems: list[str], heading: str = "invalid config") -> None:
         self.path = path
         self.problems = problems
+        self.heading = heading
         super().__init__(f"{path}: " + "; ".join(problems))
 
 

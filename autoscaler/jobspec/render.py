@@ -566,7 +566,7 @@ def render_self(config: Config, self_job: SelfJob) -> str:
         except ConfigError as exc:
             problems += exc.problems
     if problems:
-        raise ConfigError(source, problems)
+        raise ConfigError(source, problems, heading="cannot render forescale's own job with")
     ctx_self = {**self_job.__dict__, "secret_keys": keys}
     return (
         _environment()

@@ -146,7 +146,7 @@ class MessageFormatter:
             assert d is not None
             large = large_scale_in(d, self._pool(d.pool))
             phrases.append(f"{d.pool} {d.current} → {d.desired}" + (" (large scale-in)" if large else ""))
-            warn = f"LARGE SCALE-IN ({large}): " if large else ""
+            warn = f"LARGE SCALE-IN{large.removeprefix('large scale-in')}: " if large else ""  # "LARGE SCALE-IN: −27 …"
             lines.append(f"{warn}{d.pool}: {d.current} → {d.desired} nodes ({_delta(d)}): " + esc(_main_reason(d)))
             items.append(self._change_blocks(o, d))
         for o in dig.would_scale:

@@ -642,3 +642,20 @@ def test_the_task_reserves_the_workers_total(tmp_path: Path) -> None:
     (rendered,) = render_jobs(bare)
     workers = tasks_of(groups_of(job_of(parse_hcl(rendered.hcl))[1])["ocr"])["workers"]
     assert (workers["resources"][0]["cpu"], workers["resources"][0]["memory"]) == (200, 256)
+
+
+def test_render_self_refusal_names_the_use_not_an_invalid_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid config that does not suit forescale's own job (loopback Prometheus) is not called invalid."""
+    from tests.cli_helpers import run_cli
+
+    cfg = tmp_path / "forescale.yaml"
+    text = EXAMPLE.read_text().replace("http://prometheus.service.consul:9090", "http://127.0.0.1:9090")
+    assert text != EXAMPLE.read_text()
+    cfg.write_text(text)
+    res = run_cli(["render", "--config", str(cfg), "--out", str(tmp_path / "jobs"), "--self"], capsys, monkeypatch)
+    assert res.code == 2
+    errors = [line for line in res.err.splitlines() if line.startswith("error")]
+    assert errors == [f"error: cannot render forescale's own job with {cfg}:"], res.err
+    assert "prometheus.url http://127.0.0.1:9090: a loopback address" in res.text

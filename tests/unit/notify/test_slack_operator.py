@@ -79,7 +79,7 @@ def test_a_large_scale_in_is_emphasised_in_slack() -> None:
     assert msg is not None
     assert msg.blocks[0]["text"]["text"] == "forescale: asr 40 → 13 (large scale-in)"
     assert msg.blocks[1]["text"]["text"].startswith(":rotating_light: *Large scale-in: −27 nodes, 68% of 40*\n")
-    assert "LARGE SCALE-IN (large scale-in: −27 nodes, 68% of 40): asr: 40 → 13 nodes (-27)" in msg.text
+    assert "LARGE SCALE-IN: −27 nodes, 68% of 40: asr: 40 → 13 nodes (-27)" in msg.text
     small = MessageFormatter(make_config(pool_dict("ocr"), pool_dict("asr", max=100))).tick(
         digest(report(scaled("asr", 12, 9)), FailureTracker(timedelta(hours=1)), T0)
     )
