@@ -111,6 +111,7 @@ class Daemon:
         # Leader election (None: this daemon always acts, e.g. in tests). Every scale re-checks it (may_act).
         self.leadership = leadership
         self.led_since: datetime | None = None
+        self.last_leader_tick: datetime | None = None  # when a tick last started while leading (or without election)
         self.leader_loop: LeaderLoop | None = None
         if leadership is not None:
             leadership.on_change = self._role_changed
@@ -163,7 +164,12 @@ class Daemon:
         ``only`` these; never raises."""
 
         def work(deadline: Deadline) -> TickReport | None:
+            if trigger == "leader" and self._ticked_as_leader():
+                log.debug("leader tick skipped: a tick already ran since this daemon started leading")
+                return None
             self._trigger = trigger
+            if not guard:
+                self.last_leader_tick = self.deps.clock.now()
             try:
                 report = run_tick(self.deps, only=only, deadline=deadline, guard=guard)
             except Exception:
@@ -176,6 +182,12 @@ class Daemon:
             return report
 
         return self.act(trigger, work)
+
+    def _ticked_as_leader(self) -> bool:
+        """A tick ran while leading in this term (the start's interval tick can run after the lock was won: the
+        new leader's own tick would decide, audit and notify the same thing twice)."""
+        since = self.led_since
+        return since is not None and self.last_leader_tick is not None and self.last_leader_tick >= since
 
     def record(self, report: TickReport) -> None:
         """Health and metrics of a finished tick (called by the recorder, right after the decisions). A guard

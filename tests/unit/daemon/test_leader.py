@@ -164,3 +164,26 @@ def test_a_lock_lost_during_a_tick_stops_the_next_scale() -> None:
     assert [o.status for o in report.outcomes] == ["deferred", "deferred"]
     assert all("not scaled: not the leader" in (o.error or "") for o in report.outcomes)
     assert [len(deps.target.nodes(p)) for p in ("ocr", "asr")] == [2, 2]
+
+
+def test_a_new_leader_ticks_once_not_twice(fake_nomad: FakeNomad, clock: list[float], tmp_path: Path) -> None:
+    """Winning the lock schedules a 'leader' tick; when the start's interval tick already ran as leader, that
+    leader tick does nothing (one decision, one audit record, one Slack message), and after a lost and won
+    lock it runs again."""
+    cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
+    metrics = FlatMetrics({cfg.pool("ocr").query: 100.0})
+    daemon = Daemon(make_deps(cfg, metrics), leadership=leadership(fake_nomad, clock, "me", tmp_path))
+    daemon.scheduler.start(paused=True)
+    try:
+        assert daemon.leadership is not None
+        daemon.leadership.step()  # wins the lock: the leader tick is scheduled
+        assert daemon.scheduler.get_job("leader-tick") is not None
+        assert daemon.tick("interval") is not None  # the start's interval tick runs first, as leader
+        assert daemon.tick("leader") is None  # nothing new to decide in this term
+        daemon.leadership.release()
+        daemon.deps.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+        daemon.leadership.step()  # a new term, no tick in it yet
+        assert daemon.tick("leader") is not None
+    finally:
+        daemon.scheduler.shutdown(wait=False)
+        daemon.server.httpd.server_close()
