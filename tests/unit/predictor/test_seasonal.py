@@ -247,15 +247,21 @@ def test_trailing_max_and_held_back_helpers() -> None:
 
 def test_cover_credits_the_ticks_observed_need_and_the_guard_at_their_lags() -> None:
     """5-minute samples, lead 10 min, guard every 2 min, horizon 6 cells. Cell j holds the sample ending j
-    steps after the decision: the tick's own observed-rate need is ready from cell 3 (after the lead), the
-    guard's reaction to sample k from cell k + 4 (a guard interval and the lead after it is seen)."""
+    steps after the decision and is served by the nodes ready at its end (the SLO's accounting, as the
+    replay scores it): the tick's own observed-rate need is ready from cell 2 (exactly the lead), the
+    guard's reaction to sample k from cell k + 3 (seen at most a guard interval after its end, ready a
+    lead time later: 12 min ≤ 3 cells). Neither is credited a cell later than it serves (that would buy
+    headroom for what the policy already covers) nor earlier."""
     pred = SeasonalPredictor(policy=PolicyShape(lead_s=600.0, guard_s=120.0, window_s=0.0))
     y = np.arange(1.0, 21.0)
     cal = np.array([5])
     cover = pred._cover(y, cal, 6, STEP, np.full(20, np.nan))
     # y[5] = 6 is observed at the decision; y[6] = 7 is the first sample after it.
-    assert cover.tolist() == [[0.0, 0.0, 6.0, 6.0, 7.0, 8.0]]
+    assert cover.tolist() == [[0.0, 6.0, 6.0, 7.0, 8.0, 9.0]]
     no_guard = SeasonalPredictor(policy=PolicyShape(lead_s=600.0, guard_s=None, window_s=0.0))
-    assert no_guard._cover(y, cal, 6, STEP, np.full(20, np.nan)).tolist() == [[0.0, 0.0, 6.0, 6.0, 6.0, 6.0]]
+    assert no_guard._cover(y, cal, 6, STEP, np.full(20, np.nan)).tolist() == [[0.0, 6.0, 6.0, 6.0, 6.0, 6.0]]
+    # A lead that is not a whole number of cells: ready 11 min after the decision serves cell 3 on.
+    odd = SeasonalPredictor(policy=PolicyShape(lead_s=660.0, guard_s=None, window_s=0.0))
+    assert odd._cover(y, cal, 6, STEP, np.full(20, np.nan)).tolist() == [[0.0, 0.0, 6.0, 6.0, 6.0, 6.0]]
     held = np.full(20, 50.0)  # needs held by the scale-in window cover every cell at once
     assert no_guard._cover(y, cal, 6, STEP, held).tolist() == [[50.0] * 6]
