@@ -187,7 +187,6 @@ def test_less_history_of_the_same_errors_buys_more_headroom() -> None:
     assert short.multiplier > long.multiplier > plain.multiplier
 
 
-
 def test_the_standard_error_is_charged_to_the_rest_of_the_slo_not_on_top_of_the_budget() -> None:
     """Budget 0.5 % of an SLO of 1 %: the replayed share must stay within 0.5 % and the share plus one
     standard error within the SLO itself (``bound_pct``), not within the 0.5 % as well (both margins on
