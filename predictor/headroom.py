@@ -33,8 +33,8 @@ _MAX_MULTIPLIER = 50.0
 # Never plan below the forecast itself: it is the model's central estimate, headroom only adds.
 _MIN_MULTIPLIER = 1.0
 _CAP = float("inf")  # the candidate "floor at the cap" (the recent peak)
-# The replayed unserved plus one standard error of it (a conventional one-sigma bound) must stay within the
-# bound: the estimate from a few rare events is uncertain, and the headroom pays for that uncertainty.
+# The budget must hold for the replayed unserved plus one standard error of it (a conventional one-sigma
+# bound): the estimate from a few rare events is uncertain, and the headroom pays for that uncertainty.
 _Z = 1.0
 
 
@@ -79,7 +79,7 @@ def unserved_share(capacity: FloatArray, demand: FloatArray, weight: FloatArray 
 class _Search:
     """The replay of one candidate floor: unserved(m) over the cells the multiplier can still matter for.
 
-    With ``block`` (a block id per row: rows within one horizon of each other share errors), ``upper`` is
+    With ``block`` (a block id per row: rows within one horizon of each other share errors), the score is
     the weighted unserved plus ``_Z`` standard errors of it (the ratio estimator's linearisation over
     blocks): the same share costs more headroom when it comes from a few rare events than from steady noise.
     """
@@ -108,34 +108,27 @@ class _Search:
             self.wd = np.bincount(block, weights=weight * demand.sum(axis=1), minlength=self.n_blocks)
             self.total = float(self.wd.sum())
 
-    def unserved(self, m: float) -> tuple[float, float]:
-        """(weighted unserved, the same plus ``_Z`` standard errors) at multiplier ``m``."""
+    def unserved(self, m: float) -> float:
         short = self.w * np.maximum(self.d - np.maximum(m * self.p, self.base), 0.0)
         s = float(np.sum(short))
         if self.block is None or self.total <= 0:
-            return s, s
+            return s
         per_block = np.bincount(self.cell_block, weights=short, minlength=self.n_blocks)
         spread = float(np.sqrt(np.sum((per_block - s / self.total * self.wd) ** 2)))
-        return s, s + _Z * spread
+        return s + _Z * spread
 
-    def smallest_multiplier(self, allowed: float, bound: float) -> float | None:
-        """Bisection on m (the unserved share is non-increasing in m) for the smallest m whose unserved is
-        within ``allowed`` and whose one-sigma bound is within ``bound``; None when even the largest misses."""
-
-        def meets(m: float) -> bool:
-            s, upper = self.unserved(m)
-            return s <= allowed and upper <= bound
-
-        if meets(_MIN_MULTIPLIER):
+    def smallest_multiplier(self, allowed: float) -> float | None:
+        """Bisection on m (the unserved share is non-increasing in m); None when even the largest misses."""
+        if self.unserved(_MIN_MULTIPLIER) <= allowed:
             return _MIN_MULTIPLIER
-        if not meets(_MAX_MULTIPLIER):
+        if self.unserved(_MAX_MULTIPLIER) > allowed:
             return None
         lo, hi = _MIN_MULTIPLIER, _MIN_MULTIPLIER * 2
-        while not meets(hi):  # bracket from below: typical multipliers are small
+        while self.unserved(hi) > allowed:  # bracket from below: typical multipliers are small
             lo, hi = hi, min(hi * 2, _MAX_MULTIPLIER)
         for _ in range(12):  # 1/4096 of the bracket: far finer than one node
             mid = 0.5 * (lo + hi)
-            if meets(mid):
+            if self.unserved(mid) <= allowed:
                 hi = mid
             else:
                 lo = mid
@@ -151,7 +144,6 @@ def calibrate(
     cover: FloatArray | None = None,
     floor_cap: FloatArray | None = None,
     block: NDArray[np.int64] | None = None,
-    bound_pct: float | None = None,
 ) -> Headroom:
     """Cheapest ``(multiplier, floor)`` whose replay on history leaves at most ``budget_pct`` % unserved.
 
@@ -162,11 +154,7 @@ def calibrate(
     carries ``floor_ratio``; call ``at_level`` with the current level. Without it, floors are absolute.
     ``cover[i, j]`` (same shape as ``demand``) is capacity the policy has in that cell without headroom;
     ``floor_cap[i]`` bounds the floor of row ``i`` (and adds the candidate "floor = cap"). With ``block[i]``
-    (rows sharing errors share a block id, 0 … k-1), the replayed share plus one standard error of it must
-    stay within ``bound_pct`` (default: ``budget_pct`` itself, so the budget holds with one standard error
-    to spare); the share alone must stay within ``budget_pct``. A budget below the SLO leaves the rest of the
-    SLO for what the history cannot show; passing the SLO as ``bound_pct`` spends that rest on the
-    estimate's own uncertainty instead of keeping both margins on top of each other.
+    (rows sharing errors share a block id, 0 … k-1), the budget must hold with one standard error to spare.
     """
     if forecast.ndim != 1 or demand.ndim != 2 or demand.shape[0] != forecast.shape[0]:
         raise ValueError("forecast must be (n,) and demand (n, window)")
@@ -180,7 +168,6 @@ def calibrate(
     else:
         cover = np.where(np.isfinite(cover), cover, 0.0)
     budget = max(budget_pct, 0.0) / 100.0
-    bound = budget if bound_pct is None else max(bound_pct, budget_pct, 0.0) / 100.0
     n = int(forecast.shape[0])
     if n == 0 or float(np.sum(demand)) <= 0:
         return Headroom(1.0, 0.0, 0.0, n)
@@ -204,18 +191,12 @@ def calibrate(
     total = float(np.sum(demand * weight[:, None]))
     # What no candidate serves (the largest multiplier over the largest floor) is not charged to the budget.
     top_floor = floor_of(_CAP if floor_cap is not None else max(ratios))
-    unavoidable, unavoidable_upper = _Search(forecast, top_floor, demand, cover, weight, block).unserved(
-        _MAX_MULTIPLIER
-    )
-    allowed_upper = bound * total + unavoidable_upper
-    # Without a bound of its own the budget is the bound (share + one standard error ≤ budget: the share
-    # alone is then within it too).
-    allowed = allowed_upper if bound_pct is None else budget * total + unavoidable
+    unavoidable = _Search(forecast, top_floor, demand, cover, weight, block).unserved(_MAX_MULTIPLIER)
+    allowed = budget * total + unavoidable
     best: tuple[float, float, float] | None = None  # (cost, m, floor ratio)
     for ratio in ratios:
         floor = floor_of(ratio)
-        search = _Search(forecast, floor, demand, cover, weight, block)
-        m = search.smallest_multiplier(allowed * (1 + 1e-9), allowed_upper * (1 + 1e-9))
+        m = _Search(forecast, floor, demand, cover, weight, block).smallest_multiplier(allowed * (1 + 1e-9))
         if m is None:
             continue
         cost = float(np.sum(weight * np.maximum(m * forecast, floor)))

@@ -15,7 +15,7 @@ scaled up), so the same model fits 5 req/s and 5,000 req/s. At a decision time Ï
 - with â‰¥ 8 days: the same one week earlier (weekday/weekend cycles).
 
 With too little history it falls back to the features it can fill (trend only), and the headroom
-widens because the replayed share plus one standard error of it must meet the SLO, and that error is
+widens because the budget must hold with one standard error of the replayed share to spare, which is
 large on a short history (see ``_budget_pct``). Before even
 the trend model has enough rows (cold start) it decides reactively: the forecast is the observed rate
 (its peak over the last horizon, or the line through that horizon when it grows), with the headroom the
@@ -31,9 +31,8 @@ miss. The floor is learned as a multiple of the traffic level (the larger of the
 last 10 minutes', so an outage in the last day does not make the ratios explode); rows where the pool
 was held (no fresh sample) or whose traffic is negligible for the SLO teach nothing; the floor never
 exceeds the peak of the last 7 days; a single extreme error counts no more than the next largest one
-(``_clip_single_extreme``); and the share plus one standard error must meet the SLO (the share alone
-half of it), so errors that come from a few rare events buy more headroom than steady noise
-(``predictor.headroom``).
+(``_clip_single_extreme``); and the budget must hold with one standard error to spare, so errors that
+come from a few rare events buy more headroom than steady noise (``predictor.headroom``).
 """
 
 from __future__ import annotations
@@ -302,10 +301,8 @@ class SeasonalPredictor:
     def _budget_pct(self) -> float:
         """Part of the SLO the calibration aims for: half of it (the other half absorbs drift and errors
         larger than any in the history). How little history backs the estimate is not guessed from its
-        length: the replayed share plus one standard error of it must still meet the SLO itself, and that
-        error is large when the history is short or its errors come from a few events. The uncertainty is
-        charged to the half of the SLO kept for it, not on top of the half aimed for: a long, steady
-        history is planned at half the SLO, a short or bursty one wider."""
+        length: the budget must hold with one standard error of the replayed share to spare, and that
+        error is large when the history is short or its errors come from a few events."""
         return self.slo_unserved_pct * self.budget_fraction
 
     def _fit(self, grid: _Grid, horizon_s: float) -> _Fit | None:
@@ -437,7 +434,6 @@ class SeasonalPredictor:
             cover=cover,
             floor_cap=_held_back(peak, [0, *window])[cal],
             block=((cal - cal[0]) // h).astype(np.int64),  # errors within one horizon are one event
-            bound_pct=self.slo_unserved_pct,
         )
         return headroom.at_level(float(np.nan_to_num(scale[-1])), float(np.nan_to_num(peak[-1])))
 
