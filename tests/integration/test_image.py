@@ -307,9 +307,14 @@ def test_the_rendered_self_job_runs_as_is_in_the_image(
                 assert running == "true", logs.stdout + logs.stderr
                 assert time.monotonic() < deadline, "the job never scaled ml-web to the pin:\n" + logs.stderr[-3000:]
                 threading.Event().wait(0.5)
-            status, body = http_get(f"http://127.0.0.1:{metrics_port}/healthz")
-            health = json.loads(body)
-            assert status == 200 and health["pools"]["web"]["status"] == "applied"
+            # The scale lands in Nomad a moment before the tick's recorder updates /healthz: wait for it (bounded).
+            while True:
+                status, body = http_get(f"http://127.0.0.1:{metrics_port}/healthz")
+                health = json.loads(body)
+                if "web" in health.get("pools", {}) or time.monotonic() > deadline:
+                    break
+                threading.Event().wait(0.2)
+            assert status == 200 and health["pools"]["web"]["status"] == "applied", body
             assert health["role"] == "leader" and fake_nomad.variable("forescale/leader") is not None  # the lock
             scale = fake_nomad.requests_to("POST", "/v1/job/ml-web/scale")[-1]
             assert scale.header("X-Nomad-Token") == token
