@@ -83,23 +83,12 @@ def _decide(
     need = max(forecast_nodes, reactive_nodes)
     wanted = need
 
-    step_up = pool.step_up_nodes(current)
-    if need > current and step_up is not None and need - current > step_up:
-        wanted = current + step_up
-        share = _share(pool.max_step_up, current)
-        reasons.append(Reason("step_up", f"step limit: +{step_up} per tick{share} (wanted {need})", wanted))
+    if need > current:
+        wanted = _step_up(pool, current, need, reasons)
     elif need < current:
         wanted = _scale_in(pool, now, current, need, recent_actions, recent_needs, pin, reasons)
 
-    count = wanted
-    for source in ("schedule", "manual"):
-        count = _apply_bounds(count, [o for o in overrides if o.source == source], reasons)
-
-    if pin is not None:
-        reasons.append(Reason("manual_pin", f"{pin.explanation} (forecast wanted {need})", pin.value))
-        count = pin.value
-
-    count = _clamp_to_pool(pool, count, reasons)
+    count = _overrides_and_bounds(pool, wanted, overrides, pin, f"forecast wanted {need}", reasons)
     return Decision(
         pool=pool.name,
         at=now,
@@ -177,6 +166,35 @@ def _window_need(pool: PoolConfig, now: datetime, needs: Sequence[PastNeed]) -> 
     return max(mine, key=lambda n: (n.nodes, n.at)) if mine else None
 
 
+def _step_up(pool: PoolConfig, current: int, need: int, reasons: list[Reason]) -> int:
+    """``need`` (> current), or current + the pool's step limit when the step is larger (with its reason)."""
+    step_up = pool.step_up_nodes(current)
+    if step_up is None or need - current <= step_up:
+        return need
+    wanted = current + step_up
+    share = _share(pool.max_step_up, current)
+    reasons.append(Reason("step_up", f"step limit: +{step_up} per tick{share} (wanted {need})", wanted))
+    return wanted
+
+
+def _overrides_and_bounds(
+    pool: PoolConfig,
+    count: int,
+    overrides: Sequence[OverrideEffect],
+    pin: OverrideEffect | None,
+    wanted: str,
+    reasons: list[Reason],
+) -> int:
+    """The precedence after the policy's own count: schedule bounds, manual bounds, a manual pin, the pool's
+    min/max — each change with its reason (``wanted`` says what the policy asked for, for the pin's reason)."""
+    for source in ("schedule", "manual"):
+        count = _apply_bounds(count, [o for o in overrides if o.source == source], reasons)
+    if pin is not None:
+        reasons.append(Reason("manual_pin", f"{pin.explanation} ({wanted})", pin.value))
+        count = pin.value
+    return _clamp_to_pool(pool, count, reasons)
+
+
 def _guard(
     pool: PoolConfig,
     now: datetime,
@@ -208,18 +226,8 @@ def _guard(
                 need,
             )
         ]
-        count = need
-        step_up = pool.step_up_nodes(current)
-        if step_up is not None and need - current > step_up:
-            count = current + step_up
-            share = _share(pool.max_step_up, current)
-            reasons.append(Reason("step_up", f"step limit: +{step_up} per tick{share} (wanted {need})", count))
-        for source in ("schedule", "manual"):
-            count = _apply_bounds(count, [o for o in overrides if o.source == source], reasons)
-        if pin is not None:
-            reasons.append(Reason("manual_pin", f"{pin.explanation} (guard wanted {need})", pin.value))
-            count = pin.value
-        count = _clamp_to_pool(pool, count, reasons)
+        count = _step_up(pool, current, need, reasons)
+        count = _overrides_and_bounds(pool, count, overrides, pin, f"guard wanted {need}", reasons)
         if count < current:
             reasons.append(Reason("guard_no_scale_in", f"the guard never scales in: kept at {current}", current))
             count = current
