@@ -76,7 +76,7 @@ def config_warnings(config: Config) -> list[str]:
         if timedelta(0) < window <= tick:
             out.append(
                 f"{key}.scale_in_window: {format_duration(window)} holds no earlier tick's need (ticks are "
-                f"{every} apart), so it does not stabilise scale-in; make it a few ticks long (default 1h) or 0s"
+                f"{every} apart), so it does not stabilise scale-in; make it a few ticks long (default: three) or 0s"
             )
         if pool.guard.enabled and pool.guard.interval >= tick:
             out.append(

@@ -19,7 +19,7 @@ from autoscaler.config import load_config
 from autoscaler.core.durations import parse_duration
 from autoscaler.core.ports import OverrideProvider
 from autoscaler.core.report import TickReport
-from autoscaler.core.settings.forescale import Config, DaemonSettings, NomadGroupRef, PoolConfig, PrometheusSettings
+from autoscaler.core.settings.forescale import Config, NomadGroupRef, PoolConfig, PrometheusSettings
 from autoscaler.notify.console import terminal_console
 from predictor.trace import Trace, TraceError, load_trace
 
@@ -193,10 +193,11 @@ def _build_config(
     cfg = cfg.model_copy(
         update={
             "pools": [new_pool if p.name == base.name else p for p in cfg.pools],
-            "daemon": cfg.daemon if every is None else DaemonSettings(interval=every),
             "predictor": cfg.predictor if slo is None else cfg.predictor.model_copy(update={"slo_unserved_pct": slo}),
         }
     )
+    if every is not None:  # validated again: the pool defaults that count in ticks follow --interval
+        cfg = cfg.with_interval(every)
     return cfg, base.name, origins
 
 

@@ -73,6 +73,15 @@ MAX_NODES = 1_000_000  # no pool is larger; a bigger number is a typo (or a unit
 MAX_RPS_PER_NODE = 10_000_000.0
 
 
+DEFAULT_INTERVAL = timedelta(minutes=20)
+# A pool's scale-in cooldown and window count in ticks when not set: the window remembers the needs of the
+# last three ticks (HPA's stabilisation over several recommendations), the cooldown skips one tick. At the
+# default interval that is 20m and 1h; a pool ticking every 5m gets 5m and 15m, not a window that no
+# scale-in within an hour can pass.
+COOLDOWN_TICKS = 1
+WINDOW_TICKS = 3
+
+
 class _Strict(StrictModel):
     """Unknown keys are errors; numbers are finite and never true/false (``settings.base``)."""
 
@@ -223,14 +232,16 @@ class PoolConfig(_Strict):
         "least 1 (default 25%); null: no limit",
     )
     scale_in_cooldown: Duration = Field(
-        timedelta(minutes=20),
-        description="no scale-in sooner than this after the last change; 0 turns it off (a value shorter "
-        "than daemon.interval only affects extra ticks: `config check` warns)",
+        COOLDOWN_TICKS * DEFAULT_INTERVAL,
+        description="no scale-in sooner than this after the last change (default: one daemon.interval, 20m at "
+        "the default interval); 0 turns it off (a value shorter than daemon.interval only affects extra "
+        "ticks: `config check` warns)",
     )
     scale_in_window: Duration = Field(
-        timedelta(hours=1),
+        WINDOW_TICKS * DEFAULT_INTERVAL,
         description="scale in only to the highest count the metrics called for during this window "
-        "(Kubernetes HPA's stabilizationWindowSeconds); 0 turns it off",
+        "(Kubernetes HPA's stabilizationWindowSeconds; default: three daemon.intervals, 1h at the default "
+        "interval); 0 turns it off",
     )
     guard: GuardSettings = Field(
         default_factory=GuardSettings, description="the fast guard between ticks (scale-up only)"
@@ -282,7 +293,7 @@ class PoolConfig(_Strict):
 class DaemonSettings(_Strict):
     """`forescale run`: how often to tick and where to serve /metrics and /healthz."""
 
-    interval: Duration = Field(timedelta(minutes=20), description="time between ticks")
+    interval: Duration = Field(DEFAULT_INTERVAL, description="time between ticks")
     tick_deadline: Duration | None = Field(
         None,
         description="a tick's time limit (default: half the interval); pools not decided by then are reported "
@@ -385,6 +396,29 @@ class Config(_Strict):
                 raise ValueError(f"pool name '{pool.name}' is used twice; pool names must be unique")
             seen.add(pool.name)
         return self
+
+    @model_validator(mode="after")
+    def _per_tick_defaults(self) -> Config:
+        """A pool's unset scale-in cooldown and window follow daemon.interval (``COOLDOWN_TICKS``,
+        ``WINDOW_TICKS``). They stay unset, so validating again with another interval derives them anew."""
+        tick = self.daemon.interval
+        derived = {"scale_in_cooldown": COOLDOWN_TICKS * tick, "scale_in_window": WINDOW_TICKS * tick}
+        pools = []
+        for pool in self.pools:
+            update = {k: v for k, v in derived.items() if k not in pool.model_fields_set and getattr(pool, k) != v}
+            if update:
+                given = set(pool.model_fields_set)
+                pool = pool.model_copy(update=update)
+                object.__setattr__(pool, "__pydantic_fields_set__", given)  # still unset: derived from the interval
+            pools.append(pool)
+        self.__dict__["pools"] = pools
+        return self
+
+    def with_interval(self, interval: timedelta) -> Config:
+        """This config ticking every ``interval`` (pool defaults that follow the interval follow it)."""
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        daemon = self.daemon.model_copy(update={"interval": interval})
+        return type(self).model_validate({**fields, "daemon": daemon})
 
     def pool(self, name: str) -> PoolConfig:
         for pool in self.pools:

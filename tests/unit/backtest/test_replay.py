@@ -359,3 +359,25 @@ def test_plot_window_and_zoom_times() -> None:
     assert _when("1970-01-02", "--to") == 86400.0  # a date is its UTC midnight
     with pytest.raises(BacktestError, match="--from: 'noon' is not a time"):
         _when("noon", "--from")
+
+
+def test_backtest_interval_carries_the_pool_defaults_that_count_in_ticks(tmp_path: Path) -> None:
+    """`backtest --interval 5m` replays a pool ticking every 5m: its unset scale-in window is three such ticks
+    and its cooldown one (not the hour and 20 minutes of the 20m default); the file's other daemon settings
+    and any window written in it are kept."""
+    from autoscaler.backtest.session import _build_config
+
+    cfg, name, origins = _build_config(None, None, 2.0, "2m", "5m", None)
+    pool = cfg.pool(name)
+    assert cfg.daemon.interval == timedelta(minutes=5) and origins["interval"] == "--interval"
+    assert (pool.scale_in_window, pool.scale_in_cooldown) == (timedelta(minutes=15), timedelta(minutes=5))
+    path = tmp_path / "forescale.yaml"
+    path.write_text(
+        "daemon: {interval: 20m, stop_grace: 9s}\n"
+        "pools:\n"
+        "  - {name: ocr, query: q, nomad: {job: j, group: g}, capacity_per_node: 3, max: 9, scale_in_window: 2h}\n"
+    )
+    cfg, name, _ = _build_config(path, None, None, None, "5m", None)
+    assert cfg.daemon.stop_grace == timedelta(seconds=9)
+    assert cfg.pool(name).scale_in_window == timedelta(hours=2)
+    assert cfg.pool(name).scale_in_cooldown == timedelta(minutes=5)

@@ -234,3 +234,25 @@ def test_config_check_warns_about_settings_that_never_apply(
     off = VALID + "    scale_in_cooldown: 0s\n    scale_in_window: 0s\n    guard: {enabled: false, interval: 1h}\n"
     assert config_warnings(load_config(write(tmp_path, off))) == []
     assert config_warnings(load_config(EXAMPLE)) == []
+
+
+def test_scale_in_cooldown_and_window_count_in_ticks_unless_set(tmp_path: Path) -> None:
+    """Unset, the cooldown is one tick and the window three (20m and 1h at the default interval): a pool
+    ticking every 5m is not held for an hour. A value written in the file is kept as written, and a config
+    given another interval later (backtest --interval) derives the unset ones again."""
+    default = load_config(write(tmp_path, VALID)).pool("ocr")
+    assert (default.scale_in_cooldown, default.scale_in_window) == (timedelta(minutes=20), timedelta(hours=1))
+    fast = load_config(write(tmp_path, "daemon: {interval: 5m}\n" + VALID))
+    pool = fast.pool("ocr")
+    assert (pool.scale_in_cooldown, pool.scale_in_window) == (timedelta(minutes=5), timedelta(minutes=15))
+    fixed = load_config(write(tmp_path, "daemon: {interval: 5m}\n" + VALID + "    scale_in_window: 2h\n"))
+    assert fixed.pool("ocr").scale_in_window == timedelta(hours=2)
+    assert fixed.pool("ocr").scale_in_cooldown == timedelta(minutes=5)
+    slower = fixed.with_interval(timedelta(minutes=10))
+    assert slower.daemon.interval == timedelta(minutes=10)
+    assert slower.pool("ocr").scale_in_window == timedelta(hours=2)  # written in the file: kept
+    assert slower.pool("ocr").scale_in_cooldown == timedelta(minutes=10)  # derived: follows the interval
+    assert slower.audit_log == fixed.audit_log and slower.pool("ocr").lead_time == timedelta(minutes=12)
+    from autoscaler.config import config_warnings
+
+    assert config_warnings(slower) == []
