@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
-from tests import REPO
-
-
-def _bounds() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bounds", REPO / "benchmarks" / "bounds.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bounds"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests import load_benchmark
 
 
 def _trace(path: Path, rps: np.ndarray, step: int = 300) -> Path:
@@ -34,7 +22,7 @@ def _trace(path: Path, rps: np.ndarray, step: int = 300) -> Path:
 
 
 def test_the_scaled_reference_meets_the_allowed_share_with_the_smallest_multiplier(tmp_path: Path) -> None:
-    b = _bounds()
+    b = load_benchmark("bounds")
     rng = np.random.default_rng(7)
     noise = rng.gamma(2.0, 5.0, 3 * 288)  # white noise: nothing to predict
     case = b.Case("noise", _trace(tmp_path / "n.csv", noise), 600, 3600, 0.8, 2.0)
@@ -58,7 +46,7 @@ def test_the_scaled_reference_meets_the_allowed_share_with_the_smallest_multipli
 
 
 def test_a_daily_profile_is_cheaper_than_a_constant_and_a_short_trace_has_none(tmp_path: Path) -> None:
-    b = _bounds()
+    b = load_benchmark("bounds")
     t = np.arange(6 * 288) * 300.0
     daily = 10 + 8 * np.sin(2 * np.pi * t / 86400)
     s = b.Scorer(b.Case("daily", _trace(tmp_path / "d.csv", daily), 600, 3600, 0.8, 2.0))

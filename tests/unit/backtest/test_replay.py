@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +19,7 @@ from autoscaler.targets.simulated import SimulatedCluster
 from predictor import reference
 from predictor.base import Forecast
 from predictor.trace import Trace, load_trace
-from tests import REPO
+from tests import REPO, load_benchmark
 
 
 class Scripted:
@@ -169,15 +167,6 @@ def test_a_trace_too_short_to_replay_is_a_readable_error() -> None:
         start_index(trace, start=1000.0)
 
 
-def _independent() -> object:
-    spec = importlib.util.spec_from_file_location("independent_sim", REPO / "benchmarks" / "independent_sim.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["independent_sim"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_decisions_replayed_by_a_separate_simulator_give_the_same_figures(tmp_path: Path) -> None:
     """benchmarks/independent_sim.py shares no code with replay.py; on the NASA trace's first 4 days
     (with a gap cut in) its figures from --decisions-out must equal the replay's."""
@@ -202,7 +191,7 @@ def test_decisions_replayed_by_a_separate_simulator_give_the_same_figures(tmp_pa
     r = replay(trace, Config(pools=[pool]), "p")
     decisions = tmp_path / "decisions.csv"
     write_decisions(decisions, r.decisions)
-    sim = _independent()
+    sim = load_benchmark("independent_sim")
     other = sim.simulate(csv_path, decisions, cap, 600.0)  # type: ignore[attr-defined]
     assert other["node_hours"] == pytest.approx(r.node_hours, rel=1e-9)
     assert other["unserved_pct"] == pytest.approx(r.unserved_pct, rel=1e-9, abs=1e-12)
