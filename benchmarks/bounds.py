@@ -42,8 +42,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from policy import TRACES, _aggregate  # noqa: E402
 
+from autoscaler.backtest.replay import start_index  # noqa: E402
 from predictor import reference  # noqa: E402
-from predictor.trace import load_trace  # noqa: E402
+from predictor.trace import Trace, load_trace  # noqa: E402
 
 FloatArray = NDArray[np.float64]
 WINDOWS = (1, 2, 3, 5, 8, 12, 24, 48, 96, 288, 2016)  # trailing samples
@@ -67,14 +68,12 @@ class Case:
 class Scorer:
     """Per-sample capacity against the oracle on the replayed steps (after the backtest's warm-up)."""
 
-    def __init__(self, case: Case, first: int = 0) -> None:
-        self.case = case
-        trace = load_trace(case.path)
+    def __init__(self, case: Case, trace: Trace, first: int = 0) -> None:
+        self.case, self.trace = case, trace
         self.y, self.t, self.step = trace.rps, trace.t, trace.step_s
         self.cap = float(np.max(self.y)) / 50.0
         self.lead = math.ceil(case.lead_s / self.step - 1e-9)  # samples before a decision's nodes are ready
-        warm_up = int(np.searchsorted(self.t, self.t[0] + min(3600.0, 0.25 * (self.t[-1] - self.t[0]))))
-        self.first = max(first, warm_up)
+        self.first = max(first, start_index(trace))
         self.allowed = case.allowed_pct
         orders = reference.oracle(self.t, self.y, self.cap, case.lead_s)
         at = np.searchsorted([t for t, _ in orders], self.t, side="right") - 1
@@ -142,7 +141,7 @@ def linear_model(s: Scorer) -> float:
     x = np.column_stack(cols)
     start = day + s.lead + 12  # every lag filled: the model is scored (and the oracle counted) from here
     fit = LinearRegression().fit(x[start:], logy[start:])
-    return Scorer(s.case, first=start).scaled(np.exp(fit.predict(x)))
+    return Scorer(s.case, s.trace, first=start).scaled(np.exp(fit.predict(x)))
 
 
 def trailing_rule(s: Scorer) -> tuple[float, str]:
@@ -193,7 +192,7 @@ def main() -> None:
         ):
             table.add_column(col, justify="left" if col == "trace" else "right")
         for case in cases:
-            s = Scorer(case)
+            s = Scorer(case, load_trace(case.path))
             rule, which = trailing_rule(s)
             held, left = guard_and_window(s, case.window_s)
 

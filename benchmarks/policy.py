@@ -82,7 +82,7 @@ def run(path: Path, lead: str, interval: str, tmp: Path) -> tuple[dict, dict[str
 
 def _defaults() -> str:
     """The default pool settings the figures were measured with (they move the figures)."""
-    from autoscaler.core.settings.forescale import PoolConfig
+    from autoscaler.core.settings.forescale import COOLDOWN_TICKS, WINDOW_TICKS, PoolConfig
 
     pool = PoolConfig.model_validate(
         {"name": "p", "query": "q", "nomad": {"job": "j", "group": "g"}, "capacity_per_node": 1, "max": 10}
@@ -90,7 +90,7 @@ def _defaults() -> str:
     keep = ("guard", "max_step_up", "max_step_down", "target_utilization")
     fixed = ", ".join(f"{k}={v}" for k, v in pool.model_dump(include=set(keep), mode="json").items())
     # Unset, these count in ticks (20m and 1h at a 20m tick; 5m and 15m at the Azure rows' 5m tick).
-    return f"{fixed}, scale_in_cooldown=one tick, scale_in_window=three ticks"
+    return f"{fixed}, scale_in_cooldown={COOLDOWN_TICKS} tick(s), scale_in_window={WINDOW_TICKS} ticks"
 
 
 def bars(figures: dict[str, tuple[float, float, float, bool]]) -> list[str]:

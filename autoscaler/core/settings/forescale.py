@@ -407,9 +407,8 @@ class Config(_Strict):
         for pool in self.pools:
             update = {k: v for k, v in derived.items() if k not in pool.model_fields_set and getattr(pool, k) != v}
             if update:
-                given = set(pool.model_fields_set)
                 pool = pool.model_copy(update=update)
-                object.__setattr__(pool, "__pydantic_fields_set__", given)  # still unset: derived from the interval
+                pool.model_fields_set.difference_update(update)  # still unset: derived from the interval
             pools.append(pool)
         self.__dict__["pools"] = pools
         return self

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from predictor.trace import load_trace
 from tests import load_benchmark
 
 
@@ -26,7 +27,7 @@ def test_the_scaled_reference_meets_the_allowed_share_with_the_smallest_multipli
     rng = np.random.default_rng(7)
     noise = rng.gamma(2.0, 5.0, 3 * 288)  # white noise: nothing to predict
     case = b.Case("noise", _trace(tmp_path / "n.csv", noise), 600, 3600, 0.8, 2.0)
-    s = b.Scorer(case)
+    s = b.Scorer(case, load_trace(case.path))
     flat = np.ones_like(s.y)
     cost = s.scaled(flat)
     # The constant that just meets 0.8 % unserved: one node fewer misses it.
@@ -49,8 +50,10 @@ def test_a_daily_profile_is_cheaper_than_a_constant_and_a_short_trace_has_none(t
     b = load_benchmark("bounds")
     t = np.arange(6 * 288) * 300.0
     daily = 10 + 8 * np.sin(2 * np.pi * t / 86400)
-    s = b.Scorer(b.Case("daily", _trace(tmp_path / "d.csv", daily), 600, 3600, 0.8, 2.0))
+    case = b.Case("daily", _trace(tmp_path / "d.csv", daily), 600, 3600, 0.8, 2.0)
+    s = b.Scorer(case, load_trace(case.path))
     assert b.hour_profile(s) < 0.8 * b.constant(s)
     assert b.linear_model(s) < 0.8 * b.constant(s)
-    short = b.Scorer(b.Case("hour", _trace(tmp_path / "h.csv", daily[:60], step=60), 120, 900, 1.0, 1.6))
+    hour = b.Case("hour", _trace(tmp_path / "h.csv", daily[:60], step=60), 120, 900, 1.0, 1.6)
+    short = b.Scorer(hour, load_trace(hour.path))
     assert np.isnan(b.hour_profile(short)) and np.isnan(b.linear_model(short))
