@@ -149,17 +149,19 @@ def build_daemon(
 
 
 def build_leadership(config: Config, client: NomadClient | None = None, *, shadow: bool = False) -> Leadership:
-    """The locks held while acting: a local flock always; the Nomad Variables lock when leader.enabled and the
-    run may write to Nomad (not in shadow: ``--dry-run``, or every pool ``mode: shadow``/``off``, writes nothing
-    there, not even a lock)."""
+    """The locks held while acting: a local flock, and the Nomad Variables lock when leader.enabled. A run that
+    may not write to Nomad (shadow: ``--dry-run``, or every pool ``mode: shadow``/``off``) holds no lock at all,
+    not even the local one, so a shadow trial never silences the real forescale on the same host."""
     settings = config.leader
+    ttl = settings.ttl.total_seconds()
+    writes = not shadow and any(p.mode == "active" for p in config.pools)
+    if not writes:
+        return Leadership([], renew_every_s=ttl / 3, retry_every_s=max(1.0, ttl / 2), shadow=True)
     lock_file = settings.lock_file or config.audit_log.with_name(config.audit_log.name + ".lock")
     locks: list[LeaderLock] = [LocalLock(lock_file)]
-    writes = not shadow and any(p.mode == "active" for p in config.pools)
-    if settings.enabled and writes:
+    if settings.enabled:
         client = client or NomadClient(config.nomad)
         locks.append(NomadLock(client, settings.lock_path, settings.ttl, settings.lock_delay))
-    ttl = settings.ttl.total_seconds()
     return Leadership(locks, renew_every_s=ttl / 3, retry_every_s=max(1.0, ttl / 2))
 
 

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import typer
 
+from autoscaler.cli.common import finite
+
+# = MAX_RPS_PER_NODE of autoscaler.core.settings.forescale, not imported here: `forescale --help` skips pydantic.
+MAX_RPS_PER_NODE = 10_000_000.0
+
 
 def register(app: typer.Typer) -> None:
     """Add ``forescale backtest`` to the main app."""
@@ -23,12 +28,18 @@ def backtest(
     step: str = typer.Option("1m", "--step", help="Prometheus query resolution."),
     until: str | None = typer.Option(None, "--until", help="End of the Prometheus history (UTC ISO-8601) [now]."),
     capacity_per_node: float | None = typer.Option(
-        None, "--capacity-per-node", min=0.000001, help="req/s one node serves (default: the pool's, with --config)."
+        None,
+        "--capacity-per-node",
+        callback=finite(0.000001, MAX_RPS_PER_NODE),
+        help="req/s one node serves (default: the pool's, with --config).",
     ),
     lead_time: str | None = typer.Option(None, "--lead-time", help="Time a new node needs to be ready [10m]."),
     interval: str | None = typer.Option(None, "--interval", help="Time between ticks [20m]."),
     slo_unserved_pct: float | None = typer.Option(
-        None, "--slo-unserved-pct", min=0.000001, max=50, help="SLO: max % of requests above ready capacity [1.0]."
+        None,
+        "--slo-unserved-pct",
+        callback=finite(0.000001, 50),
+        help="SLO: max % of requests above ready capacity [1.0].",
     ),
     config: Path | None = typer.Option(
         None, "--config", "-c", help="Use this forescale.yaml (pool, predictor, overrides)."

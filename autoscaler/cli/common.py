@@ -3,6 +3,7 @@ and pool selection. Light on purpose: `forescale --help` imports this and nothin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +43,20 @@ def state(ctx: typer.Context) -> CliState:
     if not isinstance(obj, CliState):
         obj = ctx.find_root().obj = CliState()
     return obj
+
+
+def finite(low: float, high: float) -> Callable[[float | None], float | None]:
+    """Typer callback for a float option: ``inf``, ``nan`` and values outside ``[low, high]`` are one-line errors
+    (Click's own range check lets ``nan`` through and the models' errors are several lines)."""
+
+    def check(value: float | None) -> float | None:
+        import math
+
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise typer.BadParameter(f"{value:g} is not a number from {low:g} to {high:g}")
+        return value
+
+    return check
 
 
 def clock_of(ctx: typer.Context) -> Clock:

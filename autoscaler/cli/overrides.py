@@ -372,8 +372,11 @@ def _say_when(ctx: typer.Context, cfg: Config, store: str, pools: list[str], wai
 
 
 def _count(kind: str, text: str) -> int:
+    shown = text if len(text) <= 24 else f"{text[:12]}…({len(text)} characters)"
     if not _INT.match(text):
-        raise OverrideError(f"--{kind} must be a whole number of nodes, 0 or more (got '{text}')")
+        raise OverrideError(f"--{kind} must be a whole number of nodes, 0 or more (got '{m(shown)}')")
+    if len(text.strip().lstrip("-")) > 9:  # Python refuses to parse > 4300 digits; no pool has a billion nodes
+        raise OverrideError(f"--{kind} {shown}: far more nodes than any pool can hold; give the node count")
     value = int(text)
     if value < 0:
         raise OverrideError(f"--{kind} must be 0 or more nodes (got {value})")

@@ -21,20 +21,38 @@ from autoscaler.core.text import looks_like_secret, redact_urls, safe
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_text(path: Path, missing_fix: str) -> str:
-    """The file's text; a missing or unreadable file is a ConfigError naming it (``missing_fix`` says what to do)."""
+# A forescale.yaml or schedule file is a few KiB; anything past this is not one (or is hostile): refuse it before
+# parsing rather than spend minutes and gigabytes on it.
+MAX_FILE_BYTES = 1 << 20
+# Aliases may share a value, but the document they describe stays small: at most this many values once every alias
+# is expanded ("billion laughs" stops here instead of in the validator's recursion).
+MAX_EXPANDED_NODES = 100_000
+
+
+def read_text(path: Path, missing_fix: str, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The file's text; a missing, unreadable, binary or oversized file is a ConfigError naming it (``missing_fix``
+    says what to do when it is missing). At most ``max_bytes + 1`` bytes are read, so ``/dev/zero`` cannot hang."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(max_bytes + 1)
     except FileNotFoundError:
         raise ConfigError(str(path), [f"file not found; {missing_fix}"]) from None
     except IsADirectoryError:
         raise ConfigError(str(path), ["is a directory, not a file; give the path of a YAML file"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            str(path), [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]
-        ) from None
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(str(path), [f"binary data (a NUL byte at byte {nul}), not YAML text; give a YAML file"])
+    if len(raw) > max_bytes:
+        raise ConfigError(
+            str(path),
+            [f"larger than {max_bytes // 1024} KiB: not a forescale file (they are a few KiB); give the right file"],
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from None
 
 
 def load_yaml(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
@@ -43,9 +61,13 @@ def load_yaml(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
     A key written twice in one mapping is an error (YAML would silently keep the last one), and so is
     nesting too deep to be a config file (a parser recursion error otherwise).
     """
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        problem = bounded_graph(root)
+        if problem:
+            raise ConfigError(str(path), [problem])
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -55,10 +77,59 @@ def load_yaml(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
         raise ConfigError(
             str(path), ["nested too deeply to be a forescale file (hundreds of [ or {?): fix or replace the file"]
         ) from None
+    finally:
+        loader.dispose()
     duplicates = duplicate_keys(root, data)
     if duplicates:
         raise ConfigError(str(path), duplicates)
     return data, root
+
+
+def bounded_graph(root: yaml.Node | None, limit: int = MAX_EXPANDED_NODES) -> str | None:
+    """None when the composed document is a finite tree of at most ``limit`` values once aliases are expanded;
+    otherwise the problem in one line: an anchor used inside itself (``pools: &a [*a]``) or aliases that multiply.
+
+    One pass over the node graph (each node once, whatever refers to it), so the check itself is bounded.
+    """
+    if root is None:
+        return None
+    size: dict[int, int] = {}  # id(node) -> values under it, aliases expanded (finished nodes only)
+    open_nodes: set[int] = set()  # on the current path: meeting one again is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            open_nodes.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            if size[key] > limit:
+                return (
+                    f"line {node.start_mark.line + 1}: YAML aliases expand to more than {limit} values (an alias "
+                    "bomb?); write the values out instead of repeating anchors"
+                )
+            continue
+        if key in size:
+            continue
+        open_nodes.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                return (
+                    f"line {child.start_mark.line + 1}: a YAML anchor is used inside itself (e.g. `&a [*a]`), which "
+                    "describes an endless value; remove the alias or write the value out"
+                )
+            if id(child) not in size:
+                stack.append((child, False))
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def duplicate_keys(root: yaml.Node | None, data: Any) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from autoscaler.core.errors import StartupError
 from autoscaler.core.text import redact_urls
 
 
@@ -64,3 +66,18 @@ class StatusServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=5)
+
+
+def listen_error(exc: OSError, host: str, port: int, source: str) -> StartupError:
+    """The one-line start-up error for a listen socket that cannot be opened (names daemon.listen_port)."""
+    where = f" in {source}" if source else ""
+    if exc.errno == errno.EADDRINUSE:
+        why = f"{host}:{port} is already in use (another `forescale run`, or another service)"
+        fix = "stop that process, or set daemon.listen_port to a free port (0 picks one)"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = f"no permission to listen on {host}:{port}"
+        fix = "use a port above 1023 in daemon.listen_port"
+    else:
+        why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        fix = "check daemon.listen_host and daemon.listen_port"
+    return StartupError(f"daemon.listen_port{where}: {why}; {fix}")

@@ -2,6 +2,9 @@
 
 Two locks, both held while acting:
 
+A shadow run (``run --dry-run``, or every pool ``mode: shadow``/``off``) writes nothing, so it holds no lock of
+any kind, not even the local flock: a trial beside production never keeps the real forescale from leading.
+
 * a local ``flock`` on ``leader.lock_file`` (default: the audit log's path + ``.lock``), so overlapping cron
   ``tick`` runs on one host — or a tick beside a daemon — never both act;
 * when ``leader.enabled`` (the default), a Nomad Variables lock (``autoscaler.nomad.lock``), so only one
@@ -93,7 +96,11 @@ class Leadership:
         renew_every_s: float,
         retry_every_s: float,
         on_change: Callable[[Role], None] | None = None,
+        shadow: bool = False,
     ) -> None:
+        if shadow and locks:
+            raise ValueError("a shadow run holds no lock")
+        self.shadow = shadow  # writes nothing, so holds nothing: never keeps a real forescale from leading
         self.locks = locks
         self.renew_every_s = renew_every_s
         self.retry_every_s = retry_every_s
@@ -103,6 +110,8 @@ class Leadership:
 
     @property
     def describe(self) -> str:
+        if self.shadow:
+            return "no lock: every pool in shadow"
         return " + ".join(lock.location for lock in self.locks) or "no lock"
 
     def may_act(self) -> str | None:

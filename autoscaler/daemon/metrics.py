@@ -45,6 +45,12 @@ class DaemonMetrics:
         self.errors = Counter("forescale_tick_errors_total", "Per-pool tick problems", ["pool", "status"], registry=r)
         self.crashes = Counter("forescale_tick_crashes_total", "Ticks that raised unexpectedly", registry=r)
         self.leader = Gauge("forescale_leader", "1 while this forescale holds the leader lock and acts", registry=r)
+        self.shadow_run = Gauge(
+            "forescale_shadow",
+            "1 while this forescale runs every pool in shadow (run --dry-run or mode: shadow): it holds no lock "
+            "and never leads",
+            registry=r,
+        )
         self.leader_changes = Counter(
             "forescale_leader_changes_total", "Times this forescale became leader or stood down", ["to"], registry=r
         )

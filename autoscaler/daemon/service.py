@@ -15,7 +15,6 @@ leader election, a standby daemon never acts: ``/healthz`` says ``"role": "stand
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
 import threading
@@ -32,10 +31,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from autoscaler.core.deadline import Deadline
-from autoscaler.core.errors import StartupError
+from autoscaler.core.durations import format_duration
 from autoscaler.core.ports import Notifier
 from autoscaler.core.report import Event, TickReport
-from autoscaler.daemon.http import StatusServer
+from autoscaler.daemon.http import StatusServer, listen_error
 from autoscaler.daemon.leader import LeaderLoop, Leadership
 from autoscaler.daemon.metrics import DaemonMetrics
 from autoscaler.daemon.watch import OverrideWatcher
@@ -111,13 +110,16 @@ class Daemon:
         # Leader election (None: this daemon always acts, e.g. in tests). Every scale re-checks it (may_act).
         self.leadership = leadership
         self.led_since: datetime | None = None
+        self.standby_since: datetime | None = None  # since when this daemon wants to lead and cannot
         self.last_leader_tick: datetime | None = None  # when a tick last started while leading (or without election)
         self.leader_loop: LeaderLoop | None = None
         if leadership is not None:
             leadership.on_change = self._role_changed
             deps.may_act = leadership.may_act
             self.leader_loop = LeaderLoop(leadership)
+        self.shadow = leadership is not None and leadership.shadow
         self.metrics.leader.set(0 if leadership is not None else 1)
+        self.metrics.shadow_run.set(1 if self.shadow else 0)
         self.metrics.leader_lock_error.set_function(
             lambda: 1.0 if self.leadership is not None and self.leadership.status.error else 0.0
         )
@@ -133,7 +135,7 @@ class Daemon:
                 settings.listen_host, settings.listen_port, [self.metrics.registry, *extra_registries], self.health
             )
         except OSError as exc:
-            raise _listen_error(exc, settings.listen_host, settings.listen_port, str(config.source or "")) from None
+            raise listen_error(exc, settings.listen_host, settings.listen_port, str(config.source or "")) from None
         if watcher is not None:
             watcher.on_change = self.on_overrides_changed
 
@@ -329,9 +331,11 @@ class Daemon:
         self.schedule_expiries()
 
     def _role_changed(self, role: str) -> None:
-        """Called by the election thread. A new leader ticks at once (it has not decided anything yet)."""
-        self.metrics.leader.set(1 if role == "leader" else 0)
+        """Called by the election thread. A new leader ticks at once (it has not decided anything yet).
+        A shadow run "leads" only itself: it exports forescale_leader 0, so it never hides a missing leader."""
+        self.metrics.leader.set(1 if role == "leader" and not self.shadow else 0)
         self.metrics.leader_changes.labels(role).inc()
+        self.standby_since = None if role == "leader" else self.deps.clock.now()
         if role == "leader":
             self.led_since = self.deps.clock.now()
             if self.scheduler.running and not self._stop.is_set():
@@ -374,10 +378,23 @@ class Daemon:
             "dry_run": self.deps.shadow,
             "tick_deadline_s": self.tick_deadline.total_seconds(),
         }
+        if self.shadow:
+            detail["role"] = "shadow"
+            detail["leader"] = "holds no lock: every pool in shadow, so a real forescale may lead beside it"
         if standby and status is not None:
-            detail["standby"] = (
-                f"healthy standby: {status.holder} leads" if status.holder and not lock_error else "standby"
-            )
+            since = self.standby_since or self.started_at or now
+            waited = now - since
+            detail["standby_since"] = since.isoformat()
+            detail["standby_for_s"] = round(waited.total_seconds(), 1)
+            who = f"{status.holder} leads" if status.holder and not lock_error else "no lock"
+            detail["standby"] = f"healthy standby since {since:%Y-%m-%d %H:%M:%S} UTC: {who}"
+            if waited > self.takeover:
+                detail["standby"] = (
+                    f"standby for {format_duration(_whole(waited))} (since {since:%Y-%m-%d %H:%M:%S} UTC), longer "
+                    f"than a takeover takes ({format_duration(self.takeover)}): {who}; if no forescale leads, "
+                    "nothing scales the pools (alert ForescaleLeaderMissing): check that the holder is a live, "
+                    "non-shadow forescale"
+                )
             if lock_error:
                 detail["error"] = lock_error
         if running is not None:
@@ -394,8 +411,17 @@ class Daemon:
         return ok, detail
 
     # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def takeover(self) -> timedelta:
+        """How long a standby may wait while a leader dies and its locks expire: 2 × ttl + lock_delay, plus a
+        tick interval (a cron `tick` holds the local lock while it runs)."""
+        leader = self.deps.config.leader
+        return 2 * leader.ttl + leader.lock_delay + self.interval
+
     def start(self) -> None:
         self.started_at = self.deps.clock.now()
+        if self.leadership is not None and not self.shadow:
+            self.standby_since = self.started_at
         self.server.start()
         if self.leader_loop is not None:
             self.leader_loop.start()  # tries for the lock at once; a new leader ticks right away
@@ -417,7 +443,10 @@ class Daemon:
             f"; watching {self.watcher.store.location} for override changes" if self.watcher else "",
         )
         if self.deps.shadow:
-            log.info("dry run: every pool in shadow; decisions are audited, posted and exported; Nomad never changes")
+            log.info(
+                "dry run: every pool in shadow; decisions are audited, posted and exported; Nomad never changes; "
+                "no leader lock is held"
+            )
 
     def stop(self) -> None:
         """Ask the daemon to stop: no new work starts, the running tick has ``stop_grace`` to finish its calls,
@@ -463,15 +492,5 @@ class Daemon:
             self.shutdown()
 
 
-def _listen_error(exc: OSError, host: str, port: int, source: str) -> StartupError:
-    where = f" in {source}" if source else ""
-    if exc.errno == errno.EADDRINUSE:
-        why = f"{host}:{port} is already in use (another `forescale run`, or another service)"
-        fix = "stop that process, or set daemon.listen_port to a free port (0 picks one)"
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        why = f"no permission to listen on {host}:{port}"
-        fix = "use a port above 1023 in daemon.listen_port"
-    else:
-        why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-        fix = "check daemon.listen_host and daemon.listen_port"
-    return StartupError(f"daemon.listen_port{where}: {why}; {fix}")
+def _whole(span: timedelta) -> timedelta:
+    return timedelta(seconds=round(span.total_seconds()))
