@@ -9,6 +9,8 @@ from pathlib import Path
 from autoscaler.core.durations import format_duration
 from autoscaler.core.errors import ConfigError
 from autoscaler.core.settings.forescale import Config
+from autoscaler.core.settings.secrets import configured_secrets
+from autoscaler.core.text import remember_secrets
 from autoscaler.core.yamlfile import load_model, load_yaml, read_text
 
 
@@ -28,6 +30,7 @@ def parse_config(text: str, path: Path) -> Config:
     if "address" in config.nomad.model_fields_set:
         config.nomad.set_address_origin(f"nomad.address in {path}")
     _resolve_paths(config, path.parent)
+    remember_secrets(configured_secrets(config))  # masked in every output of this process from now on
     return config
 
 

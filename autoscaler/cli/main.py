@@ -16,7 +16,7 @@ import typer
 from autoscaler import __version__
 from autoscaler.cli.common import CliState, ConfigOpt, JsonOpt, PoolsOpt, clock_of, console, err_console, state
 from autoscaler.core.errors import ConfigError, ForescaleError
-from autoscaler.core.text import SafeFormatter, markup_safe, redact_url
+from autoscaler.core.text import RedactFilter, SafeFormatter, markup_safe, redact, redact_url
 
 app = typer.Typer(
     name="forescale",
@@ -48,15 +48,24 @@ def _root(
     configure_logging(debug)
 
 
+# Libraries whose DEBUG lines print request headers (AWS signatures, session tokens, auth headers): they stay at
+# INFO under --debug, and every line that does reach a handler is redacted (RedactFilter) anyway.
+QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "slack_sdk")
+
+
 def configure_logging(debug: bool) -> None:
-    """Log lines on stderr; their messages are ``safe`` (one line, no terminal control, no URL credentials)."""
+    """Log lines on stderr; their messages are ``safe`` (one line, no terminal control, no URL credentials, no
+    configured secret); third-party libraries never log at DEBUG."""
     root = logging.getLogger()
     if not any(getattr(h, "_forescale", False) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RedactFilter())
         handler._forescale = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.INFO if debug else logging.WARNING)
 
 
 @app.command()
@@ -217,6 +226,7 @@ def _json_logging(debug: bool) -> None:
     from pythonjsonlogger.json import JsonFormatter
 
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RedactFilter())
     handler.setFormatter(
         JsonFormatter(
             "{levelname}{name}{message}",
@@ -249,11 +259,12 @@ def config_check(
     except ConfigError as exc:
         if not as_json:
             raise
-        typer.echo(json.dumps({"ok": False, "path": exc.path, "problems": exc.problems, "pools": []}, indent=2))
+        typer.echo(redact(json.dumps({"ok": False, "path": exc.path, "problems": exc.problems, "pools": []}, indent=2)))
         raise typer.Exit(exc.exit_code) from None
     if problems:
         if as_json:
-            typer.echo(json.dumps({"ok": False, "path": str(config), "problems": problems, "pools": []}, indent=2))
+            doc = {"ok": False, "path": str(config), "problems": problems, "pools": []}
+            typer.echo(redact(json.dumps(doc, indent=2)))
             raise typer.Exit(ConfigError.exit_code)
         raise ConfigError(str(config), problems)
     if as_json:
@@ -270,7 +281,7 @@ def config_check(
             "nomad_address_from": cfg.nomad.address_origin,
             "warnings": config_warnings(cfg),
         }
-        typer.echo(json.dumps(doc, indent=2))
+        typer.echo(redact(json.dumps(doc, indent=2)))
         return
     for warning in config_warnings(cfg):
         console.print(f"[yellow]warning[/]: {config}: {warning}", highlight=False)

@@ -11,7 +11,7 @@ from autoscaler.core.decision import Decision
 from autoscaler.core.durations import format_duration_s
 from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
-from autoscaler.core.text import markup_safe
+from autoscaler.core.text import markup_safe, redact
 
 
 def report_table(report: TickReport, title: str) -> Table:
@@ -149,30 +149,33 @@ def explanations(report: TickReport) -> list[str]:
 
 
 def report_json(report: TickReport) -> str:
-    return json.dumps(
-        {
-            "at": report.at.isoformat(),
-            "dry_run": report.dry_run,
-            "guard": report.guard,
-            "duration_s": round(report.duration_s, 4),
-            "pools": [
-                {
-                    "pool": o.pool,
-                    "status": o.status,
-                    "note": o.note,
-                    "error": o.error,
-                    "decision": o.decision.to_dict() if o.decision else None,
-                    "nodes": o.nodes.to_dict() if o.nodes else None,
-                    "estimate": o.estimate.to_dict() if o.estimate else None,
-                }
-                for o in report.outcomes
-            ],
-            "events": [
-                {"kind": e.kind, "pool": e.pool, "message": e.message, "details": e.details} for e in report.events
-            ],
-        },
-        indent=2,
-        default=str,
+    """The report as JSON; configured secrets and URL credentials (e.g. in an error text) are redacted."""
+    return redact(
+        json.dumps(
+            {
+                "at": report.at.isoformat(),
+                "dry_run": report.dry_run,
+                "guard": report.guard,
+                "duration_s": round(report.duration_s, 4),
+                "pools": [
+                    {
+                        "pool": o.pool,
+                        "status": o.status,
+                        "note": o.note,
+                        "error": o.error,
+                        "decision": o.decision.to_dict() if o.decision else None,
+                        "nodes": o.nodes.to_dict() if o.nodes else None,
+                        "estimate": o.estimate.to_dict() if o.estimate else None,
+                    }
+                    for o in report.outcomes
+                ],
+                "events": [
+                    {"kind": e.kind, "pool": e.pool, "message": e.message, "details": e.details} for e in report.events
+                ],
+            },
+            indent=2,
+            default=str,
+        )
     )
 
 

@@ -8,13 +8,16 @@ crashes a Rich print), and a configured URL may carry ``user:password@``. Every 
 * ANSI/terminal escape sequences are removed;
 * other control characters (C0, DEL, C1, Unicode line/paragraph separators, bidi overrides) become visible
   escapes (``\\n``, ``\\x1b``, ``\\u2028``), so one record stays one line;
-* ``scheme://user:password@host`` becomes ``scheme://***@host``.
+* ``scheme://user:password@host`` becomes ``scheme://***@host``;
+* every configured secret value (``remember_secrets``: tokens, passwords, a command's env values), credential
+  headers in library debug logs and AWS access key ids become ``[redacted]``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from rich.markup import escape as _rich_escape
@@ -39,6 +42,42 @@ _SECRET_SHAPES = re.compile(
     r"|hooks\.slack\.com/services/"
     r"|://[^/\s@]+:[^/\s@]+@"
 )
+
+
+# Credential-bearing HTTP headers as libraries print them in debug logs ("'Authorization': b'AWS4-HMAC-SHA256
+# Credential=…'", "x-amz-security-token:IQo…"), and AWS access key ids wherever they appear.
+_HEADER_SECRET = re.compile(
+    r"(?i)((?:authorization|proxy-authorization|x-amz-security-token|x-api-key|cookie|set-cookie)['\"]?\s*[:=]\s*"
+    r"(?:b?['\"])?)[^'\"\n,}]+"
+)
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b")
+REDACTED = "[redacted]"
+_known_secrets: tuple[str, ...] = ()
+
+
+def remember_secrets(values: Iterable[str]) -> None:
+    """Add configured secret values (``core.settings.secrets.configured_secrets``) to what ``redact`` masks in
+    every output of this process: terminal, logs, errors, the audit log, Slack, /healthz."""
+    global _known_secrets
+    merged = set(_known_secrets) | {v for v in values if v}
+    _known_secrets = tuple(sorted(merged, key=len, reverse=True))  # longest first: no half-masked value
+
+
+def forget_secrets() -> None:
+    """For tests: start again with no known secret."""
+    global _known_secrets
+    _known_secrets = ()
+
+
+def redact(text: str) -> str:
+    """URL credentials, every remembered secret value, credential headers and AWS key ids → masked."""
+    text = redact_urls(text)
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    if "://" in text or ":" in text or "=" in text:
+        text = _HEADER_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+    return _AWS_KEY_ID.sub(REDACTED, text)
 
 
 def strip_ansi(text: str) -> str:
@@ -77,7 +116,7 @@ def redact_url(url: str) -> str:
 
 def safe(text: object) -> str:
     """Any text for any output: credentials redacted, one line, no terminal control."""
-    return one_line(redact_urls(str(text)))
+    return one_line(redact(str(text)))
 
 
 def safe_multiline(text: object) -> str:
@@ -93,6 +132,22 @@ def markup_safe(text: object) -> str:
 def looks_like_secret(value: object) -> bool:
     """True for values shaped like a token, key or credential URL (never echo those back)."""
     return isinstance(value, str) and bool(_SECRET_SHAPES.search(value.strip()))
+
+
+class RedactFilter(logging.Filter):
+    """On a handler: every record's message (and traceback text) redacted before any formatter sees it — the
+    JSON log formatter too, and third-party loggers (botocore, urllib3) whose debug lines carry headers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
 
 
 class SafeFormatter(logging.Formatter):

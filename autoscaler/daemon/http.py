@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from autoscaler.core.errors import StartupError
-from autoscaler.core.text import redact_urls
+from autoscaler.core.text import redact
 
 
 class StatusServer:
@@ -34,7 +34,7 @@ class StatusServer:
                     self._send(200, CONTENT_TYPE_LATEST, body)
                 elif self.path.split("?")[0] == "/healthz":
                     ok, detail = outer.health()
-                    text = redact_urls(json.dumps(detail))  # error texts may name a URL: never its credentials
+                    text = redact(json.dumps(detail))  # error texts may name a URL: never its credentials
                     self._send(200 if ok else 503, "application/json", text.encode())
                 else:
                     self._send(404, "text/plain", b"not found: try /metrics or /healthz\n")

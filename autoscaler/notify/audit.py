@@ -18,7 +18,7 @@ from autoscaler.core.decision import PastAction, PastNeed
 from autoscaler.core.nodes import BootSample
 from autoscaler.core.ports import AuditTrail
 from autoscaler.core.report import Event, TickReport
-from autoscaler.core.text import redact_urls
+from autoscaler.core.text import redact
 from autoscaler.policy.placement import PLACED, UNPLACEABLE, PlacementRecord
 
 
@@ -31,8 +31,8 @@ class AuditLog(AuditTrail):
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # JSON escapes control characters; credentials in URLs (e.g. in an error text) are redacted.
-        line = redact_urls(json.dumps(record, separators=(",", ":"), default=str)) + "\n"
+        # JSON escapes control characters; URL credentials and configured secrets (e.g. in an error text) are redacted.
+        line = redact(json.dumps(record, separators=(",", ":"), default=str)) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             os.write(fd, line.encode("utf-8"))
