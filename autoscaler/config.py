@@ -58,7 +58,19 @@ def extra_checks(config: Config) -> list[str]:
     from autoscaler.nodes.checks import check_config as node_checks
     from overrides.checks import check_config as override_checks
 
-    return override_checks(config) + jobspec_checks(config) + node_checks(config)
+    return _path_checks(config) + override_checks(config) + jobspec_checks(config) + node_checks(config)
+
+
+def _path_checks(config: Config) -> list[str]:
+    """Files forescale writes must be files: a directory there fails at the first tick, not in `config check`."""
+    files = [("audit_log", config.audit_log, "forescale-audit.jsonl")]
+    if config.overrides.store == "file":
+        files.append(("overrides.path", config.overrides.path, "forescale-overrides.json"))
+    return [
+        f"{key} ({path}): is a directory; point it at a file, e.g. {path / example}"
+        for key, path, example in files
+        if path.is_dir()
+    ]
 
 
 def config_warnings(config: Config) -> list[str]:
