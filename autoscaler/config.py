@@ -61,6 +61,20 @@ def extra_checks(config: Config) -> list[str]:
     return _path_checks(config) + override_checks(config) + jobspec_checks(config) + node_checks(config)
 
 
+def environment_checks(config: Config) -> list[str]:
+    """What this process's environment lacks for the config to work as written: a ``slack:`` section whose
+    secret env var is unset (the daemon would log the error and run console-only)."""
+    from autoscaler.core.errors import NotifierError
+
+    if config.slack is None:
+        return []
+    try:
+        config.slack.resolve()
+    except NotifierError as exc:
+        return [f"slack: {exc} (without it forescale runs console-only; `config check --no-env` checks the file only)"]
+    return []
+
+
 def _path_checks(config: Config) -> list[str]:
     """Files forescale writes must be files: a directory there fails at the first tick, not in `config check`."""
     files = [("audit_log", config.audit_log, "forescale-audit.jsonl")]

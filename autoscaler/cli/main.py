@@ -247,15 +247,22 @@ def _json_logging(debug: bool) -> None:
 def config_check(
     config: Path = typer.Argument(Path("forescale.yaml"), help="Config file to validate."),
     as_json: bool = typer.Option(False, "--json", help="Print {ok, path, problems, pools} as JSON."),
+    no_env: bool = typer.Option(
+        False,
+        "--no-env",
+        help="Check the file only, not this environment (e.g. in CI, where Slack's secret env var is not set).",
+    ),
 ) -> None:
     """Validate a config; print each problem with its key path and the fix; exit 2 if invalid.
 
-    Warnings (valid settings that probably do not do what was meant) are printed, with exit 0."""
-    from autoscaler.config import config_warnings, extra_checks, load_config
+    Also checks this environment: a configured notifier whose secret env var is unset is a problem (the daemon
+    would run console-only); --no-env skips that. Warnings (valid settings that probably do not do what was
+    meant) are printed, with exit 0."""
+    from autoscaler.config import config_warnings, environment_checks, extra_checks, load_config
 
     try:
         cfg = load_config(config)
-        problems = extra_checks(cfg)
+        problems = extra_checks(cfg) + ([] if no_env else environment_checks(cfg))
     except ConfigError as exc:
         if not as_json:
             raise
