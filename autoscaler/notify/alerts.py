@@ -168,16 +168,25 @@ class ShadowTracker:
 
 
 LARGE_SCALE_IN_SHARE = 0.25
+LARGE_SCALE_IN_NODES = 3
 
 
-def large_scale_in(decision: Decision, pool: PoolConfig | None) -> str | None:
-    """Why a scale-in deserves attention: more nodes than ``max_step_down`` allows, or more than 25 % of the pool.
+def large_scale_in(
+    decision: Decision,
+    pool: PoolConfig | None,
+    *,
+    min_nodes: int = LARGE_SCALE_IN_NODES,
+    min_share: float = LARGE_SCALE_IN_SHARE,
+) -> str | None:
+    """Why a scale-in deserves attention: large in nodes (at least ``min_nodes``) *and* in share (more than
+    ``min_share`` of the pool, or more nodes than ``max_step_down`` allows). Both, so that 3 → 2 (one node,
+    33 %) or 400 → 390 (ten nodes, 2.5 %) is no alarm (``slack.large_scale_in_nodes``/``_pct``).
 
     None for anything else. With the default step limit (25 %) this happens only when an override, a pool
     max or the end of a pin takes the count down.
     """
     removed = decision.current - decision.desired
-    if removed <= 0 or decision.current == 0:
+    if removed <= 0 or decision.current == 0 or removed < min_nodes:
         return None
     share = removed / decision.current
     limit = pool.step_down_nodes(decision.current) if pool is not None else None
@@ -185,7 +194,7 @@ def large_scale_in(decision: Decision, pool: PoolConfig | None) -> str | None:
         return (
             f"large scale-in: −{removed} nodes ({share:.0%} of {decision.current}), more than max_step_down ({limit})"
         )
-    if share > LARGE_SCALE_IN_SHARE:
+    if share > min_share:
         return f"large scale-in: −{removed} nodes, {share:.0%} of {decision.current}"
     return None
 

@@ -40,6 +40,15 @@ class SlackSettings(StrictModel):
     mention: str | None = Field(
         None, description="prefix of messages about held/failed pools, e.g. '<!here>' or '<!subteam^S0123>'"
     )
+    large_scale_in_nodes: int = Field(
+        3, ge=1, le=100_000, description="a scale-in is flagged 'large' only when it removes at least this many nodes"
+    )
+    large_scale_in_pct: float = Field(
+        25.0,
+        ge=0,
+        le=100,
+        description="… and more than this % of the pool (or more than max_step_down); both must hold",
+    )
     async_delivery: bool = Field(True, description="post from a background thread so Slack never delays a tick")
     queue_size: int = Field(100, ge=1, le=10_000, description="messages waiting for Slack before the oldest is dropped")
 

@@ -144,7 +144,7 @@ class MessageFormatter:
         for o in dig.changes:
             d = o.decision
             assert d is not None
-            large = large_scale_in(d, self._pool(d.pool))
+            large = self._large(d)
             phrases.append(f"{d.pool} {d.current} → {d.desired}" + (" (large scale-in)" if large else ""))
             warn = f"LARGE SCALE-IN{large.removeprefix('large scale-in')}: " if large else ""  # "LARGE SCALE-IN: −27 …"
             lines.append(f"{warn}{d.pool}: {d.current} → {d.desired} nodes ({_delta(d)}): " + esc(_main_reason(d)))
@@ -183,6 +183,13 @@ class MessageFormatter:
         rearm = tuple((a.outcome.pool, a.signature) for a in dig.alerts)
         return SlackMessage("tick", text, blocks, rearm)
 
+    def _large(self, d: Decision) -> str | None:
+        slack = self.config.slack
+        if slack is None:
+            return large_scale_in(d, self._pool(d.pool))
+        share = slack.large_scale_in_pct / 100
+        return large_scale_in(d, self._pool(d.pool), min_nodes=slack.large_scale_in_nodes, min_share=share)
+
     def _pool(self, name: str) -> PoolConfig | None:
         return next((p for p in self.config.pools if p.name == name), None)
 
@@ -191,7 +198,7 @@ class MessageFormatter:
         if o.status == "shadow":
             head = f":ghost: *{d.pool}*  would scale {d.current} → {d.desired} nodes ({_delta(d)})"
             head += " · shadow: Nomad not changed"
-        large = large_scale_in(d, self._pool(d.pool)) if o.status == "applied" else None
+        large = self._large(d) if o.status == "applied" else None
         if large is not None:
             head = f":rotating_light: *{esc(large.capitalize())}*\n" + head
         bullets = [("• :pushpin: " if r.code in OVERRIDE_CODES else "• ") + esc(r.message) for r in d.reasons]

@@ -63,6 +63,11 @@ def down(current: int, desired: int, *reasons: Reason) -> Decision:
         (None, 12, 8, "large scale-in: −4 nodes, 33% of 12"),
         (5, 12, 6, "large scale-in: −6 nodes (50% of 12), more than max_step_down (5)"),
         ("25%", 10, 12, None),  # scale-up
+        # Issue 22, item 8: large in nodes *and* in share.
+        ("25%", 3, 2, None),  # one node of a small pool, within the step limit: no alarm (was "33% of 3")
+        (None, 4, 2, None),  # two nodes: 50 %, but not large in nodes
+        (None, 400, 390, None),  # ten nodes, 2.5 %: not large in share
+        (1, 4, 1, "large scale-in: −3 nodes (75% of 4), more than max_step_down (1)"),
     ],
 )
 def test_large_scale_in(limit: object, current: int, desired: int, expected: str | None) -> None:
@@ -84,3 +89,15 @@ def test_a_large_scale_in_is_emphasised_in_slack() -> None:
         digest(report(scaled("asr", 12, 9)), FailureTracker(timedelta(hours=1)), T0)
     )
     assert small is not None and "rotating_light" not in repr(small.blocks) and "LARGE" not in small.text
+
+
+def test_large_scale_in_thresholds_are_configurable() -> None:
+    """``slack.large_scale_in_nodes``/``_pct`` move the bar (issue 22, item 8)."""
+    cfg = make_config(pool_dict("ocr", max=100), slack={"channel": "C1", "large_scale_in_nodes": 1})
+    fmt = MessageFormatter(cfg)
+    assert fmt._large(down(3, 2)) == "large scale-in: −1 nodes, 33% of 3"
+    strict = make_config(
+        pool_dict("ocr", max=100, max_step_down=None), slack={"channel": "C1", "large_scale_in_pct": 50}
+    )
+    assert MessageFormatter(strict)._large(down(12, 8)) is None
+    assert MessageFormatter(strict)._large(down(12, 5)) == "large scale-in: −7 nodes, 58% of 12"
