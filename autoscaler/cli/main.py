@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,6 +18,9 @@ from autoscaler import __version__
 from autoscaler.cli.common import CliState, ConfigOpt, JsonOpt, PoolsOpt, clock_of, console, err_console, state
 from autoscaler.core.errors import ConfigError, ForescaleError
 from autoscaler.core.text import RedactFilter, SafeFormatter, markup_safe, redact, redact_url
+
+if TYPE_CHECKING:
+    from autoscaler.core.settings.forescale import Config
 
 app = typer.Typer(
     name="forescale",
@@ -139,6 +143,14 @@ def tick(
         raise typer.Exit(1)
 
 
+def _warn_bounds(cfg: Config, only: list[str]) -> None:
+    """`plan`: a pool min/max that the job's scaling block in Nomad refuses, as warnings on stderr."""
+    from autoscaler.jobspec.bounds import check_pools
+
+    for problem in check_pools(cfg, only=only).problems:
+        err_console.print(f"[yellow]warning[/]: {markup_safe(problem)}", highlight=False)
+
+
 def _standby(why: str, locks: str, as_json: bool) -> None:
     """`tick` while another forescale leads: say so and change nothing (exit 0)."""
     import json
@@ -182,6 +194,7 @@ def plan(
     deps = build_deps(cfg, clock=clock, notifiers=[])
     report = run_tick(deps, dry_run=True, only=only)
     print_report(console, report, f"forescale plan at {report.at:%Y-%m-%d %H:%M:%S} UTC (dry run)", as_json)
+    _warn_bounds(cfg, only)
     if any(o.status == "failed" for o in report.outcomes):
         raise typer.Exit(1)
 
@@ -256,13 +269,17 @@ def config_check(
     """Validate a config; print each problem with its key path and the fix; exit 2 if invalid.
 
     Also checks this environment: a configured notifier whose secret env var is unset is a problem (the daemon
-    would run console-only); --no-env skips that. Warnings (valid settings that probably do not do what was
-    meant) are printed, with exit 0."""
+    would run console-only), and so is a pool min/max outside its job's scaling { min max } in Nomad (when
+    Nomad answers); --no-env skips both. Warnings (valid settings that probably do not do what was meant) are
+    printed, with exit 0."""
     from autoscaler.config import config_warnings, environment_checks, extra_checks, load_config
+    from autoscaler.jobspec.bounds import BoundsCheck, check_pools
 
     try:
         cfg = load_config(config)
         problems = extra_checks(cfg) + ([] if no_env else environment_checks(cfg))
+        bounds = BoundsCheck([], "scaling bounds in Nomad not checked (--no-env)") if no_env else check_pools(cfg)
+        problems += bounds.problems
     except ConfigError as exc:
         if not as_json:
             raise
@@ -287,6 +304,7 @@ def config_check(
             "nomad_address": redact_url(cfg.nomad.address),
             "nomad_address_from": cfg.nomad.address_origin,
             "warnings": config_warnings(cfg),
+            "nomad_checks": bounds.note,
         }
         typer.echo(redact(json.dumps(doc, indent=2)))
         return
@@ -295,7 +313,8 @@ def config_check(
     names = ", ".join(f"{p.name}" + ("" if p.mode == "active" else f" ({p.mode})") for p in cfg.pools)
     console.print(f"[green]ok[/]: {markup_safe(config)} is valid ({len(cfg.pools)} pool(s): {names})", highlight=False)
     console.print(
-        f"Nomad: {markup_safe(redact_url(cfg.nomad.address))} (from {markup_safe(cfg.nomad.address_origin)})",
+        f"Nomad: {markup_safe(redact_url(cfg.nomad.address))} (from {markup_safe(cfg.nomad.address_origin)})"
+        + (f"; {markup_safe(bounds.note)}" if bounds.note else ""),
         highlight=False,
     )
 

@@ -231,6 +231,10 @@ def override_set(
     now = clock_of(ctx).now().replace(microsecond=0)
     expires = _expiry(for_, until, tz, now)
     wait_s = _wait(wait)
+    from autoscaler.jobspec.bounds import check_override
+
+    for note in check_override(cfg, p, values):  # a value the job's scaling block refuses is an OverrideError
+        err_console.print(f"[dim]note: {m(note)}[/]", highlight=False)
     from autoscaler.wiring import build_store
 
     audit = _audit(cfg)
