@@ -5,15 +5,21 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-unit install lint clean image image-lock
 
+# The runtime alone (what `make demo` needs: about a minute from a fresh clone); the test toolchain (pytest,
+# ruff, mypy, moto, hypothesis, import-linter) is added by `make install`, which `make test` runs through
+# scripts/ci/setup.sh.
 $(BIN)/forescale: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/forescale
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/forescale
+install: $(VENV)/.dev
 
-demo: install
+demo: $(BIN)/forescale
 	$(BIN)/forescale demo
 
 test:

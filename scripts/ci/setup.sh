@@ -5,12 +5,12 @@ cd "$(dirname "$0")/../.."
 mkdir -p .run
 : > .run/env.sh
 
-if [ ! -x .venv/bin/forescale ] || [ pyproject.toml -nt .venv/bin/forescale ]; then
+# .venv/.dev marks the test toolchain (`make demo` alone installs only the runtime: .venv/bin/forescale).
+if [ ! -f .venv/.dev ] || [ pyproject.toml -nt .venv/.dev ]; then
   echo "setup: creating .venv and installing forescale[dev]"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
+  [ -x .venv/bin/pip ] || python3 -m venv .venv
   .venv/bin/pip install -q -e '.[dev]'
-  touch .venv/bin/forescale
+  touch .venv/bin/forescale .venv/.dev
 fi
 
 need=()
