@@ -321,9 +321,9 @@ def config_check(
 
 def _register_subcommands() -> None:
     """Command groups live in their own modules; each adds itself to ``app`` (their imports are light)."""
-    from autoscaler.cli import backtest, jobspec, notify, overrides
+    from autoscaler.cli import backtest, capacity, jobspec, notify, overrides
 
-    for module in (backtest, jobspec, notify, overrides):
+    for module in (backtest, capacity, jobspec, notify, overrides):
         module.register(app)
 
 

@@ -128,7 +128,7 @@ def check_pools(config: Config, client: NomadClient | None = None, *, only: list
     return BoundsCheck(problems, note)
 
 
-def check_override(config: Config, pool: PoolConfig, values: Mapping[str, int]) -> list[str]:
+def check_override(config: Config, pool: PoolConfig, values: Mapping[Any, int]) -> list[str]:
     """`override set`: raise OverrideError for a pin/floor/ceiling the job's scaling block in Nomad refuses;
     notes (e.g. Nomad not reachable, so not checked) otherwise."""
     try:
