@@ -171,7 +171,8 @@ def plan(
         None,
         "--at",
         help="Decide as if it were this time (history, rules and overrides then), e.g. '2026-12-01 09:00 "
-        "Asia/Kolkata' or 2026-12-01T03:30Z. The current count still comes from Nomad now.",
+        "Asia/Kolkata' or 2026-12-01T03:30Z. A future time uses the forecast from today's data for the peak up "
+        "to then. The current count still comes from Nomad now.",
     ),
 ) -> None:
     """Dry run of one cycle: what forescale would do now (or --at a time) and why. Changes nothing in Nomad."""
@@ -192,6 +193,9 @@ def plan(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--at") from None
     deps = build_deps(cfg, clock=clock, notifiers=[])
+    real_now = clock_of(ctx).now()
+    if clock.now() > real_now:  # a future time: forecast from today's data, schedule and overrides as then
+        deps.data_until = real_now
     report = run_tick(deps, dry_run=True, only=only)
     print_report(console, report, f"forescale plan at {report.at:%Y-%m-%d %H:%M:%S} UTC (dry run)", as_json)
     _warn_bounds(cfg, only)

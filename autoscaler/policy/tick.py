@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from autoscaler.core.deadline import Deadline, within
-from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState
+from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState, Reason
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
 from autoscaler.core.ports import AuditTrail, ChangeHistory, Clock, MetricsSource, Notifier, OverrideProvider, Target
@@ -110,6 +110,9 @@ class TickDeps:
     deadline_s: float | None = None  # a tick's time limit (daemon.tick_deadline); None: none (backtest, demo)
     may_act: Callable[[], str | None] | None = None  # leader gate: None = may scale now, else why not
     monotonic: Callable[[], float] = time.monotonic  # the deadline's clock (tests inject one)
+    # `plan --at <a future time>`: metrics exist only up to this instant; the forecast is made from there for a
+    # horizon that reaches past the planned time (None: the clock's now is also the data's now).
+    data_until: datetime | None = None
 
 
 def write_gate(deps: TickDeps, pool: PoolConfig) -> str | None:
@@ -145,6 +148,7 @@ class PoolForecast(NamedTuple):
     cause: str | None = None
     bad_data: bool = False
     notes: tuple[str, ...] = ()
+    ahead: str | None = None  # `plan --at` a future time: what the forecast could and could not see
 
 
 def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForecast:
@@ -152,10 +156,12 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForeca
     stale, refused or unusable (``cause`` says why)."""
     predictor = deps.predictor_for(pool)
     step_s = deps.config.prometheus.step.total_seconds()
-    now_s = now.timestamp()
-    start = now - timedelta(seconds=predictor.history_seconds())
+    data_end = min(now, deps.data_until) if deps.data_until is not None else now
+    ahead_s = (now - data_end).total_seconds()  # > 0 only for a plan of a future time
+    now_s = data_end.timestamp()
+    start = data_end - timedelta(seconds=predictor.history_seconds())
     try:
-        series = deps.metrics.fetch(pool.query, start, now, step_s).finite()
+        series = deps.metrics.fetch(pool.query, start, data_end, step_s).finite()
     except MetricsUnavailable as exc:
         return PoolForecast(None, str(exc))
     if len(series) == 0:
@@ -168,12 +174,20 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForeca
         return PoolForecast(None, screened.hold, bad_data=True)
     try:
         lead_s = pool_lead_time(deps, pool, now).seconds
-        forecast = predictor.forecast(screened.series, now_s, horizon_seconds(deps.config, pool, lead_s))
+        horizon = horizon_seconds(deps.config, pool, lead_s) + ahead_s
+        forecast = predictor.forecast(screened.series, now_s, horizon)
     except ValueError as exc:
         return PoolForecast(None, f"predictor {predictor.name}: {exc}")
     if not (math.isfinite(forecast.peak_rps) and math.isfinite(forecast.observed_rps)):
         return PoolForecast(None, "forecast is not a finite number", bad_data=True)
-    return PoolForecast(forecast, notes=screened.notes)
+    ahead = None
+    if ahead_s > 0:
+        until = now + timedelta(seconds=horizon - ahead_s)
+        ahead = (
+            f"planned ahead: forecast from the data up to {data_end:%Y-%m-%d %H:%M} UTC for the peak until "
+            f"{until:%Y-%m-%d %H:%M} UTC (the traffic in between is not seen yet)"
+        )
+    return PoolForecast(forecast, notes=screened.notes, ahead=ahead)
 
 
 def recent_actions(deps: TickDeps, pool: PoolConfig, now: datetime) -> list[PastAction]:
@@ -202,7 +216,7 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
     """Pool state + forecast + overrides → Decision (decide steps from the desired count)."""
     got = forecast_pool(deps, pool, now)
     effects = deps.overrides.effects(pool.name, now)
-    return decide(
+    decision = decide(
         pool,
         now,
         state,
@@ -214,6 +228,9 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
         bad_data=got.bad_data,
         data_notes=got.notes,
     )
+    if got.ahead is not None:
+        decision = replace(decision, reasons=(Reason("planned_ahead", got.ahead), *decision.reasons))
+    return decision
 
 
 def current_rate(deps: TickDeps, pool: PoolConfig, now: datetime) -> float | None:
