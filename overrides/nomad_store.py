@@ -4,7 +4,12 @@ One variable per pool at ``<overrides.nomad_variable_prefix>/<pool>`` (so ACL po
 write access to its own pools only), with items ``format``, ``active`` and ``history`` (JSON text:
 Variables hold strings). Every change is a check-and-set write (``?cas=<ModifyIndex>``; 0 = create);
 on a 409 conflict the store re-reads (Nomad's 409 body is the current variable), re-applies the change
-and tries again, a bounded number of times. A pool left with no records is deleted (204) with CAS too.
+and tries again after a backoff with full jitter (a random wait up to 50 ms × 2^attempt, capped at 1 s: the
+AWS Architecture Blog's "Exponential Backoff And Jitter"), so many writers at once spread out instead of
+colliding again; at most ``MAX_ATTEMPTS`` tries. A pool left with no records is deleted (204) with CAS too.
+
+An answer that is not a variable at all (a proxy's page, a cut body, JSON null) is read once more, then
+reported as what it is — Nomad's answer — never as a broken variable to move away.
 
 Size: Nomad caps a variable at 64 KiB (Σ len(key) + len(value) of its items) and answers a bigger write with
 ``400 variables are limited to 64KiB in total size``. Before writing, the store drops the oldest *ended*
@@ -15,6 +20,8 @@ change is refused with a clear error and nothing is written (the overrides in fo
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -30,15 +37,27 @@ if TYPE_CHECKING:
     from autoscaler.nomad.client import NomadClient
 
 T = TypeVar("T")
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 20
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 1.0
 VARIABLE_MAX_BYTES = 65536  # nomad/structs/variables.go: Items.Size() limit
 
 
 class NomadVariablesStore(OverrideStore[PoolRecords]):
     """OverrideStore on Nomad Variables, through forescale's NomadClient (python-nomad underneath)."""
 
-    def __init__(self, client: NomadClient, prefix: str, max_attempts: int = MAX_ATTEMPTS) -> None:
+    def __init__(
+        self,
+        client: NomadClient,
+        prefix: str,
+        max_attempts: int = MAX_ATTEMPTS,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
         self.client = client
+        self.sleep = sleep
+        self.jitter = jitter
         self.prefix = prefix.strip("/")
         self.max_attempts = max_attempts
         self.location = f"Nomad variables {self.prefix}/<pool> (namespace '{client.namespace}')"
@@ -67,7 +86,9 @@ class NomadVariablesStore(OverrideStore[PoolRecords]):
 
     def modify(self, pool: str, fn: Callable[[PoolRecords], T]) -> T:
         records, index = self._get(pool)
-        for _attempt in range(self.max_attempts):
+        for attempt in range(self.max_attempts):
+            if attempt:  # after a conflict: wait a random share of an exponentially growing window
+                self.sleep(self.jitter(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
             before = records.model_dump(mode="json")
             out = fn(records)
             if records.model_dump(mode="json") == before:
@@ -95,14 +116,23 @@ class NomadVariablesStore(OverrideStore[PoolRecords]):
         return "var/" + quote(self.var_path(pool), safe="/")
 
     def _get(self, pool: str) -> tuple[PoolRecords, int]:
-        try:
-            resp = self.client.get_json(self._url(pool))
-        except NomadNotFound:
-            return PoolRecords(), 0
-        except NomadError as exc:
-            raise OverrideError(f"cannot read Nomad variable '{self.var_path(pool)}': {exc}") from None
-        body = resp.body if isinstance(resp.body, dict) else {}
-        return self._parse(pool, body), int(body.get("ModifyIndex") or 0)
+        body: Any = None
+        for _attempt in range(2):  # an answer that is not a variable is read once more before it is reported
+            try:
+                resp = self.client.get_json(self._url(pool))
+            except NomadNotFound:
+                return PoolRecords(), 0
+            except NomadError as exc:
+                raise OverrideError(f"cannot read Nomad variable '{self.var_path(pool)}': {exc}") from None
+            body = resp.body
+            if isinstance(body, dict) and isinstance(body.get("Items"), dict):
+                return self._parse(pool, body), int(body.get("ModifyIndex") or 0)
+        shape = "text that is not JSON" if isinstance(body, str) else _shape(body)
+        raise OverrideError(
+            f"cannot read Nomad variable '{self.var_path(pool)}': Nomad at {self.client.shown_address} answered twice "
+            f"with {shape}, not a variable (a proxy's page or a cut answer; usually passing); the variable was not "
+            "read or changed: try again"
+        )
 
     def _parse(self, pool: str, var: dict[str, Any]) -> PoolRecords:
         items = var.get("Items") or {}
@@ -175,3 +205,10 @@ def _items(records: PoolRecords) -> dict[str, str]:
 def variable_size(items: dict[str, str]) -> int:
     """Nomad's ``VariableItems.Size()``: the bytes of every key and value."""
     return sum(len(k.encode()) + len(v.encode()) for k, v in items.items())
+
+
+def _shape(value: Any) -> str:
+    if value is None:
+        return "an empty body"
+    names = {dict: "a JSON object without Items", list: "a JSON list", str: "a JSON string", bool: "a JSON boolean"}
+    return names.get(type(value), "a JSON number")

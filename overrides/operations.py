@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from autoscaler.core.durations import format_duration
 from autoscaler.core.errors import OverrideError
 from autoscaler.core.report import Event
 from autoscaler.core.settings.forescale import PoolConfig
@@ -106,7 +107,12 @@ def set_override(
     max_duration: timedelta,
     record: Record | None = None,
 ) -> tuple[list[ManualOverride], list[ManualOverride]]:
-    """Add the override(s); an active manual override of the same pool and kind is replaced.
+    """Add the override(s); every manual override of the same pool and kind still in force is replaced, so one
+    override per kind is active, always.
+
+    ``now`` is when the command started; the store may have been locked by another writer since. An override
+    of the same kind created *after* ``now`` was set while this command waited: it is not silently replaced —
+    OverrideError names it and nothing changes (the loser of the race is told; running again replaces it).
 
     Returns (created, replaced). Raises OverrideError (store unchanged) on any invalid input. With ``record``,
     the audit record is part of the change (``commit``).
@@ -127,7 +133,15 @@ def set_override(
     ]
 
     def apply(records: PoolRecords) -> list[ManualOverride]:
-        live = [o for o in records.active if o.active(now)]
+        raced = [o for o in records.active if o.kind in req.values and o.ended is None and o.created_at > now]
+        if raced:
+            o = raced[0]
+            told = sentence(o, "override_set", now)  # "bob pinned ocr to 40 until …: reason"
+            raise OverrideError(
+                f"while this command waited for the store, {told} ({o.id}, set at {fmt_utc(o.created_at, now)}); "
+                "nothing changed: run the command again to replace it"
+            )
+        live = [o for o in records.active if o.ended is None and o.expires_at > now]
         kept = [o for o in live if o.kind not in req.values]
         floor = max((o for o in kept if o.kind == "min"), key=lambda o: o.value, default=None)
         ceiling = min((o for o in kept if o.kind == "max"), key=lambda o: o.value, default=None)
@@ -215,6 +229,13 @@ def sentence(ov: ManualOverride, kind: str, now: datetime) -> str:
         return f"{ov.author} {verbs[ov.kind]} until {until}: {ov.reason}"
     after = _after_end(ov)
     if kind == "override_expired":
+        ended = ov.ended_at if ov.ended_at is not None and ov.ended_at < ov.expires_at else None
+        if ended is not None and ov.expires_at - ended > timedelta(seconds=1):
+            return (
+                f"The {what} by {ov.author} expired at {fmt_utc(ended, now)}: overrides.max_duration ended it "
+                f"({format_duration(ended - ov.created_at)} after it was set; its stored expiry was {until}) "
+                f"({ov.reason}){after}"
+            )
         return f"The {what} by {ov.author} expired at {until} ({ov.reason}){after}"
     verb = "replaced" if kind == "override_replaced" else "cleared"
     by = ov.ended_by or "someone"

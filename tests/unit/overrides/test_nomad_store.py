@@ -39,7 +39,8 @@ def ov(ov_id: str, value: int = 3) -> ManualOverride:
 
 @pytest.fixture
 def store(nomad_settings: NomadSettings) -> NomadVariablesStore:
-    return NomadVariablesStore(NomadClient(nomad_settings, sleep=lambda _s: None), "forescale/overrides/")
+    client = NomadClient(nomad_settings, sleep=lambda _s: None)
+    return NomadVariablesStore(client, "forescale/overrides/", sleep=lambda _s: None)  # backoff: no real waits
 
 
 def items_of(fake: FakeNomad) -> dict[str, str]:
@@ -104,7 +105,7 @@ def test_endless_conflicts_give_up_after_a_bounded_number_of_attempts(
         fake_nomad.put_variable(VAR, before)  # someone rewrites it every time (bumps ModifyIndex)
         r.active.append(ov("ov-x"))
 
-    with pytest.raises(OverrideError, match=r"after 8 check-and-set conflicts"):
+    with pytest.raises(OverrideError, match=r"after 20 check-and-set conflicts"):
         store.modify("ocr", always_racing)
     assert items_of(fake_nomad) == before
 
