@@ -119,8 +119,13 @@ def _ticked(doc: dict[str, Any], pools: list[str], since: datetime) -> str | Non
             counts = f"would scale {current} → {desired} (shadow: Nomad not changed)"
         elif current is None:
             counts = f"{status}: {state.get('error')}"
+        elif state.get("held"):  # blind: no usable metrics, so the count is kept — not a calm "unchanged"
+            cause = state.get("hold_cause") or state.get("error") or "metrics unavailable"
+            counts = f"held at {current}: no usable metrics ({cause})"
+            if desired != current:
+                counts += f"; {current} → {desired} from the override alone ({status})"
         elif current == desired:
-            counts = f"stays at {current} ({status})"
+            counts = f"stays at {current} (unchanged)"
         else:
             counts = f"{current} → {desired} ({status})"
         parts.append(f"the daemon ticked {pool} at {at:%H:%M:%S} UTC: {counts}")

@@ -70,7 +70,7 @@ def report_table(report: TickReport, title: str) -> Table:
             "—" if d.need is None else str(d.need),
             shaped_by(d),
             str(d.desired),
-            "held" if d.held else d.action,
+            "held: no metrics" if d.held else ("unchanged" if not d.changed else d.action),
             *extra,
             ("shadow: would scale" if o.status == "shadow" else o.status.replace("_", " "))
             + (" [red](machines)[/]" if o.nodes is not None and o.nodes.failed else ""),

@@ -116,10 +116,19 @@ class Decision:
     def reason_codes(self) -> list[str]:
         return [r.code for r in self.reasons]
 
+    def counts_text(self) -> str:
+        """The one vocabulary of a decision's counts: '12 → 14' (a change), '12 unchanged' (the policy keeps
+        it) or '12 held: no usable metrics' (blind: nothing to decide with, so nothing shrinks)."""
+        if self.changed:
+            blind = " (held: no usable metrics, so only overrides and floors move it)" if self.held else ""
+            return f"{self.current} → {self.desired}{blind}"
+        if self.held:
+            return f"{self.current} held: no usable metrics"
+        return f"{self.current} unchanged"
+
     def explain(self) -> str:
-        """One line: 'ocr: 12 → 14 (up): forecast 410 rps … ; clamped to max 14'."""
-        arrow = f"{self.current} → {self.desired}" if self.changed else f"{self.current} (hold)"
-        return f"{self.pool}: {arrow}: " + "; ".join(r.message for r in self.reasons)
+        """One line: 'ocr: 12 → 14: forecast 410 rps … ; clamped to max 14'."""
+        return f"{self.pool}: {self.counts_text()}: " + "; ".join(r.message for r in self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -203,6 +203,7 @@ class Daemon:
                 "mode": "shadow" if o.pool in self.shadow_pools else self.deps.config.pool(o.pool).mode,
                 "status": o.status,
                 "held": bool(d and d.held),
+                "hold_cause": d.hold_cause if d else None,
                 "current": d.current if d else None,
                 "desired": d.desired if d else None,
                 "placed": d.placed if d else None,

@@ -61,7 +61,7 @@ def format_outcome(report: TickReport, outcome: PoolOutcome) -> str:
         return f"{stamp} [red]{outcome.pool}: failed[/]: {markup_safe(outcome.error)}"
     d = outcome.decision
     style = "red" if d.held else _STYLE[d.action]
-    head = f"{d.current} → {d.desired}" if d.changed else f"{d.current} (hold)"
+    head = d.counts_text()
     counts = f" [dim]({d.placed} placed, {d.queued or 0} queued)[/]" if d.placed is not None else ""
     if outcome.status == "shadow":
         head = f"would scale {d.current} → {d.desired} (shadow: Nomad not changed)"

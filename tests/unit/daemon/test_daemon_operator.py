@@ -181,6 +181,7 @@ def test_health_shows_the_tick_before_slow_notifiers_finish(tmp_path: Path) -> N
             "mode": "active",
             "status": "applied",
             "held": False,
+            "hold_cause": None,
             "current": 2,
             "desired": 13,
             "placed": 2,

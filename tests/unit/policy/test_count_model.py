@@ -116,7 +116,7 @@ def test_queued_too_long_warns_once_per_episode(
     )
     assert events[3] == [], "announced once per episode"
     printed = console.export_text()
-    assert "ml-ocr" not in printed and "ocr: 5 (hold) (2 placed, 3 queued)" in printed
+    assert "ml-ocr" not in printed and "ocr: 5 unchanged (2 placed, 3 queued)" in printed
     assert printed.count("pool_unplaceable 3 workers cannot be placed") == 1
     audited = [r for r in deps.audit.records() if r["type"] == UNPLACEABLE]  # type: ignore[union-attr]
     assert len(audited) == 1 and audited[0]["details"]["queued"] == 3 and audited[0]["pool"] == "ocr"
