@@ -24,7 +24,8 @@ from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.errors import ConfigError
 from autoscaler.core.settings.base import StrictModel
 from autoscaler.core.timeutil import TimezoneName, fmt_local, parse_clock, parse_date, to_utc, zone
-from autoscaler.core.yamlfile import load_model, load_yaml, read_text, yaml_line
+from autoscaler.core.yamlfile import line_of, load_model, load_yaml, read_text, yaml_line
+from overrides.schedule_checks import raw_rule_problems
 
 if TYPE_CHECKING:
     from autoscaler.core.settings.forescale import Config
@@ -401,7 +402,11 @@ def parse_schedule(text: str, path: Path, pools: dict[str, timedelta]) -> Schedu
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["the top level must be a mapping with a 'rules:' list"])
-    spec = load_model(ScheduleFile, data, root, path)
+    try:
+        spec = load_model(ScheduleFile, data, root, path)
+    except ConfigError as exc:  # report the rules' other problems too, not one round at a time
+        extra = [p for p in raw_rule_problems(data, root, pools) if p not in exc.problems]
+        raise ConfigError(str(path), sorted([*exc.problems, *extra], key=line_of)) from None
     problems: list[str] = []
     rules: list[Rule] = []
     seen: set[str] = set()

@@ -60,6 +60,7 @@ class ReplayResult:
 
     node_hours: float = 0.0
     queued_node_hours: float = 0.0  # of node_hours: nodes asked for but still booting (queued in Nomad)
+    override_node_hours: float = 0.0  # of node_hours: nodes above the forecast's need, asked by floors and pins
     under_capacity_minutes: float = 0.0
     observed_minutes: float = 0.0
     unserved_requests: float = 0.0
@@ -203,6 +204,8 @@ def replay(
     ready = np.zeros(n)
     decisions: list[tuple[float, int]] = []
     marks: list[Mark] = []
+    raised = np.zeros(n)  # nodes in force above the metrics' need because a schedule floor or a pin asked
+    uplift = [0]
     actions = 0
     next_tick = next_guard = float(trace.t[first])
     # Thousands of small fits: one BLAS thread each is several times faster than a thread pool.
@@ -212,7 +215,7 @@ def replay(
             if now >= next_tick:
                 clock.set(datetime.fromtimestamp(now, UTC))
                 next_tick = _advance(next_tick, now, interval_s)
-                actions += _tick_once(deps, cluster, pool.name, now, decisions, marks, on_tick)
+                actions += _tick_once(deps, cluster, pool.name, now, decisions, marks, on_tick, uplift=uplift)
             elif guard_s is not None and now >= next_guard and decisions:
                 clock.set(datetime.fromtimestamp(now, UTC))
                 actions += _tick_once(deps, cluster, pool.name, now, decisions, marks, on_tick, guard=True)
@@ -220,7 +223,10 @@ def replay(
                 next_guard = _advance(next_guard, now, guard_s)  # a tick also checks what the guard would
             provisioned[i] = cluster.desired_count(pool.name)
             ready[i] = cluster.ready_count(pool.name, now)
+            raised[i] = min(uplift[0], provisioned[i])
     result = account(trace, first, pool.capacity_per_node, provisioned, ready)
+    spans = np.diff(np.append(trace.t[first:], trace.t[-1] + trace.step_s))
+    result.override_node_hours = float(np.sum(raised * spans) / 3600.0)
     result.scale_actions = actions
     result.reversals = reversals(decisions)[1]
     result.decisions = decisions
@@ -253,9 +259,11 @@ def _tick_once(
     marks: list[Mark],
     on_tick: Callable[[TickReport], None] | None,
     guard: bool = False,
+    uplift: list[int] | None = None,
 ) -> int:
     """One real tick (or guard check); the first decision's count is ready at once. Returns 1 if it
-    scaled the pool. A quiet guard check reports nothing and records no decision."""
+    scaled the pool. A quiet guard check reports nothing and records no decision. ``uplift[0]`` becomes the
+    nodes the decision holds above the metrics' need because of a schedule floor or a manual pin."""
     report = run_tick(deps, only=[pool_name], guard=guard)
     scaled = 0
     for outcome in report.outcomes:
@@ -271,6 +279,9 @@ def _tick_once(
         decisions.append((now, d.desired))
         codes = set(d.reason_codes())
         marks.extend(Mark(now, d.desired, kind) for kind in MARKED if kind in codes)
+        if uplift is not None:
+            asked = codes & set(MARKED) and d.need is not None
+            uplift[0] = max(0, d.desired - max(d.need or 0, deps.config.pool(pool_name).min)) if asked else 0
         if d.guard and outcome.status == "applied":
             marks.append(Mark(now, d.desired, "guard"))
     if on_tick is not None and (not guard or report.outcomes):

@@ -255,14 +255,15 @@ def _load(
             end = end.replace(tzinfo=UTC)
     settings = cfg.prometheus.model_copy(update={"url": url, "step": res})  # headers, TLS and timeout from the file
     with err.status(f"fetching {since} of {step} history from {url}", spinner="dots"):
-        data = trace_from_prometheus(settings, q, span, end)
+        name = f"pool {pool_name}" if from_config and query is None else "the --query"
+        data = trace_from_prometheus(settings, q, span, end, name=name)
     where = "--prometheus" if prometheus else "prometheus.url"
     what = "--query" if query else f"pools[{pool_name}].query"
     return data, f"{url} ({where}), query {q!r} ({what})"
 
 
 def trace_from_prometheus(
-    settings: PrometheusSettings, query: str, since: timedelta, end: datetime | None = None
+    settings: PrometheusSettings, query: str, since: timedelta, end: datetime | None = None, *, name: str = "prometheus"
 ) -> Trace:
     """Fetch ``since`` of the rate history up to ``end`` (now) and turn it into a trace (rate × step per interval)."""
     from autoscaler.core.errors import MetricsUnavailable
@@ -277,7 +278,7 @@ def trace_from_prometheus(
     if len(series) < 2:
         raise BacktestError(f"{settings.url}: the query returned fewer than two samples over {since}")
     # A rate sample at T describes the interval that ends at T: the trace stamps interval starts.
-    return Trace("prometheus", series.t - step_s, np.maximum(series.rps, 0.0) * step_s, step_s)
+    return Trace(name, series.t - step_s, np.maximum(series.rps, 0.0) * step_s, step_s)
 
 
 def _run_with_progress(
@@ -294,8 +295,16 @@ def _run_with_progress(
     ) as progress:
         task = progress.add_task(data.name, total=max(data.end - data.start, 1.0))
 
+        total = max(data.end - data.start, 1.0)
+        shown = [0]  # plain progress lines every 10 % where no live bar can be drawn (a pipe, a CI log)
+
         def advance(report: TickReport) -> None:
-            progress.update(task, completed=report.at.timestamp() - data.start)
+            done = report.at.timestamp() - data.start
+            progress.update(task, completed=done)
+            tenth = int(10 * done / total)
+            if show and not err.is_terminal and tenth > shown[0]:
+                shown[0] = tenth
+                err.print(f"replaying {data.name}: {10 * tenth}%", highlight=False)
 
         return run_backtest(data, cfg, pool_name, overrides=overrides, on_tick=advance)
 
@@ -319,8 +328,13 @@ def render_table(result: Backtest, slo_pct: float) -> Table:
         title=f"backtest {result.trace.name}: {result.capacity_per_node:g} req/s per node, lead "
         f"{result.lead_time_s / 60:g} min, tick every {result.interval_s / 60:g} min, SLO unserved ≤ {slo_pct:g} %"
     )
-    table.caption = "actions: scale actions (/day: per day); reversals: actions undoing the previous one within 1 h"
-    for col in ("policy", "node-hours", "cost × oracle", "unserved %", "under-cap %", "actions", "/day", "reversals"):
+    table.caption = (
+        "floors/pins: of forescale's node-hours, those above what the forecast needed, asked by schedule floors and "
+        "manual pins (the rest is the forecast's cost); actions: scale actions (/day: per day); reversals: actions "
+        "undoing the previous one within 1 h"
+    )
+    columns = ("policy", "node-hours", "floors/pins", "cost × oracle", "unserved %", "under-cap %", "actions", "/day")
+    for col in (*columns, "reversals"):
         table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
     table.add_column("SLO", justify="right", no_wrap=True)
     for name in POLICIES:
@@ -330,6 +344,7 @@ def render_table(result: Backtest, slo_pct: float) -> Table:
         table.add_row(
             name,
             f"{r.node_hours:,.1f}",
+            f"{r.override_node_hours:,.1f}" if name == "forescale" else "—",
             f"{ratio:.2f}",
             f"{r.unserved_pct:.3f}",
             f"{r.under_capacity_pct:.2f}",

@@ -91,6 +91,13 @@ def render(
         paths.append(path)
     for path in paths:
         console.print(f"wrote {markup_safe(path)}", highlight=False)
+    for p in cfg.pools:  # never silent: say which pools have no job to render, and why
+        if p.jobspec is None and (not pool or p.name in pool):
+            console.print(
+                f"skipped pool {markup_safe(p.name)}: no jobspec: section, so forescale renders no job for it "
+                f"(its job {markup_safe(p.nomad.job)} is managed elsewhere); add jobspec: to render one",
+                highlight=False,
+            )
     if self_text is not None:
         keys = " ".join(f"{key}=…" for key in self_keys)
         job_file = out / f"{spec.job_id}.nomad.hcl"

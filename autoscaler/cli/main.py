@@ -53,7 +53,8 @@ def _root(
 
 
 # Libraries whose DEBUG lines print request headers (AWS signatures, session tokens, auth headers): they stay at
-# INFO under --debug, and every line that does reach a handler is redacted (RedactFilter) anyway.
+# INFO under --debug, and every line that does reach a handler is redacted (RedactFilter) anyway. Without
+# --debug only their errors show (urllib3's "Retrying (Retry(total=0 …))" warnings are not for operators).
 QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "slack_sdk")
 
 
@@ -68,8 +69,8 @@ def configure_logging(debug: bool) -> None:
         handler._forescale = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
-    for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.INFO if debug else logging.WARNING)
+    for name in QUIET_LIBRARIES:  # their retry warnings are noise: forescale reports what failed, once
+        logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
 
 
 @app.command()
@@ -115,8 +116,14 @@ def tick(
 
     cfg = load_config(config)
     only = [p.name for p in select_pools(cfg, pool)]
-    # With --json, stdout carries only the JSON document: no console notifier (Slack still posts).
-    deps = build_deps(cfg, clock=clock_of(ctx), notifiers=build_notifiers(cfg, console=not as_json))
+    # The table and the explanations below show each decision once: the console notifier adds only events. With
+    # --json, stdout carries only the JSON document (Slack still posts).
+    notifiers = build_notifiers(cfg, console=False)
+    if not as_json:
+        from autoscaler.notify.console import ConsoleNotifier
+
+        notifiers.insert(0, ConsoleNotifier(console, events_only=True))
+    deps = build_deps(cfg, clock=clock_of(ctx), notifiers=notifiers)
     client = deps.target.client if isinstance(deps.target, NomadTarget) else None
     leadership = build_leadership(cfg, client, shadow=deps.shadow)
     leadership.step()

@@ -154,10 +154,11 @@ def duplicate_keys(root: yaml.Node | None, data: Any) -> list[str]:
                 stack.append((value, [*loc, name]))
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((item, [*loc, i]) for i, item in enumerate(node.value))
-    return sorted(problems, key=_line_of)
+    return sorted(problems, key=line_of)
 
 
-def _line_of(problem: str) -> int:
+def line_of(problem: str) -> int:
+    """The N of a problem's '(line N)' (0 when it names no line): to sort problems in file order."""
     marker = problem.find("(line ")
     digits = problem[marker + 6 :].split(")", 1)[0] if marker >= 0 else ""
     return int(digits) if digits.isdigit() else 0

@@ -194,10 +194,26 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+# Nomad's diff gives durations as integer nanoseconds ("90000000000"): fields of these names are shown as 1m30s.
+DURATION_SUFFIXES = ("Timeout", "Delay", "Deadline", "Interval", "Duration", "HealthyTime", "Period")
+
+
+def _human(name: str, value: str) -> str:
+    """``KillTimeout: 90000000000`` → ``1m30s``; anything else unchanged."""
+    if not name.endswith(DURATION_SUFFIXES) or not value.isdigit() or len(value) > 20:
+        return value
+    from datetime import timedelta
+
+    from autoscaler.core.durations import format_duration
+
+    return format_duration(timedelta(microseconds=int(value) / 1000)) if int(value) else "0s"
+
+
 def _fields(path: str, fields: list[Mapping[str, Any]]) -> Iterator[str]:
     for f in fields:
-        kind, where = f.get("Type"), _join(path, str(f.get("Name")))
-        old, new = str(f.get("Old") or ""), str(f.get("New") or "")
+        name = str(f.get("Name"))
+        kind, where = f.get("Type"), _join(path, name)
+        old, new = _human(name, str(f.get("Old") or "")), _human(name, str(f.get("New") or ""))
         if kind == "Edited":
             if "\n" in old or "\n" in new:
                 added, removed = _line_changes(old, new)

@@ -32,7 +32,7 @@ from autoscaler.core.text import safe
 
 HEREDOC_MARKER = "FORESCALE_EOF"
 NOMAD_DEFAULT_MAX_KILL_TIMEOUT = timedelta(seconds=30)
-EMBEDDED_ENTRYPOINT = "local/forescale-compose-entrypoint"
+EMBEDDED_ENTRYPOINT = "${NOMAD_ALLOC_DIR}/forescale-compose-entrypoint"  # one copy per allocation, both tasks
 
 
 # ---------------------------------------------------------------- escaping (one function per layer)

@@ -31,14 +31,16 @@ def terminal_console(stderr: bool = False, **kwargs: object) -> Console:
 
 
 class ConsoleNotifier(Notifier):
-    """Prints one line per pool per tick; ``changes_only`` keeps long replays readable."""
+    """Prints one line per pool per tick; ``changes_only`` keeps long replays readable; ``events_only`` prints
+    only the events (override expiries, warnings) — for `tick`, whose table already shows every decision."""
 
-    def __init__(self, console: Console | None = None, changes_only: bool = False) -> None:
+    def __init__(self, console: Console | None = None, changes_only: bool = False, events_only: bool = False) -> None:
         self.console = console or terminal_console()
         self.changes_only = changes_only
+        self.events_only = events_only
 
     def notify(self, report: TickReport) -> None:
-        for outcome in report.outcomes:
+        for outcome in () if self.events_only else report.outcomes:
             if outcome.status == "off":
                 continue
             if self.changes_only and outcome.status == "unchanged" and not (outcome.decision and outcome.decision.held):

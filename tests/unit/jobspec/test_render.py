@@ -186,11 +186,14 @@ def test_example_job_has_every_invariant_per_pool() -> None:
             assert gpu and gpu[0].startswith("NVIDIA_VISIBLE_DEVICES=${NVIDIA_VISIBLE_DEVICES:?")
             assert "networks" not in svc
 
-        # The embedded entrypoint survives both escaping layers byte for byte.
-        for task in (workers, cleanup):
-            embedded = heredoc_data(template(task, "local/forescale-compose-entrypoint")["data"])
-            assert embedded == ENTRYPOINT.read_text()
-            assert template(task, "local/forescale-compose-entrypoint")["perms"] == "0755"
+        # The embedded entrypoint survives both escaping layers byte for byte, and is embedded once (issue 22,
+        # item 14): rendered into the allocation's shared directory, where the poststop cleanup task runs it too.
+        shared = "${NOMAD_ALLOC_DIR}/forescale-compose-entrypoint"
+        embedded = heredoc_data(template(workers, shared)["data"])
+        assert embedded == ENTRYPOINT.read_text()
+        assert template(workers, shared)["perms"] == "0755"
+        assert not [t for t in cleanup.get("template", []) if "entrypoint" in str(t)]
+        assert rendered.hcl.count(ENTRYPOINT.read_text().splitlines()[0]) == len(groups)  # one copy per group
 
 
 def test_example_pool_limits_gpu_memory_and_node_class() -> None:
