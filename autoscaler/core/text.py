@@ -139,7 +139,10 @@ class RedactFilter(logging.Filter):
     JSON log formatter too, and third-party loggers (botocore, urllib3) whose debug lines carry headers."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let logging report it as it always does
+            return True
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
