@@ -49,6 +49,7 @@ def test_request_on_stdin_and_reply_parsed(tmp_path: Path) -> None:
         "action": "describe",
         "desired": None,
         "remove": [],
+        "replace": False,
     }
     assert (group.desired, group.max, [m.id for m in group.machines]) == (2, 9, ["a", "b"])
     assert group.machines[1].launched_at is not None and group.machines[0].launched_at is None
