@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
 from autoscaler.core.settings.forescale import PoolConfig
-from autoscaler.policy.nodes.events import problem_kind
+from autoscaler.policy.nodes.events import PROBLEMS, problem_kind
 from autoscaler.policy.placement import PLACED, UNPLACEABLE
 
 
@@ -163,6 +163,14 @@ class DaemonMetrics:
             for by in ("tick", "guard"):  # present from the start: "no guard action" is a 0, not a missing series
                 self.scale_actions.labels(pool.name, by)
             self.unplaceable.labels(pool.name).set(0)
+            if pool.nodes.enabled:  # a first problem must be an increase from 0 for the alert rules to see it
+                for problem in PROBLEMS:
+                    self.node_problems.labels(pool.name, problem)
+                for kind in ("terminate", "reap", "cancel"):
+                    self.node_actions.labels(pool.name, kind, "failed")
+                self.backoff.labels(pool.name).set(0)
+                self.boot.labels(pool.name)  # histograms present (empty) before the first boot and drain
+                self.drain.labels(pool.name)
 
     def set_shadow(self, pools: dict[str, bool]) -> None:
         """Which pools are in shadow (mode: shadow, or every pool under run --dry-run)."""

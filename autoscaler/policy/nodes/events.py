@@ -9,6 +9,20 @@ from autoscaler.core.nodes import NodeAction, NodeReport
 from autoscaler.core.report import Event
 
 
+PROBLEMS = (
+    "launch_failed",
+    "no_node",
+    "node_down",
+    "drain_timeout",
+    "ambiguous",
+    "unreadable",
+    "no_attribute",
+    "foreign",
+    "az_rebalance",
+)
+"""The families of node problems and warnings (the ``problem`` label of forescale_node_problems_total)."""
+
+
 def problem_kind(key: str | None) -> str:
     """'launch_failed:ASG x:123' → 'launch_failed' (the problem's family, a metric label)."""
     return (key or "other").split(":", 1)[0]
