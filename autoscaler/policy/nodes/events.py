@@ -8,7 +8,6 @@ from autoscaler.core.durations import format_duration_s
 from autoscaler.core.nodes import NodeAction, NodeReport
 from autoscaler.core.report import Event
 
-
 PROBLEMS = (
     "launch_failed",
     "no_node",
