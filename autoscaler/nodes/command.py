@@ -87,6 +87,10 @@ class CommandProvider:
         return f"{self.where}: capacity {group.desired} → {after}" + (f" ({message})" if message else "")
 
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        if group.max is not None and desired > group.max:
+            raise NodeProviderError(
+                f"{self.where}: {desired} machines is above the group's max {group.max} (not asked)", code="AboveMax"
+            )
         reply = self.run(pool, "scale_out", desired, [])
         after = _int(reply, "desired", self.where)
         if after < desired:
