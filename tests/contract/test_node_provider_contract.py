@@ -59,7 +59,11 @@ def _aws_lab(request: pytest.FixtureRequest) -> Lab:
     proxy = request.getfixturevalue("asg_proxy") if "asg_proxy" in request.fixturenames else None
     url = proxy.url if proxy is not None else aws.url
     aws.create_asg("gpu-ocr", desired=0, max_size=6)
-    nodes = {"provider": "aws_asg", "node_pool": "gpu", "aws": {"asg_name": "gpu-ocr", "region": aws.region, "endpoint_url": url}}
+    nodes = {
+        "provider": "aws_asg",
+        "node_pool": "gpu",
+        "aws": {"asg_name": "gpu-ocr", "region": aws.region, "endpoint_url": url},
+    }
     pool = make_config(pool_dict("ocr", nodes=nodes)).pool("ocr")
     client = aws.client("autoscaling") if proxy is None else proxy.client("autoscaling")
 
