@@ -141,8 +141,9 @@ class StrictClients:
         with self._cond:
             return node_id in self._silent or (self.heartbeat_ttl is None and self.nodes[node_id]["Status"] == "down")
 
-    def fail_node_allocations(self: FakeNomad, kind: str, *, node_id: str | None = None,
-                              times: int | None = None) -> None:  # fmt: skip
+    def fail_node_allocations(
+        self: FakeNomad, kind: str, *, node_id: str | None = None, times: int | None = None
+    ) -> None:
         """Bad answers from ``GET /v1/node/:id/allocations`` (module docstring)."""
         if kind not in ALLOC_LIST_FAULTS:
             raise ValueError(f"kind must be one of {', '.join(ALLOC_LIST_FAULTS)}")
@@ -194,9 +195,15 @@ class StrictClients:
         if healthy and self.alloc_lifecycle:
             self._set_healthy(alloc, self._now())
 
-    def _stop_alloc(self: FakeNomad, alloc: dict[str, Any], index: int, *,
-                    description: str = "alloc not needed due to job update", migrate: bool = False,
-                    stuck: bool = False) -> bool:  # fmt: skip
+    def _stop_alloc(
+        self: FakeNomad,
+        alloc: dict[str, Any],
+        index: int,
+        *,
+        description: str = "alloc not needed due to job update",
+        migrate: bool = False,
+        stuck: bool = False,
+    ) -> bool:
         """Tell an allocation to stop; the client stops it at once or, strict, after its kill timeline.
         Returns True when it was live (its capacity is free for placement at once, as in Nomad's scheduler)."""
         from tests.fakes.nomad import _now_ns
@@ -332,8 +339,12 @@ class StrictClients:
         from tests.fakes.nomad_drain import _rfc3339
 
         index = self._bump()
-        alloc["DeploymentStatus"] = {"Healthy": True, "Timestamp": _rfc3339(when), "Canary": False,
-                                     "ModifyIndex": index}  # fmt: skip
+        alloc["DeploymentStatus"] = {
+            "Healthy": True,
+            "Timestamp": _rfc3339(when),
+            "Canary": False,
+            "ModifyIndex": index,
+        }
         alloc["ModifyIndex"] = index
 
     # ------------------------------------------------------------------ heartbeats (nomad/heartbeat.go)
@@ -367,10 +378,18 @@ class StrictClients:
 
         node = self.nodes[node_id]
         events = list(node.get("Events") or [])
-        events.append({"CreateIndex": self.index + 1, "Details": None, "Message": "Node heartbeat missed",
-                       "Subsystem": "Cluster", "Timestamp": _rfc3339(self._now())})  # fmt: skip
-        self._update_node(node_id, Status=status, StatusDescription="", Events=events[-10:],
-                          _previous_status=node["Status"])  # fmt: skip
+        events.append(
+            {
+                "CreateIndex": self.index + 1,
+                "Details": None,
+                "Message": "Node heartbeat missed",
+                "Subsystem": "Cluster",
+                "Timestamp": _rfc3339(self._now()),
+            }
+        )
+        self._update_node(
+            node_id, Status=status, StatusDescription="", Events=events[-10:], _previous_status=node["Status"]
+        )
 
     def _disconnect_allocs(self: FakeNomad, node: dict[str, Any]) -> None:
         """The reconciler on a disconnected node (scheduler/reconciler/filters.go classification rules)."""
@@ -386,8 +405,14 @@ class StrictClients:
                     continue
                 disconnect = self._tg_of(alloc).get("Disconnect") or {}
                 if alloc["ClientStatus"] == "pending" or _seconds(disconnect.get("LostAfter")) <= 0:
-                    alloc.update(DesiredStatus="stop", ClientStatus="lost", ModifyIndex=index, ModifyTime=_now_ns(),
-                                 DesiredDescription=STATUS_ALLOC_LOST, ClientDescription=STATUS_ALLOC_LOST)  # fmt: skip
+                    alloc.update(
+                        DesiredStatus="stop",
+                        ClientStatus="lost",
+                        ModifyIndex=index,
+                        ModifyTime=_now_ns(),
+                        DesiredDescription=STATUS_ALLOC_LOST,
+                        ClientDescription=STATUS_ALLOC_LOST,
+                    )
                     self._stopping.pop(alloc["ID"], None)
                 else:
                     alloc.update(ClientStatus="unknown", ClientDescription=STATUS_ALLOC_UNKNOWN, ModifyIndex=index)
@@ -409,8 +434,14 @@ class StrictClients:
         alloc = self._find_alloc(alloc_id)
         if alloc is None or alloc["ClientStatus"] != "unknown":
             return
-        alloc.update(DesiredStatus="stop", ClientStatus="lost", ModifyIndex=self._bump(), ModifyTime=_now_ns(),
-                     DesiredDescription=STATUS_ALLOC_LOST, ClientDescription=STATUS_ALLOC_LOST)  # fmt: skip
+        alloc.update(
+            DesiredStatus="stop",
+            ClientStatus="lost",
+            ModifyIndex=self._bump(),
+            ModifyTime=_now_ns(),
+            DesiredDescription=STATUS_ALLOC_LOST,
+            ClientDescription=STATUS_ALLOC_LOST,
+        )
         job = self.jobs.get((alloc["Namespace"], alloc["JobID"]))
         if job is not None:
             self._submit(self._new_eval(job, "alloc-failure"))
@@ -461,8 +492,13 @@ class StrictClients:
 
                 batch = sorted(drainable, key=lambda a: _name_index(a["Name"]))[:take]
                 for alloc in batch:
-                    self._stop_alloc(alloc, index, description="alloc is being migrated", migrate=True,
-                                     stuck=alloc["ID"] in self.stuck_allocs)  # fmt: skip
+                    self._stop_alloc(
+                        alloc,
+                        index,
+                        description="alloc is being migrated",
+                        migrate=True,
+                        stuck=alloc["ID"] in self.stuck_allocs,
+                    )
                 self._submit(self._new_eval(job, "node-drain", NodeID=batch[0].get("NodeID", "")))
 
     def _strict_complete(self: FakeNomad, node_id: str) -> int:
@@ -483,8 +519,13 @@ class StrictClients:
         if not strategy["IgnoreSystemJobs"]:
             for alloc in on_node:
                 if self._job_type(alloc) == "system" and alloc["DesiredStatus"] == "run":
-                    self._stop_alloc(alloc, index, description="alloc is being migrated", migrate=True,
-                                     stuck=alloc["ID"] in self.stuck_allocs)  # fmt: skip
+                    self._stop_alloc(
+                        alloc,
+                        index,
+                        description="alloc is being migrated",
+                        migrate=True,
+                        stuck=alloc["ID"] in self.stuck_allocs,
+                    )
         self._update_drain(node_id, None, False, None, completed=True)
         return 1
 

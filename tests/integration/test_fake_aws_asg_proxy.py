@@ -111,16 +111,22 @@ def test_desired_capacity_outside_the_bounds_is_refused_with_aws_words(aws: Aws,
     client = asg(asg_proxy)
     with pytest.raises(botocore.exceptions.ClientError) as info:
         client.set_desired_capacity(AutoScalingGroupName=G, DesiredCapacity=5)
-    assert error(info) == ("ValidationError", "New SetDesiredCapacity value 5 is above max value 4 for the "
-                           "AutoScalingGroup.")  # fmt: skip
+    assert error(info) == (
+        "ValidationError",
+        "New SetDesiredCapacity value 5 is above max value 4 for the AutoScalingGroup.",
+    )
     with pytest.raises(botocore.exceptions.ClientError) as info:
         client.set_desired_capacity(AutoScalingGroupName=G, DesiredCapacity=0)
-    assert error(info) == ("ValidationError", "New SetDesiredCapacity value 0 is below min value 1 for the "
-                           "AutoScalingGroup.")  # fmt: skip
+    assert error(info) == (
+        "ValidationError",
+        "New SetDesiredCapacity value 0 is below min value 1 for the AutoScalingGroup.",
+    )
     with pytest.raises(botocore.exceptions.ClientError) as info:
         client.update_auto_scaling_group(AutoScalingGroupName=G, DesiredCapacity=9)
-    assert error(info) == ("ValidationError", "Desired capacity:9 must be between the specified min size:1 and max "
-                           "size:4")  # fmt: skip
+    assert error(info) == (
+        "ValidationError",
+        "Desired capacity:9 must be between the specified min size:1 and max size:4",
+    )
     assert group(asg_proxy)["DesiredCapacity"] == 2
 
 
@@ -137,8 +143,9 @@ def test_a_capacity_shortage_keeps_desired_writes_failed_activities_and_aws_retr
     assert failed["StatusCode"] == "Failed" and failed["Progress"] == 100
     assert failed["StartTime"] == failed["EndTime"] == t0
     message = failed["StatusMessage"]
-    assert message.startswith("We currently do not have sufficient g4dn.xlarge capacity in the Availability Zone you "
-                              "requested (eu-west-1")  # fmt: skip
+    assert message.startswith(
+        "We currently do not have sufficient g4dn.xlarge capacity in the Availability Zone you requested (eu-west-1"
+    )
     assert message.endswith("Launching EC2 instance failed.")
     assert failed["Description"] == f"Launching a new EC2 instance.  Status Reason: {message}"
     assert "increasing the capacity from 3 to 13." in failed["Cause"]
@@ -209,13 +216,16 @@ def test_scale_in_by_desired_terminates_by_the_default_policy_over_time(
     assert all(ec2_state(asg_proxy, i["InstanceId"]) == "shutting-down" for i in going)
     terms = [a for a in activities(asg_proxy) if a["Description"].startswith("Terminating EC2 instance: ")]
     assert len(terms) == 2 and all(a["StatusCode"] == "InProgress" for a in terms)
-    assert terms[0]["Cause"].endswith("an instance was taken out of service in response to a difference between "
-                                      "desired and actual capacity, shrinking the capacity from 4 to 2.")  # fmt: skip
+    assert terms[0]["Cause"].endswith(
+        "an instance was taken out of service in response to a difference between "
+        "desired and actual capacity, shrinking the capacity from 4 to 2."
+    )
     asg_clock.advance(timedelta(minutes=1))
     assert states(asg_proxy) == ["InService"] * 2
     assert all(ec2_state(asg_proxy, i["InstanceId"]) == "terminated" for i in going)
-    assert all(a["StatusCode"] == "Successful" and a["EndTime"] == t0 + timedelta(minutes=1)
-               for a in activities(asg_proxy))  # fmt: skip
+    assert all(
+        a["StatusCode"] == "Successful" and a["EndTime"] == t0 + timedelta(minutes=1) for a in activities(asg_proxy)
+    )
 
 
 def test_terminate_with_decrement_below_min_and_bad_instances_get_aws_errors(
@@ -227,8 +237,9 @@ def test_terminate_with_decrement_below_min_and_bad_instances_get_aws_errors(
     reply = client.terminate_instance_in_auto_scaling_group(InstanceId=a, ShouldDecrementDesiredCapacity=True)
     act = reply["Activity"]
     assert act["Description"] == f"Terminating EC2 instance: {a}" and act["StatusCode"] == "InProgress"
-    assert act["Cause"].endswith(f"instance {a} was taken out of service in response to a user request, shrinking "
-                                 "the capacity from 3 to 2.")  # fmt: skip
+    assert act["Cause"].endswith(
+        f"instance {a} was taken out of service in response to a user request, shrinking the capacity from 3 to 2."
+    )
     with pytest.raises(botocore.exceptions.ClientError) as info:
         client.terminate_instance_in_auto_scaling_group(InstanceId=b, ShouldDecrementDesiredCapacity=True)
     assert error(info) == (
@@ -240,10 +251,13 @@ def test_terminate_with_decrement_below_min_and_bad_instances_get_aws_errors(
         client.terminate_instance_in_auto_scaling_group(InstanceId=a, ShouldDecrementDesiredCapacity=False)
     assert error(info) == ("ScalingActivityInProgress", f"Activity {act['ActivityId']} is in progress.")
     with pytest.raises(botocore.exceptions.ClientError) as info:
-        client.terminate_instance_in_auto_scaling_group(InstanceId="i-00000000deadbeef",
-                                                        ShouldDecrementDesiredCapacity=True)  # fmt: skip
-    assert error(info) == ("ValidationError", "Instance Id not found - No managed instance found for instance ID: "
-                           "i-00000000deadbeef")  # fmt: skip
+        client.terminate_instance_in_auto_scaling_group(
+            InstanceId="i-00000000deadbeef", ShouldDecrementDesiredCapacity=True
+        )
+    assert error(info) == (
+        "ValidationError",
+        "Instance Id not found - No managed instance found for instance ID: i-00000000deadbeef",
+    )
     asg_clock.advance(timedelta(minutes=1))
     with pytest.raises(botocore.exceptions.ClientError) as info:
         client.terminate_instance_in_auto_scaling_group(InstanceId=a, ShouldDecrementDesiredCapacity=False)
@@ -332,8 +346,10 @@ def test_a_machine_that_dies_in_ec2_is_noticed_and_replaced(aws: Aws, asg_proxy:
     assert reply["TerminatingInstances"][0]["CurrentState"]["Name"] == "shutting-down"
     g = {i["InstanceId"]: i["LifecycleState"] for i in group(asg_proxy)["Instances"]}
     assert g.pop(dead) == "Terminating" and g.pop(other) == "InService" and list(g.values()) == ["Pending"]
-    assert any("in response to an EC2 health check indicating it has been terminated or stopped." in a["Cause"]
-               for a in activities(asg_proxy))  # fmt: skip
+    assert any(
+        "in response to an EC2 health check indicating it has been terminated or stopped." in a["Cause"]
+        for a in activities(asg_proxy)
+    )
     # With HealthCheck suspended nobody notices: the dead machine stays "InService".
     asg(asg_proxy).suspend_processes(AutoScalingGroupName=G, ScalingProcesses=["HealthCheck"])
     asg_proxy.kill_instance(other)
@@ -354,8 +370,9 @@ def test_az_rebalancing_after_exact_terminations_kills_an_undrained_machine_else
     views = asg_proxy.instances(G)
     fresh = [i for i in views if i.lifecycle == "Pending"]
     assert len(fresh) == 1 and fresh[0].az == "eu-west-1a"  # AWS launches first …
-    assert any("An instance was launched to aid in balancing the group's zones." in a["Cause"]
-               for a in activities(asg_proxy))  # fmt: skip
+    assert any(
+        "An instance was launched to aid in balancing the group's zones." in a["Cause"] for a in activities(asg_proxy)
+    )
     asg_clock.advance(timedelta(minutes=2))
     views = asg_proxy.instances(G)
     killed = [i for i in views if i.lifecycle == "Terminating" and i.id not in in_a]
@@ -452,7 +469,9 @@ def test_instance_refresh_in_progress_is_shown_and_exclusive(aws: Aws, asg_proxy
     client.start_instance_refresh(AutoScalingGroupName=G)
     client.cancel_instance_refresh(AutoScalingGroupName=G)
     assert [x["Status"] for x in client.describe_instance_refreshes(AutoScalingGroupName=G)["InstanceRefreshes"]] == [
-        "Cancelled", "Successful"]  # fmt: skip
+        "Cancelled",
+        "Successful",
+    ]
 
 
 def test_warm_pool_is_moto_s_and_passes_through(aws: Aws, asg_proxy: AsgProxy) -> None:
@@ -470,23 +489,24 @@ def test_a_group_created_through_the_proxy_launches_its_machines_slowly(aws: Aws
         LaunchTemplateName="p-lt", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "g4dn.xlarge"}
     )["LaunchTemplate"]
     asg(asg_proxy).create_auto_scaling_group(
-        AutoScalingGroupName="made", MinSize=1, MaxSize=4, DesiredCapacity=2,
+        AutoScalingGroupName="made",
+        MinSize=1,
+        MaxSize=4,
+        DesiredCapacity=2,
         LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Latest"},
         AvailabilityZones=["eu-west-1a", "eu-west-1b"],
-    )  # fmt: skip
+    )
     assert states(asg_proxy, "made") == ["Pending", "Pending"]
     cause = activities(asg_proxy, "made")[0]["Cause"]
     assert "a user request created an AutoScalingGroup changing the desired capacity from 0 to 2." in cause
-    assert sorted(i["AvailabilityZone"] for i in group(asg_proxy, "made")["Instances"]) == ["eu-west-1a",
-                                                                                           "eu-west-1b"]  # fmt: skip
+    assert sorted(i["AvailabilityZone"] for i in group(asg_proxy, "made")["Instances"]) == ["eu-west-1a", "eu-west-1b"]
 
 
 def test_describe_auto_scaling_instances_follows_the_same_states(aws: Aws, asg_proxy: AsgProxy) -> None:
     aws.create_asg(G, desired=1)
     asg(asg_proxy).set_desired_capacity(AutoScalingGroupName=G, DesiredCapacity=2)
     reply = asg(asg_proxy).describe_auto_scaling_instances()["AutoScalingInstances"]
-    assert sorted((i["AutoScalingGroupName"], i["LifecycleState"]) for i in reply) == [(G, "InService"),
-                                                                                       (G, "Pending")]  # fmt: skip
+    assert sorted((i["AutoScalingGroupName"], i["LifecycleState"]) for i in reply) == [(G, "InService"), (G, "Pending")]
 
 
 def test_reads_keep_moto_iam_enforcement(aws: Aws, asg_proxy: AsgProxy, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -494,8 +514,14 @@ def test_reads_keep_moto_iam_enforcement(aws: Aws, asg_proxy: AsgProxy, monkeypa
     key, secret = aws.user_with_policy("nothing", ["ec2:DescribeInstances"])
     aws.server.enforce_auth(True)
     try:
-        client = boto3.client("autoscaling", region_name=aws.region, endpoint_url=asg_proxy.url,
-                              aws_access_key_id=key, aws_secret_access_key=secret, config=NO_RETRY)  # fmt: skip
+        client = boto3.client(
+            "autoscaling",
+            region_name=aws.region,
+            endpoint_url=asg_proxy.url,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=NO_RETRY,
+        )
         with pytest.raises(botocore.exceptions.ClientError) as info:
             client.describe_auto_scaling_groups(AutoScalingGroupNames=[G])
         assert error(info)[0] == "AccessDenied"

@@ -72,8 +72,9 @@ def migrating(fake: FakeNomad, node_id: str) -> int:
 
 def test_a_stopped_allocation_runs_on_for_shutdown_delay_plus_kill_timeout(strict_nomad: FakeNomad) -> None:
     clock, _ = world(strict_nomad)
-    strict_nomad.add_job(JOB, groups={GROUP: 2}, gpus=1, distinct_hosts=True, node_pool="gpu",
-                         shutdown_delay=5, kill_timeout=20)  # fmt: skip
+    strict_nomad.add_job(
+        JOB, groups={GROUP: 2}, gpus=1, distinct_hosts=True, node_pool="gpu", shutdown_delay=5, kill_timeout=20
+    )
     scale(strict_nomad, 1)
     (stopping,) = [a for a in strict_nomad.allocations(JOB) if a["DesiredStatus"] == "stop"]
     assert stopping["ClientStatus"] == "running"  # still working: the count dropped, the client has not
@@ -239,8 +240,15 @@ def test_a_node_with_lost_after_allocations_goes_disconnected_and_they_turn_unkn
 
 def test_replace_false_keeps_the_unknown_allocation_unreplaced(strict_nomad: FakeNomad) -> None:
     clock, _ = world(strict_nomad, 2)
-    strict_nomad.add_job(JOB, groups={GROUP: 1}, gpus=1, distinct_hosts=True, node_pool="gpu", lost_after=300,
-                         replace_on_disconnect=False)  # fmt: skip
+    strict_nomad.add_job(
+        JOB,
+        groups={GROUP: 1},
+        gpus=1,
+        distinct_hosts=True,
+        node_pool="gpu",
+        lost_after=300,
+        replace_on_disconnect=False,
+    )
     (alloc,) = strict_nomad.allocations(JOB)
     strict_nomad.stop_heartbeats(alloc["NodeID"])
     clock.advance(30)
