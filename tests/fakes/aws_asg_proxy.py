@@ -442,7 +442,7 @@ class AsgProxy:
         if self._server is None:
             raise RuntimeError("AsgProxy is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> AsgProxy:
         proxy = self
@@ -609,7 +609,8 @@ class AsgProxy:
         handler = getattr(self, f"_asg_{action}", None)
         if handler is None:
             return self._passthrough(headers, body)
-        return handler(params, headers, body, now, request_id)  # type: ignore[no-any-return]
+        answer: _Answer = handler(params, headers, body, now, request_id)
+        return answer
 
     # ------------------------------------------------------------------ Auto Scaling reads
 

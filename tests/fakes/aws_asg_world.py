@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 # ---------------------------------------------------------------------------------------------- AWS's words
@@ -54,6 +55,7 @@ PROCESSES = (
     "ReplaceUnhealthy",
     "ScheduledActions",
 )
+Event = Callable[[datetime], None]
 MAX_RETRIES_PER_TICK = 5000  # a test that jumps a year ahead still ends (docs: a retry a minute for 3½ days)
 
 
@@ -338,30 +340,30 @@ class AsgWorld:
         if group.stale_until is not None and now >= group.stale_until:
             group.stale, group.stale_until = None, None
 
-    def _next_event(self, group: Group, now: datetime) -> tuple[datetime, object] | None:
+    def _next_event(self, group: Group, now: datetime) -> tuple[datetime, Event] | None:
         """The earliest thing due at or before ``now`` (ready, gone, health replacement, scale in, launch, balance)."""
-        due: list[tuple[datetime, int, object]] = []
+        due: list[tuple[datetime, int, Event]] = []
         for inst in group.instances.values():
             if inst.lifecycle == "Pending" and inst.ready_at is not None and inst.ready_at <= now:
-                due.append((inst.ready_at, 0, lambda t, i=inst: self._ready(group, i, t)))
+                due.append((inst.ready_at, 0, partial(self._ready, group, inst)))
             if inst.lifecycle == "Terminating" and inst.gone_at is not None and inst.gone_at <= now:
-                due.append((inst.gone_at, 1, lambda t, i=inst: self._gone(group, i, t)))
+                due.append((inst.gone_at, 1, partial(self._gone, group, inst)))
         floor = min((t for t, _p, _a in due), default=now)
         # Health checks and scale in act "now": they react to state, not to a timer of their own.
         if not group.is_suspended("HealthCheck"):
             dead = [i for i in group.live() if i.ec2_dead]
             if dead:
-                due.append((floor, 2, lambda t, i=dead[0]: self._health_check_notices(group, i, t)))
+                due.append((floor, 2, partial(self._health_check_notices, group, dead[0])))
         if not group.is_suspended("ReplaceUnhealthy") and not group.is_suspended("Terminate"):
             sick = [i for i in group.live() if i.health == "Unhealthy" and i.lifecycle == "InService"]
             if sick:
-                due.append((floor, 3, lambda t, i=sick[0]: self._replace_unhealthy(group, i, t)))
+                due.append((floor, 3, partial(self._replace_unhealthy, group, sick[0])))
         if len(group.live()) > group.desired and self._scale_in_victims(group, 1):
-            due.append((floor, 4, lambda t: self._scale_in(group, t)))
+            due.append((floor, 4, partial(self._scale_in, group)))
         if len(group.live()) < group.desired and not group.is_suspended("Launch"):
             attempt = group.next_attempt if group.next_attempt is not None else floor
             if attempt <= now:
-                due.append((attempt, 5, lambda t: self._launch(group, t)))
+                due.append((attempt, 5, partial(self._launch, group)))
         if self.az_rebalance:
             step = self._rebalance_step(group)
             if step is not None:
@@ -369,7 +371,7 @@ class AsgWorld:
         if not due:
             return None
         when, _prio, action = min(due, key=lambda d: (d[0], d[1]))
-        return when, action  # type: ignore[return-value]
+        return when, action
 
     # ------------------------------------------------------------------ lifecycle events
 
@@ -527,21 +529,21 @@ class AsgWorld:
 
     # ------------------------------------------------------------------ AZ rebalancing (aws-facts §5)
 
-    def _rebalance_step(self, group: Group) -> object | None:
+    def _rebalance_step(self, group: Group) -> Event | None:
         if group.is_suspended("AZRebalance") or group.is_suspended("Launch") or len(group.azs) < 2:
             return None
         if any(i.lifecycle == "Pending" for i in group.instances.values()):
             return None  # one step at a time: wait for the launches in flight
         fresh = [i for i in group.live() if i.rebalance and i.lifecycle == "InService"]
         if fresh:
-            return lambda t, i=fresh[0]: self._rebalance_terminate(group, i, t)
+            return partial(self._rebalance_terminate, group, fresh[0])
         counts = group.per_az()
         if max(counts.values()) - min(counts.values()) <= 1 or len(group.live()) != group.desired:
             return None
         margin = max(1, math.ceil(group.max * 0.1))  # the group may exceed MaxSize by 10 % while rebalancing
         if len(group.live()) + 1 > group.max + margin:
             return None
-        return lambda t: self._rebalance_launch(group, t)
+        return partial(self._rebalance_launch, group)
 
     def _rebalance_launch(self, group: Group, when: datetime) -> None:
         counts = group.per_az()

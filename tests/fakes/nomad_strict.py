@@ -50,6 +50,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,7 +58,12 @@ if TYPE_CHECKING:
 
 NS = 1_000_000_000
 DEFAULT_KILL_TIMEOUT_S = 5.0  # structs.DefaultKillTimeout
-DEFAULT_MIGRATE = {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * NS, "HealthyDeadline": 300 * NS}
+DEFAULT_MIGRATE: dict[str, Any] = {
+    "MaxParallel": 1,
+    "HealthCheck": "checks",
+    "MinHealthyTime": 10 * NS,
+    "HealthyDeadline": 300 * NS,
+}
 ALLOC_LIST_FAULTS = ("null", "object", "no_client_status", "unknown", "500")
 TERMINAL = {"complete", "failed", "lost"}
 LIVE = {"pending", "running"}
@@ -237,7 +243,7 @@ class StrictClients:
         job = self.jobs.get((alloc["Namespace"], alloc["JobID"])) or {}
         for tg in job.get("TaskGroups") or []:
             if tg.get("Name") == alloc["TaskGroup"]:
-                return tg  # type: ignore[no-any-return]
+                return tg
         return {}
 
     def _job_type(self: FakeNomad, alloc: dict[str, Any]) -> str:
@@ -276,14 +282,14 @@ class StrictClients:
     def _next_event(self: FakeNomad, now: float) -> tuple[float, Callable[[float], None]] | None:
         due: list[tuple[float, Callable[[float], None]]] = []
         for alloc_id, at in self._stopping.items():
-            due.append((at, lambda t, a=alloc_id: self._stopped(a, t)))
+            due.append((at, partial(self._stopped, alloc_id)))
         for node_id, at in self._hb_next.items():
-            due.append((at, lambda t, n=node_id: self._heartbeat_check(n, t)))
+            due.append((at, partial(self._heartbeat_check, node_id)))
         for alloc_id, since in self._unknown_since.items():
             alloc = self._find_alloc(alloc_id)
             if alloc is not None:
                 lost_after = _seconds((self._tg_of(alloc).get("Disconnect") or {}).get("LostAfter"))
-                due.append((since + lost_after, lambda t, a=alloc_id: self._expire_unknown(a, t)))
+                due.append((since + lost_after, partial(self._expire_unknown, alloc_id)))
         if self.alloc_lifecycle:
             for allocs in self.allocs.values():
                 for alloc in allocs:
@@ -292,16 +298,16 @@ class StrictClients:
                     aid = alloc["ID"]
                     if alloc["ClientStatus"] == "pending" and self._node_ready(alloc.get("NodeID", "")):
                         start = self._created_at.get(aid, now) + self.alloc_start_s
-                        due.append((start, lambda t, a=alloc: self._start(a, t)))
+                        due.append((start, partial(self._start, alloc)))
                     elif alloc["ClientStatus"] == "running" and not _has_health(alloc):
                         since = self._running_since.setdefault(aid, now)
-                        due.append((since + self._min_healthy(alloc), lambda t, a=alloc: self._set_healthy(a, t)))
+                        due.append((since + self._min_healthy(alloc), partial(self._set_healthy, alloc)))
         for node_id, node in self.nodes.items():
             strategy = node.get("DrainStrategy")
             if strategy is not None and strategy["Deadline"] > 0:
                 from tests.fakes.nomad_drain import _parse
 
-                due.append((_parse(strategy["ForceDeadline"]), lambda t, n=node_id: self._deadline(n, t)))
+                due.append((_parse(strategy["ForceDeadline"]), partial(self._deadline, node_id)))
         due = [d for d in due if d[0] <= now]
         if not due:
             return None
