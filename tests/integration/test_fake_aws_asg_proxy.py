@@ -528,3 +528,26 @@ def test_reads_keep_moto_iam_enforcement(aws: Aws, asg_proxy: AsgProxy, monkeypa
         assert asg_proxy.group(G).desired == 1  # the proxy's own calls still work under enforcement
     finally:
         aws.server.enforce_auth(False)
+
+
+def test_forescale_s_provider_reads_and_writes_through_the_proxy(
+    aws: Aws, asg_proxy: AsgProxy, asg_clock: ManualClock
+) -> None:
+    from autoscaler.core.settings.nodes import AwsAsgSettings
+    from autoscaler.nodes.aws_asg import AwsAsgProvider
+    from tests.helpers import make_config, pool_dict
+
+    aws.create_asg(G, desired=2, min_size=2, max_size=6)
+    pool = make_config(pool_dict("ocr")).pool("ocr")
+    prov = AwsAsgProvider(AwsAsgSettings(asg_name=G, region=aws.region, endpoint_url=asg_proxy.url, max_attempts=1))
+    group_view = prov.describe(pool)
+    prov.scale_out(pool, group_view, 4)
+    group_view = prov.describe(pool)
+    assert group_view.desired == 4
+    assert sorted(m.state for m in group_view.machines) == ["InService", "InService", "Pending", "Pending"]
+    assert {m.launched_at for m in group_view.machines if m.state == "Pending"} == {asg_clock.now()}
+    seeded = [m.id for m in group_view.machines if m.state == "InService"]
+    results = prov.terminate(pool, group_view, seeded)
+    assert [r.ok for r in results] == [True, True]
+    results = prov.terminate(pool, prov.describe(pool), [m.id for m in prov.describe(pool).machines][-1:])
+    assert not results[0].ok and "desiredSize equals minSize (2)" in (results[0].error or "")
