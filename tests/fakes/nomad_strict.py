@@ -224,7 +224,8 @@ class StrictClients:
         if not live or stuck:
             return live
         if self.stop_delays and alloc["ClientStatus"] == "running":
-            self._stopping[alloc["ID"]] = self._now() + self._kill_timeline(alloc)
+            # told again (a deadline, a second drain) while already stopping: the client's kill goes on as it was
+            self._stopping.setdefault(alloc["ID"], self._now() + self._kill_timeline(alloc))
             return live
         alloc["ClientStatus"] = "complete"
         alloc["ClientDescription"] = "All tasks have completed"

@@ -86,6 +86,18 @@ def test_a_stopped_allocation_runs_on_for_shutdown_delay_plus_kill_timeout(stric
     assert on(strict_nomad, stopping["NodeID"])[0]["ClientStatus"] == "complete"
 
 
+def test_a_second_stop_does_not_restart_the_kill_timeline(strict_nomad: FakeNomad) -> None:
+    clock, _ = world(strict_nomad)
+    strict_nomad.add_job(JOB, groups={GROUP: 2}, gpus=1, distinct_hosts=True, node_pool="gpu", kill_timeout=20)
+    scale(strict_nomad, 1)
+    (stopping,) = [a for a in strict_nomad.allocations(JOB) if a["DesiredStatus"] == "stop"]
+    clock.advance(10)
+    drain(strict_nomad, stopping["NodeID"], deadline_s=-1)  # forced: everything on the node told to stop again
+    assert strict_nomad.stopping_until(stopping["ID"]) == T0 + 20
+    clock.advance(10)
+    assert on(strict_nomad, stopping["NodeID"])[0]["ClientStatus"] == "complete"
+
+
 def test_the_kill_timeout_is_capped_by_the_client_and_defaults_to_5s(strict_nomad: FakeNomad) -> None:
     world(strict_nomad)
     strict_nomad.add_job(JOB, groups={GROUP: 2}, gpus=1, distinct_hosts=True, node_pool="gpu", kill_timeout=600)
