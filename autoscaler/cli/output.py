@@ -109,7 +109,9 @@ def node_lines(pool: str, nodes: NodeReport) -> list[str]:
         lines.append(f"[yellow]{pool}: group[/]: {markup_safe(note)}")
     for a in nodes.actions:
         prefix = "would " if nodes.dry_run and a.status == "planned" else ""
-        if a.status == "failed":
+        if a.kind == "warning":
+            lines.append(f"[yellow]{pool}: group[/]: {markup_safe(a.message)}")
+        elif a.status == "failed":
             tail = f": {markup_safe(a.error)}" if a.error else ""
             lines.append(f"[red]{pool}: machines[/]: {prefix}{markup_safe(a.message)}{tail}")
         else:

@@ -174,7 +174,7 @@ class TerminateResult:
 ActionKind = Literal[
     "scale_out", "reclaim", "drain", "terminate", "reap", "cancel", "purge", "problem", "warning", "waiting", "note"
 ]
-ActionStatus = Literal["planned", "done", "failed", "info"]
+ActionStatus = Literal["planned", "done", "failed", "new", "info"]
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ class NodeAction:
     Kinds: scale_out (raise capacity), reclaim (cancel one of our drains), drain, terminate (a drained machine),
     reap (a dead machine: never registered, or its node down too long), cancel (lower the capacity to the
     machines that exist: launches that never came), purge, problem (a failure, reported once: status failed
-    the first time, info after), warning (a risk, reported once: status done the first time, info after;
+    the first time, info after), warning (a risk, reported once: status new the first time, info after;
     never fails the step), waiting, note.
 
     ``reported_once`` is true for the first report of a problem or warning (what memory keeps by ``key``).
@@ -206,7 +206,7 @@ class NodeAction:
     @property
     def reported_once(self) -> bool:
         return (self.kind == "problem" and self.status == "failed") or (
-            self.kind == "warning" and self.status == "done"
+            self.kind == "warning" and self.status == "new"
         )
 
 

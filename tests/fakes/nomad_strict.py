@@ -283,7 +283,8 @@ class StrictClients:
     def _next_event(self: FakeNomad, now: float) -> tuple[float, Callable[[float], None]] | None:
         due: list[tuple[float, Callable[[float], None]]] = []
         for alloc_id, at in self._stopping.items():
-            due.append((at, partial(self._stopped, alloc_id)))
+            if alloc_id not in self.stuck_allocs:  # a task that ignores its kill never stops, whenever marked
+                due.append((at, partial(self._stopped, alloc_id)))
         for node_id, at in self._hb_next.items():
             due.append((at, partial(self._heartbeat_check, node_id)))
         for alloc_id, since in self._unknown_since.items():

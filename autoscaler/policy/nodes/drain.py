@@ -1,9 +1,11 @@
 """Drains: the deadline each node gets, and what forescale's drains in progress have come to (pure).
 
 The deadline follows Nomad's drainer (``nomad/drainer/``: ``drainingJobWatcher.handleTaskGroup`` migrates at
-most ``migrate.max_parallel`` allocations of a task group at a time, and starts the next batch only when the
-replacements of the previous one are healthy, bounded by ``migrate.healthy_deadline``; each stopped
-allocation takes its ``shutdown_delay`` + ``kill_timeout``). For one task group with n allocations on the node:
+most ``migrate.max_parallel`` allocations of a task group at a time — across every draining node of the job, not
+per node — and starts the next batch only when the replacements of the previous one are healthy, bounded by
+``migrate.healthy_deadline``; each stopped allocation takes its ``shutdown_delay`` + ``kill_timeout``). For a
+task group with n allocations on the nodes draining together (this node's, the ones drained in the same step
+and the ones still draining):
 
     batches = ceil(n / max_parallel)
     time    = batches × stop + (batches − 1) × healthy_deadline
@@ -16,7 +18,7 @@ An explicit ``nodes.drain_deadline`` is used as written.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from autoscaler.core.durations import format_duration_s
@@ -39,17 +41,29 @@ def drain_deadline(pool: PoolConfig) -> timedelta:
     return DEFAULT_DRAIN_DEADLINE
 
 
-def node_drain_deadline(pool: PoolConfig, node: PoolNode) -> tuple[timedelta, str]:
-    """The deadline for draining ``node`` and the sentence behind it (module docstring)."""
+def migrating(nodes: Iterable[PoolNode]) -> dict[tuple[str, str], int]:
+    """Allocations to migrate per (job, task group) over nodes that drain together."""
+    out: dict[tuple[str, str], int] = {}
+    for node in nodes:
+        for alloc in node.work(ignore_system=True):
+            out[(alloc.job, alloc.group)] = out.get((alloc.job, alloc.group), 0) + 1
+    return out
+
+
+def node_drain_deadline(
+    pool: PoolConfig, node: PoolNode, together: Mapping[tuple[str, str], int] | None = None
+) -> tuple[timedelta, str]:
+    """The deadline for draining ``node`` and the sentence behind it (module docstring). ``together``: the
+    allocations per task group on every node draining with it (default: this node's own)."""
     base = drain_deadline(pool)
     if pool.nodes.drain_deadline is not None:
         return base, "configured"
+    together = together if together is not None else migrating([node])
     groups: dict[tuple[str, str], tuple[int, MigrateSpec]] = {}
     for alloc in node.work(ignore_system=True):
-        if alloc.migrate is None:
-            continue
-        n, _ = groups.get((alloc.job, alloc.group), (0, alloc.migrate))
-        groups[(alloc.job, alloc.group)] = (n + 1, alloc.migrate)
+        if alloc.migrate is not None:
+            key = (alloc.job, alloc.group)
+            groups[key] = (max(together.get(key, 0), 1), alloc.migrate)
     best, why = timedelta(0), ""
     for (job, group), (n, spec) in sorted(groups.items()):
         batches = math.ceil(n / spec.max_parallel)
@@ -57,7 +71,7 @@ def node_drain_deadline(pool: PoolConfig, node: PoolNode) -> tuple[timedelta, st
         if seconds > best.total_seconds():
             best = timedelta(seconds=seconds)
             why = (
-                f"{n} allocation(s) of {job}/{group}, {spec.max_parallel} at a time: {batches} × "
+                f"{n} allocation(s) of {job}/{group} draining, {spec.max_parallel} at a time: {batches} × "
                 f"{format_duration_s(spec.stop_s)} stop"
                 + (f" + {batches - 1} × {format_duration_s(spec.healthy_deadline_s)} healthy" if batches > 1 else "")
             )
@@ -80,6 +94,8 @@ def drain_progress(
     settings = pool.nodes
     actions: list[NodeAction] = []
     draining = 0
+    slots = list(slots)
+    together = migrating(s.node for s in slots if s.node is not None and s.node.draining)
     for slot in slots:
         node = slot.node
         if node is None or node.id in reclaimed:
@@ -120,7 +136,7 @@ def drain_progress(
                 )
             )
             continue
-        deadline, _ = node_drain_deadline(pool, node)
+        deadline, _ = node_drain_deadline(pool, node, together)
         until = node.drain_deadline or (started + deadline if started else None)
         limit = until + settings.drain_grace if until is not None else None
         if limit is not None and now > limit and started is not None:

@@ -35,7 +35,7 @@ def node_events(pool: str, report: NodeReport, at: datetime) -> list[Event]:
     out = []
     by_kind: dict[str, list[NodeAction]] = {}
     for action in report.actions:
-        if action.status == "done" and action.kind != "warning":
+        if action.status == "done":
             by_kind.setdefault(action.kind, []).append(action)
     for kind, acts in by_kind.items():
         details: dict[str, object] = {"group": report.group}

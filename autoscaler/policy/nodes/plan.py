@@ -28,7 +28,7 @@ from autoscaler.core.durations import format_duration_s
 from autoscaler.core.nodes import BootSample, FleetCounts, MachineGroup, NodeAction, PoolNode
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.policy.nodes.boots import boots as sample_boots
-from autoscaler.policy.nodes.drain import drain_progress, node_drain_deadline
+from autoscaler.policy.nodes.drain import drain_progress, migrating, node_drain_deadline
 from autoscaler.policy.nodes.fleet import Fleet, Slot, classify
 from autoscaler.policy.nodes.launches import Backoff, check_launches
 from autoscaler.policy.nodes.select import select_nodes
@@ -83,7 +83,7 @@ class _Steps:
 
     def warn(self, key: str, message: str, **kw: object) -> None:
         """A risk, reported once (never a failure of the step): shown every time in plan."""
-        self.add("warning", message, "done" if key not in self.mem.reported else "info", key=key, **kw)
+        self.add("warning", message, "new" if key not in self.mem.reported else "info", key=key, **kw)
 
     def note(self, message: str) -> None:
         self.add("note", message, "info")
@@ -116,6 +116,11 @@ class _Steps:
                 )
         for key, message in self.group.state.warnings:
             self.warn(key, message)
+        state = self.group.state
+        if state.scale_out_blocked:
+            self.notes.append(f"scale-out paused: {state.scale_out_blocked}")
+        if state.scale_in_blocked:
+            self.notes.append(f"removals paused: {state.scale_in_blocked}")
         unhealthy = [s.machine.id for s in fleet.slots if not s.machine.healthy]
         if unhealthy:
             self.notes.append(
@@ -260,8 +265,10 @@ class _Steps:
         candidates = [s for s in serving if s.candidate and not _runs(s, job)]
         nodes = [s.node for s in candidates if s.node is not None]
         picked = select_nodes(nodes, excess, settings.selection, settings.drain_ignore_system_jobs)
+        draining = [s.node for s in fleet.of("retiring") if s.node is not None and s.node.draining]
+        together = migrating([*draining, *(node for node, _ in picked)])  # Nomad's drainer batches job-wide
         for node, why in picked:
-            deadline, basis = node_drain_deadline(self.pool, node)
+            deadline, basis = node_drain_deadline(self.pool, node, together)
             self.add(
                 "drain",
                 f"drain {node.label}: {why}; deadline {format_duration_s(deadline.total_seconds())} ({basis})",

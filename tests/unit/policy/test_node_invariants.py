@@ -131,7 +131,7 @@ def test_machines_of_another_node_pool_are_never_counted_drained_or_reaped() -> 
     foreign = [replace(node(i, alloc(job="etl")), node_pool="cpu", in_pool=False) for i in (4, 5)]
     plan = plan_nodes(pool(), 3, group(5), mine + foreign, T0 + timedelta(hours=2))
     assert writes(plan) == []
-    keys = sorted(a.key or "" for a in plan.actions if a.kind == "warning" and a.status == "done")
+    keys = sorted(a.key or "" for a in plan.actions if a.kind == "warning" and a.status == "new")
     assert keys == ["foreign:i-4", "foreign:i-5"] and not plan_failed(plan)
     assert "outside this pool's filters (node_pool=gpu)" in plan.actions[-1].message
 
@@ -223,7 +223,7 @@ def test_drain_deadline_follows_max_parallel_health_and_kill_timeout() -> None:
     )
     deadline, why = node_drain_deadline(with_jobspec, node(1, *allocs))
     assert deadline == timedelta(seconds=2 * 30 + 1 * 300 + 60)
-    assert "4 allocation(s) of api/web, 2 at a time: 2 × 30s stop + 1 × 5m healthy" in why
+    assert "4 allocation(s) of api/web draining, 2 at a time: 2 × 30s stop + 1 × 5m healthy" in why
     small, basis = node_drain_deadline(with_jobspec, node(1, allocs[0]))
     assert small == drain_deadline(with_jobspec) < deadline and basis == "pool default"  # never below it
     one_by_one = [replace(a, migrate=replace(spec, max_parallel=1)) for a in allocs]
@@ -234,6 +234,14 @@ def test_drain_deadline_follows_max_parallel_health_and_kill_timeout() -> None:
     plan = plan_nodes(with_jobspec, 0, group(1), [node(1, *allocs)], T0)
     (drain,) = [a for a in plan.actions if a.kind == "drain"]
     assert drain.deadline_s == 420 and "deadline 7m" in drain.message
+    # Nomad's drainer batches a task group across every draining node: two nodes with 2 each drain one by one.
+    one = replace(spec, max_parallel=1)
+    pair = [
+        node(i, *(NodeAllocation(f"a{i}{j}", "api", "web", "running", migrate=one) for j in range(2))) for i in (1, 2)
+    ]
+    plan = plan_nodes(with_jobspec, 0, group(2), pair, T0)
+    deadlines = {a.deadline_s for a in plan.actions if a.kind == "drain"}
+    assert deadlines == {4 * 30 + 3 * 300 + 60}
 
 
 # -- group state -----------------------------------------------------------------------------------------------
@@ -264,7 +272,7 @@ def test_group_warnings_are_reported_once_and_shown_every_time() -> None:
     g = replace(group(2), state=GroupState(warnings=(warning,)))
     first = plan_nodes(pool(), 2, g, [node(1), node(2)], T0)
     (told,) = [a for a in first.actions if a.kind == "warning"]
-    assert told.status == "done" and told.reported_once and not plan_failed(first)  # a risk, not a failure
+    assert told.status == "new" and told.reported_once and not plan_failed(first)  # a risk, not a failure
     again = plan_nodes(pool(), 2, g, [node(1), node(2)], T0, memory=NodeMemoryView(reported=frozenset({warning[0]})))
     assert [(a.status, a.message) for a in again.actions if a.kind == "warning"] == [("info", warning[1])]
 
