@@ -61,8 +61,10 @@ def build_deps(
     if config.audit_log.is_dir():
         raise ConfigError(
             str(config.source or "the config"),
-            [f"audit_log ({config.audit_log}): is a directory; point it at a file, e.g. "
-             f"{config.audit_log / 'forescale-audit.jsonl'}"],
+            [
+                f"audit_log ({config.audit_log}): is a directory; point it at a file, e.g. "
+                f"{config.audit_log / 'forescale-audit.jsonl'}"
+            ],
         )
     longest = max((max(p.scale_in_cooldown, p.scale_in_window) for p in config.pools), default=timedelta(0))
     history = ActionHistory(keep=max(longest, timedelta(hours=1)))
@@ -92,17 +94,10 @@ def build_deps(
 
 
 def build_node_provider(pool: PoolConfig) -> NodeProvider | None:
-    """The pool's ``nodes.provider`` (None for a fixed fleet). boto3 is imported only when a pool uses AWS."""
-    settings = pool.nodes
-    if settings.provider == "aws_asg" and settings.aws is not None:
-        from autoscaler.nodes.aws_asg import AwsAsgProvider
+    """The pool's ``nodes.provider`` (None for a fixed fleet), from the providers' table."""
+    from autoscaler.nodes.registry import build_node_provider as build
 
-        return AwsAsgProvider(settings.aws)
-    if settings.provider == "command" and settings.command is not None:
-        from autoscaler.nodes.command import CommandProvider
-
-        return CommandProvider(settings.command)
-    return None
+    return build(pool)
 
 
 def build_nodes(config: Config, client: NomadClient, clock: Clock, audit: AuditLog) -> NodeReconciler | None:
@@ -115,7 +110,8 @@ def build_nodes(config: Config, client: NomadClient, clock: Clock, audit: AuditL
 
     window = max((p.nodes.boot_window for p in config.pools), default=timedelta(days=7))
     boots, reported = audit.node_history(clock.now() - window)
-    memory = NodeMemory(reported=reported)
+    asks, backoffs = audit.node_state(clock.now() - timedelta(days=1))
+    memory = NodeMemory(reported=reported, last_ask=asks, backoff=backoffs)
     memory.add_boots(boots)
     return NodeReconciler(providers, NomadNodeDirectory(client), clock, memory)
 

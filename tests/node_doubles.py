@@ -20,7 +20,11 @@ def alloc(status: str = "running", job: str = "ml-ocr", job_type: str = "service
     return NodeAllocation(f"a-{job}-{status}", job, "workers", status, job_type=job_type, running_since=since)
 
 
+ATTR = "unique.platform.aws.instance-id"
+
+
 def node(i: int, *allocs: NodeAllocation, **kw: Any) -> PoolNode:
+    """Node gpu-i on machine i-i (``machine_id=`` another machine, None for a node without the attribute)."""
     base: dict[str, Any] = {
         "id": f"node-{i}",
         "name": f"gpu-{i}",
@@ -33,6 +37,7 @@ def node(i: int, *allocs: NodeAllocation, **kw: Any) -> PoolNode:
         "allocations": allocs,
     }
     base.update(kw)
+    base["attributes"] = {ATTR: base["machine_id"]} if base["machine_id"] else {}
     return PoolNode(**base)
 
 
@@ -72,6 +77,19 @@ class Provider:
             self.where, self.desired, tuple(Machine(m, launched_at=T0) for m in self.machines), 0, self.hi
         )
 
+    def machine_id(self, pool: PoolConfig, attributes: Any) -> str | None:
+        return attributes.get(ATTR) or None
+
+    def node_key(self, pool: PoolConfig) -> str:
+        return ATTR
+
+    def cancel_launches(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        self.calls.append(("cancel", desired))
+        if len(self.machines) > desired:
+            raise NodeProviderError("more machines exist", code="Appeared")
+        self.desired = desired
+        return f"desired {group.desired} → {desired}"
+
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
         self.calls.append(("scale_out", desired))
         n = len(self.machines)
@@ -79,7 +97,9 @@ class Provider:
         self.desired = desired
         return f"desired {group.desired} → {desired}"
 
-    def terminate(self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str]) -> list[TerminateResult]:
+    def terminate(
+        self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str], *, replace: bool = False
+    ) -> list[TerminateResult]:
         self.calls.append(("terminate", list(machines)))
         out = []
         for m in machines:
@@ -87,7 +107,8 @@ class Provider:
                 out.append(TerminateResult(m, False, "AccessDenied"))
                 continue
             self.machines.remove(m)
-            self.desired -= 1
+            if not replace:
+                self.desired -= 1
             out.append(TerminateResult(m, True))
         return out
 
@@ -95,12 +116,17 @@ class Provider:
 class Directory:
     """Nomad's nodes in memory: a drain of a node without live allocations completes at once (as in Nomad)."""
 
-    def __init__(self, nodes: list[PoolNode]) -> None:
+    def __init__(self, nodes: list[PoolNode], others: list[PoolNode] | None = None) -> None:
         self.nodes = {n.id: n for n in nodes}
+        self.others = list(others or [])
         self.calls: list[tuple[str, str]] = []
 
     def pool_nodes(self, pool: PoolConfig) -> list[PoolNode]:
         return list(self.nodes.values())
+
+    def other_nodes(self, pool: PoolConfig) -> list[PoolNode]:
+        self.calls.append(("others", ""))
+        return list(self.others)
 
     def drain(self, node_id: str, deadline_s: float, ignore_system_jobs: bool, meta: dict[str, str]) -> None:
         self.calls.append(("drain", node_id))

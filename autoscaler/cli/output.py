@@ -97,13 +97,21 @@ def boot_cell(nodes: NodeReport | None) -> str:
 
 
 def node_lines(pool: str, nodes: NodeReport) -> list[str]:
-    """The node step in sentences: every action with its reason, the lead time, errors in red."""
+    """The node step in sentences: the fleet, the group's state, every action with its reason, the lead time,
+    errors in red."""
     if nodes.error:
         return [f"[red]{pool}: machines[/]: {markup_safe(nodes.error)}"]
     lines = []
+    if nodes.counts is not None:
+        when = "if this plan runs" if nodes.dry_run else "after this step"
+        lines.append(f"{pool}: fleet {when}: {fleet_text(nodes)}")
+    for note in nodes.notes:
+        lines.append(f"[yellow]{pool}: group[/]: {markup_safe(note)}")
     for a in nodes.actions:
         prefix = "would " if nodes.dry_run and a.status == "planned" else ""
-        if a.status == "failed":
+        if a.kind == "warning":
+            lines.append(f"[yellow]{pool}: group[/]: {markup_safe(a.message)}")
+        elif a.status == "failed":
             tail = f": {markup_safe(a.error)}" if a.error else ""
             lines.append(f"[red]{pool}: machines[/]: {prefix}{markup_safe(a.message)}{tail}")
         else:
@@ -111,6 +119,31 @@ def node_lines(pool: str, nodes: NodeReport) -> list[str]:
     if nodes.lead_time is not None:
         lines.append(f"{pool}: {markup_safe(nodes.lead_time.explain())}")
     return lines
+
+
+def fleet_text(nodes: NodeReport) -> str:
+    """'4 machines: 2 serving, 1 booting, 1 draining; capacity 4' (only the states that have machines)."""
+    c = nodes.counts
+    if c is None:
+        return ""
+    parts = [
+        f"{n} {word}"
+        for n, word in (
+            (c.serving, "serving"),
+            (c.booting, "booting"),
+            (c.draining, "draining"),
+            (c.unregistered, "never registered"),
+            (c.down, "down"),
+            (c.foreign, "of another node pool"),
+            (c.other, "held/standby/ambiguous"),
+        )
+        if n
+    ]
+    text = f"{c.machines} machine{'s' if c.machines != 1 else ''}" + (f": {', '.join(parts)}" if parts else "")
+    text += f"; capacity {c.capacity}"
+    if nodes.backoff is not None:
+        text += f"; scale-out backs off until {nodes.backoff.until:%H:%M} UTC ({nodes.backoff.reason})"
+    return text
 
 
 def placed_cell(decision: Decision) -> str:

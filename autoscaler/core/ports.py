@@ -18,7 +18,7 @@ Implementations subclass the Protocol when they want its no-op defaults (``Notif
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
@@ -64,20 +64,44 @@ class NodeProvider(Protocol):
     """A pool's machines (docs/nodes.md). Every method raises NodeProviderError when the provider fails.
 
     The provider never picks machines itself: scale-in names the exact machines, each already drained in Nomad.
+    It owns the mapping from a Nomad node to its machine (as cluster-autoscaler's ``NodeGroupForNode``).
+    ``tests/contract/test_node_provider_contract.py`` holds every implementation to these promises.
     """
 
-    kind: str
+    kind: str  # the ``nodes.provider`` value, e.g. aws_asg
+
+    @property
+    def where(self) -> str:
+        """The group in words, for messages: 'ASG ml-ocr-gpu (eu-west-1)'."""
+        ...
 
     def describe(self, pool: PoolConfig) -> MachineGroup:
-        """The capacity asked for, its bounds and the machines that exist now."""
+        """The capacity asked for, its bounds, the machines that exist now and the group's state (suspended
+        processes, refreshes, failed launches)."""
+        ...
+
+    def machine_id(self, pool: PoolConfig, attributes: Mapping[str, str]) -> str | None:
+        """The id of the machine a Nomad node runs on, from the node's attributes (None: cannot tell)."""
+        ...
+
+    def node_key(self, pool: PoolConfig) -> str:
+        """Which node attribute names the machine, for messages (e.g. 'unique.platform.aws.instance-id')."""
         ...
 
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
         """Raise the capacity to ``desired`` (> ``group.desired``, ≤ ``group.max``); return a short note."""
         ...
 
-    def terminate(self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str]) -> Sequence[TerminateResult]:
-        """Terminate exactly these machines and lower the capacity by as many; one result per machine."""
+    def cancel_launches(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        """Lower the capacity to ``desired`` without removing any machine that exists: only launches that have
+        not appeared are cancelled. Refuses (NodeProviderError) when more machines than ``desired`` exist."""
+        ...
+
+    def terminate(
+        self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str], *, replace: bool = False
+    ) -> Sequence[TerminateResult]:
+        """Terminate exactly these machines, lowering the capacity by as many (``replace``: keep the capacity,
+        the provider launches replacements); one result per machine."""
         ...
 
 
@@ -85,7 +109,11 @@ class NodeDirectory(Protocol):
     """Nomad's nodes (``/v1/nodes``, ``/v1/node/:id…``). Raises TargetError (NomadError) when Nomad fails."""
 
     def pool_nodes(self, pool: PoolConfig) -> list[PoolNode]:
-        """The nodes matching the pool's ``nodes:`` filters, each with its allocations."""
+        """The nodes matching the pool's ``nodes:`` filters, each with its allocations (machine ids unmapped)."""
+        ...
+
+    def other_nodes(self, pool: PoolConfig) -> list[PoolNode]:
+        """Every node outside the pool's filters, with its attributes (no allocations)."""
         ...
 
     def drain(self, node_id: str, deadline_s: float, ignore_system_jobs: bool, meta: dict[str, str]) -> None:
@@ -98,6 +126,9 @@ class NodeDirectory(Protocol):
 
     def purge(self, node_id: str) -> None:
         """Remove the node from Nomad (after its machine is terminated)."""
+        ...
+
+
 @runtime_checkable
 class ChangeHistory(Protocol):
     """A target that keeps its own record of recent count changes (Nomad: ``GET /v1/job/:id/scale`` events).

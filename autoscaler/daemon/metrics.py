@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
 from autoscaler.core.settings.forescale import PoolConfig
+from autoscaler.policy.nodes.events import PROBLEMS, problem_kind
 from autoscaler.policy.placement import PLACED, UNPLACEABLE
 
 
@@ -68,8 +69,9 @@ class DaemonMetrics:
         # Node pools (pools with nodes.provider): docs/nodes.md.
         self.machines = Gauge(
             "forescale_pool_machines",
-            "Machines of the pool's provider by state: capacity (asked for), machines (existing), "
-            "ready (eligible ready nodes), draining",
+            "Machines of the pool's provider by state: capacity (asked for), machines (existing), ready (serving: "
+            "a ready, eligible node of the pool), booting, draining, unregistered (no node after boot_timeout), "
+            "down, foreign (another node pool's), other; after the step's own actions",
             ["pool", "state"],
             registry=r,
         )
@@ -77,6 +79,19 @@ class DaemonMetrics:
             "forescale_node_actions_total",
             "Node step actions by kind (scale_out, drain, terminate, reclaim, purge, problem) and result",
             ["pool", "kind", "result"],
+            registry=r,
+        )
+        self.node_problems = Counter(
+            "forescale_node_problems_total",
+            "Node problems and warnings reported (once each): launch_failed, no_node, node_down, drain_timeout, "
+            "ambiguous, unreadable, no_attribute (problems); foreign, az_rebalance (warnings)",
+            ["pool", "problem"],
+            registry=r,
+        )
+        self.backoff = Gauge(
+            "forescale_pool_scale_out_backoff_until_seconds",
+            "UNIX time until which scale-out backs off after failed launches (0: none)",
+            ["pool"],
             registry=r,
         )
         buckets = (60, 120, 180, 300, 420, 600, 900, 1200, 1800, 3600)
@@ -140,7 +155,7 @@ class DaemonMetrics:
         )
         self.scale_actions = Counter(
             "forescale_scale_actions_total",
-            "Counts applied to Nomad, by who decided them: by=\"tick\" (the forecast) or by=\"guard\" (the fast "
+            'Counts applied to Nomad, by who decided them: by="tick" (the forecast) or by="guard" (the fast '
             "guard between ticks)",
             ["pool", "by"],
             registry=r,
@@ -154,6 +169,14 @@ class DaemonMetrics:
             for by in ("tick", "guard"):  # present from the start: "no guard action" is a 0, not a missing series
                 self.scale_actions.labels(pool.name, by)
             self.unplaceable.labels(pool.name).set(0)
+            if pool.nodes.enabled:  # a first problem must be an increase from 0 for the alert rules to see it
+                for problem in PROBLEMS:
+                    self.node_problems.labels(pool.name, problem)
+                for kind in ("terminate", "reap", "cancel"):
+                    self.node_actions.labels(pool.name, kind, "failed")
+                self.backoff.labels(pool.name).set(0)
+                self.boot.labels(pool.name)  # histograms present (empty) before the first boot and drain
+                self.drain.labels(pool.name)
 
     def set_shadow(self, pools: dict[str, bool]) -> None:
         """Which pools are in shadow (mode: shadow, or every pool under run --dry-run)."""
@@ -208,6 +231,7 @@ class DaemonMetrics:
                 self.observe_nodes(o.pool, o.nodes)
 
     def observe_nodes(self, pool: str, nodes: NodeReport) -> None:
+        """Gauges from the step's counts after its own actions (tick, guard and follow-up ticks alike)."""
         if nodes.lead_time is not None:
             self.lead_time.labels(pool).set(nodes.lead_time.seconds)
         if nodes.error:
@@ -215,12 +239,18 @@ class DaemonMetrics:
             return
         if nodes.capacity_after is not None:
             self.machines.labels(pool, "capacity").set(nodes.capacity_after)
-        self.machines.labels(pool, "machines").set(nodes.machines)
-        self.machines.labels(pool, "ready").set(nodes.nodes_ready)
-        self.machines.labels(pool, "draining").set(nodes.draining)
+        c = nodes.counts
+        states = {"machines": nodes.machines, "ready": nodes.nodes_ready, "draining": nodes.draining}
+        if c is not None:
+            states.update(booting=c.booting, unregistered=c.unregistered, down=c.down, foreign=c.foreign, other=c.other)
+        for state, value in states.items():
+            self.machines.labels(pool, state).set(value)
+        self.backoff.labels(pool).set(nodes.backoff.until.timestamp() if nodes.backoff is not None else 0)
         for a in nodes.actions:
             if a.status in ("done", "failed"):
                 self.node_actions.labels(pool, a.kind, a.status).inc()
+            if a.reported_once:
+                self.node_problems.labels(pool, problem_kind(a.key)).inc()
             if a.kind == "terminate" and a.status == "done" and a.seconds is not None:
                 self.drain.labels(pool).observe(a.seconds)
         for boot in nodes.boots:

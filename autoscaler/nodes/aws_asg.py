@@ -3,7 +3,14 @@
 * Scale-out: ``SetDesiredCapacity`` to the new capacity (the planner clamps it to the group's MaxSize itself:
   the API rejects more, and some endpoints — moto — silently accept it).
 * Scale-in never lowers the desired capacity blindly: the planner names exact instances whose Nomad nodes are
-  drained, and each goes with ``TerminateInstanceInAutoScalingGroup(ShouldDecrementDesiredCapacity=True)``.
+  drained, and each goes with ``TerminateInstanceInAutoScalingGroup(ShouldDecrementDesiredCapacity=True)``
+  (``False`` to replace a dead instance at the group's MinSize).
+* Launches that never came are cancelled by ``SetDesiredCapacity`` down to the instances that exist, read again
+  just before (refused when more exist: AWS would pick instances to terminate itself, undrained).
+* Group state every describe (docs/aws-facts.md): LifecycleState → phase, HealthStatus, ProtectedFromScaleIn,
+  SuspendedProcesses (Launch / Terminate block scale-out / removals; AZRebalance active across zones is warned),
+  an instance refresh in progress (``DescribeInstanceRefreshes``: removals paused), the warm pool, and — when
+  desired is above the instances — ``DescribeScalingActivities`` for failed launches.
 * Credentials come from boto3's standard chain (environment, shared config/profile, container or instance
   role); forescale.yaml never holds them. Retries use botocore's ``standard`` mode (throttling, 5xx,
   timeouts) bounded by ``nodes.aws.max_attempts`` total attempts.
@@ -14,7 +21,8 @@ Every failure becomes a ``NodeProviderError`` whose message names the call, the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +33,7 @@ from botocore.parsers import ResponseParserError
 
 from autoscaler import __version__
 from autoscaler.core.errors import NodeProviderError
-from autoscaler.core.nodes import Machine, MachineGroup, TerminateResult
+from autoscaler.core.nodes import GroupState, LaunchFailure, Machine, MachineGroup, MachinePhase, TerminateResult
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.core.settings.nodes import AwsAsgSettings
 
@@ -40,6 +48,31 @@ BAD_CREDENTIALS = frozenset(
     {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "AuthFailure"}
 )
 EC2_BATCH = 100  # instance ids per DescribeInstances call
+INSTANCE_ATTRIBUTE = "unique.platform.aws.instance-id"  # Nomad's env_aws fingerprint (client/fingerprint/env_aws.go)
+BOOTING = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
+STANDBY = frozenset({"Standby", "EnteringStandby", "Warmed:Pending", "Warmed:Running", "Warmed:Stopped"})
+REFRESHING = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
+LAUNCH_RUNNING = frozenset(
+    {
+        "PendingSpotBidPlacement",
+        "WaitingForSpotInstanceRequestId",
+        "WaitingForSpotInstanceId",
+        "WaitingForInstanceId",
+        "PreInService",
+        "InProgress",
+        "MidLifecycleAction",
+        "WaitingForInstanceWarmup",
+    }
+)
+FAILURE_CODES = (
+    "InsufficientInstanceCapacity",
+    "InstanceLimitExceeded",
+    "VcpuLimitExceeded",
+    "MaxSpotInstanceCountExceeded",
+    "InvalidParameterValue",
+    "InvalidAMIID.NotFound",
+    "Unsupported",
+)
 
 
 class AwsAsgProvider:
@@ -97,11 +130,23 @@ class AwsAsgProvider:
 
     # ------------------------------------------------------------------ NodeProvider
 
-    def describe(self, pool: PoolConfig) -> MachineGroup:
+    def machine_id(self, pool: PoolConfig, attributes: Mapping[str, str]) -> str | None:
+        return attributes.get(self.node_key(pool)) or None
+
+    def node_key(self, pool: PoolConfig) -> str:
+        return pool.nodes.instance_attribute or INSTANCE_ATTRIBUTE
+
+    def _group(self, pool: PoolConfig) -> dict[str, Any]:
         reply = self._call(
             "autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=[self.settings.asg_name]
         )
-        groups = reply.get("AutoScalingGroups") or []
+        groups = reply.get("AutoScalingGroups") if isinstance(reply, dict) else None
+        if not isinstance(groups, list):
+            raise NodeProviderError(
+                f"{self.where}: DescribeAutoScalingGroups answered without a list of groups; nothing assumed",
+                retryable=True,
+                code="Unreadable",
+            )
         if not groups:
             raise NodeProviderError(
                 f"Auto Scaling group '{self.settings.asg_name}' not found in region "
@@ -110,23 +155,140 @@ class AwsAsgProvider:
                 code="NotFound",
             )
         asg = groups[0]
-        live = [i for i in asg.get("Instances") or [] if i.get("LifecycleState") not in GONE_STATES]
+        if not isinstance(asg, dict) or not isinstance(asg.get("DesiredCapacity"), int):
+            raise NodeProviderError(
+                f"{self.where}: DescribeAutoScalingGroups answered a group without DesiredCapacity; nothing assumed",
+                retryable=True,
+                code="Unreadable",
+            )
+        return asg
+
+    def describe(self, pool: PoolConfig) -> MachineGroup:
+        asg = self._group(pool)
+        instances = [i for i in asg.get("Instances") or [] if isinstance(i, dict) and i.get("InstanceId")]
+        live = [i for i in instances if i.get("LifecycleState") not in GONE_STATES]
         launched = self._launch_times([str(i["InstanceId"]) for i in live])
         machines = tuple(
             Machine(
                 id=str(i["InstanceId"]),
                 state=str(i.get("LifecycleState") or "?"),
                 launched_at=launched.get(str(i["InstanceId"])),
+                phase=_phase(str(i.get("LifecycleState") or "")),
+                healthy=str(i.get("HealthStatus") or "Healthy").lower() == "healthy",
+                protected=bool(i.get("ProtectedFromScaleIn")),
+                zone=str(i.get("AvailabilityZone") or "") or None,
             )
             for i in sorted(live, key=lambda i: str(i["InstanceId"]))
         )
+        desired = int(asg["DesiredCapacity"])
         return MachineGroup(
             name=self.where,
-            desired=int(asg.get("DesiredCapacity") or 0),
+            desired=desired,
             machines=machines,
             min=int(asg.get("MinSize") or 0),
             max=int(asg["MaxSize"]) if asg.get("MaxSize") is not None else None,
+            state=self._state(asg, gap=desired > len(machines)),
         )
+
+    def _state(self, asg: Mapping[str, Any], *, gap: bool) -> GroupState:
+        name = self.settings.asg_name
+        suspended = {
+            str(p.get("ProcessName")): str(p.get("SuspensionReason") or "")
+            for p in asg.get("SuspendedProcesses") or []
+            if isinstance(p, dict)
+        }
+        notes = [f"suspended processes: {', '.join(sorted(suspended))}"] if suspended else []
+        out_blocked = in_blocked = None
+        if "Launch" in suspended:
+            out_blocked = (
+                f"the group's Launch process is suspended: AWS launches nothing (resume it: aws autoscaling "
+                f"resume-processes --auto-scaling-group-name {name} --scaling-processes Launch)"
+            )
+        if "Terminate" in suspended:
+            in_blocked = "the group's Terminate process is suspended: forescale removes no machine while it is"
+        refresh = self._refresh()
+        if refresh and in_blocked is None:
+            in_blocked = refresh
+        warnings = []
+        zones = asg.get("AvailabilityZones") or []
+        if "AZRebalance" not in suspended and len(zones) > 1:
+            warnings.append(
+                (
+                    f"az_rebalance:{name}",
+                    f"{self.where}: AZRebalance is active across {len(zones)} zones: after forescale terminates exact "
+                    "instances, AWS may launch and terminate others to rebalance the zones — without a Nomad drain. "
+                    f"Suspend it: aws autoscaling suspend-processes --auto-scaling-group-name {name} "
+                    "--scaling-processes AZRebalance (docs/nodes.md)",
+                )
+            )
+        if asg.get("WarmPoolConfiguration"):
+            size = asg.get("WarmPoolSize")
+            notes.append(
+                f"warm pool of {size if size is not None else '?'} instance(s): not capacity until AWS moves them in"
+            )
+        failures: tuple[LaunchFailure, ...] = ()
+        launching = False
+        if gap:
+            failures, launching = self._activities()
+        return GroupState(out_blocked, in_blocked, launching, failures, tuple(warnings), tuple(notes))
+
+    def _refresh(self) -> str | None:
+        """An instance refresh in progress (AWS replaces instances itself): the sentence, else None."""
+        try:
+            reply = self._call(
+                "autoscaling", "describe_instance_refreshes", AutoScalingGroupName=self.settings.asg_name, MaxRecords=5
+            )
+        except NodeProviderError as exc:
+            return (
+                f"cannot tell whether an instance refresh is in progress ({exc}); grant "
+                "autoscaling:DescribeInstanceRefreshes (docs/nodes.md) — no machine is removed meanwhile"
+            )
+        for refresh in reply.get("InstanceRefreshes") or [] if isinstance(reply, dict) else []:
+            status = str(refresh.get("Status") or "") if isinstance(refresh, dict) else ""
+            if status in REFRESHING:
+                done = refresh.get("PercentageComplete")
+                return (
+                    f"instance refresh {refresh.get('InstanceRefreshId') or '?'} is {status}"
+                    + (f" ({done}% done)" if done is not None else "")
+                    + ": AWS replaces instances itself; forescale removes none until it ends"
+                )
+        return None
+
+    def _activities(self) -> tuple[tuple[LaunchFailure, ...], bool]:
+        """Recent failed launches (newest first) and whether a launch is still in progress."""
+        try:
+            reply = self._call(
+                "autoscaling", "describe_scaling_activities", AutoScalingGroupName=self.settings.asg_name, MaxRecords=20
+            )
+        except NodeProviderError as exc:
+            log.warning(
+                "%s: cannot read scaling activities (failed launches show after launch_timeout): %s", self.where, exc
+            )
+            return (), False
+        failures = []
+        launching = False
+        for act in reply.get("Activities") or [] if isinstance(reply, dict) else []:
+            if not isinstance(act, dict) or not str(act.get("Description") or "").startswith("Launching"):
+                continue
+            status = str(act.get("StatusCode") or "")
+            if status in LAUNCH_RUNNING:
+                launching = True
+            if status != "Failed":
+                continue
+            message = " ".join(str(act.get("StatusMessage") or act.get("Description") or "").split())[:300]
+            code = next((c for c in FAILURE_CODES if c in message), None)
+            if code is None and re.search(r"do not have sufficient .* capacity", message):
+                code = "InsufficientInstanceCapacity"
+            when = act.get("StartTime")
+            failures.append(
+                LaunchFailure(
+                    str(act.get("ActivityId") or message),
+                    message,
+                    when if isinstance(when, datetime) else None,
+                    code,
+                )
+            )
+        return tuple(failures), launching
 
     def _launch_times(self, ids: list[str]) -> dict[str, datetime]:
         """EC2 LaunchTime per instance (boot durations survive a restart); unreadable → measured from the ask."""
@@ -162,7 +324,39 @@ class AwsAsgProvider:
         log.info("%s: desired capacity %d → %d (pool %s)", self.where, group.desired, desired, pool.name)
         return f"{self.where}: desired capacity {group.desired} → {desired}"
 
-    def terminate(self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str]) -> list[TerminateResult]:
+    def cancel_launches(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        fresh = self._group(pool)
+        exist = [
+            i
+            for i in fresh.get("Instances") or []
+            if isinstance(i, dict) and i.get("LifecycleState") not in GONE_STATES
+        ]
+        if len(exist) > desired:
+            raise NodeProviderError(
+                f"{self.where}: {len(exist)} instances exist now, more than {desired}: capacity not lowered (AWS would "
+                "pick instances to terminate itself, undrained); the next tick looks again",
+                code="Appeared",
+            )
+        self._call(
+            "autoscaling",
+            "set_desired_capacity",
+            AutoScalingGroupName=self.settings.asg_name,
+            DesiredCapacity=desired,
+            HonorCooldown=False,
+        )
+        before = int(fresh.get("DesiredCapacity") or 0)
+        log.info(
+            "%s: desired capacity %d → %d: launches that never came cancelled (pool %s)",
+            self.where,
+            before,
+            desired,
+            pool.name,
+        )
+        return f"{self.where}: desired capacity {before} → {desired}"
+
+    def terminate(
+        self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str], *, replace: bool = False
+    ) -> list[TerminateResult]:
         results = []
         for instance_id in machines:
             try:
@@ -170,7 +364,7 @@ class AwsAsgProvider:
                     "autoscaling",
                     "terminate_instance_in_auto_scaling_group",
                     InstanceId=instance_id,
-                    ShouldDecrementDesiredCapacity=True,
+                    ShouldDecrementDesiredCapacity=not replace,
                 )
             except NodeProviderError as exc:
                 log.error("%s: cannot terminate %s: %s", self.where, instance_id, exc)
@@ -222,10 +416,10 @@ class AwsAsgProvider:
                 "AWS_PROFILE and ~/.aws, or an instance/container role); forescale.yaml never holds them",
                 code="NoCredentials",
             )
-        if isinstance(exc, ResponseParserError):
+        if isinstance(exc, ResponseParserError | KeyError | ValueError | TypeError):
             return NodeProviderError(
-                f"{what}: AWS answered with an unreadable error (server error; e.g. an unknown instance or group "
-                "on some endpoints); nothing is assumed changed",
+                f"{what}: AWS answered with a body that is not the API's XML (an HTML page from a proxy, a truncated "
+                f"answer, a server error; {type(exc).__name__}); nothing is assumed changed",
                 retryable=True,
                 code="Unreadable",
             )
@@ -251,3 +445,14 @@ class AwsAsgProvider:
 def _api_name(operation: str) -> str:
     """``set_desired_capacity`` → ``SetDesiredCapacity`` (the IAM action's name)."""
     return "".join(part.capitalize() for part in operation.split("_"))
+
+
+def _phase(state: str) -> MachinePhase:
+    """AWS LifecycleState → the node step's phase (docs/aws-facts.md)."""
+    if state in BOOTING:
+        return "booting"
+    if state in STANDBY:
+        return "standby"
+    if state in GONE_STATES:
+        return "leaving"
+    return "in_service"

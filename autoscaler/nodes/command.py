@@ -3,14 +3,19 @@
 forescale runs ``nodes.command.path`` with ``args`` — directly, never through a shell — writes one JSON request
 on its stdin and reads one JSON reply from its stdout (docs/nodes.md, "Writing a command provider"):
 
-    request  {"version": 1, "pool": "ocr", "action": "describe" | "scale_out" | "terminate",
-              "desired": 5 | null, "remove": ["<machine id>", …]}
-    reply    {"desired": 5, "machines": ["<id>" | {"id": …, "launched_at": "<RFC 3339>", "state": …}, …],
-              "min": 0, "max": 20, "failed": {"<machine id>": "<why>"}, "message": "…"}
+    request  {"version": 1, "pool": "ocr", "action": "describe" | "scale_out" | "cancel" | "terminate",
+              "desired": 5 | null, "remove": ["<machine id>", …], "replace": false}
+    reply    {"desired": 5, "machines": ["<id>" | {"id": …, "launched_at": "<RFC 3339>", "state": …,
+              "healthy": true, "protected": false}, …], "min": 0, "max": 20,
+              "failed": {"<machine id>": "<why>"}, "launch_failures": [{"id": …, "message": …, "at": …}],
+              "message": "…"}
 
-``desired`` is required in every reply (the capacity after the action); the other keys are optional. A
-non-zero exit, a timeout (the whole process group is killed) or a reply that is not such a JSON object is a
-failed action whose error carries the command's stderr: nothing is assumed to have changed.
+``desired`` is required in every reply (the capacity after the action); the other keys are optional.
+``cancel`` lowers the capacity to ``desired`` without removing any machine that exists (launches that never
+came); ``terminate`` with ``replace`` keeps the capacity (replace the machines). A non-zero exit, a timeout
+(the whole process group is killed) or a reply that is not such a JSON object (``machines`` a list, each entry
+an id or an object with one) is a failed action whose error carries the command's stderr: nothing is assumed to
+have changed.
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from autoscaler.core.durations import format_duration
 from autoscaler.core.errors import NodeProviderError
-from autoscaler.core.nodes import Machine, MachineGroup, TerminateResult
+from autoscaler.core.nodes import GroupState, LaunchFailure, Machine, MachineGroup, MachinePhase, TerminateResult
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.core.settings.nodes import CommandSettings
 
@@ -35,6 +40,17 @@ log = logging.getLogger("forescale.nodes.command")
 PROTOCOL_VERSION = 1
 MAX_REPLY = 4 * 2**20  # bytes of stdout read back; more is garbage by definition
 STDERR_IN_ERROR = 600
+HOSTNAME_ATTRIBUTE = "unique.hostname"
+PHASES: dict[str, MachinePhase] = {
+    "pending": "booting",
+    "booting": "booting",
+    "provisioning": "booting",
+    "starting": "booting",
+    "standby": "standby",
+    "stopped": "standby",
+    "terminating": "leaving",
+    "deleting": "leaving",
+}
 
 
 class CommandProvider:
@@ -52,7 +68,29 @@ class CommandProvider:
     def describe(self, pool: PoolConfig) -> MachineGroup:
         return self._group(self.run(pool, "describe", None, []))
 
+    def machine_id(self, pool: PoolConfig, attributes: Mapping[str, str]) -> str | None:
+        return attributes.get(self.node_key(pool)) or None
+
+    def node_key(self, pool: PoolConfig) -> str:
+        return pool.nodes.instance_attribute or HOSTNAME_ATTRIBUTE
+
+    def cancel_launches(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        reply = self.run(pool, "cancel", desired, [])
+        after = _int(reply, "desired", self.where)
+        if after != desired:
+            raise NodeProviderError(
+                f"{self.where}: asked to lower the capacity to {desired}, it answered desired={after}"
+                + (f" ({reply.get('message')})" if reply.get("message") else ""),
+                code="Refused",
+            )
+        message = str(reply.get("message") or "").strip()
+        return f"{self.where}: capacity {group.desired} → {after}" + (f" ({message})" if message else "")
+
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        if group.max is not None and desired > group.max:
+            raise NodeProviderError(
+                f"{self.where}: {desired} machines is above the group's max {group.max} (not asked)", code="AboveMax"
+            )
         reply = self.run(pool, "scale_out", desired, [])
         after = _int(reply, "desired", self.where)
         if after < desired:
@@ -64,10 +102,12 @@ class CommandProvider:
         message = str(reply.get("message") or "").strip()
         return f"{self.where}: capacity {group.desired} → {after}" + (f" ({message})" if message else "")
 
-    def terminate(self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str]) -> list[TerminateResult]:
-        desired = max(group.desired - len(machines), 0)
+    def terminate(
+        self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str], *, replace: bool = False
+    ) -> list[TerminateResult]:
+        desired = group.desired if replace else max(group.desired - len(machines), 0)
         try:
-            reply = self.run(pool, "terminate", desired, list(machines))
+            reply = self.run(pool, "terminate", desired, list(machines), replace=replace)
         except NodeProviderError as exc:
             return [TerminateResult(m, False, str(exc)) for m in machines]
         failed = reply.get("failed") or {}
@@ -80,16 +120,21 @@ class CommandProvider:
 
     # ------------------------------------------------------------------ running the command
 
-    def request(self, pool: PoolConfig, action: str, desired: int | None, remove: list[str]) -> dict[str, Any]:
+    def request(
+        self, pool: PoolConfig, action: str, desired: int | None, remove: list[str], replace: bool = False
+    ) -> dict[str, Any]:
         return {
             "version": PROTOCOL_VERSION,
             "pool": pool.name,
             "action": action,
             "desired": desired,
             "remove": remove,
+            "replace": replace,
         }
 
-    def run(self, pool: PoolConfig, action: str, desired: int | None, remove: list[str]) -> dict[str, Any]:
+    def run(
+        self, pool: PoolConfig, action: str, desired: int | None, remove: list[str], *, replace: bool = False
+    ) -> dict[str, Any]:
         """Run the command once; its parsed reply. Raises NodeProviderError with the cause and stderr."""
         path = self.settings.path
         if not path.is_file() or not os.access(path, os.X_OK):
@@ -97,7 +142,7 @@ class CommandProvider:
                 f"nodes.command.path {path} is not an executable file: fix the path or `chmod +x` it", code="NotFound"
             )
         argv = [str(path), *self.settings.args]
-        payload = json.dumps(self.request(pool, action, desired, remove)).encode()
+        payload = json.dumps(self.request(pool, action, desired, remove, replace)).encode()
         timeout = self.settings.timeout.total_seconds()
         env = {**os.environ, **self.settings.env, "FORESCALE_POOL": pool.name, "FORESCALE_ACTION": action}
         try:
@@ -131,26 +176,60 @@ class CommandProvider:
         return reply
 
     def _group(self, reply: dict[str, Any]) -> MachineGroup:
-        machines = []
-        for raw in reply.get("machines") or []:
-            if isinstance(raw, str):
-                machines.append(Machine(raw))
-            elif isinstance(raw, dict) and isinstance(raw.get("id"), str):
-                machines.append(
-                    Machine(raw["id"], str(raw.get("state") or "running"), _time(raw.get("launched_at"), self.where))
-                )
-            else:
-                raise NodeProviderError(
-                    f"{self.where}: 'machines' entries must be ids or objects with an 'id' (got {raw!r:.80})",
-                    code="Garbage",
-                )
+        raw_machines = reply.get("machines", [])
+        if not isinstance(raw_machines, list):
+            raise NodeProviderError(
+                f"{self.where}: 'machines' must be a list of ids or objects (got {_shape(raw_machines)}); nothing "
+                "assumed",
+                code="Garbage",
+            )
+        machines = [self._machine(raw) for raw in raw_machines]
+        ids = [m.id for m in machines]
+        if len(set(ids)) != len(ids):
+            raise NodeProviderError(f"{self.where}: 'machines' lists an id twice; nothing assumed", code="Garbage")
         return MachineGroup(
             name=self.where,
             desired=_int(reply, "desired", self.where),
             machines=tuple(machines),
             min=_opt_int(reply, "min", self.where),
             max=_opt_int(reply, "max", self.where),
+            state=GroupState(failures=self._failures(reply.get("launch_failures"))),
         )
+
+    def _machine(self, raw: Any) -> Machine:
+        if isinstance(raw, str) and raw:
+            return Machine(raw)
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
+            state = str(raw.get("state") or "running")
+            return Machine(
+                raw["id"],
+                state,
+                _time(raw.get("launched_at"), self.where),
+                phase=PHASES.get(state.lower(), "in_service"),
+                healthy=raw.get("healthy") is not False,
+                protected=raw.get("protected") is True,
+            )
+        raise NodeProviderError(
+            f"{self.where}: 'machines' entries must be ids or objects with an 'id' (got {raw!r:.80})", code="Garbage"
+        )
+
+    def _failures(self, raw: Any) -> tuple[LaunchFailure, ...]:
+        if not isinstance(raw, list):
+            return ()
+        out = []
+        for item in raw:
+            if isinstance(item, dict) and item.get("message"):
+                message = str(item["message"])[:300]
+                out.append(
+                    LaunchFailure(
+                        str(item.get("id") or message), message, _time(item.get("at"), self.where), item.get("code")
+                    )
+                )
+        return tuple(out)
+
+
+def _shape(value: Any) -> str:
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

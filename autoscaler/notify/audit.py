@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autoscaler.core.decision import PastAction, PastNeed
-from autoscaler.core.nodes import BootSample
+from autoscaler.core.nodes import Backoff, BootSample
 from autoscaler.core.ports import AuditTrail
 from autoscaler.core.report import Event, TickReport
 from autoscaler.core.text import redact
@@ -137,24 +137,47 @@ class AuditLog(AuditTrail):
         for rec in self.records():
             kind = rec.get("type")
             details = rec.get("details") or {}
-            if kind == "nodes.problem" and isinstance(details.get("key"), str):
+            if kind in ("nodes.problem", "nodes.warning") and isinstance(details.get("key"), str):
                 reported.add(details["key"])
             if kind != "nodes.boot":
                 continue
             for boot in details.get("boots") or []:
                 try:
-                    sample = BootSample(
-                        pool=str(rec["pool"]),
-                        machine=str(boot["machine"]),
-                        node=str(boot.get("node") or ""),
-                        asked_at=datetime.fromisoformat(boot["asked_at"]),
-                        running_at=datetime.fromisoformat(boot["running_at"]),
-                    )
+                    sample = BootSample.from_dict(str(rec["pool"]), boot)
                 except (KeyError, TypeError, ValueError):
                     continue
                 if sample.running_at >= since:
                     boots.append(sample)
         return boots, reported
+
+    def node_state(self, since: datetime) -> tuple[dict[str, datetime], dict[str, Backoff]]:
+        """Per pool: forescale's last ask for machines (``nodes.scale_out``) and the back-off in force at the
+        latest executed node step, so a restart neither repeats a failed launch's alarm nor retries at once."""
+        asks: dict[str, datetime] = {}
+        backoffs: dict[str, Backoff] = {}
+        for rec in self.records():
+            try:
+                at = datetime.fromisoformat(rec["at"])
+                pool = str(rec["pool"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if at < since:
+                continue
+            if rec.get("type") == "nodes.scale_out":
+                asks[pool] = at
+            elif rec.get("type") == "decision" and not rec.get("dry_run"):
+                nodes = rec.get("nodes")
+                if not isinstance(nodes, dict) or nodes.get("dry_run") or nodes.get("error"):
+                    continue
+                raw = nodes.get("backoff")
+                if not isinstance(raw, dict):
+                    backoffs.pop(pool, None)
+                    continue
+                try:
+                    backoffs[pool] = Backoff.from_dict(raw)
+                except (KeyError, TypeError, ValueError):
+                    continue
+        return asks, backoffs
 
     def recent_needs(self, since: datetime) -> list[PastNeed]:
         """What the metrics called for at every decision since ``since`` (dry runs and holds excluded)."""

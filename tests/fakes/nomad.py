@@ -37,6 +37,11 @@ What it mimics (and tests rely on):
 * **Node writes** (tests/fakes/nomad_drain.py): ``POST /v1/node/:id/drain`` with the drainer (allocations migrate
   after ``drain_stop_after`` seconds of ``wall_clock``, ``stuck_allocs`` never stop, deadlines force completion,
   the node stays ineligible, LastDrain as ``updateNodeDrainImpl`` keeps it), ``/eligibility`` and ``/purge``.
+* **Strict mode** (``FakeNomad(strict=True)``, fixture ``strict_nomad``; tests/fakes/nomad_strict.py): stopping
+  allocations keep running for ``shutdown_delay`` + ``kill_timeout``, pending ones start and turn healthy after
+  ``migrate.min_healthy_time``, drains move ``migrate.max_parallel`` allocations at a time and wait for healthy
+  replacements, nodes whose heartbeats stop go ``disconnected`` (allocations ``unknown``) or ``down`` after the
+  heartbeat TTL + grace. Any mode: ``fail_node_allocations(kind)`` breaks ``GET /v1/node/:id/allocations``.
 * Variables: read/write/delete with ``?cas=`` (409 with the current variable as JSON, Items included; delete →
   204), the body's Namespace winning for writes, Nomad's path rule and 64 KiB size cap (``RPC Error:: 400,…``),
   list by prefix, and locks (``?lock-acquire|renew|release``, TTL and lock-delay on ``fake.clock``).
@@ -59,7 +64,12 @@ or ``with FakeNomad() as fake:``; ``fake.address`` is ``http://127.0.0.1:<port>`
 * Drive: ``set_alloc_status(job, status, group=, only=, limit=)``, ``set_deployment_active(job, bool)``,
   ``deploy_on_scale``, ``new_alloc_status``, ``clock`` (lock TTLs and reschedule delays), ``auto_schedule``,
   ``process_evals()``; drains: ``wall_clock`` (epoch seconds of drain times), ``drain_stop_after``,
-  ``stuck_allocs``, ``progress_drains()``. tests/fakes/cloud.py links a moto Auto Scaling group to the nodes.
+  ``stuck_allocs``, ``progress_drains()``/``progress()``. Strict: ``strict_drain``, ``stop_delays``,
+  ``alloc_lifecycle``, ``heartbeat_ttl``/``heartbeat_grace``, ``alloc_start_s``, ``max_kill_timeout_s``,
+  ``stop_heartbeats(id)``, ``resume_heartbeats(id)``, ``heartbeats_stopped(id)``, ``stopping_until(alloc_id)``;
+  ``add_job(..., migrate_max_parallel=, min_healthy_time=, shutdown_delay=, kill_timeout=, lost_after=,
+  replace_on_disconnect=)``. ``fail_node_allocations(kind, node_id=, times=)``,
+  ``clear_node_allocation_faults()``. tests/fakes/cloud.py links a moto Auto Scaling group to the nodes.
 * Faults: ``fail_next(status, n, body=, method=, path=)``, ``delay_next(n, apply=, method=, path=)``,
   ``release()``, ``clear_faults()``. ACL: ``enable_acl(management_token)``,
   ``add_token(secret, jobs={ns: [caps]}, variables={ns: [caps]}, node="read"|"write")``, ``disable_acl()``.
@@ -105,6 +115,7 @@ from tests.fakes.nomad_nodes import (
     group_resources,
     record_failure,
 )
+from tests.fakes.nomad_strict import StrictClients
 
 SAMPLES = Path(__file__).with_name("nomad_samples")
 
@@ -207,7 +218,7 @@ def _uuid() -> str:
 # --------------------------------------------------------------------------------------------- the fake
 
 
-class FakeNomad(NodeRegistry, NodeDrainer):
+class FakeNomad(NodeRegistry, NodeDrainer, StrictClients):
     """The fake Nomad agent. Start with ``start()`` (or ``with FakeNomad() as fake``); ``address`` is its URL.
 
     State is keyed by (namespace, job ID) and (namespace, variable path). All public methods are thread-safe.
@@ -220,6 +231,7 @@ class FakeNomad(NodeRegistry, NodeDrainer):
         namespaces: Sequence[str] = ("default",),
         max_delay_s: float = 30.0,
         tls: tuple[str, str] | None = None,
+        strict: bool = False,
     ):
         self.tls = tls  # (certfile, keyfile): serve HTTPS, to test certificate verification
         self.region = region
@@ -239,6 +251,7 @@ class FakeNomad(NodeRegistry, NodeDrainer):
         self.nodes: dict[str, dict[str, Any]] = {}
         self.auto_nodes = True  # no registered node fits → register a made-to-measure one ("infinite fleet")
         self._init_drainer()  # drain, eligibility and purge (tests/fakes/nomad_drain.py)
+        self._init_strict(strict)  # clients that take time, drains by max_parallel, heartbeats (nomad_strict.py)
         self.auto_schedule = True  # evaluations are processed when created (False: wait for process_evals())
         self.job_max_count: int | None = None  # the server's job_max_count (Job.Scale answers 500 above it)
         self.queued_counts: dict[tuple[str, str], dict[str, int]] = {}  # job summary Queued per group
@@ -379,6 +392,7 @@ class FakeNomad(NodeRegistry, NodeDrainer):
         with self._cond:
             self.release()
             self._faults.clear()
+            self._alloc_list_faults.clear()
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._cond:
@@ -451,12 +465,21 @@ class FakeNomad(NodeRegistry, NodeDrainer):
         gpus: int = 0,
         gpu_constraints: Sequence[Mapping[str, str]] = (),
         distinct_hosts: bool = False,
+        migrate_max_parallel: int | None = None,
+        min_healthy_time: float | None = None,
+        shutdown_delay: float | None = None,
+        kill_timeout: float | None = None,
+        lost_after: float | None = None,
+        replace_on_disconnect: bool | None = None,
     ) -> dict[str, Any]:
         """Store a job built from the ``job-read`` sample: ``groups={"workers": 3}, scaling={"workers": (1, 10)}``.
 
         ``gpus=1, distinct_hosts=True, node_pool="gpu"`` makes it a forescale GPU pool (one allocation per node,
         ``device "nvidia/gpu"`` with ``gpu_constraints``). Its allocations are placed on nodes (queued if none
         fits) and get ClientStatus ``alloc_status``. Returns a copy of the stored job.
+
+        Each group's ``migrate { max_parallel, min_healthy_time }``, ``shutdown_delay``, ``disconnect { lost_after,
+        replace }`` and the task's ``kill_timeout`` (seconds) matter in strict mode (tests/fakes/nomad_strict.py).
         """
         groups = dict(groups or {"cache": 1})
         base = sample("job-read.response")
@@ -478,6 +501,24 @@ class FakeNomad(NodeRegistry, NodeDrainer):
             if scaling and name in scaling:
                 lo, hi = scaling[name]
                 tg["Scaling"] = _scaling_block(job_id, namespace, name, lo, hi)
+            if migrate_max_parallel is not None or min_healthy_time is not None:
+                tg["Migrate"] = {
+                    "MaxParallel": 1 if migrate_max_parallel is None else migrate_max_parallel,
+                    "HealthCheck": "checks",
+                    "HealthyDeadline": 300 * 10**9,
+                    "MinHealthyTime": int((10.0 if min_healthy_time is None else min_healthy_time) * 1e9),
+                }
+            if shutdown_delay is not None:
+                tg["ShutdownDelay"] = int(shutdown_delay * 1e9)
+            if kill_timeout is not None:
+                task["KillTimeout"] = int(kill_timeout * 1e9)
+            if lost_after is not None or replace_on_disconnect is not None:
+                tg["Disconnect"] = {
+                    "LostAfter": int((lost_after or 0) * 1e9),
+                    "Replace": replace_on_disconnect,
+                    "StopOnClientAfter": None,
+                    "Reconcile": "best_score",
+                }
             task_groups.append(tg)
         base.update(ID=job_id, Name=job_id, Namespace=namespace, Type=job_type, TaskGroups=task_groups)
         base.update(Periodic=None, ParameterizedJob=None, Stop=False, Version=0, NodePool=node_pool)
@@ -493,6 +534,8 @@ class FakeNomad(NodeRegistry, NodeDrainer):
             for alloc in self.allocs[(namespace, job_id)]:
                 alloc["ClientStatus"] = alloc_status
                 alloc["ClientDescription"] = _client_description(alloc_status)
+                if alloc_status == "running":
+                    self._alloc_running(alloc, healthy=True)  # it ran before the story: healthy (strict mode)
             self._refresh_status(stored)
             return copy.deepcopy(stored)
 
@@ -578,6 +621,8 @@ class FakeNomad(NodeRegistry, NodeDrainer):
                 used = {_name_index(a["Name"]) for a in allocs if a["TaskGroup"] == group}
                 name_index = max(used, default=-1) + 1
             alloc = self._new_alloc(job, group, name_index, client_status)
+            if client_status == "running":
+                self._alloc_running(alloc, healthy=True)
             alloc["DesiredStatus"] = desired_status
             if desired_status != "run":
                 alloc["DesiredDescription"] = "alloc not needed due to job update"
@@ -616,6 +661,8 @@ class FakeNomad(NodeRegistry, NodeDrainer):
                 alloc["ClientDescription"] = _client_description(status)
                 alloc["ModifyIndex"] = index
                 alloc["ModifyTime"] = _now_ns()
+                if status == "running":
+                    self._alloc_running(alloc)
                 if status == "failed":
                     self._failed_at[alloc["ID"]] = self.clock()
                 changed += 1
@@ -836,7 +883,7 @@ class FakeNomad(NodeRegistry, NodeDrainer):
             if alloc["DesiredStatus"] == "run" and alloc["ClientStatus"] not in TERMINAL_CLIENT:
                 alloc["JobVersion"] = job.get("Version", 0)  # an in-place update
             if alloc["DesiredStatus"] == "run" and (alloc["TaskGroup"] not in groups or job.get("Stop")):
-                stopped_any |= _stop(alloc, index)
+                stopped_any |= self._stop_alloc(alloc, index)
         queued = {name: 0 for name in groups}
         failed: dict[str, dict[str, Any]] = {}
         placed = {name: 0 for name in groups}
@@ -854,7 +901,9 @@ class FakeNomad(NodeRegistry, NodeDrainer):
             untainted: list[dict[str, Any]] = []
             reschedule_now: list[dict[str, Any]] = []
             for alloc in mine:
-                if alloc["ClientStatus"] in ("pending", "running", "unknown"):
+                if alloc["ClientStatus"] == "unknown" and alloc["ID"] in self._replace_unknown:
+                    reschedule_now.append(alloc)  # disconnected: replaced now, kept "unknown" (nomad_strict.py)
+                elif alloc["ClientStatus"] in ("pending", "running", "unknown"):
                     untainted.append(alloc)
                 elif alloc["ClientStatus"] == "failed":
                     due = self._reschedule_due(job, tg, alloc)
@@ -868,7 +917,7 @@ class FakeNomad(NodeRegistry, NodeDrainer):
             have = untainted + reschedule_now
             if len(have) > want:
                 for alloc in sorted(have, key=lambda a: _name_index(a["Name"]), reverse=True)[: len(have) - want]:
-                    stopped_any |= _stop(alloc, index)
+                    stopped_any |= self._stop_alloc(alloc, index)
                     if alloc in reschedule_now:
                         reschedule_now.remove(alloc)
                     else:
@@ -1119,6 +1168,7 @@ class FakeNomad(NodeRegistry, NodeDrainer):
         }
         cpu, memory = group_resources(tg)
         self._alloc_res[alloc_id] = {"cpu": cpu, "memory": memory, "devices": list(devices)}
+        self._alloc_created(alloc)
         if client_status == "pending" and alloc["JobID"]:
             queued = self.queued_counts.setdefault((job["Namespace"], job["ID"]), {})
             queued[group] = max(0, queued.get(group, 0) - 1)  # updateSummaryWithAlloc: Queued-- per insert
@@ -1163,7 +1213,10 @@ class FakeNomad(NodeRegistry, NodeDrainer):
             job["ModifyIndex"] = self._bump()
 
     def _after_node_change(self, node: dict[str, Any], previous_status: str | None, removed: bool = False) -> None:
-        """Allocations on a node that went down (or away) are lost and replaced; a usable node unblocks evals."""
+        """Allocations on a node that went down (or away) are lost and replaced, on a disconnected one unknown or
+        lost (nomad_strict.py); a usable node unblocks evals."""
+        if not removed and node["Status"] == "disconnected" and previous_status != "disconnected":
+            self._disconnect_allocs(node)
         if removed or node["Status"] in ("down",):
             index = self._bump()
             touched: set[tuple[str, str]] = set()
@@ -2049,7 +2102,7 @@ def _dispatch(fake: FakeNomad, method: str, path: str, query: dict[str, str], bo
     _check_blocking_params(query)
     with fake._cond:
         fake._run_due()  # delayed evaluations (reschedules) whose time came
-        fake.progress_drains()  # the drainer, up to fake.wall_clock
+        fake.progress()  # the drainer (strict: clients, heartbeats), up to fake.wall_clock
     return handler(fake, _Ctx(method, query, body, headers, params))
 
 
@@ -2176,19 +2229,6 @@ _NAME_INDEX = re.compile(r"\[(\d+)\]$")
 def _name_index(name: str) -> int:
     m = _NAME_INDEX.search(name)
     return int(m.group(1)) if m else 0
-
-
-def _stop(alloc: dict[str, Any], index: int) -> bool:
-    """Stop an allocation (the fake's clients stop at once); True when it was still running or pending."""
-    live = alloc["ClientStatus"] in LIVE_CLIENT
-    alloc["DesiredStatus"] = "stop"
-    alloc["DesiredDescription"] = "alloc not needed due to job update"
-    if live:
-        alloc["ClientStatus"] = "complete"
-        alloc["ClientDescription"] = "All tasks have completed"
-    alloc["ModifyIndex"] = index
-    alloc["ModifyTime"] = _now_ns()
-    return live
 
 
 def _default_reschedule(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -2416,6 +2456,8 @@ def _parse_go_duration(text: str) -> int:
 
 
 _DURATION_KEYS = {
+    "lost_after",
+    "stop_on_client_after",
     "kill_timeout",
     "shutdown_delay",
     "stop_after_client_disconnect",
@@ -2645,6 +2687,12 @@ def _task_group(name: str, body: dict[str, Any]) -> dict[str, Any]:
         "Meta": _first(body.get("meta")),
         "ShutdownDelay": _convert_value("shutdown_delay", body.get("shutdown_delay")),
         "Tasks": [_task(tname, tbody) for tname, tbody in _labelled(body.get("task"))],
+        **({"Disconnect": _convert_block(body["disconnect"])} if body.get("disconnect") else {}),
+        **(
+            {"MaxClientDisconnect": _convert_value("max_client_disconnect", body["max_client_disconnect"])}
+            if body.get("max_client_disconnect") is not None
+            else {}
+        ),
     }
 
 

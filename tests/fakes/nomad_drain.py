@@ -11,7 +11,8 @@ Sources (nomad-facts §6; hashicorp/nomad ``command/agent/node_endpoint.go``, ``
   (1-second precision) is created when a drain starts, updated while one runs, and **untouched when neither the
   old nor the new state drains** (``drainNoop``): cancelling a completed drain only changes eligibility.
   Reply ``{NodeModifyIndex, EvalIDs, EvalCreateIndex, Index}``; unknown node → **500 ``node not found``**.
-* The drainer: allocations of service jobs on a draining node migrate (``DesiredTransition.Migrate``, stopped,
+* The drainer (default mode; strict mode drains by ``migrate.max_parallel`` instead, tests/fakes/nomad_strict.py):
+  allocations of service jobs on a draining node migrate (``DesiredTransition.Migrate``, stopped,
   a replacement placed elsewhere or queued) once ``drain_stop_after`` seconds of ``wall_clock`` passed since the
   drain started (0: at once; the fake's clients stop instantly otherwise); allocation IDs in ``stuck_allocs``
   never stop (a task that ignores its kill). When every non-system allocation is client-terminal the remaining
@@ -77,7 +78,7 @@ class NodeDrainer:
     ) -> dict[str, Any]:
         """``updateNodeDrainImpl``: the new DrainStrategy, eligibility and LastDrain of one node."""
         node = self.nodes[node_id]
-        now = self.wall_clock()
+        now = self._now()
         before = node.get("DrainStrategy")
         strategy = None
         if spec is not None:
@@ -115,20 +116,14 @@ class NodeDrainer:
 
     # -- the drainer ---------------------------------------------------------------------------------------
     def progress_drains(self: FakeNomad) -> int:
-        """Advance every drain to ``wall_clock`` (runs before each request too). Returns drains completed."""
-        done = 0
-        with self._cond:
-            for node_id in sorted(self.nodes):
-                node = self.nodes.get(node_id)
-                if node is None or node.get("DrainStrategy") is None:
-                    continue
-                done += self._progress_one(node_id)
-        return done
+        """Advance every drain (and, strict, the clients and heartbeats) to ``wall_clock``: ``progress()``, which
+        runs before each request too. Returns drains completed."""
+        return self.progress()
 
     def _progress_one(self: FakeNomad, node_id: str) -> int:
         node = self.nodes[node_id]
         strategy = node["DrainStrategy"]
-        now = self.wall_clock()
+        now = self._now()
         started = _parse(strategy["StartedAt"])
         force = strategy["ForceDeadline"]
         past_deadline = strategy["Deadline"] < 0 or (force != ZERO_TIME and now >= _parse(force))
@@ -167,14 +162,9 @@ class NodeDrainer:
         return [a for allocs in self.allocs.values() for a in allocs if a.get("NodeID") == node_id]
 
     def _migrate(self: FakeNomad, alloc: dict[str, Any], index: int, *, stop: bool) -> None:
-        """The drainer marks an allocation to migrate; the scheduler stops it (the client stops it unless stuck)."""
-        alloc["DesiredTransition"] = {**(alloc.get("DesiredTransition") or {}), "Migrate": True}
-        alloc["DesiredStatus"] = "stop"
-        alloc["DesiredDescription"] = "alloc is being migrated"
-        if stop and alloc["ClientStatus"] in LIVE_CLIENT:
-            alloc["ClientStatus"] = "complete"
-            alloc["ClientDescription"] = "All tasks have completed"
-        alloc["ModifyIndex"] = index
+        """The drainer marks an allocation to migrate; the scheduler stops it (the client stops it unless stuck;
+        strict mode: after its kill timeline, tests/fakes/nomad_strict.py)."""
+        self._stop_alloc(alloc, index, description="alloc is being migrated", migrate=True, stuck=not stop)
 
     def _node_evals(self: FakeNomad, node_id: str) -> list[str]:
         """``createNodeEvals``: a node-update evaluation per job with allocations on the node."""
@@ -233,7 +223,7 @@ def drain_node(fake: FakeNomad, ctx: _Ctx) -> Reply:
             eval_ids = fake._node_evals(node_id) or None
             eval_index = fake.index if eval_ids else 0
         if spec is not None:
-            fake._progress_one(node_id)  # an empty node completes at once
+            fake._drain_step()  # an empty node completes at once (strict: the first batch is marked to migrate)
         index = int(updated["ModifyIndex"])
         return Reply(200, {"NodeModifyIndex": index, "EvalIDs": eval_ids, "EvalCreateIndex": eval_index,
                            "Index": index}, index)  # fmt: skip

@@ -588,7 +588,7 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
             break
         m = _TOKEN.match(expr, pos)
         if not m or m.end() == pos:
-            raise FilterError(f"unexpected text at position {pos}: {expr[pos:pos + 10]!r}")
+            raise FilterError(f"unexpected text at position {pos}: {expr[pos : pos + 10]!r}")
         kind = next(k for k, v in m.groupdict().items() if v is not None)
         value = m.group(kind)
         if kind == "str":
@@ -683,9 +683,7 @@ def compile_filter(expr: str) -> Callable[[Mapping[str, Any]], bool]:
 
             def member(r: Mapping[str, Any], sel: str = sel, needle: str = needle, negate: bool = negate) -> bool:
                 found, hay = _select(r, sel)
-                inside = found and (
-                    needle in hay if isinstance(hay, Mapping | list) else needle in _text(hay)
-                )
+                inside = found and (needle in hay if isinstance(hay, Mapping | list) else needle in _text(hay))
                 return inside != negate
 
             return member
@@ -759,7 +757,8 @@ class NodeRegistry:
             return [copy.deepcopy(n) for _, n in sorted(self.nodes.items())]
 
     def set_node_status(self: FakeNomad, node_id: str, status: str, description: str = "") -> dict[str, Any]:
-        """``ready``/``initializing``/``down``/``disconnected``: allocations on a down node are lost and replaced."""
+        """``ready``/``initializing``/``down``/``disconnected``: allocations on a down node are lost and replaced; on a
+        disconnected node those with ``disconnect.lost_after`` are ``unknown`` (replaced), the others lost."""
         if status not in NODE_STATUSES:
             raise ValueError(f"node status must be one of {', '.join(NODE_STATUSES)}")
         with self._cond:
@@ -862,7 +861,8 @@ def node_allocations(fake: FakeNomad, ctx: _Ctx) -> Reply:
             except ApiError:
                 continue  # filtered to the namespaces the token may read (Node.GetAllocs)
             out += [fake._full_alloc(a) for a in allocs if a.get("NodeID") == ctx.params["node"]]
-        return Reply(200, out, fake.index, blocking=True)
+        faulty = fake._alloc_list_fault(ctx.params["node"], out)  # fail_node_allocations (nomad_strict.py)
+        return faulty if faulty is not None else Reply(200, out, fake.index, blocking=True)
 
 
 NODE_ROUTES: list[tuple[re.Pattern[str], tuple[str, ...], Callable[[FakeNomad, _Ctx], Reply]]] = [

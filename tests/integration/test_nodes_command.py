@@ -49,6 +49,7 @@ def test_request_on_stdin_and_reply_parsed(tmp_path: Path) -> None:
         "action": "describe",
         "desired": None,
         "remove": [],
+        "replace": False,
     }
     assert (group.desired, group.max, [m.id for m in group.machines]) == (2, 9, ["a", "b"])
     assert group.machines[1].launched_at is not None and group.machines[0].launched_at is None
@@ -149,7 +150,7 @@ def test_terraform_tfvars_example_adds_and_removes_exact_names(tmp_path: Path) -
     assert sorted(json.loads(tfvars.read_text())["gpu_nodes"]) == ["ocr-gpu-1", "ocr-gpu-2", "ocr-gpu-3"]
     results = prov.terminate(pool(), prov.describe(pool()), ["ocr-gpu-9"])
     assert not results[0].ok and "not in" in (results[0].error or "")
-    with pytest.raises(NodeProviderError, match="--max is 5"):
+    with pytest.raises(NodeProviderError, match="above the group's max 5 \\(not asked\\)"):
         prov.scale_out(pool(), prov.describe(pool()), 6)
 
 

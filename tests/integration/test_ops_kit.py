@@ -38,6 +38,7 @@ from tests.fixtures.prometheus_server import PrometheusStartError, binaries_miss
 from tests.helpers import free_port
 
 DASHBOARD = REPO / "contrib" / "grafana" / "forescale.json"
+INVENTORY = REPO / "scripts" / "nodes" / "inventory"
 ALERTS = REPO / "contrib" / "prometheus" / "alerts.yml"
 ALERT_TESTS = REPO / "contrib" / "prometheus" / "alerts.test.yml"
 WEB_QUERY = NASA_QUERY
@@ -52,10 +53,19 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120)
 
 
+def rule_names() -> list[str]:
+    """Every alert of alerts.yml, read from the file (so a new rule is counted without editing the tests)."""
+    return [r["alert"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+
+
 def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
     checked = promtool("check", "rules", str(ALERTS))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 11 rules found" in checked.stdout
+    assert f"SUCCESS: {len(rule_names())} rules found" in checked.stdout
+    # Every rule has at least one unit test that expects it to fire.
+    tests = yaml.safe_load(ALERT_TESTS.read_text())["tests"]
+    fired = {c["alertname"] for t in tests for c in t.get("alert_rule_test", []) if c.get("exp_alerts")}
+    assert set(rule_names()) <= fired, set(rule_names()) - fired
     tested = promtool("test", "rules", str(ALERT_TESTS))
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
@@ -106,6 +116,7 @@ class Live:
     daemon: subprocess.Popen[str]
     nomad: FakeNomad
     slack: FakeSlack
+    inventory: Path
 
     def api(self, path: str, **params: str) -> Any:
         url = f"{self.prometheus}/api/v1/{path}?{urllib.parse.urlencode(params)}"
@@ -146,6 +157,13 @@ def live(tmp_path: Path) -> Iterator[Live]:
     with FakeNomad(max_delay_s=10.0) as nomad, FakeSlack() as slack:
         for job, count, top in (("ml-web", 3, 80), ("ml-api", 2, 4), ("ml-dark", 2, 10), ("ml-preview", 2, 40)):
             nomad.add_job(job, groups={"workers": count}, scaling={"workers": (1, top)})
+        # A pool whose machines follow its count (command provider, an on-prem inventory): two hosts are Nomad
+        # nodes of node pool gpu, a third is active but never registers — reaped after boot_timeout (1s).
+        inventory = tmp_path / "gpu-hosts.txt"
+        inventory.write_text("gpu-a active\ngpu-b active\ngpu-c active\ngpu-d standby\n")
+        for host in ("gpu-a", "gpu-b"):
+            nomad.add_node(host, node_pool="gpu")
+        nomad.add_job("ml-gpu", groups={"workers": 2}, scaling={"workers": (1, 4)})
         # NASA's rates are ~0.5 req/s: 0.05 req/s per node makes web want ~15 nodes (api's max of 4 binds).
         pool = {"capacity_per_node": 0.05, "min": 1, "lead_time": "10m"}
         prometheus_settings = {"url": "set once Prometheus runs", "timeout": "10s"}
@@ -154,7 +172,8 @@ def live(tmp_path: Path) -> Iterator[Live]:
             "nomad": {"address": nomad.address, "retries": 0, "timeout": "5s"},
             "audit_log": str(tmp_path / "audit.jsonl"),
             "overrides": {"path": str(tmp_path / "overrides.json")},
-            "daemon": {"listen_port": daemon_port, "interval": "3s"},
+            # Ticks every 5s, each allowed the whole interval: six pools on a loaded 2-core machine.
+            "daemon": {"listen_port": daemon_port, "interval": "5s", "tick_deadline": "5s"},
             "slack": {
                 "channel": "C0123OPS",
                 "base_url": slack.base_url,
@@ -180,6 +199,20 @@ def live(tmp_path: Path) -> Iterator[Live]:
                     "nomad": {"job": "ml-dark", "group": "workers"},
                     **pool,
                     "max": 10,
+                },
+                {
+                    "name": "gpu",
+                    "query": WEB_QUERY,
+                    "nomad": {"job": "ml-gpu", "group": "workers"},
+                    **pool,
+                    "min": 2,
+                    "max": 2,
+                    "nodes": {
+                        "provider": "command",
+                        "node_pool": "gpu",
+                        "boot_timeout": "1s",
+                        "command": {"path": str(INVENTORY), "args": ["--file", str(inventory)]},
+                    },
                 },
             ],
         }
@@ -212,7 +245,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
                     env=env,
                 )
                 try:
-                    yield Live(prom.url, daemon, nomad, slack)
+                    yield Live(prom.url, daemon, nomad, slack, inventory)
                 finally:
                     daemon.terminate()  # our own child, by PID
                     try:
@@ -237,6 +270,10 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
         "ForescalePoolFailing to fire for pool gone",
         lambda: bool(live.query('ALERTS{alertname="ForescalePoolFailing", alertstate="firing"}')),
     )
+    live.wait_until(
+        "ForescaleMachineDead to fire for pool gpu (gpu-c never registered)",
+        lambda: bool(live.query('ALERTS{alertname="ForescaleMachineDead", pool="gpu", alertstate="firing"}')),
+    )
 
     # Every panel query parses and returns series.
     empty = [(title, expr) for title, expr in dashboard_queries() if not live.query(expr)]
@@ -253,7 +290,7 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     reasons = {(r["metric"]["pool"], r["metric"]["reason"]) for r in live.query("forescale_decision_reason == 1")}
     assert {("web", "manual_pin"), ("api", "pool_max"), ("dark", "metrics_unavailable")} <= reasons
     assert value("forescale_desired_nodes")["web"] == 7.0 and value("forescale_desired_nodes")["api"] == 4.0
-    assert value("forescale_pool_held") == {"web": 0.0, "api": 0.0, "dark": 1.0, "preview": 0.0}
+    assert value("forescale_pool_held") == {"web": 0.0, "api": 0.0, "dark": 1.0, "preview": 0.0, "gpu": 0.0}
     # The shadow pool decided a count but Nomad was never asked for it.
     assert value("forescale_pool_shadow")["preview"] == 1.0 and value("forescale_pool_shadow")["web"] == 0.0
     assert value("forescale_would_scale_nodes")["preview"] > 2
@@ -266,19 +303,28 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     assert set(value("forescale_pool_unplaceable").values()) == {0.0}
     assert 0 < value("forescale_observed_rps")["web"] < value("forescale_forecast_rps")["web"] * 10
 
+    # The machines panels: gpu-c was reaped (the inventory put it on standby), the two nodes serve, and
+    # scale-out backs off after a machine that never registered.
+    machines = {r["metric"]["state"]: float(r["value"][1]) for r in live.query('forescale_pool_machines{pool="gpu"}')}
+    assert machines["ready"] == 2.0 and machines["machines"] == 2.0 and machines["unregistered"] == 0.0
+    assert "gpu-c standby" in live.inventory.read_text()
+    assert value("forescale_pool_scale_out_backoff_until_seconds - time()")["gpu"] > 0
+    problems = value('increase(forescale_node_problems_total{problem="no_node"}[1h])')
+    assert problems["gpu"] > 0
+
     # Leader election is on by default: the only daemon took the Nomad Variables lock and acts.
     assert [float(r["value"][1]) for r in live.query("forescale_leader")] == [1.0]
     assert live.nomad.variable("forescale/leader") is not None
 
     # Every rule evaluates without error on the daemon's real series, and only the expected alerts are up.
     rules = [rule for group in live.api("rules")["groups"] for rule in group["rules"]]
-    assert len(rules) == 11
+    assert sorted(rule["name"] for rule in rules) == sorted(rule_names())
     broken = {rule["name"]: rule.get("lastError") for rule in rules if rule["health"] != "ok"}
     assert not broken, broken
     alerts = {(a["labels"]["alertname"], a["labels"].get("pool"), a["state"]) for a in live.api("alerts")["alerts"]}
     assert ("ForescalePoolFailing", "gone", "firing") in alerts
     assert ("ForescalePoolHeld", "dark", "pending") in alerts  # `for: 5m` has not passed yet
-    expected = ("ForescalePoolFailing", "ForescalePoolHeld", "ForescaleSlackFailing")
+    expected = ("ForescalePoolFailing", "ForescalePoolHeld", "ForescaleSlackFailing", "ForescaleMachineDead")
     unexpected = {a for a in alerts if a[0] not in expected}
     assert not unexpected, unexpected
     assert not any(name == "ForescalePoolFailing" and pool != "gone" for name, pool, _ in alerts)

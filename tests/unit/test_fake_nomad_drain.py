@@ -187,7 +187,8 @@ def test_the_directory_reads_pool_nodes_and_drains_through_the_client(
     pool = cfg.pool("ocr")
     directory = NomadNodeDirectory(nomad_client)
     nodes = directory.pool_nodes(pool)
-    assert sorted(n.machine_id or "" for n in nodes) == ["i-0", "i-1", "i-2"]  # not the cpu node
+    attr = "unique.platform.aws.instance-id"
+    assert sorted(n.attributes.get(attr, "") for n in nodes) == ["i-0", "i-1", "i-2"]  # not the cpu node
     assert sum(len(n.live_allocations()) for n in nodes) == 2
     empty = next(n for n in nodes if not n.allocations)
     directory.drain(empty.id, 300.0, False, {"drained_by": "forescale", "forescale_pool": "ocr"})

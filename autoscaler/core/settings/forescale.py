@@ -373,6 +373,13 @@ class LeaderSettings(_Strict):
         return v.strip("/")
 
 
+def _same_group(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Group keys are (kind, name, scope…); an empty scope (e.g. the default AWS region) matches any."""
+    if a[:2] != b[:2]:
+        return False
+    return all(x == y or not x or not y for x, y in zip(a[2:], b[2:], strict=False))
+
+
 class Config(_Strict):
     """The whole forescale.yaml."""
 
@@ -395,6 +402,25 @@ class Config(_Strict):
             if pool.name in seen:
                 raise ValueError(f"pool name '{pool.name}' is used twice; pool names must be unique")
             seen.add(pool.name)
+        return self
+
+    @model_validator(mode="after")
+    def _one_pool_per_group(self) -> Config:
+        """Two pools retiring machines of one group would each count the other's machines as theirs."""
+        owners: list[tuple[str, tuple[str, ...]]] = []
+        for pool in self.pools:
+            section = pool.nodes.section()
+            if section is None or pool.mode == "off":
+                continue
+            key = section.group_key()
+            for other, other_key in owners:
+                if _same_group(key, other_key):
+                    raise ValueError(
+                        f"pools '{other}' and '{pool.name}' both manage the machines of {' '.join(key[:2])}: one "
+                        "group (Auto Scaling group, command) per pool — give each pool its own group, or set "
+                        "mode: off on one"
+                    )
+            owners.append((pool.name, key))
         return self
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ import pytest
 
 from autoscaler.config import extra_checks, load_config
 from autoscaler.core.errors import ConfigError
+from autoscaler.nodes.registry import build_node_provider
 
 BASE = """
 audit_log: audit.jsonl
@@ -54,14 +55,16 @@ def test_aws_asg_section_loads(tmp_path: Path) -> None:
     )
     pool = cfg.pool("ocr")  # type: ignore[attr-defined]
     assert pool.lead_time_auto and pool.lead_time == timedelta(minutes=12)
-    assert pool.nodes.machine_attribute() == "unique.platform.aws.instance-id"
+    provider = build_node_provider(pool)
+    assert provider is not None and provider.node_key(pool) == "unique.platform.aws.instance-id"
+    assert provider.machine_id(pool, {"unique.platform.aws.instance-id": "i-0abc"}) == "i-0abc"
     assert pool.nodes.filters_text() == "node_pool=gpu, meta.forescale_pool=ocr"
     assert extra_checks(cfg) == []  # type: ignore[arg-type]
 
 
 def test_provider_without_its_section_or_a_filter(tmp_path: Path) -> None:
     (p,) = problems(tmp_path, "    nodes: {provider: aws_asg, node_pool: gpu}\n")
-    assert "pools[0] (ocr).nodes" in p and "needs an 'aws:' section" in p
+    assert "pools[0] (ocr).nodes" in p and "needs its 'aws:' section with at least asg_name" in p
     (p,) = problems(tmp_path, "    nodes: {provider: aws_asg, aws: {asg_name: x}}\n")
     assert "set node_pool, node_class, datacenter or meta" in p and "never drains a node outside the pool" in p
 

@@ -221,7 +221,8 @@ def test_draining_pools_get_a_follow_up_tick_and_node_metrics() -> None:
     cfg = make_config(pool_dict("ocr", nodes=NODES), daemon={"listen_port": 0, "interval": "20m"})
     deps = make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 15.0}))  # 15 rps → 2 nodes
     prov = Provider(4)
-    nomad = Directory([node(1, alloc()), node(2, alloc()), node(3, alloc()), node(4, alloc())])
+    busy = alloc(job="exporter")  # every node also runs another service: its drain takes a while
+    nomad = Directory([node(i, busy) for i in range(1, 5)])
     deps.nodes = reconciler(prov, nomad)
     daemon = Daemon(deps)
     daemon.scheduler.start(paused=True)

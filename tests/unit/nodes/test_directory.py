@@ -14,7 +14,7 @@ ATTR = "unique.platform.aws.instance-id"
 
 def test_sample_node_parses_with_its_last_drain() -> None:
     node = sample("node-read.response")
-    parsed = parse_node(node, [], ATTR)
+    parsed = parse_node(node, [])
     assert (parsed.id, parsed.name, parsed.status, parsed.eligible, parsed.draining) == (
         node["ID"],
         "mew",
@@ -22,7 +22,7 @@ def test_sample_node_parses_with_its_last_drain() -> None:
         True,
         False,
     )
-    assert parsed.machine_id is None  # the docs' node is not on AWS
+    assert ATTR not in parsed.attributes  # the docs' node is not on AWS
     assert parsed.last_drain_status == "complete" and parsed.last_drain_meta == {"message": "node maintenance"}
     assert parsed.last_drain_started == datetime(2021, 3, 31, 12, 12, 20, tzinfo=UTC)
     assert not parsed.drained_by_us  # someone else's maintenance drain: never taken for forescale's
@@ -45,8 +45,8 @@ def test_flat_drain_strategy_and_instance_attribute() -> None:
         "AccessorID": "token:x",
         "Meta": {"drained_by": "forescale"},
     }
-    parsed = parse_node(node, [], ATTR)
-    assert parsed.machine_id == "i-0abc" and parsed.draining and not parsed.eligible and parsed.drained_by_us
+    parsed = parse_node(node, [])
+    assert parsed.attributes[ATTR] == "i-0abc" and parsed.draining and not parsed.eligible and parsed.drained_by_us
     assert parsed.drain_deadline == datetime(2026, 3, 2, 12, 15, 0, 123456, tzinfo=UTC)
 
 

@@ -34,7 +34,7 @@ def pool(**nodes: Any) -> PoolConfig:
 
 
 def kinds(plan: Any) -> list[tuple[str, str | None]]:
-    return [(a.kind, a.node or a.machine) for a in plan.actions if a.status != "info"]
+    return [(a.kind, a.node or a.machine) for a in plan.actions if a.status != "info" and a.kind != "problem"]
 
 
 # -- selection ------------------------------------------------------------------------------------------------
@@ -114,10 +114,17 @@ def test_scale_in_respects_min_size_and_held_decisions() -> None:
 
 
 def test_only_ready_eligible_nodes_are_drained() -> None:
-    nodes = [node(1, status="initializing"), node(2, eligible=False), node(3, alloc())]
+    # Excess is counted from serving nodes only: a booting node and one someone else cordoned are not capacity.
+    nodes = [node(1, status="initializing"), node(2, eligible=False), node(3, alloc(job="exporter"))]
     plan = plan_nodes(pool(), 0, group(3), nodes, T0)
     assert kinds(plan) == [("drain", "gpu-3")]
-    assert any("only 1 of 3 excess machine(s) can be drained now" in a.message for a in plan.actions)
+    unreadable = replace(node(4), allocations=(), allocations_error="its allocation list is unreadable (null)")
+    plan = plan_nodes(pool(), 0, group(4), [*nodes, unreadable], T0)
+    assert kinds(plan) == [("drain", "gpu-3")]
+    assert any(
+        "only 1 of 2 excess machine(s) can be drained now: i-4 allocations unreadable" in a.message
+        for a in plan.actions
+    )
 
 
 def test_a_drained_node_is_terminated_only_when_its_allocations_stopped() -> None:
@@ -169,8 +176,13 @@ def test_nodes_without_the_attribute_and_machines_without_nodes_are_reported() -
     old = plan_nodes(p, 3, g, nodes, T0 + timedelta(minutes=11))
     keys = [a.key for a in old.actions if a.kind == "problem"]
     assert keys == ["no_attribute:node-9", "no_node:i-2", "no_node:i-3"]
-    assert "has no Nomad node after 11m" in old.actions[-1].message
-    assert not [a for a in old.actions if a.kind in ("drain", "terminate")]
+    problems = [a for a in old.actions if a.kind == "problem"]
+    assert "has no ready Nomad node after 11m" in problems[-1].message and "reaped" in problems[-1].message
+    # Dead machines are terminated with decrement (never a serving one) and scale-out backs off.
+    assert kinds(old) == [("reap", "i-2"), ("reap", "i-3")]
+    assert old.backoff is not None and "never registered" in old.backoff.reason
+    kept = plan_nodes(pool(boot_timeout="10m", reap_dead=False), 3, g, nodes, T0 + timedelta(minutes=11))
+    assert kinds(kept) == [] and any("kept (nodes.reap_dead is off)" in a.message for a in kept.actions)
 
 
 def test_without_a_wanted_count_only_started_work_is_finished() -> None:
@@ -184,21 +196,24 @@ def test_boots_are_sampled_once_from_launch_to_allocation_running() -> None:
     g = group(2, launched_at=T0)
     running = alloc(since=T0 + timedelta(minutes=6))
     nodes = [node(1, running), node(2, alloc("pending"))]
-    plan = plan_nodes(p, 2, g, nodes, T0 + timedelta(minutes=7), memory=NodeMemoryView(first_seen={"i-1": T0}))
+    seen = frozenset({"i-1", "i-2"})  # forescale saw both booting (no ready node yet)
+    plan = plan_nodes(
+        p, 2, g, nodes, T0 + timedelta(minutes=7), memory=NodeMemoryView(first_seen={"i-1": T0}, booting_seen=seen)
+    )
     (boot,) = plan.boots
     assert (boot.machine, boot.seconds) == ("i-1", 360)
-    again = plan_nodes(p, 2, g, nodes, T0 + timedelta(minutes=8), memory=NodeMemoryView(sampled=frozenset({"i-1"})))
-    assert again.boots == ()
-    veteran = plan_nodes(
-        p, 2, g, nodes, T0 + timedelta(days=2), memory=NodeMemoryView(first_seen={"i-1": T0 + timedelta(days=2)})
+    again = plan_nodes(
+        p, 2, g, nodes, T0 + timedelta(minutes=8), memory=NodeMemoryView(sampled=frozenset({"i-1"}), booting_seen=seen)
     )
-    assert veteran.boots == ()  # first seen long after its launch: its boot happened before forescale watched
+    assert again.boots == ()
+    veteran = plan_nodes(p, 2, g, nodes, T0 + timedelta(minutes=7), memory=NodeMemoryView(first_seen={"i-1": T0}))
+    assert veteran.boots == ()  # serving when first seen: its boot happened before forescale watched
 
 
 def test_boot_start_without_launch_time_is_the_last_ask() -> None:
     g = group(1)
     nodes = [node(1, alloc(since=T0 + timedelta(minutes=9)))]
-    mem = NodeMemoryView(first_seen={"i-1": T0 + timedelta(minutes=2)}, last_ask=T0)
+    mem = NodeMemoryView(first_seen={"i-1": T0 + timedelta(minutes=2)}, last_ask=T0, booting_seen=frozenset({"i-1"}))
     (boot,) = plan_nodes(pool(), 1, g, nodes, T0 + timedelta(minutes=10), memory=mem).boots
     assert boot.asked_at == T0 and boot.seconds == 540
 
@@ -238,7 +253,7 @@ def test_drain_deadline_follows_the_jobspec() -> None:
 
 def test_empty_nodes_are_drained_and_terminated_in_the_same_tick_busy_ones_later() -> None:
     prov = Provider(4)
-    nomad = Directory([node(1, alloc()), node(2), node(3, alloc()), node(4)])
+    nomad = Directory([node(1, alloc()), node(2), node(3, alloc(job="exporter")), node(4)])
     rec = reconciler(prov, nomad)
     report = rec.step(pool(purge=True), 1, T0)
     assert report is not None and not report.failed
@@ -285,19 +300,28 @@ def test_provider_errors_change_nothing_and_terminate_failures_keep_the_node() -
 
 def test_problems_are_reported_once_and_events_explain_the_actions() -> None:
     prov = Provider(2)
-    nomad = Directory([node(1, alloc()), node(9, machine_id=None)])
+    nomad = Directory([node(1, alloc()), node(2, alloc()), node(9, machine_id=None)])
     rec = reconciler(prov, nomad)
     first = rec.step(pool(), 3, T0 + timedelta(hours=1))
     assert first is not None
     events = node_events("ocr", first, T0)
-    assert [e.kind for e in events] == ["nodes.scale_out", "nodes.problem", "nodes.problem"]
+    assert [e.kind for e in events] == ["nodes.scale_out", "nodes.problem"]
     assert "ask ASG gpu-ocr for 1 machine(s): capacity 2 → 3" in events[0].message
+    # i-3 never registers: past boot_timeout it is reaped (reported once), and scale-out backs off.
     second = rec.step(pool(), 3, T0 + timedelta(hours=2))
     assert second is not None
-    # node-9 and i-2 were reported already; only the machine asked for in the first step is new (and old now).
-    assert [e.details["key"] for e in node_events("ocr", second, T0)] == ["no_node:i-3"]
+    assert [e.kind for e in node_events("ocr", second, T0)] == ["nodes.reap", "nodes.problem"]
+    assert [e.details.get("key") for e in node_events("ocr", second, T0) if e.kind == "nodes.problem"] == [
+        "no_node:i-3"
+    ]
+    assert prov.machines == ["i-1", "i-2"] and prov.desired == 2
+    assert second.backoff is not None and second.backoff.until == T0 + timedelta(hours=2, minutes=5)
+    assert any("backs off until" in a.message for a in second.actions)
+    during = rec.step(pool(), 3, T0 + timedelta(hours=2, minutes=2))
+    assert during is not None and node_events("ocr", during, T0) == [] and prov.desired == 2
+    # After the back-off the pool asks again; node-9 (no attribute) was reported once only.
     third = rec.step(pool(), 3, T0 + timedelta(hours=3))
-    assert third is not None and not third.failed and node_events("ocr", third, T0) == []
+    assert third is not None and [e.kind for e in node_events("ocr", third, T0)] == ["nodes.scale_out"]
 
 
 def test_tick_applies_the_count_then_the_machines_follow(tmp_path: Any) -> None:
@@ -322,7 +346,8 @@ def test_memory_survives_restart_through_the_audit_log(tmp_path: Any) -> None:
     log = AuditLog(tmp_path / "audit.jsonl")
     prov = Provider(1)
     nomad = Directory([node(1, alloc(since=T0 + timedelta(minutes=4))), node(9, machine_id=None)])
-    rec = NodeReconciler({"ocr": prov}, nomad, ManualClock(T0), NodeMemory(first_seen={"ocr": {"i-1": T0}}))  # type: ignore[dict-item]
+    memory = NodeMemory(first_seen={"ocr": {"i-1": T0}}, booting_seen={"ocr": {"i-1"}})
+    rec = NodeReconciler({"ocr": prov}, nomad, ManualClock(T0), memory)  # type: ignore[dict-item]
     report = rec.step(pool(), 1, T0 + timedelta(minutes=5))
     assert report is not None and [b.seconds for b in report.boots] == [240]
     log.record_tick(TickReport(T0, (), tuple(node_events("ocr", report, T0))))
