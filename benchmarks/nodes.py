@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +71,9 @@ class SimMachine:
     create_index: int
     drain_started: float | None = None
     alloc: bool = False  # runs the pool's allocation
+
+
+ATTRIBUTE = "unique.platform.aws.instance-id"
 
 
 @dataclass
@@ -124,13 +127,26 @@ class MachineSim:
                 mid, now - (1 if ready_now else 0), now + boot, f"node-{self._n:05d}", self._n
             )
 
+    def machine_id(self, pool: PoolConfig, attributes: Mapping[str, str]) -> str | None:
+        return attributes.get(ATTRIBUTE) or None
+
+    def node_key(self, pool: PoolConfig) -> str:
+        return ATTRIBUTE
+
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
         self.launch(desired - len(self.machines), self.now())
         return "simulated"
 
-    def terminate(self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str]) -> list[TerminateResult]:
+    def cancel_launches(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
+        return "simulated (every launch succeeds)"
+
+    def terminate(
+        self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str], *, replace: bool = False
+    ) -> list[TerminateResult]:
         for mid in machines:
             self.machines.pop(mid)
+        if replace:
+            self.launch(len(machines), self.now())
         return [TerminateResult(m, True) for m in machines]
 
     # -- NodeDirectory -----------------------------------------------------------------------------------
@@ -168,9 +184,13 @@ class MachineSim:
                     last_drain_started=datetime.fromtimestamp(m.drain_started, UTC) if draining else None,
                     last_drain_meta={"drained_by": DRAINED_BY} if draining else {},
                     allocations=alloc,
+                    attributes={ATTRIBUTE: m.id},
                 )
             )
         return out
+
+    def other_nodes(self, pool: PoolConfig) -> list[PoolNode]:
+        return []  # every machine of the simulated group is the pool's
 
     def _by_node(self, node_id: str) -> SimMachine:
         return next(m for m in self.machines.values() if m.node_id == node_id)
