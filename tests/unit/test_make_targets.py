@@ -3,6 +3,7 @@ toolchain comes with `make install`/`make test`. Read from `make -n` against a v
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,9 +16,12 @@ from tests import REPO
 def dry_run(target: str, venv: Path) -> str:
     if shutil.which("make") is None:
         pytest.fail("make is not installed (the README's two commands need it)")
+    # Under `make test` the outer make's variables would make this one print "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", target, f"VENV={venv}"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
-    )
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True, env=env,
+    )  # fmt: skip
     return done.stdout
 
 

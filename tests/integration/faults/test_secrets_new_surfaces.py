@@ -71,7 +71,9 @@ def test_config_check_json_never_prints_the_endpoint_password(fault_world: Fault
         fault_world,
         {
             "provider": "aws_asg",
-            "aws": {"asg_name": "gpu-ocr", "endpoint_url": f"http://admin:{ENDPOINT_PASSWORD}@127.0.0.1:9"},
+            # A non-loopback endpoint (TEST-NET-1: never contacted, config check calls nothing), so that the
+            # check names the key — and must still not print the password.
+            "aws": {"asg_name": "gpu-ocr", "endpoint_url": f"http://admin:{ENDPOINT_PASSWORD}@192.0.2.1:9"},
         },
     )
     path = fault_world.write(cfg)
