@@ -1,4 +1,4 @@
-"""The composition root: a Config becomes real parts (Prometheus, Nomad, overrides, notifiers, audit log).
+"""The composition root: a Config becomes real parts (metrics source, Nomad, overrides, notifiers, audit log).
 
 Every ``build_*`` here picks an implementation of a port (``autoscaler.core.ports``) from the config; nothing
 else in forescale decides which implementation to use.
@@ -27,7 +27,7 @@ from autoscaler.notify.metrics import METRICS, NotifyMetrics
 from autoscaler.policy.nodes import NodeMemory, NodeReconciler
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.tick import ActionHistory, TickDeps
-from autoscaler.sources.prometheus import PrometheusSource
+from autoscaler.sources.registry import build_metrics_source
 from autoscaler.targets.nomad import NomadTarget
 from overrides.manual import PoolRecords
 from overrides.nomad_store import NomadVariablesStore
@@ -76,7 +76,7 @@ def build_deps(
     placement.replay(audit.placement_history())  # queued episodes survive between cron runs
     return TickDeps(
         config=config,
-        metrics=PrometheusSource(config.prometheus),
+        metrics=build_metrics_source(config),
         predictor_for=partial(_predictor, config),
         target=NomadTarget(config.nomad, client=client),
         overrides=build_provider(config, store),

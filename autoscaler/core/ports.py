@@ -42,7 +42,15 @@ class Clock(Protocol):
 
 
 class MetricsSource(Protocol):
-    """Gives the request-rate history of a pool. Raises MetricsUnavailable when it cannot."""
+    """Gives the request-rate history of a pool. Raises MetricsUnavailable when it cannot.
+
+    ``step_s`` is the source's own resolution (seconds between samples it serves): the tick asks for history on
+    it and judges staleness by it (a sample more than two steps old is stale). ``fetch`` answers samples of
+    ``query`` (req/s, in the source's query language) within ``[start, end]``, oldest first, none after
+    ``end``; ``step_s`` there is the resolution asked for (the tick passes the source's own).
+    """
+
+    step_s: float
 
     def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries: ...
 

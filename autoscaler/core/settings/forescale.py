@@ -17,8 +17,10 @@ from pydantic.config import JsonDict
 
 from autoscaler.core.durations import Duration
 from autoscaler.core.errors import UnknownPool
+from autoscaler.core.settings.adapters import METRICS_SOURCES
 from autoscaler.core.settings.base import EnvName, HttpUrl, StrictModel
 from autoscaler.core.settings.jobspec import JobspecSettings
+from autoscaler.core.settings.metrics import MetricsSettings
 from autoscaler.core.settings.nodes import NodesSettings
 from autoscaler.core.settings.overrides import OverridesSettings
 from autoscaler.core.settings.predictor import PredictorSettings
@@ -198,7 +200,12 @@ class PoolConfig(_Strict):
     """One scaled pool of GPU nodes: what it serves, how fast one node is, and its limits."""
 
     name: str = Field(..., pattern=NAME_PATTERN, json_schema_extra=NAME_HINT, description="pool name, [a-z0-9-]")
-    query: str = Field(..., min_length=1, description="PromQL giving the pool's request rate in req/s")
+    query: str = Field(
+        ...,
+        min_length=1,
+        description="the pool's request rate in req/s, in the metrics source's query language (metrics.source; "
+        "PromQL for prometheus)",
+    )
     nomad: NomadGroupRef
     capacity_per_node: float = Field(
         ..., gt=0, le=MAX_RPS_PER_NODE, description="req/s one node sustains, from load tests"
@@ -376,6 +383,9 @@ class LeaderSettings(_Strict):
 class Config(_Strict):
     """The whole forescale.yaml."""
 
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="which metrics source reads the pools' queries"
+    )
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     nomad: NomadSettings = Field(default_factory=NomadSettings)
     audit_log: Path = Field(Path("forescale-audit.jsonl"), description="JSON-lines audit log")
@@ -395,6 +405,13 @@ class Config(_Strict):
             if pool.name in seen:
                 raise ValueError(f"pool name '{pool.name}' is used twice; pool names must be unique")
             seen.add(pool.name)
+        return self
+
+    @model_validator(mode="after")
+    def _source_section(self) -> Config:
+        section = METRICS_SOURCES[self.metrics.source].section
+        if section is not None and getattr(self, section, None) is None:
+            raise ValueError(f"metrics.source is {self.metrics.source} but there is no '{section}:' section; add it")
         return self
 
     @model_validator(mode="after")
