@@ -284,9 +284,9 @@ def config_check(
 
 def _register_subcommands() -> None:
     """Command groups live in their own modules; each adds itself to ``app`` (their imports are light)."""
-    from autoscaler.cli import backtest, jobspec, notify, overrides
+    from autoscaler.cli import backtest, jobspec, notify, overrides, schedule
 
-    for module in (backtest, jobspec, notify, overrides):
+    for module in (backtest, jobspec, notify, schedule, overrides):
         module.register(app)
 
 
