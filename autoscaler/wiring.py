@@ -6,13 +6,12 @@ else in forescale decides which implementation to use.
 
 from __future__ import annotations
 
-import atexit
 import logging
 from datetime import timedelta
 from functools import partial
 
 from autoscaler.core.clock import SystemClock
-from autoscaler.core.errors import ConfigError, NotifierError
+from autoscaler.core.errors import ConfigError
 from autoscaler.core.ports import Clock, LeaderLock, NodeProvider, Notifier, OverrideProvider, OverrideStore
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.daemon.leader import Leadership, LocalLock
@@ -21,19 +20,19 @@ from autoscaler.daemon.watch import OverrideWatcher
 from autoscaler.nomad.client import NomadClient
 from autoscaler.nomad.lock import NomadLock
 from autoscaler.notify import metrics as notify_metrics
+from autoscaler.notify import registry as notify_registry
 from autoscaler.notify.audit import AuditLog
-from autoscaler.notify.console import ConsoleNotifier
 from autoscaler.notify.metrics import METRICS, NotifyMetrics
+from autoscaler.notify.registry import NotifierOptions
 from autoscaler.policy.nodes import NodeMemory, NodeReconciler
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.tick import ActionHistory, TickDeps
 from autoscaler.sources.registry import build_metrics_source
 from autoscaler.targets.nomad import NomadTarget
+from overrides import registry as overrides_registry
 from overrides.manual import PoolRecords
-from overrides.nomad_store import NomadVariablesStore
 from overrides.provider import Overrides
 from overrides.schedule import schedule_for, transition_times
-from overrides.store import FileStore
 from predictor.base import Predictor
 
 log = logging.getLogger("forescale.wiring")
@@ -164,10 +163,8 @@ def build_leadership(config: Config, client: NomadClient | None = None, *, shado
 
 
 def build_store(config: Config) -> OverrideStore[PoolRecords]:
-    """The configured manual store (file by default, or Nomad Variables)."""
-    if config.overrides.store == "nomad":
-        return NomadVariablesStore(NomadClient(config.nomad), config.overrides.nomad_variable_prefix)
-    return FileStore(config.overrides.path)
+    """The configured manual store (``overrides.store``: file by default, or Nomad Variables)."""
+    return overrides_registry.build_store(config)
 
 
 def build_provider(config: Config, store: OverrideStore[PoolRecords] | None = None) -> OverrideProvider:
@@ -190,28 +187,10 @@ def build_notifiers(
     log_decisions: bool = False,
 ) -> list[Notifier]:
     """Console (unless ``console=False``), decisions as log records (``log_decisions``: the daemon's JSON logs)
-    plus Slack when ``slack:`` is configured.
+    plus Slack when ``slack:`` is configured (the notifier table: ``autoscaler.notify.registry``).
 
     A Slack section that cannot be used (e.g. the token env var is empty) is logged with the fix and
     counted (``forescale_notifier_errors_total{error="not_configured"}``), but never stops scaling.
     """
-    out: list[Notifier] = []
-    if console:
-        out.append(ConsoleNotifier())
-    if log_decisions:
-        from autoscaler.notify.log import LogNotifier
-
-        out.append(LogNotifier())
-    if config.slack is not None:
-        from autoscaler.notify.slack.notifier import SlackNotifier
-
-        try:
-            slack = SlackNotifier.from_config(config, clock=clock, metrics=metrics)
-        except NotifierError as exc:
-            log.error("Slack notifications are off: %s", exc)
-            metrics.errors.labels("slack", "not_configured").inc()
-            metrics.healthy.labels("slack").set(0)
-        else:
-            atexit.register(slack.close)  # a one-shot `forescale tick` still posts its message before exiting
-            out.append(slack)
-    return out
+    options = NotifierOptions(console=console, log_decisions=log_decisions, clock=clock, metrics=metrics)
+    return notify_registry.build_notifiers(config, options)

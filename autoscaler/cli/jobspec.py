@@ -57,8 +57,10 @@ def render(
     if self_job:  # validated first: an error writes nothing
         if self_mode not in ("service", "periodic"):
             raise typer.BadParameter("use service or periodic", param_hint="--self-mode")
-        if self_store not in ("nomad", "file"):
-            raise typer.BadParameter("use nomad or file", param_hint="--self-override-store")
+        from autoscaler.core.settings.adapters import OVERRIDE_STORES
+
+        if self_store not in OVERRIDE_STORES:
+            raise typer.BadParameter(f"use {' or '.join(OVERRIDE_STORES)}", param_hint="--self-override-store")
         spec = SelfJob(
             mode=self_mode,  # type: ignore[arg-type]
             image=self_image,

@@ -241,7 +241,7 @@ def config_check(
     """Validate a config; print each problem with its key path and the fix; exit 2 if invalid.
 
     Warnings (valid settings that probably do not do what was meant) are printed, with exit 0."""
-    from autoscaler.config import config_warnings, extra_checks, load_config
+    from autoscaler.config import adapters_in_use, config_warnings, describe_adapters, extra_checks, load_config
 
     try:
         cfg = load_config(config)
@@ -269,6 +269,7 @@ def config_check(
             "nomad_address": redact_url(cfg.nomad.address),
             "nomad_address_from": cfg.nomad.address_origin,
             "warnings": config_warnings(cfg),
+            "adapters": adapters_in_use(cfg),
         }
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -280,6 +281,7 @@ def config_check(
         f"Nomad: {markup_safe(redact_url(cfg.nomad.address))} (from {markup_safe(cfg.nomad.address_origin)})",
         highlight=False,
     )
+    console.print(f"uses: {markup_safe(describe_adapters(cfg))}", highlight=False)
 
 
 def _register_subcommands() -> None:

@@ -4,7 +4,8 @@ One table per port family. A row names the implementation (what the selector in 
 top-level section holding its settings (None: it has none) and one line for people. The config validates its
 selectors against these tables, `config check` prints what the config selects, and `render --self` asks them
 which sections the daemon uses. The builder side — how each row becomes a running part — sits with the
-adapters (``autoscaler.sources.registry``); a unit test keeps both tables' keys equal.
+adapters (``autoscaler.sources.registry``, ``autoscaler.notify.registry``, ``overrides.registry``; node providers:
+``autoscaler.nodes``); a unit test keeps both sides' keys equal.
 
 Adding an implementation: its settings model (if any) and its adapter module, one row here, one row in the
 adapter family's builder table (docs/architecture.md, "Adding an adapter").
@@ -35,6 +36,19 @@ METRICS_SOURCES: Mapping[str, AdapterSchema] = {
 }
 """Where pools' request rates come from (``metrics.source``)."""
 
+NOTIFIERS: Mapping[str, AdapterSchema] = {
+    "console": AdapterSchema("console", "decisions on the terminal (every command, unless --json)"),
+    "log": AdapterSchema("log", "decisions as JSON log records (daemon.log_format: json)"),
+    "slack": AdapterSchema("slack", "Slack: a bot token and channel, or an incoming webhook", section="slack"),
+}
+"""Who is told (every one whose section is present, or that the command asks for)."""
+
+OVERRIDE_STORES: Mapping[str, AdapterSchema] = {
+    "file": AdapterSchema("file", "one local JSON file (overrides.path)"),
+    "nomad": AdapterSchema("nomad", "Nomad Variables <overrides.nomad_variable_prefix>/<pool> (shared, ACL-guarded)"),
+}
+"""Where manual overrides are kept (``overrides.store``)."""
+
 
 def one_of(table: Mapping[str, AdapterSchema], what: str) -> Callable[[str], str]:
     """A validator: the value names a row of ``table`` (the message lists the rows)."""
@@ -48,3 +62,4 @@ def one_of(table: Mapping[str, AdapterSchema], what: str) -> Callable[[str], str
 
 
 MetricsSourceName = Annotated[str, AfterValidator(one_of(METRICS_SOURCES, "metrics source"))]
+OverrideStoreName = Annotated[str, AfterValidator(one_of(OVERRIDE_STORES, "override store"))]

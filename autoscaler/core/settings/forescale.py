@@ -20,6 +20,7 @@ from autoscaler.core.errors import UnknownPool
 from autoscaler.core.settings.adapters import METRICS_SOURCES
 from autoscaler.core.settings.base import EnvName, HttpUrl, StrictModel
 from autoscaler.core.settings.jobspec import JobspecSettings
+from autoscaler.core.settings.marks import FilePath, RenderOnly
 from autoscaler.core.settings.metrics import MetricsSettings
 from autoscaler.core.settings.nodes import NodesSettings
 from autoscaler.core.settings.overrides import OverridesSettings
@@ -108,7 +109,9 @@ class PrometheusSettings(_Strict):
     )
     step: Duration = Field(timedelta(minutes=1), description="query resolution")
     verify_tls: bool = Field(True, description="verify the server certificate")
-    ca_cert: Path | None = Field(None, description="CA bundle to verify Prometheus's certificate (default: system CAs)")
+    ca_cert: Annotated[Path | None, FilePath("read", "prometheus-ca.pem")] = Field(
+        None, description="CA bundle to verify Prometheus's certificate (default: system CAs)"
+    )
 
     def headers(self) -> dict[str, str]:
         """Resolve header values from the environment (missing variables are left out)."""
@@ -125,9 +128,15 @@ class NomadSettings(_Strict):
     token_env: EnvName = Field("NOMAD_TOKEN", description="env var holding the ACL token")
     namespace: str = Field("default", description="Nomad namespace of the jobs")
     region: str | None = Field(None, description="Nomad region (default: the agent's)")
-    ca_cert: Path | None = Field(None, description="CA bundle to verify Nomad's TLS certificate")
-    client_cert: Path | None = Field(None, description="client certificate for mTLS")
-    client_key: Path | None = Field(None, description="client key for mTLS")
+    ca_cert: Annotated[Path | None, FilePath("read", "nomad-ca.pem")] = Field(
+        None, description="CA bundle to verify Nomad's TLS certificate"
+    )
+    client_cert: Annotated[Path | None, FilePath("private", "nomad-client-cert.pem", "NOMAD_CLIENT_CERT")] = Field(
+        None, description="client certificate for mTLS"
+    )
+    client_key: Annotated[Path | None, FilePath("private", "nomad-client-key.pem", "NOMAD_CLIENT_KEY")] = Field(
+        None, description="client key for mTLS"
+    )
     verify_tls: bool = Field(True, description="verify Nomad's certificate (keep on)")
     timeout: Duration = Field(
         timedelta(seconds=10),
@@ -258,7 +267,9 @@ class PoolConfig(_Strict):
         description="warn once when Nomad keeps some of the pool's workers queued (no eligible node to place "
         "them on) for longer than this; default: twice lead_time, since new nodes are queued while they boot",
     )
-    jobspec: JobspecSettings | None = Field(None, description="how `forescale render` builds the job")
+    jobspec: Annotated[JobspecSettings | None, RenderOnly()] = Field(
+        None, description="how `forescale render` builds the job"
+    )
     nodes: NodesSettings = Field(
         default_factory=NodesSettings, description="who provisions the pool's machines (docs/nodes.md)"
     )
@@ -361,7 +372,7 @@ class LeaderSettings(_Strict):
     lock_delay: Duration = Field(
         timedelta(seconds=15), description="after an expiry, Nomad keeps the lock this long before another takes it"
     )
-    lock_file: Path | None = Field(
+    lock_file: Annotated[Path | None, FilePath("state", "forescale-audit.jsonl.lock")] = Field(
         None, description="local flock against overlapping runs on one host (default: <audit_log>.lock)"
     )
 
@@ -388,7 +399,9 @@ class Config(_Strict):
     )
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     nomad: NomadSettings = Field(default_factory=NomadSettings)
-    audit_log: Path = Field(Path("forescale-audit.jsonl"), description="JSON-lines audit log")
+    audit_log: Annotated[Path, FilePath("state", "forescale-audit.jsonl")] = Field(
+        Path("forescale-audit.jsonl"), description="JSON-lines audit log"
+    )
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
 from autoscaler.core.durations import Duration
-from autoscaler.core.settings.base import StrictModel
+from autoscaler.core.settings.base import ConfigPath, StrictModel
 
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest]; nothing that HCL, YAML or a shell interprets.
@@ -132,7 +131,7 @@ class JobspecSettings(StrictModel):
         timedelta(seconds=10), description="time between service deregistration and the kill signal"
     )
     start_timeout: Duration = Field(timedelta(minutes=10), description="all workers must be running within this")
-    nomad_client_config: Path | None = Field(
+    nomad_client_config: ConfigPath | None = Field(
         None,
         description="the GPU clients' agent config (default: the bundled nomad.hcl): its max_kill_timeout bounds "
         "kill_timeout, and its datacenter, node_pool, node_class and meta.gpu_model must agree with this job",
