@@ -97,15 +97,14 @@ def tick(
     from autoscaler.core.errors import ForescaleError
     from autoscaler.daemon.leader import LeaderLoop
     from autoscaler.policy.tick import run_tick
-    from autoscaler.targets.nomad import NomadTarget
-    from autoscaler.wiring import build_deps, build_leadership, build_notifiers
+    from autoscaler.wiring import build_notifiers, build_runtime
 
     cfg = load_config(config)
     only = [p.name for p in select_pools(cfg, pool)]
+    runtime = build_runtime(cfg, clock=clock_of(ctx))
     # With --json, stdout carries only the JSON document: no console notifier (Slack still posts).
-    deps = build_deps(cfg, clock=clock_of(ctx), notifiers=build_notifiers(cfg, console=not as_json))
-    client = deps.target.client if isinstance(deps.target, NomadTarget) else None
-    leadership = build_leadership(cfg, client, shadow=deps.shadow)
+    deps = runtime.tick_deps(build_notifiers(cfg, console=not as_json), gated=True)
+    leadership = runtime.leadership
     leadership.step()
     status = leadership.status
     if status.role != "leader":
@@ -120,7 +119,6 @@ def tick(
     loop = LeaderLoop(leadership)  # renews while the tick runs; releases the locks at the end
     loop.start()
     try:
-        deps.may_act = leadership.may_act
         report = run_tick(deps, only=only, guard=guard)
     finally:
         loop.stop()

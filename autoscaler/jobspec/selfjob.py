@@ -14,8 +14,9 @@ import yaml
 
 from autoscaler import __version__
 from autoscaler.core.errors import ConfigError
+from autoscaler.core.settings.base import ENV_NAME, NAME_PATTERN
 from autoscaler.core.settings.forescale import Config
-from autoscaler.core.settings.jobspec import IMAGE_RE, NAME_RE
+from autoscaler.core.settings.jobspec import IMAGE_RE
 from autoscaler.jobspec.escape import environment
 from autoscaler.jobspec.selfconfig import (
     ALLOC_DATA,
@@ -56,7 +57,6 @@ class SelfJob:
 
 
 _CRON_RE = re.compile(r"^[0-9*/,\- ]{9,64}$")
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def is_loopback(url: str) -> bool:
@@ -87,7 +87,7 @@ def render_self(config: Config, self_job: SelfJob) -> str:
     problems = _self_job_problems(config, self_job)
     keys = self_job.secret_keys or secret_env_names(config)
     for key in keys:
-        if not _ENV_NAME_RE.match(key):
+        if not ENV_NAME.match(key):
             problems.append(
                 f"env var name {key!r} (a *_env setting or a nodes.command.env key): use letters, digits and '_'"
             )
@@ -129,11 +129,11 @@ def resolve_count(config: Config, self_job: SelfJob) -> SelfJob:
 def _self_job_problems(config: Config, self_job: SelfJob) -> list[str]:
     assert self_job.count is not None
     problems = []
-    if not re.match(NAME_RE, self_job.job_id):
+    if not re.match(NAME_PATTERN, self_job.job_id):
         problems.append(f"--self-job {self_job.job_id!r}: use only lowercase letters, digits and '-'")
     if not re.match(IMAGE_RE, self_job.image):
         problems.append(f"--self-image {self_job.image!r}: not a plain image reference")
-    if not re.match(NAME_RE, self_job.node_pool):
+    if not re.match(NAME_PATTERN, self_job.node_pool):
         problems.append(f"--self-node-pool {self_job.node_pool!r}: use only lowercase letters, digits and '-'")
     if self_job.mode == "periodic" and not _CRON_RE.match(self_job.cron):
         problems.append(f"--cron {self_job.cron!r}: five cron fields of digits, '*', '/', ',' and '-'")

@@ -13,8 +13,9 @@ from typing import Any
 from autoscaler.core.durations import format_duration
 from autoscaler.core.errors import ConfigError
 from autoscaler.core.resources import bundled
+from autoscaler.core.settings.base import NAME_PATTERN
 from autoscaler.core.settings.forescale import Config, PoolConfig
-from autoscaler.core.settings.jobspec import IMAGE_RE, NAME_RE, JobspecSettings
+from autoscaler.core.settings.jobspec import IMAGE_RE, JobspecSettings
 from autoscaler.core.text import safe
 from autoscaler.jobspec.client import (
     NOMAD_DEFAULT_MAX_KILL_TIMEOUT,
@@ -44,7 +45,7 @@ def validate_pool(config: Config, index: int, pool: PoolConfig) -> Validation:
         return out
     # Defence in depth: these patterns are also in the schema, but names are what keeps HCL injection out.
     for key, value in (("name", pool.name), ("nomad.job", pool.nomad.job), ("nomad.group", pool.nomad.group)):
-        if not re.match(NAME_RE, value):
+        if not re.match(NAME_PATTERN, value):
             out.problems.append(f"pools[{index}].{key}: {value!r} must match [a-z0-9-]")
     if not re.match(IMAGE_RE, js.image):
         out.problems.append(f"{_key(index, pool, 'image')}: {js.image!r} is not a plain image reference")

@@ -24,7 +24,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from autoscaler.core.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge
+from autoscaler.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge
 from autoscaler.core.errors import MetricsUnavailable
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import PrometheusSettings

@@ -19,7 +19,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, fiel
 
 from autoscaler.core.settings.marks import Credentials, FilePath, Secret, SecretEnv
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"  # pools, Nomad jobs/groups, node pools: what keeps HCL injection out
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"  # an environment variable's name
+ENV_NAME = re.compile(ENV_NAME_PATTERN)
 
 
 def _numeric(annotation: Any) -> bool:

@@ -18,7 +18,7 @@ from pydantic.config import JsonDict
 from autoscaler.core.durations import Duration
 from autoscaler.core.errors import UnknownPool
 from autoscaler.core.settings.adapters import METRICS_SOURCES
-from autoscaler.core.settings.base import EnvName, HttpUrl, StrictModel
+from autoscaler.core.settings.base import NAME_PATTERN, EnvName, HttpUrl, StrictModel
 from autoscaler.core.settings.jobspec import JobspecSettings
 from autoscaler.core.settings.marks import FilePath, RenderOnly
 from autoscaler.core.settings.metrics import MetricsSettings
@@ -27,7 +27,6 @@ from autoscaler.core.settings.overrides import OverridesSettings
 from autoscaler.core.settings.predictor import PredictorSettings
 from autoscaler.core.settings.slack import SlackSettings
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 NAME_HINT: JsonDict = {"pattern_hint": "use only lowercase letters, digits and '-' (no quotes, spaces or '${')"}
 DEFAULT_NOMAD_ADDRESS = "http://127.0.0.1:4646"
 PoolMode = Literal["active", "shadow", "off"]
