@@ -9,6 +9,7 @@ from pathlib import Path
 from autoscaler.core.durations import format_duration
 from autoscaler.core.errors import ConfigError
 from autoscaler.core.settings.forescale import Config
+from autoscaler.core.settings.marks import FilePath, marked
 from autoscaler.core.settings.secrets import configured_secrets
 from autoscaler.core.text import remember_secrets
 from autoscaler.core.yamlfile import load_model, load_yaml, read_text
@@ -35,21 +36,10 @@ def parse_config(text: str, path: Path) -> Config:
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
-    def fix(p: Path | None) -> Path | None:
-        return p if p is None or p.is_absolute() else base / p
-
-    config.audit_log = fix(config.audit_log) or config.audit_log
-    config.overrides.path = fix(config.overrides.path) or config.overrides.path
-    config.overrides.schedule_file = fix(config.overrides.schedule_file)
-    config.leader.lock_file = fix(config.leader.lock_file)
-    config.prometheus.ca_cert = fix(config.prometheus.ca_cert)
-    for attr in ("ca_cert", "client_cert", "client_key"):
-        setattr(config.nomad, attr, fix(getattr(config.nomad, attr)))
-    for pool in config.pools:
-        if pool.nodes.command is not None:
-            pool.nodes.command.path = fix(pool.nodes.command.path) or pool.nodes.command.path
-        if pool.jobspec is not None:
-            pool.jobspec.nomad_client_config = fix(pool.jobspec.nomad_client_config)
+    """Every file path of the schema (``FilePath``-marked, render-only sections included) relative to ``base``."""
+    for item in marked(config, FilePath):
+        if isinstance(item.value, Path) and not item.value.is_absolute():
+            item.replace(base / item.value)
 
 
 def extra_checks(config: Config) -> list[str]:
@@ -85,6 +75,36 @@ def _path_checks(config: Config) -> list[str]:
         for key, path, example in files
         if path.is_dir()
     ]
+
+
+def adapters_in_use(config: Config) -> dict[str, object]:
+    """Which implementation of each port the config selects, by the registry tables (`config check`): the metrics
+    source, the override store, the notifiers the daemon gets, and each pool's node provider."""
+    from autoscaler.notify.registry import NotifierOptions, selected
+
+    json_logs = config.daemon.log_format == "json"
+    return {
+        "metrics_source": config.metrics.source,
+        "override_store": config.overrides.store,
+        "notifiers": selected(config, NotifierOptions(console=not json_logs, log_decisions=json_logs)),
+        "node_providers": {p.name: p.nodes.provider for p in config.pools if p.nodes.enabled},
+    }
+
+
+def describe_adapters(config: Config) -> str:
+    """One line: 'metrics prometheus · overrides file · notify console, slack · nodes ocr=aws_asg'."""
+    used = adapters_in_use(config)
+    notifiers = used["notifiers"]
+    providers = used["node_providers"]
+    assert isinstance(notifiers, list) and isinstance(providers, dict)
+    parts = [
+        f"metrics {used['metrics_source']}",
+        f"overrides {used['override_store']}",
+        f"notify {', '.join(notifiers) or 'nobody'}",
+    ]
+    if providers:
+        parts.append("nodes " + ", ".join(f"{pool}={kind}" for pool, kind in providers.items()))
+    return " · ".join(parts)
 
 
 def config_warnings(config: Config) -> list[str]:

@@ -1,39 +1,50 @@
-"""The composition root: a Config becomes real parts (Prometheus, Nomad, overrides, notifiers, audit log).
+"""The composition root: a Config becomes real parts (metrics source, Nomad, overrides, notifiers, audit log).
 
-Every ``build_*`` here picks an implementation of a port (``autoscaler.core.ports``) from the config; nothing
-else in forescale decides which implementation to use.
+``Runtime`` holds one process's shared parts (one Nomad client, the override store, the audit log, leadership)
+and builds a tick's parts and the daemon from them. Every ``build_*`` here picks an implementation of a port
+(``autoscaler.core.ports``) from the config — through the adapter tables (``autoscaler.sources.registry``,
+``autoscaler.notify.registry``, ``overrides.registry``) where there is a choice; nothing else in forescale
+decides which implementation to use.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
-from functools import partial
+from functools import cached_property, partial
 
 from autoscaler.core.clock import SystemClock
-from autoscaler.core.errors import ConfigError, NotifierError
-from autoscaler.core.ports import Clock, LeaderLock, NodeProvider, Notifier, OverrideProvider, OverrideStore
+from autoscaler.core.errors import ConfigError
+from autoscaler.core.ports import (
+    Clock,
+    History,
+    LeaderLock,
+    NodeProvider,
+    Notifier,
+    OverrideProvider,
+    OverrideStore,
+)
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.daemon.leader import Leadership, LocalLock
-from autoscaler.daemon.service import Daemon
+from autoscaler.daemon.service import Daemon, TickRecorder
 from autoscaler.daemon.watch import OverrideWatcher
 from autoscaler.nomad.client import NomadClient
 from autoscaler.nomad.lock import NomadLock
 from autoscaler.notify import metrics as notify_metrics
+from autoscaler.notify import registry as notify_registry
 from autoscaler.notify.audit import AuditLog
-from autoscaler.notify.console import ConsoleNotifier
 from autoscaler.notify.metrics import METRICS, NotifyMetrics
+from autoscaler.notify.registry import NotifierOptions
 from autoscaler.policy.nodes import NodeMemory, NodeReconciler
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.tick import ActionHistory, TickDeps
-from autoscaler.sources.prometheus import PrometheusSource
+from autoscaler.sources.registry import build_metrics_source
 from autoscaler.targets.nomad import NomadTarget
+from overrides import registry as overrides_registry
 from overrides.manual import PoolRecords
-from overrides.nomad_store import NomadVariablesStore
 from overrides.provider import Overrides
 from overrides.schedule import schedule_for, transition_times
-from overrides.store import FileStore
 from predictor.base import Predictor
 
 log = logging.getLogger("forescale.wiring")
@@ -47,50 +58,122 @@ def _predictor(config: Config, pool: PoolConfig) -> Predictor:
     return make_predictor(config.predictor, pool)
 
 
+class Runtime:
+    """One process's shared parts, built once from the config and handed to whatever runs: the single Nomad client
+    (the target, the node directory, the Variables store and the leader lock all use it), the override store, the
+    audit log (written as the tick's trail, read back as its history) and leadership. Each part is built on first
+    use: `plan` never builds a lock, a file store never a Nomad client.
+
+    ``shadow`` (``run --dry-run``) puts every pool in shadow for this process.
+    """
+
+    def __init__(self, config: Config, clock: Clock | None = None, *, shadow: bool = False) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.shadow = shadow
+
+    @cached_property
+    def nomad(self) -> NomadClient:
+        """The one Nomad client of this process."""
+        return NomadClient(self.config.nomad)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The audit log: the tick's trail (``ports.AuditTrail``) and the history it reads back (``ports.History``)."""
+        config = self.config
+        if config.audit_log.is_dir():
+            raise ConfigError(
+                str(config.source or "the config"),
+                [
+                    f"audit_log ({config.audit_log}): is a directory; point it at a file, e.g. "
+                    f"{config.audit_log / 'forescale-audit.jsonl'}"
+                ],
+            )
+        return AuditLog(config.audit_log)
+
+    @property
+    def history(self) -> History:
+        return self.audit
+
+    @cached_property
+    def store(self) -> OverrideStore[PoolRecords]:
+        """The configured manual store (a Nomad Variables store uses the one client)."""
+        return overrides_registry.build_store(self.config, lambda: self.nomad)
+
+    @cached_property
+    def leadership(self) -> Leadership:
+        """The locks this process holds while acting (``build_leadership``), on the one client."""
+        return build_leadership(self.config, self.nomad, shadow=self.shadow)
+
+    def tick_deps(self, notifiers: Sequence[Notifier] | None = None, *, gated: bool = False) -> TickDeps:
+        """The real parts of a tick (default notifiers: ``build_notifiers``). ``gated``: every write asks the
+        leader gate first (``leadership.may_act``), as `tick` and the daemon need; `plan` is not gated."""
+        config, clock, history = self.config, self.clock, self.history
+        longest = max((max(p.scale_in_cooldown, p.scale_in_window) for p in config.pools), default=timedelta(0))
+        actions = ActionHistory(keep=max(longest, timedelta(hours=1)))
+        since = clock.now() - longest - timedelta(minutes=1)
+        for action in history.recent_actions(since):
+            actions.add(action)
+        for need in history.recent_needs(since):
+            actions.add_need(need)
+        placement = PlacementWatch()
+        placement.replay(history.placement_history())  # queued episodes survive between cron runs
+        return TickDeps(
+            config=config,
+            metrics=build_metrics_source(config),
+            predictor_for=partial(_predictor, config),
+            target=NomadTarget(config.nomad, client=self.nomad),
+            overrides=build_provider(config, self.store),
+            clock=clock,
+            notifiers=build_notifiers(config) if notifiers is None else notifiers,
+            audit=self.audit,
+            history=actions,
+            nodes=build_nodes(config, self.nomad, clock, self.audit),
+            placement=placement,
+            shadow=self.shadow,
+            deadline_s=config.daemon.deadline().total_seconds(),
+            may_act=self.leadership.may_act if gated else None,
+        )
+
+    def daemon(self, notifiers: Sequence[Notifier] | None = None) -> Daemon:
+        """The daemon with its extra ticks at schedule-rule boundaries, the override store watch, the notifiers'
+        metrics and leader election; its recorder is the tick's first notifier (health sees a tick before Slack
+        does) and its leader gate is in the tick's parts."""
+        config = self.config
+        transitions = partial(transition_times, config) if config.overrides.schedule_file else None
+        watcher = OverrideWatcher(
+            self.store,
+            [p.name for p in config.pools if p.mode != "off"],
+            self.clock,
+            poll_s=config.daemon.override_poll.total_seconds(),
+        )
+        recorder = TickRecorder()
+        told = build_notifiers(config) if notifiers is None else notifiers
+        return Daemon(
+            self.tick_deps([recorder, *told], gated=True),
+            transitions=transitions,
+            extra_registries=[notify_metrics.REGISTRY],
+            watcher=watcher,
+            leadership=self.leadership,
+            recorder=recorder,
+        )
+
+
+def build_runtime(config: Config, clock: Clock | None = None, *, shadow: bool = False) -> Runtime:
+    """This process's shared parts (``Runtime``); ``shadow``: every pool in shadow (``run --dry-run``)."""
+    return Runtime(config, clock, shadow=shadow)
+
+
 def build_deps(
     config: Config,
     clock: Clock | None = None,
     notifiers: list[Notifier] | None = None,
     *,
     shadow: bool = False,
-    store: OverrideStore[PoolRecords] | None = None,
 ) -> TickDeps:
-    """The real parts of a tick; ``shadow`` (``run --dry-run``) puts every pool in shadow for this process."""
-    clock = clock or SystemClock()
-    audit = AuditLog(config.audit_log)
-    if config.audit_log.is_dir():
-        raise ConfigError(
-            str(config.source or "the config"),
-            [
-                f"audit_log ({config.audit_log}): is a directory; point it at a file, e.g. "
-                f"{config.audit_log / 'forescale-audit.jsonl'}"
-            ],
-        )
-    longest = max((max(p.scale_in_cooldown, p.scale_in_window) for p in config.pools), default=timedelta(0))
-    history = ActionHistory(keep=max(longest, timedelta(hours=1)))
-    since = clock.now() - longest - timedelta(minutes=1)
-    for action in audit.recent_actions(since):
-        history.add(action)
-    for need in audit.recent_needs(since):
-        history.add_need(need)
-    client = NomadClient(config.nomad)
-    placement = PlacementWatch()
-    placement.replay(audit.placement_history())  # queued episodes survive between cron runs
-    return TickDeps(
-        config=config,
-        metrics=PrometheusSource(config.prometheus),
-        predictor_for=partial(_predictor, config),
-        target=NomadTarget(config.nomad, client=client),
-        overrides=build_provider(config, store),
-        clock=clock,
-        notifiers=build_notifiers(config) if notifiers is None else notifiers,
-        audit=audit,
-        history=history,
-        nodes=build_nodes(config, client, clock, audit),
-        placement=placement,
-        shadow=shadow,
-        deadline_s=config.daemon.deadline().total_seconds(),
-    )
+    """The real parts of one tick of a new process (`plan`, tests); ``shadow`` (``run --dry-run``) puts every
+    pool in shadow. Not gated by leadership: `tick` and the daemon use ``Runtime`` for that."""
+    return build_runtime(config, clock, shadow=shadow).tick_deps(notifiers)
 
 
 def build_node_provider(pool: PoolConfig) -> NodeProvider | None:
@@ -119,29 +202,9 @@ def build_nodes(config: Config, client: NomadClient, clock: Clock, audit: AuditL
 def build_daemon(
     config: Config, clock: Clock | None = None, *, dry_run: bool = False, notifiers: list[Notifier] | None = None
 ) -> Daemon:
-    """The daemon with its extra ticks at schedule-rule boundaries, the override store watch, the notifiers'
-    metrics and leader election.
-
-    ``dry_run``: every pool in shadow (decided, audited, posted and exported as "would scale"; Nomad untouched).
-    """
-    clock = clock or SystemClock()
-    transitions = partial(transition_times, config) if config.overrides.schedule_file else None
-    store = build_store(config)
-    watcher = OverrideWatcher(
-        store,
-        [p.name for p in config.pools if p.mode != "off"],
-        clock,
-        poll_s=config.daemon.override_poll.total_seconds(),
-    )
-    deps = build_deps(config, clock=clock, shadow=dry_run, store=store, notifiers=notifiers)
-    client = deps.target.client if isinstance(deps.target, NomadTarget) else NomadClient(config.nomad)
-    return Daemon(
-        deps,
-        transitions=transitions,
-        extra_registries=[notify_metrics.REGISTRY],
-        watcher=watcher,
-        leadership=build_leadership(config, client, shadow=dry_run),
-    )
+    """The daemon (``Runtime.daemon``). ``dry_run``: every pool in shadow (decided, audited, posted and exported
+    as "would scale"; Nomad untouched)."""
+    return build_runtime(config, clock, shadow=dry_run).daemon(notifiers)
 
 
 def build_leadership(config: Config, client: NomadClient | None = None, *, shadow: bool = False) -> Leadership:
@@ -162,10 +225,8 @@ def build_leadership(config: Config, client: NomadClient | None = None, *, shado
 
 
 def build_store(config: Config) -> OverrideStore[PoolRecords]:
-    """The configured manual store (file by default, or Nomad Variables)."""
-    if config.overrides.store == "nomad":
-        return NomadVariablesStore(NomadClient(config.nomad), config.overrides.nomad_variable_prefix)
-    return FileStore(config.overrides.path)
+    """The configured manual store (``overrides.store``: file by default, or Nomad Variables)."""
+    return overrides_registry.build_store(config)
 
 
 def build_provider(config: Config, store: OverrideStore[PoolRecords] | None = None) -> OverrideProvider:
@@ -188,28 +249,10 @@ def build_notifiers(
     log_decisions: bool = False,
 ) -> list[Notifier]:
     """Console (unless ``console=False``), decisions as log records (``log_decisions``: the daemon's JSON logs)
-    plus Slack when ``slack:`` is configured.
+    plus Slack when ``slack:`` is configured (the notifier table: ``autoscaler.notify.registry``).
 
     A Slack section that cannot be used (e.g. the token env var is empty) is logged with the fix and
     counted (``forescale_notifier_errors_total{error="not_configured"}``), but never stops scaling.
     """
-    out: list[Notifier] = []
-    if console:
-        out.append(ConsoleNotifier())
-    if log_decisions:
-        from autoscaler.notify.log import LogNotifier
-
-        out.append(LogNotifier())
-    if config.slack is not None:
-        from autoscaler.notify.slack.notifier import SlackNotifier
-
-        try:
-            slack = SlackNotifier.from_config(config, clock=clock, metrics=metrics)
-        except NotifierError as exc:
-            log.error("Slack notifications are off: %s", exc)
-            metrics.errors.labels("slack", "not_configured").inc()
-            metrics.healthy.labels("slack").set(0)
-        else:
-            atexit.register(slack.close)  # a one-shot `forescale tick` still posts its message before exiting
-            out.append(slack)
-    return out
+    options = NotifierOptions(console=console, log_decisions=log_decisions, clock=clock, metrics=metrics)
+    return notify_registry.build_notifiers(config, options)

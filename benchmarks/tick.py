@@ -67,6 +67,7 @@ class Timed:
 class TimedSource:
     def __init__(self, inner: PrometheusSource, timed: Timed) -> None:
         self.inner, self.timed = inner, timed
+        self.step_s = inner.step_s
 
     def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
         t0 = time.perf_counter()

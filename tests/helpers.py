@@ -41,7 +41,10 @@ def make_config(*pools: dict[str, Any], **over: Any) -> Config:
 
 
 class FlatMetrics:
-    """Serves a constant rate per query (or raises MetricsUnavailable for queries listed in ``broken``)."""
+    """Serves a constant rate per query (or raises MetricsUnavailable for queries listed in ``broken``), a sample
+    every ``step_s`` (the source's own step, as Prometheus's default resolution)."""
+
+    step_s = 60.0
 
     def __init__(self, rates: dict[str, float], broken: set[str] | None = None) -> None:
         self.rates = rates

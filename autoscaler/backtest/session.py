@@ -17,10 +17,11 @@ from rich.table import Table
 from autoscaler.backtest.replay import POLICIES, Backtest, BacktestError, run_backtest
 from autoscaler.config import load_config
 from autoscaler.core.durations import parse_duration
-from autoscaler.core.ports import OverrideProvider
+from autoscaler.core.ports import MetricsSource, OverrideProvider
 from autoscaler.core.report import TickReport
-from autoscaler.core.settings.forescale import Config, NomadGroupRef, PoolConfig, PrometheusSettings
+from autoscaler.core.settings.forescale import Config, NomadGroupRef, PoolConfig
 from autoscaler.notify.console import terminal_console
+from autoscaler.sources.registry import build_metrics_source
 from predictor.trace import Trace, TraceError, load_trace
 
 UNBOUNDED_MAX = 1_000_000  # a trace alone states no pool max: leave the policy unclamped
@@ -241,7 +242,6 @@ def _load(
     q = query or (pool.query if from_config else None)
     if not q:
         raise BacktestError("--prometheus needs --query PROMQL (the request rate in req/s)")
-    url = prometheus or cfg.prometheus.url
     span = _duration(since, "--since")
     res = _duration(step, "--step")
     assert span is not None and res is not None
@@ -253,30 +253,58 @@ def _load(
             raise BacktestError(f"--until: '{until}' is not a time; write e.g. 2026-03-01T00:00:00Z") from None
         if end.tzinfo is None:
             end = end.replace(tzinfo=UTC)
-    settings = cfg.prometheus.model_copy(update={"url": url, "step": res})  # headers, TLS and timeout from the file
-    with err.status(f"fetching {since} of {step} history from {url}", spinner="dots"):
+    history = history_config(cfg, prometheus, res)
+    shown = _source_address(history)
+    with err.status(f"fetching {since} of {step} history from {shown}", spinner="dots"):
         name = f"pool {pool_name}" if from_config and query is None else "the --query"
-        data = trace_from_prometheus(settings, q, span, end, name=name)
-    where = "--prometheus" if prometheus else "prometheus.url"
+        data = history_trace(build_metrics_source(history), q, span, end, shown, name=name)
+    if prometheus is not None:
+        where = "--prometheus"
+    else:
+        where = "prometheus.url" if history.metrics.source == "prometheus" else "metrics.source"
     what = "--query" if query else f"pools[{pool_name}].query"
-    return data, f"{url} ({where}), query {q!r} ({what})"
+    return data, f"{shown} ({where}), query {q!r} ({what})"
 
 
-def trace_from_prometheus(
-    settings: PrometheusSettings, query: str, since: timedelta, end: datetime | None = None, *, name: str = "prometheus"
+def history_config(cfg: Config, prometheus: str | None, step: timedelta) -> Config:
+    """The config whose metrics source the history is read from: ``--prometheus URL`` selects Prometheus at that
+    URL (headers, TLS and timeout still from the file); Prometheus queries at ``--step``."""
+    if prometheus is not None:
+        cfg = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"source": "prometheus"})})
+    if cfg.metrics.source != "prometheus":
+        return cfg
+    settings = cfg.prometheus.model_copy(update={"url": prometheus or cfg.prometheus.url, "step": step})
+    return cfg.model_copy(update={"prometheus": settings})
+
+
+def _source_address(cfg: Config) -> str:
+    """Where the history comes from, for messages."""
+    if cfg.metrics.source == "prometheus":
+        return cfg.prometheus.url
+    return f"metrics source {cfg.metrics.source}"
+
+
+def history_trace(
+    source: MetricsSource,
+    query: str,
+    since: timedelta,
+    end: datetime | None = None,
+    where: str = "the metrics source",
+    *,
+    name: str = "history",
 ) -> Trace:
-    """Fetch ``since`` of the rate history up to ``end`` (now) and turn it into a trace (rate × step per interval)."""
+    """Fetch ``since`` of the rate history up to ``end`` (now) at the source's step and turn it into a trace
+    (rate × step per interval)."""
     from autoscaler.core.errors import MetricsUnavailable
-    from autoscaler.sources.prometheus import PrometheusSource
 
-    step_s = settings.step.total_seconds()
+    step_s = source.step_s
     end = end or datetime.now(UTC)
     try:
-        series = PrometheusSource(settings).fetch(query, end - since, end, step_s).finite()
+        series = source.fetch(query, end - since, end, step_s).finite()
     except MetricsUnavailable as exc:
-        raise BacktestError(f"cannot read history from {settings.url}: {exc}") from None
+        raise BacktestError(f"cannot read history from {where}: {exc}") from None
     if len(series) < 2:
-        raise BacktestError(f"{settings.url}: the query returned fewer than two samples over {since}")
+        raise BacktestError(f"{where}: the query returned fewer than two samples over {since}")
     # A rate sample at T describes the interval that ends at T: the trace stamps interval starts.
     return Trace(name, series.t - step_s, np.maximum(series.rps, 0.0) * step_s, step_s)
 

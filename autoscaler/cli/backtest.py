@@ -1,6 +1,9 @@
-"""`forescale backtest`: replay a trace (or a Prometheus history) through the real tick, with reference policies.
+"""`forescale backtest`: replay a trace (or the metrics source's history) through the real tick, with reference
+policies.
 
-The work is in ``autoscaler.backtest.session`` (imported when the command runs: it needs scikit-learn).
+The work is in ``autoscaler.backtest.session`` (imported when the command runs: it needs scikit-learn); the
+history comes from the config's metrics source (``metrics.source``), built by the one constructor
+``autoscaler.sources.registry.build_metrics_source`` — or from Prometheus at ``--prometheus URL``.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ def register(app: typer.Typer) -> None:
 def backtest(
     trace: Path | None = typer.Option(None, "--trace", help="timestamp,requests CSV (requests per interval)."),
     prometheus: str | None = typer.Option(None, "--prometheus", help="Replay history from this Prometheus URL."),
-    query: str | None = typer.Option(None, "--query", help="PromQL giving the request rate (req/s)."),
-    since: str = typer.Option("14d", "--since", help="How much Prometheus history to replay."),
-    step: str = typer.Option("1m", "--step", help="Prometheus query resolution."),
-    until: str | None = typer.Option(None, "--until", help="End of the Prometheus history (UTC ISO-8601) [now]."),
+    query: str | None = typer.Option(
+        None, "--query", help="Query giving the request rate in req/s (PromQL for Prometheus) [the pool's, with -c]."
+    ),
+    since: str = typer.Option("14d", "--since", help="How much metrics history to replay."),
+    step: str = typer.Option("1m", "--step", help="Resolution of the Prometheus history."),
+    until: str | None = typer.Option(None, "--until", help="End of the metrics history (UTC ISO-8601) [now]."),
     capacity_per_node: float | None = typer.Option(
         None,
         "--capacity-per-node",

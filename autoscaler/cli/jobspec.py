@@ -10,7 +10,7 @@ from autoscaler import __version__
 from autoscaler.cli.common import ConfigOpt, console, err_console
 from autoscaler.core.text import markup_safe
 
-SELF_IMAGE_DEFAULT = f"forescale:{__version__}"  # what `make image` tags (render.SELF_IMAGE; not imported: start-up)
+SELF_IMAGE_DEFAULT = f"forescale:{__version__}"  # what `make image` tags (selfjob.SELF_IMAGE; not imported: start-up)
 PoolOpt = typer.Option(None, "--pool", "-p", help="Only the job of this pool (repeatable); all its groups.")
 
 
@@ -46,16 +46,8 @@ def render(
     secrets from the Nomad Variable nomad/jobs/forescale, overrides in Nomad Variables.
     """
     from autoscaler.config import load_config
-    from autoscaler.jobspec.render import (
-        SelfJob,
-        check_config,
-        has_jobspecs,
-        render_jobs,
-        render_self,
-        secret_env_names,
-        self_job_warnings,
-        write_rendered,
-    )
+    from autoscaler.jobspec.selfjob import SelfJob, render_self, secret_env_names, self_job_warnings
+    from autoscaler.jobspec.workers import check_config, has_jobspecs, render_jobs, write_rendered
 
     cfg = load_config(config)
     for warning in check_config(cfg).warnings:
@@ -65,8 +57,10 @@ def render(
     if self_job:  # validated first: an error writes nothing
         if self_mode not in ("service", "periodic"):
             raise typer.BadParameter("use service or periodic", param_hint="--self-mode")
-        if self_store not in ("nomad", "file"):
-            raise typer.BadParameter("use nomad or file", param_hint="--self-override-store")
+        from autoscaler.core.settings.adapters import OVERRIDE_STORES
+
+        if self_store not in OVERRIDE_STORES:
+            raise typer.BadParameter(f"use {' or '.join(OVERRIDE_STORES)}", param_hint="--self-override-store")
         spec = SelfJob(
             mode=self_mode,  # type: ignore[arg-type]
             image=self_image,
@@ -113,7 +107,7 @@ def deploy(
     """Register the pools' jobs with Nomad (PreserveCounts: the autoscaled counts are kept)."""
     from autoscaler.config import load_config
     from autoscaler.jobspec.deploy import deploy_jobs
-    from autoscaler.jobspec.render import check_config, render_jobs
+    from autoscaler.jobspec.workers import check_config, render_jobs
 
     cfg = load_config(config)
     for warning in check_config(cfg).warnings:

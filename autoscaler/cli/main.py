@@ -111,11 +111,11 @@ def tick(
     from autoscaler.core.errors import ForescaleError
     from autoscaler.daemon.leader import LeaderLoop
     from autoscaler.policy.tick import run_tick
-    from autoscaler.targets.nomad import NomadTarget
-    from autoscaler.wiring import build_deps, build_leadership, build_notifiers
+    from autoscaler.wiring import build_notifiers, build_runtime
 
     cfg = load_config(config)
     only = [p.name for p in select_pools(cfg, pool)]
+    runtime = build_runtime(cfg, clock=clock_of(ctx))
     # The table and the explanations below show each decision once: the console notifier adds only events. With
     # --json, stdout carries only the JSON document (Slack still posts).
     notifiers = build_notifiers(cfg, console=False)
@@ -123,9 +123,8 @@ def tick(
         from autoscaler.notify.console import ConsoleNotifier
 
         notifiers.insert(0, ConsoleNotifier(console, events_only=True))
-    deps = build_deps(cfg, clock=clock_of(ctx), notifiers=notifiers)
-    client = deps.target.client if isinstance(deps.target, NomadTarget) else None
-    leadership = build_leadership(cfg, client, shadow=deps.shadow)
+    deps = runtime.tick_deps(notifiers, gated=True)
+    leadership = runtime.leadership
     leadership.step()
     status = leadership.status
     if status.role != "leader":
@@ -140,7 +139,6 @@ def tick(
     loop = LeaderLoop(leadership)  # renews while the tick runs; releases the locks at the end
     loop.start()
     try:
-        deps.may_act = leadership.may_act
         report = run_tick(deps, only=only, guard=guard)
     finally:
         loop.stop()
@@ -283,7 +281,14 @@ def config_check(
     would run console-only), and so is a pool min/max outside its job's scaling { min max } in Nomad (when
     Nomad answers); --no-env skips both. Warnings (valid settings that probably do not do what was meant) are
     printed, with exit 0."""
-    from autoscaler.config import config_warnings, environment_checks, extra_checks, load_config
+    from autoscaler.config import (
+        adapters_in_use,
+        config_warnings,
+        describe_adapters,
+        environment_checks,
+        extra_checks,
+        load_config,
+    )
     from autoscaler.jobspec.bounds import BoundsCheck, check_pools
 
     try:
@@ -316,6 +321,7 @@ def config_check(
             "nomad_address_from": cfg.nomad.address_origin,
             "warnings": config_warnings(cfg),
             "nomad_checks": bounds.note,
+            "adapters": adapters_in_use(cfg),
         }
         typer.echo(redact(json.dumps(doc, indent=2)))
         return
@@ -328,13 +334,14 @@ def config_check(
         + (f"; {markup_safe(bounds.note)}" if bounds.note else ""),
         highlight=False,
     )
+    console.print(f"uses: {markup_safe(describe_adapters(cfg))}", highlight=False)
 
 
 def _register_subcommands() -> None:
     """Command groups live in their own modules; each adds itself to ``app`` (their imports are light)."""
-    from autoscaler.cli import backtest, capacity, jobspec, notify, overrides
+    from autoscaler.cli import backtest, capacity, jobspec, notify, overrides, schedule
 
-    for module in (backtest, capacity, jobspec, notify, overrides):
+    for module in (backtest, capacity, jobspec, notify, schedule, overrides):
         module.register(app)
 
 

@@ -27,8 +27,9 @@ def notify_test(
 ) -> None:
     """Post one test message to Slack and print what Slack answered (exit 1 on any error)."""
     from autoscaler.config import load_config
+    from autoscaler.notify.slack.errors import fix_for
     from autoscaler.notify.slack.messages import MessageFormatter
-    from autoscaler.notify.slack.transport import BotTransport, Delivery, fix_for, make_transport
+    from autoscaler.notify.slack.transport import BotTransport, Delivery, make_transport
 
     out = Console(highlight=False, soft_wrap=True)
     cfg = load_config(config)

@@ -1,15 +1,9 @@
-"""Replaceable clocks, so cooldowns, schedules and the daemon are testable without sleeping."""
+"""Replaceable clocks (the ``ports.Clock`` port), so cooldowns, schedules and the daemon are testable without
+sleeping."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
-
-
-class Clock(Protocol):
-    """The only way forescale code asks what time it is (always timezone-aware UTC)."""
-
-    def now(self) -> datetime: ...
 
 
 class SystemClock:

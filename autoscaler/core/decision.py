@@ -11,11 +11,20 @@ Action = Literal["up", "down", "hold"]
 
 @dataclass(frozen=True)
 class Reason:
-    """One thing that shaped the count: a stable ``code`` for machines and a sentence for people."""
+    """One thing that shaped the count: a stable ``code`` for machines and a sentence for people. ``effect`` names
+    the override that set it (a schedule rule's name, a manual override's id) when one did."""
 
     code: str
     message: str
     nodes: int | None = None
+    effect: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``code``, ``message``, ``nodes`` (and ``effect`` when an override set it)."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message, "nodes": self.nodes}
+        if self.effect is not None:
+            out["effect"] = self.effect
+        return out
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,7 @@ class Decision:
         out = asdict(self)
         out["at"] = self.at.isoformat()
         out["action"] = self.action
-        out["reasons"] = [asdict(r) for r in self.reasons]
+        out["reasons"] = [r.to_dict() for r in self.reasons]
         return out
 
 
@@ -161,5 +170,5 @@ class Estimate:
         out = asdict(self)
         out["at"] = self.at.isoformat()
         out["need"] = self.need
-        out["reasons"] = [asdict(r) for r in self.reasons]
+        out["reasons"] = [r.to_dict() for r in self.reasons]
         return out

@@ -8,6 +8,7 @@
     ChangeHistory     a target's own record of recent changes (Nomad's scaling events), for cooldowns
     Notifier          who is told (console, Slack); close() flushes background delivery
     AuditTrail        where every tick's decisions are recorded for later (the JSONL audit log)
+    History           what earlier runs left behind, read back (the same audit log): actions, needs, boots, queues
     OverrideProvider  schedule rules + manual overrides in force for a pool at a time
     OverrideStore     where manual overrides are kept (a file, Nomad Variables, memory)
     LeaderLock        who may act: a lock held while scaling (a Nomad Variables lock, a local flock)
@@ -22,12 +23,13 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from autoscaler.core.decision import Decision, PastAction, PoolState
+from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.report import Event, TickReport
 
 if TYPE_CHECKING:  # annotations only: `forescale --help` must not pay for what these import
-    from autoscaler.core.nodes import MachineGroup, PoolNode, TerminateResult
+    from autoscaler.core.history import PlacementRecord
+    from autoscaler.core.nodes import BootSample, MachineGroup, PoolNode, TerminateResult
     from autoscaler.core.series import RateSeries
     from autoscaler.core.settings.forescale import PoolConfig
 
@@ -42,7 +44,15 @@ class Clock(Protocol):
 
 
 class MetricsSource(Protocol):
-    """Gives the request-rate history of a pool. Raises MetricsUnavailable when it cannot."""
+    """Gives the request-rate history of a pool. Raises MetricsUnavailable when it cannot.
+
+    ``step_s`` is the source's own resolution (seconds between samples it serves): the tick asks for history on
+    it and judges staleness by it (a sample more than two steps old is stale). ``fetch`` answers samples of
+    ``query`` (req/s, in the source's query language) within ``[start, end]``, oldest first, none after
+    ``end``; ``step_s`` there is the resolution asked for (the tick passes the source's own).
+    """
+
+    step_s: float
 
     def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries: ...
 
@@ -165,6 +175,28 @@ class AuditTrail(Protocol):
     def record_tick(self, report: TickReport) -> None: ...
 
     def record_event(self, event: Event) -> None: ...
+
+
+class History(Protocol):
+    """What earlier runs left behind, read back by a new process (a one-shot `forescale tick` under cron, a
+    restarted daemon): cooldowns, the scale-in window, ``lead_time: auto`` and queued-too-long episodes survive
+    it. Unreadable records are skipped, never fatal; an absent history is empty."""
+
+    def recent_actions(self, since: datetime) -> Sequence[PastAction]:
+        """Changes applied to the target since ``since``, oldest first (cooldowns)."""
+        ...
+
+    def recent_needs(self, since: datetime) -> Sequence[PastNeed]:
+        """What the metrics called for at every decision since ``since`` (the scale-in window)."""
+        ...
+
+    def node_history(self, since: datetime) -> tuple[Sequence[BootSample], set[str]]:
+        """Boots observed since ``since`` (``lead_time: auto``) and every node problem already reported."""
+        ...
+
+    def placement_history(self) -> Sequence[PlacementRecord]:
+        """Every decision's queued count and queued-too-long warning/recovery, oldest first."""
+        ...
 
 
 class OverrideProvider(Protocol):

@@ -114,6 +114,18 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
+def strip_userinfo(url: str) -> str:
+    """A URL without its userinfo (``https://user:pass@host/x`` → ``https://host/x``), for a link or an embedded
+    address that must carry no credentials (a URL that does not parse gets its credentials redacted instead)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact_urls(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
+
+
 def safe(text: object) -> str:
     """Any text for any output: credentials redacted, one line, no terminal control."""
     return one_line(redact(str(text)))

@@ -35,6 +35,7 @@ from autoscaler.core.durations import format_duration
 from autoscaler.core.ports import Notifier
 from autoscaler.core.report import Event, TickReport
 from autoscaler.daemon.http import StatusServer, listen_error
+from autoscaler.daemon.jobs import TRANSITION_LOOKAHEAD, ExtraTicks, Transitions
 from autoscaler.daemon.leader import LeaderLoop, Leadership
 from autoscaler.daemon.metrics import DaemonMetrics
 from autoscaler.daemon.watch import OverrideWatcher
@@ -42,10 +43,6 @@ from autoscaler.policy.tick import TickDeps, run_tick
 
 log = logging.getLogger("forescale.daemon")
 
-Transitions = Callable[[datetime, datetime], Sequence[datetime]]
-TRANSITION_LOOKAHEAD = timedelta(hours=2)
-NODE_FOLLOW_UP = timedelta(minutes=2)  # re-tick a pool soon while its nodes drain (terminate them when done)
-EXPIRY_GRACE = timedelta(seconds=1)  # tick just after an override's expiry, never just before it
 T = TypeVar("T")
 
 
@@ -58,23 +55,33 @@ class Running:
     deadline: Deadline
 
 
-class _Recorder(Notifier):
+class TickRecorder(Notifier):
     """The first notifier of every daemon tick: health and metrics see the tick the moment it is decided
-    (before Slack or the console, which may be slow)."""
+    (before Slack or the console, which may be slow). The wiring puts it first in the tick's notifiers and
+    gives it to the ``Daemon``, which binds it to its ``record``."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self) -> None:
+        self._record: Callable[[TickReport], None] | None = None
+
+    def bind(self, record: Callable[[TickReport], None]) -> None:
+        self._record = record
 
     def notify(self, report: TickReport) -> None:
-        self.daemon.record(report)
+        if self._record is not None:
+            self._record(report)
 
     def announce(self, event: Event) -> None:
         return None
 
 
-class Daemon:
+class Daemon(ExtraTicks):
     """The long-running scaler. ``transitions(start, end)`` gives extra tick times (rule starts/ends);
-    ``watcher`` (optional) reports override store changes, which tick the affected pools at once."""
+    ``watcher`` (optional) reports override store changes, which tick the affected pools at once.
+
+    The daemon uses the tick's parts as given: ``recorder`` (optional) must be the first of ``deps.notifiers``
+    (health sees each tick before slow notifiers; without one, a tick is recorded when it returns), and with
+    ``leadership`` the parts must carry its gate (``deps.may_act``: every scale re-checks the lease).
+    """
 
     def __init__(
         self,
@@ -83,7 +90,12 @@ class Daemon:
         extra_registries: Sequence[CollectorRegistry] = (),
         watcher: OverrideWatcher | None = None,
         leadership: Leadership | None = None,
+        recorder: TickRecorder | None = None,
     ) -> None:
+        if recorder is not None and (not deps.notifiers or deps.notifiers[0] is not recorder):
+            raise ValueError("the daemon's recorder must be the first of the tick's notifiers")
+        if leadership is not None and deps.may_act != leadership.may_act:
+            raise ValueError("with leader election the tick's parts must carry the gate: may_act=leadership.may_act")
         self.deps = deps
         config = deps.config
         self.interval = config.daemon.interval
@@ -94,6 +106,7 @@ class Daemon:
         self.shadow_pools = frozenset(p.name for p in config.pools if deps.shadow or p.mode == "shadow")
         self.metrics.set_shadow({p.name: p.name in self.shadow_pools for p in config.pools if p.mode != "off"})
         self.last_report: TickReport | None = None
+        self._recorded: TickReport | None = None  # the last report record() saw (by the recorder, or after the tick)
         self.last_finished: datetime | None = None
         self.last_trigger: str | None = None
         self.pool_state: dict[str, dict[str, Any]] = {}
@@ -103,7 +116,8 @@ class Daemon:
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
         self._watch_thread: threading.Thread | None = None
-        deps.notifiers = [_Recorder(self), *deps.notifiers]
+        if recorder is not None:
+            recorder.bind(self.record)
         self.running: Running | None = None
         self.tick_deadline = config.daemon.deadline()
         self.stop_grace = config.daemon.stop_grace
@@ -115,7 +129,6 @@ class Daemon:
         self.leader_loop: LeaderLoop | None = None
         if leadership is not None:
             leadership.on_change = self._role_changed
-            deps.may_act = leadership.may_act
             self.leader_loop = LeaderLoop(leadership)
         self.shadow = leadership is not None and leadership.shadow
         self.metrics.leader.set(0 if leadership is not None else 1)
@@ -178,8 +191,8 @@ class Daemon:
                 log.exception("%s crashed (%s); the daemon keeps running", "guard" if guard else "tick", trigger)
                 self.metrics.crashes.inc()
                 return None
-            if self.last_report is not report and (not guard or not report.outcomes):
-                self.record(report)  # a tick without notifiers, or a quiet guard check (nobody is told)
+            if self._recorded is not report:
+                self.record(report)  # no recorder, or a quiet guard check (nobody is told)
             self.follow_up_drains(report)
             return report
 
@@ -194,6 +207,7 @@ class Daemon:
     def record(self, report: TickReport) -> None:
         """Health and metrics of a finished tick (called by the recorder, right after the decisions). A guard
         check updates the metrics and the pools it scaled, never the last tick's time (health)."""
+        self._recorded = report
         trigger = self._trigger
         self.metrics.observe(report, trigger, self.shadow_pools)
         finished = self.deps.clock.now()
@@ -217,90 +231,6 @@ class Daemon:
         self.last_report = report
         self.last_finished = finished
         self.last_trigger = trigger
-
-    def on_overrides_changed(self, pools: Sequence[str]) -> None:
-        """The override store changed for ``pools``: tick them now. Each change is its own one-shot job: a job
-        whose id is still running (the previous change's tick notifying Slack) would be skipped by APScheduler's
-        max_instances, and the change would wait for the next interval."""
-        now = self.deps.clock.now()
-        for pool in pools:
-            self._changes += 1
-            log.info("override store changed for pool %s: ticking it now", pool)
-            self.scheduler.add_job(
-                self.tick,
-                DateTrigger(run_date=now),
-                id=f"override-{pool}-{self._changes}",
-                name=f"override change: {pool}",
-                kwargs={"trigger": "override", "only": [pool]},
-                replace_existing=True,
-            )
-        self.schedule_expiries()
-
-    def schedule_expiries(self) -> list[tuple[str, datetime]]:
-        """One tick per active manual override, just after it expires (a pin ends on time, not at the next
-        interval)."""
-        if self.watcher is None:
-            return []
-        now = self.deps.clock.now()
-        out = []
-        for pool, ident, expires in self.watcher.expiries():
-            when = expires + EXPIRY_GRACE
-            if when <= now:
-                continue
-            self.scheduler.add_job(
-                self.tick,
-                DateTrigger(run_date=when),
-                id=f"expiry-{ident}",
-                name=f"override {ident} expires: {pool}",
-                kwargs={"trigger": "override_expiry", "only": [pool]},
-                replace_existing=True,
-            )
-            out.append((pool, when))
-        return out
-
-    def follow_up_drains(self, report: TickReport) -> list[str]:
-        """Pools whose nodes are draining get an extra tick soon, so drained machines are not paid for until the
-        next interval. Returns those pools (the extra tick is a normal tick: same decide, target and gates)."""
-        pools = [o.pool for o in report.outcomes if o.nodes is not None and o.nodes.draining > 0]
-        if not pools or report.dry_run or not self.scheduler.running:
-            return pools
-        when = self.deps.clock.now() + min(NODE_FOLLOW_UP, self.interval)
-        self.scheduler.add_job(
-            self.tick,
-            DateTrigger(run_date=when),
-            id="nodes-follow-up",
-            kwargs={"trigger": "nodes", "only": pools},
-            replace_existing=True,
-        )
-        return pools
-
-    def guard_groups(self) -> dict[timedelta, list[str]]:
-        """Pools with their guard on, by guard interval (one scheduler job per distinct interval)."""
-        groups: dict[timedelta, list[str]] = {}
-        for pool in self.deps.config.pools:
-            if pool.guard.enabled and pool.mode != "off":
-                groups.setdefault(pool.guard.interval, []).append(pool.name)
-        return groups
-
-    def refresh_transitions(self) -> list[datetime]:
-        """Add one-shot ticks at every schedule-rule start/end in the look-ahead window."""
-        if self.transitions is None:
-            return []
-        now = self.deps.clock.now()
-        try:
-            times = [t for t in self.transitions(now, now + TRANSITION_LOOKAHEAD) if t > now]
-        except Exception:
-            log.exception("cannot compute schedule transitions; interval ticks continue")
-            return []
-        for when in times:
-            self.scheduler.add_job(
-                self.tick,
-                DateTrigger(run_date=when),
-                id=f"transition-{when.isoformat()}",
-                kwargs={"trigger": "schedule"},
-                replace_existing=True,
-            )
-        return times
 
     def schedule_jobs(self) -> None:
         now = self.deps.clock.now()

@@ -10,6 +10,6 @@ if TYPE_CHECKING:
 
 def check_config(config: Config) -> list[str]:
     """One line per problem: file, key path, the fix. Warnings (lead time vs image pull) are not problems."""
-    from autoscaler.jobspec.render import check_config as render_checks
+    from autoscaler.jobspec.workers import check_config as render_checks
 
     return render_checks(config).problems

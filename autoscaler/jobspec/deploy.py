@@ -30,7 +30,7 @@ from rich.console import Console
 from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound
 from autoscaler.core.settings.forescale import Config
 from autoscaler.core.text import markup_safe
-from autoscaler.jobspec.render import RenderedJob
+from autoscaler.jobspec.workers import RenderedJob
 from autoscaler.nomad.client import NomadClient
 from autoscaler.nomad.placement import explain_metric, unplaced
 

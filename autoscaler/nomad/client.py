@@ -24,8 +24,8 @@ import tenacity
 from nomad.api.base import Requester
 from nomad.api.exceptions import BaseNomadException
 
+from autoscaler.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge, mount
 from autoscaler.core import deadline as deadlines
-from autoscaler.core.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge, mount
 from autoscaler.core.errors import (
     CasConflict,
     DeploymentActive,

@@ -1,8 +1,8 @@
-"""The audit log: one JSON object per line for every decision and override change.
+"""The audit log: one JSON object per line for every decision and override change (``ports.AuditTrail``).
 
-It doubles as the memory of one-shot ``forescale tick`` runs (cron): cooldowns read recent changes back, the
-scale-in window reads recent needs back, and the queued-too-long warning reads back since when a pool's
-workers have been queued.
+It is also forescale's history (``ports.History``), the memory of one-shot ``forescale tick`` runs (cron) and of
+a restarted daemon: cooldowns read recent changes back, the scale-in window reads recent needs back, ``lead_time:
+auto`` reads boots back, and the queued-too-long warning reads back since when a pool's workers have been queued.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from autoscaler.core.decision import PastAction, PastNeed
+from autoscaler.core.history import PLACED, UNPLACEABLE, PlacementRecord
 from autoscaler.core.nodes import Backoff, BootSample
-from autoscaler.core.ports import AuditTrail
+from autoscaler.core.ports import AuditTrail, History
 from autoscaler.core.report import Event, TickReport
 from autoscaler.core.text import redact
-from autoscaler.policy.placement import PLACED, UNPLACEABLE, PlacementRecord
 
 
-class AuditLog(AuditTrail):
+class AuditLog(AuditTrail, History):
     """Append-only JSONL file. Each record is written with a single ``write`` on an O_APPEND fd."""
 
     def __init__(self, path: Path) -> None:

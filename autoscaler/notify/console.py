@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -10,6 +11,8 @@ from rich.console import Console
 from autoscaler.core.ports import Notifier
 from autoscaler.core.report import Event, PoolOutcome, TickReport
 from autoscaler.core.text import markup_safe
+
+log = logging.getLogger("forescale.console")
 
 _STYLE = {"up": "green", "down": "yellow", "hold": "dim"}
 PIPE_WIDTH = 100_000  # "unlimited": tables keep their natural width, lines are never folded
@@ -32,12 +35,15 @@ def terminal_console(stderr: bool = False, **kwargs: object) -> Console:
 
 class ConsoleNotifier(Notifier):
     """Prints one line per pool per tick; ``changes_only`` keeps long replays readable; ``events_only`` prints
-    only the events (override expiries, warnings) — for `tick`, whose table already shows every decision."""
+    only the events (override expiries, warnings) — for `tick`, whose table already shows every decision. A terminal
+    that cannot be written (closed, a pipe whose reader left) is logged once and never fails the tick
+    (``ports.Notifier``)."""
 
     def __init__(self, console: Console | None = None, changes_only: bool = False, events_only: bool = False) -> None:
         self.console = console or terminal_console()
         self.changes_only = changes_only
         self.events_only = events_only
+        self._failed = False
 
     def notify(self, report: TickReport) -> None:
         for outcome in () if self.events_only else report.outcomes:
@@ -45,16 +51,24 @@ class ConsoleNotifier(Notifier):
                 continue
             if self.changes_only and outcome.status == "unchanged" and not (outcome.decision and outcome.decision.held):
                 continue
-            self.console.print(format_outcome(report, outcome), highlight=False, soft_wrap=True)
+            self._print(format_outcome(report, outcome))
         for event in report.events:
             self.announce(event)
 
     def announce(self, event: Event) -> None:
-        self.console.print(
-            f"[bold]{event.at:%Y-%m-%d %H:%M}[/] [magenta]{markup_safe(event.kind)}[/] {markup_safe(event.message)}",
-            highlight=False,
-            soft_wrap=True,
+        self._print(
+            f"[bold]{event.at:%Y-%m-%d %H:%M}[/] [magenta]{markup_safe(event.kind)}[/] {markup_safe(event.message)}"
         )
+
+    def _print(self, line: str) -> None:
+        try:
+            self.console.print(line, highlight=False, soft_wrap=True)
+        except (OSError, ValueError) as exc:  # closed stream, broken pipe
+            if not self._failed:
+                self._failed = True
+                log.warning(
+                    "cannot write decisions to the console (%s); the audit log and other notifiers have them", exc
+                )
 
 
 def format_outcome(report: TickReport, outcome: PoolOutcome) -> str:

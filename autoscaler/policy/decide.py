@@ -1,16 +1,17 @@
 """decide: the policy, as one pure function. No I/O, no clock: everything comes in as arguments.
 
 Precedence (DESIGN.md): manual pin > max(schedule floor, forecast need, reactive need), then the
-pool's min/max. Scale-in is cautious (cooldown; the scale-in window: never below the highest need of
-the last hour, as Kubernetes HPA's stabilisation window; step limit; never below the observed need) and
-missing metrics never shrink a fleet. Every clamp is reported as a Reason. The guard between ticks is a
-mode of the same function: observed rate only, and it can only raise the count.
+pool's min/max; ``bounds`` answers it for any forecast (what `schedule show` prints), and every Reason an
+override set names it (``Reason.effect``). Scale-in is cautious (cooldown; the scale-in window: never below
+the highest need of the last hour, as Kubernetes HPA's stabilisation window; step limit; never below the
+observed need) and missing metrics never shrink a fleet. Every clamp is reported as a Reason. The guard
+between ticks is a mode of the same function: observed rate only, and it can only raise the count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from autoscaler.core.decision import Decision, Estimate, PastAction, PastNeed, PoolState, Reason
@@ -190,7 +191,7 @@ def _overrides_and_bounds(
     for source in ("schedule", "manual"):
         count = _apply_bounds(count, [o for o in overrides if o.source == source], reasons)
     if pin is not None:
-        reasons.append(Reason("manual_pin", f"{pin.explanation} ({wanted})", pin.value))
+        reasons.append(Reason("manual_pin", f"{pin.explanation} ({wanted})", pin.value, effect=pin.name))
         count = pin.value
     return _clamp_to_pool(pool, count, reasons)
 
@@ -280,6 +281,35 @@ def estimate(pool: PoolConfig, now: datetime, forecast: Forecast) -> Estimate:
     )
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """What the overrides in force allow a pool, whatever the forecast: ``lowest``..``highest`` nodes, and the
+    pin, floor and ceiling that bind there — each a Reason naming the winning effect (``Reason.effect``). The
+    precedence is decide's own (the same helpers): pin > max(floor, forecast), then the pool's min/max."""
+
+    lowest: int
+    highest: int
+    pin: Reason | None = None  # the pin in force: it beats every floor, ceiling and the forecast
+    floor: Reason | None = None  # the floor that sets the lowest count (None: none binds)
+    ceiling: Reason | None = None  # the ceiling that sets the highest count (None: none binds)
+
+
+def bounds(pool: PoolConfig, overrides: Sequence[OverrideEffect]) -> Bounds:
+    """The lowest and highest count ``decide`` can give ``pool`` under ``overrides`` (a forecast of nothing and
+    one above the pool's max), and which pin, floor and ceiling win. Pure, like decide."""
+    pin = _manual_pin(overrides)
+    low: list[Reason] = []
+    high: list[Reason] = []
+    lowest = _overrides_and_bounds(pool, 0, overrides, pin, "forecast wanted 0", low)
+    highest = _overrides_and_bounds(pool, pool.max + 1, overrides, pin, f"forecast wanted {pool.max + 1}", high)
+    if pin is not None:
+        return Bounds(lowest, highest, pin=next(r for r in low if r.code == "manual_pin"))
+    # The last floor (ceiling) applied sets the count, unless the pool's min/max moved it again.
+    floors = [r for r in low if r.code.endswith("_floor") and r.nodes == lowest]
+    ceilings = [r for r in high if r.code.endswith("_ceiling") and r.nodes == highest]
+    return Bounds(lowest, highest, floor=floors[-1] if floors else None, ceiling=ceilings[-1] if ceilings else None)
+
+
 def _share(limit: int | str | None, current: int) -> str:
     """' (25% of 12)' for a share limit, '' for a node count."""
     return f" ({limit} of {current})" if isinstance(limit, str) else ""
@@ -304,10 +334,10 @@ def _held(
     if floors:
         top = max(floors, key=lambda o: o.value)
         count = top.value
-        reasons.append(Reason(f"{top.source}_floor", f"raised to {count}: {top.explanation}", count))
+        reasons.append(Reason(f"{top.source}_floor", f"raised to {count}: {top.explanation}", count, effect=top.name))
     if pin is not None:
         count = pin.value
-        reasons.append(Reason("manual_pin", pin.explanation, count))
+        reasons.append(Reason("manual_pin", pin.explanation, count, effect=pin.name))
     ignored = [o for o in overrides if o.kind == "max" and o.value < count and pin is None]
     if ignored:
         reasons.append(
@@ -327,7 +357,12 @@ def _apply_bounds(count: int, effects: Sequence[OverrideEffect], reasons: list[R
         low = min(ceilings, key=lambda o: o.value)
         if count > low.value:
             reasons.append(
-                Reason(f"{low.source}_ceiling", f"capped at {low.value}: {low.explanation} (wanted {count})", low.value)
+                Reason(
+                    f"{low.source}_ceiling",
+                    f"capped at {low.value}: {low.explanation} (wanted {count})",
+                    low.value,
+                    effect=low.name,
+                )
             )
             count = low.value
     if floors:
@@ -335,7 +370,10 @@ def _apply_bounds(count: int, effects: Sequence[OverrideEffect], reasons: list[R
         if count < high.value:
             reasons.append(
                 Reason(
-                    f"{high.source}_floor", f"raised to {high.value}: {high.explanation} (wanted {count})", high.value
+                    f"{high.source}_floor",
+                    f"raised to {high.value}: {high.explanation} (wanted {count})",
+                    high.value,
+                    effect=high.name,
                 )
             )
             count = high.value

@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 
 from autoscaler.core.decision import PoolState
 from autoscaler.core.durations import format_duration
+from autoscaler.core.history import PLACED, UNPLACEABLE, PlacementRecord
 from autoscaler.core.report import Event
 from autoscaler.core.settings.forescale import PoolConfig
 
-UNPLACEABLE = "pool_unplaceable"
-PLACED = "pool_placed"
+__all__ = ["PLACED", "UNPLACEABLE", "PlacementRecord", "PlacementWatch", "QueuedEpisode"]
 
 
 @dataclass
@@ -34,16 +34,6 @@ class QueuedEpisode:
 
     since: datetime
     warned: bool = False
-
-
-@dataclass(frozen=True)
-class PlacementRecord:
-    """One line of history for ``replay``: a decision's queued count, or a warning/recovery event."""
-
-    at: datetime
-    pool: str
-    queued: int | None = None  # a decision's queued count
-    event: str | None = None  # UNPLACEABLE or PLACED
 
 
 class PlacementWatch:

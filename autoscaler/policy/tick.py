@@ -155,7 +155,7 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForeca
     """Fetch history, screen it (bad data, implausible jumps) and forecast; no forecast when metrics are missing,
     stale, refused or unusable (``cause`` says why)."""
     predictor = deps.predictor_for(pool)
-    step_s = deps.config.prometheus.step.total_seconds()
+    step_s = deps.metrics.step_s
     data_end = min(now, deps.data_until) if deps.data_until is not None else now
     ahead_s = (now - data_end).total_seconds()  # > 0 only for a plan of a future time
     now_s = data_end.timestamp()
@@ -236,7 +236,7 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
 def current_rate(deps: TickDeps, pool: PoolConfig, now: datetime) -> float | None:
     """The latest observed rate, or None when it is missing or stale (the guard then does nothing:
     holding and alerting on missing metrics is the tick's job)."""
-    step_s = deps.config.prometheus.step.total_seconds()
+    step_s = deps.metrics.step_s
     try:
         series = deps.metrics.fetch(pool.query, now - timedelta(seconds=2 * step_s), now, step_s).finite()
     except MetricsUnavailable:

@@ -24,7 +24,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from autoscaler.core.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge
+from autoscaler.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge
 from autoscaler.core.errors import MetricsUnavailable
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import PrometheusSettings
@@ -47,6 +47,7 @@ class PrometheusSource:
         if not 2 <= max_points <= PROMETHEUS_POINT_LIMIT:
             raise ValueError(f"max_points must be within 2..{PROMETHEUS_POINT_LIMIT}")
         self.settings = settings
+        self.step_s = settings.step.total_seconds()  # the resolution the tick queries at (prometheus.step)
         self.url = settings.url.rstrip("/")
         self.shown_url = redact_url(self.url)  # for messages: never the URL's credentials
         self.max_points = max_points

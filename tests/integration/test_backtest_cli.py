@@ -164,30 +164,44 @@ def test_user_errors_are_one_readable_line(trace_csv: Path, args: list[str], mes
     assert "\n" not in str(res.exception)
 
 
-def test_prometheus_history_becomes_a_trace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A rate sample at T describes the interval ending at T: the trace row starts at T - step."""
-    import autoscaler.sources.prometheus as ps
-    from autoscaler.backtest.session import trace_from_prometheus
-    from autoscaler.core.settings.forescale import PrometheusSettings
-
-    calls: list[tuple[str, float]] = []
-
-    class Fake:
-        def __init__(self, settings: PrometheusSettings) -> None:
-            self.settings = settings
-
-        def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
-            calls.append((query, (end - start).total_seconds()))
-            return RateSeries.from_lists([600.0, 660.0, 720.0], [2.0, float("nan"), 3.0], step_s)
-
-    monkeypatch.setattr(ps, "PrometheusSource", Fake)
+def test_metrics_history_becomes_a_trace() -> None:
+    """A rate sample at T describes the interval ending at T: the trace row starts at T - step (the source's)."""
     from datetime import timedelta
 
-    tr = trace_from_prometheus(PrometheusSettings(url="http://127.0.0.1:9"), "rate(x[1m])", timedelta(days=14))
-    assert calls == [("rate(x[1m])", 14 * 86400.0)]
+    from autoscaler.backtest.session import history_trace
+
+    calls: list[tuple[str, float, float]] = []
+
+    class Fake:
+        step_s = 60.0
+
+        def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
+            calls.append((query, (end - start).total_seconds(), step_s))
+            return RateSeries.from_lists([600.0, 660.0, 720.0], [2.0, float("nan"), 3.0], step_s)
+
+    tr = history_trace(Fake(), "rate(x[1m])", timedelta(days=14))
+    assert calls == [("rate(x[1m])", 14 * 86400.0, 60.0)]
     assert tr.t.tolist() == [540.0, 660.0]  # the NaN sample is a gap, not zero demand
     assert tr.requests.tolist() == [120.0, 180.0]
     assert tr.step_s == 60.0
+
+
+def test_history_comes_from_the_configured_source_at_the_asked_step() -> None:
+    """`--prometheus URL` selects Prometheus at that URL; `--step` is the step of the history the source serves
+    (built by the one constructor the wiring uses)."""
+    from datetime import timedelta
+
+    from autoscaler.backtest.session import history_config
+    from autoscaler.sources.registry import build_metrics_source
+    from tests.helpers import make_config, pool_dict
+
+    cfg = make_config(pool_dict(), prometheus={"url": "http://prom.example:9090", "timeout": "3s"})
+    history = history_config(cfg, "http://other.example:9090", timedelta(minutes=5))
+    source = build_metrics_source(history)
+    assert source.step_s == 300.0
+    assert history.prometheus.url == "http://other.example:9090"
+    assert history.prometheus.timeout == timedelta(seconds=3)  # the rest of the section from the file
+    assert build_metrics_source(history_config(cfg, None, timedelta(minutes=1))).step_s == 60.0
 
 
 @pytest.mark.prometheus

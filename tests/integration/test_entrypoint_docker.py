@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from autoscaler.config import parse_config
-from autoscaler.jobspec.render import render_compose
+from autoscaler.jobspec.workers import render_compose
 from tests import REPO
 from tests.fixtures.docker import project_containers, wait_for
 

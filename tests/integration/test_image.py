@@ -22,7 +22,7 @@ import yaml
 
 from autoscaler import __version__
 from autoscaler.config import load_config
-from autoscaler.jobspec.render import SELF_IMAGE, SelfJob, render_self
+from autoscaler.jobspec.selfjob import SELF_IMAGE, SelfJob, render_self
 from tests import REPO
 from tests.conftest import require_service
 from tests.fakes.nomad import FakeNomad

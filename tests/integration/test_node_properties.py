@@ -121,7 +121,9 @@ class NodeStepMachine(RuleBasedStateMachine):
         """The worst moment for a bad answer: the node whose allocation survives the count drop (Nomad stops the
         highest name indexes) answers it just as the count drops."""
         assert self.world is not None
-        wanted = [a for a in self.fake.allocations(JOB) if a["DesiredStatus"] == "run" and a["ClientStatus"] == "running"]
+        wanted = [
+            a for a in self.fake.allocations(JOB) if a["DesiredStatus"] == "run" and a["ClientStatus"] == "running"
+        ]
         if wanted:
             survivor = min(wanted, key=lambda a: int(a["Name"].rsplit("[", 1)[1].rstrip("]")))
             self.fake.fail_node_allocations(kind, node_id=survivor["NodeID"], times=2)
@@ -170,7 +172,9 @@ class NodeStepMachine(RuleBasedStateMachine):
                 self.violations.append(f"{kind} touched {machine}, a machine of node pool {node['NodePool']}")
             allocs = [a for job in self.fake.jobs for a in self.fake.allocations(job[1]) if a["NodeID"] == node["ID"]]
             if kind == "drain":
-                wanted = [a for a in allocs if a["JobID"] == JOB and a["DesiredStatus"] == "run" and a["ClientStatus"] in LIVE]
+                wanted = [
+                    a for a in allocs if a["JobID"] == JOB and a["DesiredStatus"] == "run" and a["ClientStatus"] in LIVE
+                ]
                 if wanted:
                     self.violations.append(f"drained {node['Name']} running wanted {[a['Name'] for a in wanted]}")
             else:

@@ -1,6 +1,9 @@
 """What every section of forescale.yaml (and the schedule file) shares: unknown keys are errors, numbers are
 numbers (``min: true`` is not 1, ``.inf``/``.nan``/``1e400`` are not numbers), addresses are http(s) URLs and
 ``*_env`` settings are environment variable *names* — a value that looks like a token is never echoed back.
+
+The annotated types below also *mark* what a value is (``settings.marks``): a secret, a secret's environment
+variable, a URL with credentials, a file and what forescale does with it. Use them for every such field.
 """
 
 from __future__ import annotations
@@ -8,12 +11,17 @@ from __future__ import annotations
 import math
 import re
 import types
+from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+from autoscaler.core.settings.marks import Credentials, FilePath, Secret, SecretEnv
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"  # pools, Nomad jobs/groups, node pools: what keeps HCL injection out
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"  # an environment variable's name
+ENV_NAME = re.compile(ENV_NAME_PATTERN)
 
 
 def _numeric(annotation: Any) -> bool:
@@ -77,8 +85,23 @@ def check_env_name(value: str) -> str:
     return value
 
 
-HttpUrl = Annotated[str, AfterValidator(check_http_url)]
-"""A config field holding an http(s) URL."""
+HttpUrl = Annotated[str, AfterValidator(check_http_url), Credentials()]
+"""A config field holding an http(s) URL (its userinfo, if any, is a credential)."""
 
-EnvName = Annotated[str, AfterValidator(check_env_name)]
+EnvName = Annotated[str, AfterValidator(check_env_name), SecretEnv()]
 """A config field naming an environment variable (that holds a secret)."""
+
+SecretValue = Annotated[str, Secret()]
+"""A secret written in the file whose own key names its environment variable (a command's ``env`` values)."""
+
+UrlWithCredentials = Annotated[str, Credentials()]
+"""A URL (validated by its section) whose userinfo, if any, is a credential."""
+
+ConfigPath = Annotated[Path, FilePath("read")]
+"""A file forescale reads (relative to the config file); forescale's own job embeds it."""
+
+ExecutablePath = Annotated[Path, FilePath("run")]
+"""A program forescale runs (relative to the config file); forescale's own job embeds it as an executable."""
+
+StatePath = Annotated[Path, FilePath("state")]
+"""A file forescale writes (relative to the config file); forescale's own job keeps it on the sticky disk."""

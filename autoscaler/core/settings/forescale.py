@@ -17,14 +17,16 @@ from pydantic.config import JsonDict
 
 from autoscaler.core.durations import Duration
 from autoscaler.core.errors import UnknownPool
-from autoscaler.core.settings.base import EnvName, HttpUrl, StrictModel
+from autoscaler.core.settings.adapters import METRICS_SOURCES
+from autoscaler.core.settings.base import NAME_PATTERN, EnvName, HttpUrl, StrictModel
 from autoscaler.core.settings.jobspec import JobspecSettings
+from autoscaler.core.settings.marks import FilePath, RenderOnly
+from autoscaler.core.settings.metrics import MetricsSettings
 from autoscaler.core.settings.nodes import NodesSettings
 from autoscaler.core.settings.overrides import OverridesSettings
 from autoscaler.core.settings.predictor import PredictorSettings
 from autoscaler.core.settings.slack import SlackSettings
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 NAME_HINT: JsonDict = {"pattern_hint": "use only lowercase letters, digits and '-' (no quotes, spaces or '${')"}
 DEFAULT_NOMAD_ADDRESS = "http://127.0.0.1:4646"
 PoolMode = Literal["active", "shadow", "off"]
@@ -106,7 +108,9 @@ class PrometheusSettings(_Strict):
     )
     step: Duration = Field(timedelta(minutes=1), description="query resolution")
     verify_tls: bool = Field(True, description="verify the server certificate")
-    ca_cert: Path | None = Field(None, description="CA bundle to verify Prometheus's certificate (default: system CAs)")
+    ca_cert: Annotated[Path | None, FilePath("read", "prometheus-ca.pem")] = Field(
+        None, description="CA bundle to verify Prometheus's certificate (default: system CAs)"
+    )
 
     def headers(self) -> dict[str, str]:
         """Resolve header values from the environment (missing variables are left out)."""
@@ -123,9 +127,15 @@ class NomadSettings(_Strict):
     token_env: EnvName = Field("NOMAD_TOKEN", description="env var holding the ACL token")
     namespace: str = Field("default", description="Nomad namespace of the jobs")
     region: str | None = Field(None, description="Nomad region (default: the agent's)")
-    ca_cert: Path | None = Field(None, description="CA bundle to verify Nomad's TLS certificate")
-    client_cert: Path | None = Field(None, description="client certificate for mTLS")
-    client_key: Path | None = Field(None, description="client key for mTLS")
+    ca_cert: Annotated[Path | None, FilePath("read", "nomad-ca.pem")] = Field(
+        None, description="CA bundle to verify Nomad's TLS certificate"
+    )
+    client_cert: Annotated[Path | None, FilePath("private", "nomad-client-cert.pem", "NOMAD_CLIENT_CERT")] = Field(
+        None, description="client certificate for mTLS"
+    )
+    client_key: Annotated[Path | None, FilePath("private", "nomad-client-key.pem", "NOMAD_CLIENT_KEY")] = Field(
+        None, description="client key for mTLS"
+    )
     verify_tls: bool = Field(True, description="verify Nomad's certificate (keep on)")
     timeout: Duration = Field(
         timedelta(seconds=10),
@@ -198,7 +208,12 @@ class PoolConfig(_Strict):
     """One scaled pool of GPU nodes: what it serves, how fast one node is, and its limits."""
 
     name: str = Field(..., pattern=NAME_PATTERN, json_schema_extra=NAME_HINT, description="pool name, [a-z0-9-]")
-    query: str = Field(..., min_length=1, description="PromQL giving the pool's request rate in req/s")
+    query: str = Field(
+        ...,
+        min_length=1,
+        description="the pool's request rate in req/s, in the metrics source's query language (metrics.source; "
+        "PromQL for prometheus)",
+    )
     nomad: NomadGroupRef
     capacity_per_node: float = Field(
         ..., gt=0, le=MAX_RPS_PER_NODE, description="req/s one node sustains, from load tests"
@@ -251,7 +266,9 @@ class PoolConfig(_Strict):
         description="warn once when Nomad keeps some of the pool's workers queued (no eligible node to place "
         "them on) for longer than this; default: twice lead_time, since new nodes are queued while they boot",
     )
-    jobspec: JobspecSettings | None = Field(None, description="how `forescale render` builds the job")
+    jobspec: Annotated[JobspecSettings | None, RenderOnly()] = Field(
+        None, description="how `forescale render` builds the job"
+    )
     nodes: NodesSettings = Field(
         default_factory=NodesSettings, description="who provisions the pool's machines (docs/nodes.md)"
     )
@@ -354,7 +371,7 @@ class LeaderSettings(_Strict):
     lock_delay: Duration = Field(
         timedelta(seconds=15), description="after an expiry, Nomad keeps the lock this long before another takes it"
     )
-    lock_file: Path | None = Field(
+    lock_file: Annotated[Path | None, FilePath("state", "forescale-audit.jsonl.lock")] = Field(
         None, description="local flock against overlapping runs on one host (default: <audit_log>.lock)"
     )
 
@@ -383,9 +400,14 @@ def _same_group(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
 class Config(_Strict):
     """The whole forescale.yaml."""
 
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="which metrics source reads the pools' queries"
+    )
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     nomad: NomadSettings = Field(default_factory=NomadSettings)
-    audit_log: Path = Field(Path("forescale-audit.jsonl"), description="JSON-lines audit log")
+    audit_log: Annotated[Path, FilePath("state", "forescale-audit.jsonl")] = Field(
+        Path("forescale-audit.jsonl"), description="JSON-lines audit log"
+    )
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
@@ -421,6 +443,13 @@ class Config(_Strict):
                         "mode: off on one"
                     )
             owners.append((pool.name, key))
+        return self
+
+    @model_validator(mode="after")
+    def _source_section(self) -> Config:
+        section = METRICS_SOURCES[self.metrics.source].section
+        if section is not None and getattr(self, section, None) is None:
+            raise ValueError(f"metrics.source is {self.metrics.source} but there is no '{section}:' section; add it")
         return self
 
     @model_validator(mode="after")

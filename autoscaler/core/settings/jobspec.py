@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
 from autoscaler.core.durations import Duration
-from autoscaler.core.settings.base import StrictModel
+from autoscaler.core.settings.base import ENV_NAME_PATTERN, NAME_PATTERN, ConfigPath, StrictModel
 
-NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest]; nothing that HCL, YAML or a shell interprets.
 IMAGE_RE = r"^[a-z0-9][a-z0-9._/:-]{0,254}(@sha256:[a-f0-9]{64})?$"
-ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 ATTRIBUTE_RE = r"^[a-z][a-z0-9_.-]{0,127}$"
 HOST_PATH_RE = r"^/[A-Za-z0-9._/-]{0,254}$"
 
@@ -54,14 +51,14 @@ def parse_mib(value: Any) -> int:
 
 
 MiB = Annotated[int, BeforeValidator(parse_mib)]
-Name = Annotated[str, Field(pattern=NAME_RE)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class HealthCheck(StrictModel):
     """The alloc's health: the entrypoint answers /healthz (200 when all N workers run) on a Nomad port."""
 
     provider: Literal["nomad", "consul"] = Field("nomad", description="service registration provider")
-    service_name: str | None = Field(None, pattern=NAME_RE, description="service name (default: the group name)")
+    service_name: str | None = Field(None, pattern=NAME_PATTERN, description="service name (default: the group name)")
     port: int = Field(0, ge=0, le=65535, description="static port of /healthz (0: Nomad picks a dynamic port)")
     interval: Duration = Field(timedelta(seconds=10), description="check interval")
     timeout: Duration = Field(timedelta(seconds=2), description="check timeout")
@@ -99,8 +96,8 @@ class JobspecSettings(StrictModel):
 
     # Where it runs.
     datacenters: list[str] = Field(default_factory=lambda: ["*"], description="Nomad datacenters ('*' = all)")
-    node_pool: str = Field("gpu", pattern=NAME_RE, description="Nomad node pool of the GPU clients")
-    node_class: str | None = Field(None, pattern=NAME_RE, description="only nodes of this node_class")
+    node_pool: str = Field("gpu", pattern=NAME_PATTERN, description="Nomad node pool of the GPU clients")
+    node_class: str | None = Field(None, pattern=NAME_PATTERN, description="only nodes of this node_class")
     spread_attribute: str | None = Field(
         "node.datacenter",
         pattern=ATTRIBUTE_RE,
@@ -132,7 +129,7 @@ class JobspecSettings(StrictModel):
         timedelta(seconds=10), description="time between service deregistration and the kill signal"
     )
     start_timeout: Duration = Field(timedelta(minutes=10), description="all workers must be running within this")
-    nomad_client_config: Path | None = Field(
+    nomad_client_config: ConfigPath | None = Field(
         None,
         description="the GPU clients' agent config (default: the bundled nomad.hcl): its max_kill_timeout bounds "
         "kill_timeout, and its datacenter, node_pool, node_class and meta.gpu_model must agree with this job",
@@ -160,7 +157,7 @@ class JobspecSettings(StrictModel):
         if not value:
             raise ValueError("list at least one datacenter, or '*' for all")
         for dc in value:
-            if dc != "*" and not re.match(NAME_RE, dc):
+            if dc != "*" and not re.match(NAME_PATTERN, dc):
                 raise ValueError(f"datacenter {dc!r}: use only lowercase letters, digits and '-', or '*'")
         return value
 
@@ -168,7 +165,7 @@ class JobspecSettings(StrictModel):
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         for key, val in value.items():
-            if not re.match(ENV_NAME_RE, key):
+            if not re.match(ENV_NAME_PATTERN, key):
                 raise ValueError(f"env name {key!r}: use letters, digits and '_' (not starting with a digit)")
             if not isinstance(val, str):
                 raise ValueError(f"env {key}: quote the value so it is a string")
@@ -180,7 +177,7 @@ class JobspecSettings(StrictModel):
     @classmethod
     def _secret_env(cls, value: list[str]) -> list[str]:
         for key in value:
-            if not re.match(ENV_NAME_RE, key):
+            if not re.match(ENV_NAME_PATTERN, key):
                 raise ValueError(f"secret_env name {key!r}: use letters, digits and '_' (not starting with a digit)")
         return value
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from autoscaler.core.durations import Duration
-from autoscaler.core.settings.base import StrictModel
+from autoscaler.core.settings.base import ExecutablePath, SecretValue, StrictModel, UrlWithCredentials
 
 Strategy = Literal["least_busy", "newest", "empty_first"]
 
@@ -41,7 +40,7 @@ class AwsAsgSettings(_Strict):
         pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
         description="AWS region of the group (default: the AWS chain's, e.g. $AWS_REGION)",
     )
-    endpoint_url: str | None = Field(
+    endpoint_url: UrlWithCredentials | None = Field(
         None, description="AWS API endpoint override, for tests against a local moto server only"
     )
     max_attempts: int = Field(
@@ -64,10 +63,10 @@ class AwsAsgSettings(_Strict):
 class CommandSettings(_Strict):
     """A user executable: JSON request on stdin, JSON reply on stdout (docs/nodes.md). Never run by a shell."""
 
-    path: Path = Field(..., description="executable to run (relative paths are relative to the config file)")
+    path: ExecutablePath = Field(..., description="executable to run (relative paths are relative to the config file)")
     args: list[str] = Field(default_factory=list, description="extra arguments, passed as is (no shell)")
     timeout: Duration = Field(timedelta(minutes=2), description="kill the command if it has not answered by then")
-    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables for the command")
+    env: dict[str, SecretValue] = Field(default_factory=dict, description="extra environment variables for the command")
 
     def group_key(self) -> tuple[str, ...]:
         return ("command", " ".join([str(self.path), *self.args]))

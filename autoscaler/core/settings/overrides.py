@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
 from autoscaler.core.durations import Duration
+from autoscaler.core.settings.adapters import OverrideStoreName
 from autoscaler.core.settings.base import StrictModel
+from autoscaler.core.settings.marks import FilePath
 
 VARIABLE_PATH_MAX = 128  # nomad/structs/variables.go ValidatePath
 MAX_PREFIX_CHARS = VARIABLE_PATH_MAX - 1 - 63  # "<prefix>/<pool>" with the longest pool name (63 characters)
@@ -19,16 +21,20 @@ MAX_PREFIX_CHARS = VARIABLE_PATH_MAX - 1 - 63  # "<prefix>/<pool>" with the long
 class OverridesSettings(StrictModel):
     """Where manual overrides live and where the schedule rules are declared."""
 
-    store: Literal["file", "nomad"] = Field(
+    store: OverrideStoreName = Field(
         "file", description="file: one local JSON file; nomad: Nomad Variables (shared, ACL-guarded)"
     )
-    path: Path = Field(Path("forescale-overrides.json"), description="file store path")
+    path: Annotated[Path, FilePath("state", "forescale-overrides.json")] = Field(
+        Path("forescale-overrides.json"), description="file store path"
+    )
     nomad_variable_prefix: str = Field(
         "forescale/overrides",
         description="Nomad Variables path prefix; each pool's variable is <prefix>/<pool> (Nomad: letters, digits, "
         "- _ ~ / and at most 128 characters)",
     )
-    schedule_file: Path | None = Field(None, description="YAML file of time-based rules")
+    schedule_file: Annotated[Path | None, FilePath("read", "schedule.yaml")] = Field(
+        None, description="YAML file of time-based rules"
+    )
     max_duration: Duration = Field(timedelta(days=7), description="hard maximum length of a manual override")
 
     @field_validator("max_duration")

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from autoscaler.core.durations import Duration, format_duration
 from autoscaler.core.errors import NotifierError
 from autoscaler.core.settings.base import EnvName, StrictModel
+from autoscaler.core.settings.marks import Credentials, Secret
 
 Mode = Literal["auto", "bot", "webhook"]
 
@@ -27,11 +28,17 @@ class SlackSettings(StrictModel):
 
     mode: Mode = Field("auto", description="bot, webhook, or auto (bot when a token and channel are set, else webhook)")
     token_env: EnvName = Field("SLACK_BOT_TOKEN", description="env var holding the bot token (xoxb-…)")
-    token: SecretStr | None = Field(None, description="bot token in the file (prefer token_env)")
+    token: Annotated[SecretStr | None, Secret("token_env")] = Field(
+        None, description="bot token in the file (prefer token_env)"
+    )
     channel: str | None = Field(None, description="channel ID (C0123…) or #name for chat.postMessage")
     webhook_url_env: EnvName = Field("SLACK_WEBHOOK_URL", description="env var holding an incoming-webhook URL")
-    webhook_url: SecretStr | None = Field(None, description="incoming-webhook URL in the file (prefer the env var)")
-    base_url: str | None = Field(None, description="Web API base URL (tests point this at a local server)")
+    webhook_url: Annotated[SecretStr | None, Secret("webhook_url_env")] = Field(
+        None, description="incoming-webhook URL in the file (prefer the env var)"
+    )
+    base_url: Annotated[str | None, Credentials()] = Field(
+        None, description="Web API base URL (tests point this at a local server)"
+    )
     timeout: Duration = Field(timedelta(seconds=5), description="per-request timeout")
     max_retry_time: Duration = Field(timedelta(seconds=30), description="bound on retries per message")
     repeat_failure_after: Duration = Field(

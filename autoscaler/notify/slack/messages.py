@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from slack_sdk.models.blocks import (
     Block,
@@ -24,7 +24,7 @@ from autoscaler.core.decision import Decision
 from autoscaler.core.durations import format_duration
 from autoscaler.core.report import Event, PoolOutcome
 from autoscaler.core.settings.forescale import Config, PoolConfig
-from autoscaler.core.text import safe_multiline
+from autoscaler.core.text import safe_multiline, strip_userinfo
 from autoscaler.notify.alerts import Alert, Problem, Recovery, TickDigest, large_scale_in
 
 MessageKind = Literal["tick", "event", "test"]
@@ -61,12 +61,6 @@ def esc(text: str) -> str:
     terminal control characters removed (newlines are kept: Slack shows them as line breaks)."""
     text = safe_multiline(text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def clip(text: str, limit: int) -> str:
@@ -120,7 +114,7 @@ class MessageFormatter:
         pool = next((p for p in self.config.pools if p.name == pool_name), None)
         if not base or pool is None:
             return None
-        base = _without_userinfo(base).rstrip("/")  # a link in a channel never carries credentials
+        base = strip_userinfo(base).rstrip("/")  # a link in a channel never carries credentials
         if not base.endswith("/ui"):
             base += "/ui"
         job = quote(f"{pool.nomad.job}@{self.config.nomad.namespace}", safe="@")

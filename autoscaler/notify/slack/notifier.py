@@ -22,16 +22,9 @@ from autoscaler.core.settings.forescale import Config
 from autoscaler.core.settings.slack import SlackSettings
 from autoscaler.notify.alerts import FailureTracker, ShadowTracker, digest
 from autoscaler.notify.metrics import METRICS, NotifyMetrics
+from autoscaler.notify.slack.errors import CONFIG_ERRORS, PAYLOAD_ERRORS, fix_for
 from autoscaler.notify.slack.messages import MessageFormatter, SlackMessage
-from autoscaler.notify.slack.transport import (
-    CONFIG_ERRORS,
-    NOTIFIER,
-    PAYLOAD_ERRORS,
-    Delivery,
-    Transport,
-    fix_for,
-    make_transport,
-)
+from autoscaler.notify.slack.transport import NOTIFIER, Delivery, Transport, make_transport
 
 log = logging.getLogger("forescale.slack")
 

@@ -15,7 +15,7 @@ import pytest
 from autoscaler.core.clock import ManualClock
 from autoscaler.core.errors import StartupError
 from autoscaler.core.report import TickReport
-from autoscaler.daemon.service import Daemon
+from autoscaler.daemon.service import Daemon, TickRecorder
 from autoscaler.daemon.watch import OverrideWatcher
 from autoscaler.targets.simulated import SimulatedCluster
 from overrides.manual import make_override
@@ -157,6 +157,13 @@ def test_an_unreadable_store_is_retried_not_fatal(tmp_path: Path) -> None:
         daemon.server.httpd.server_close()
 
 
+def test_a_recorder_must_be_the_ticks_first_notifier() -> None:
+    cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
+    recorder = TickRecorder()
+    with pytest.raises(ValueError, match="first of the tick's notifiers"):
+        Daemon(make_deps(cfg, FlatMetrics({}), notifiers=[]), recorder=recorder)
+
+
 def test_health_shows_the_tick_before_slow_notifiers_finish(tmp_path: Path) -> None:
     cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
     seen: list[dict[str, Any]] = []
@@ -169,7 +176,10 @@ def test_health_shows_the_tick_before_slow_notifiers_finish(tmp_path: Path) -> N
         def announce(self, event: object) -> None:
             return None
 
-    daemon = Daemon(make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 100.0}), notifiers=[SlowSlack()]))
+    recorder = TickRecorder()  # first of the tick's notifiers, as the wiring puts it
+    deps = make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 100.0}), notifiers=[recorder, SlowSlack()])
+    daemon = Daemon(deps, recorder=recorder)
+    assert daemon.deps.notifiers == [recorder, deps.notifiers[1]]  # the daemon did not rewrite them
     holder.append(daemon)
     try:
         daemon.scheduler.start(paused=True)

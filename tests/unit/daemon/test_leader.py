@@ -120,14 +120,13 @@ def test_the_local_flock_keeps_two_processes_on_one_host_apart(tmp_path: Path) -
     second.release()
 
 
-def test_a_daemon_stands_by_healthy_and_never_acts(
-    fake_nomad: FakeNomad, clock: list[float], tmp_path: Path
-) -> None:
+def test_a_daemon_stands_by_healthy_and_never_acts(fake_nomad: FakeNomad, clock: list[float], tmp_path: Path) -> None:
     other = nomad_lock(fake_nomad, clock, "the-leader:7")
     assert other.acquire()
     cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
     metrics = FlatMetrics({cfg.pool("ocr").query: 100.0})
-    daemon = Daemon(make_deps(cfg, metrics), leadership=leadership(fake_nomad, clock, "me", tmp_path))
+    lead = leadership(fake_nomad, clock, "me", tmp_path)
+    daemon = Daemon(make_deps(cfg, metrics, may_act=lead.may_act), leadership=lead)
     daemon.server.start()
     daemon.scheduler.start(paused=True)
     try:
@@ -146,6 +145,15 @@ def test_a_daemon_stands_by_healthy_and_never_acts(
     finally:
         daemon.scheduler.shutdown(wait=False)
         daemon.server.stop()
+
+
+def test_the_daemon_refuses_parts_without_its_leader_gate(
+    fake_nomad: FakeNomad, clock: list[float], tmp_path: Path
+) -> None:
+    """The daemon never rewrites the tick's parts: with leader election they must carry its gate already."""
+    cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
+    with pytest.raises(ValueError, match=r"may_act=leadership\.may_act"):
+        Daemon(make_deps(cfg, FlatMetrics({})), leadership=leadership(fake_nomad, clock, "me", tmp_path))
 
 
 def test_a_lock_lost_during_a_tick_stops_the_next_scale() -> None:
@@ -172,7 +180,8 @@ def test_a_new_leader_ticks_once_not_twice(fake_nomad: FakeNomad, clock: list[fl
     lock it runs again."""
     cfg = make_config(pool_dict("ocr"), daemon={"listen_port": 0})
     metrics = FlatMetrics({cfg.pool("ocr").query: 100.0})
-    daemon = Daemon(make_deps(cfg, metrics), leadership=leadership(fake_nomad, clock, "me", tmp_path))
+    lead = leadership(fake_nomad, clock, "me", tmp_path)
+    daemon = Daemon(make_deps(cfg, metrics, may_act=lead.may_act), leadership=lead)
     daemon.scheduler.start(paused=True)
     try:
         assert daemon.leadership is not None

@@ -15,7 +15,7 @@ from autoscaler.config import load_config
 from autoscaler.core.errors import JobIndexConflict, NomadError
 from autoscaler.core.settings.forescale import Config, NomadSettings
 from autoscaler.jobspec.deploy import deploy_jobs, plan_changes
-from autoscaler.jobspec.render import render_jobs
+from autoscaler.jobspec.workers import render_jobs
 from autoscaler.nomad.client import NomadClient
 from tests import REPO
 from tests.fakes.nomad import FakeNomad

@@ -27,16 +27,10 @@ from autoscaler.config import load_config, parse_config
 from autoscaler.core.durations import parse_duration
 from autoscaler.core.errors import ConfigError, UnknownPool
 from autoscaler.core.settings.forescale import Config
-from autoscaler.jobspec.render import (
-    SelfJob,
-    check_config,
-    heredoc_body,
-    read_client_config,
-    render_compose,
-    render_jobs,
-    render_self,
-    write_rendered,
-)
+from autoscaler.jobspec.client import read_client_config
+from autoscaler.jobspec.escape import heredoc_body
+from autoscaler.jobspec.selfjob import SelfJob, render_self
+from autoscaler.jobspec.workers import check_config, render_compose, render_jobs, write_rendered
 from tests import REPO
 from tests.conftest import require_service
 
@@ -290,7 +284,7 @@ def test_kill_timeout_above_max_kill_timeout_of_nomad_hcl_is_rejected(tmp_path: 
 
 
 def test_repo_nomad_hcl_is_the_default_bound() -> None:
-    from autoscaler.jobspec.render import max_kill_timeout
+    from autoscaler.jobspec.client import max_kill_timeout
 
     config = example()
     js = config.pools[1].jobspec

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from autoscaler.cli.main import app
 from autoscaler.config import load_config
 from autoscaler.core.errors import ConfigError
-from autoscaler.jobspec.render import SELF_IMAGE, SelfJob, is_loopback, render_self
+from autoscaler.jobspec.selfjob import SELF_IMAGE, SelfJob, is_loopback, render_self
 from overrides.schedule import schedule_for
 from tests.unit.jobspec.test_render import (
     EXAMPLE,

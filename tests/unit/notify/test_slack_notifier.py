@@ -456,7 +456,7 @@ def test_backoff_sleeps_exactly_the_delay_the_budget_approved(handler_name: str,
     from slack_sdk.http_retry.response import HttpResponse
     from slack_sdk.http_retry.state import RetryState
 
-    import autoscaler.notify.slack.transport as sn
+    import autoscaler.notify.slack.retry as sn
 
     class Jitter:
         """Each draw differs, like random jitter: 2 s first, then 50 s (which would break a 10 s budget)."""

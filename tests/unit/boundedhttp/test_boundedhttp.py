@@ -1,4 +1,4 @@
-"""Bounded HTTP calls (autoscaler.core.boundedhttp): a total deadline per call and a cap on the answer's size.
+"""Bounded HTTP calls (autoscaler.boundedhttp): a total deadline per call and a cap on the answer's size.
 
 The deadline's clock is injected: the test moves it past the deadline once the request has reached the server,
 and the watchdog (which polls at most every 0.25 s) cuts the call; nothing sleeps.
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from autoscaler.core.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge, mount
+from autoscaler.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge, mount
 from autoscaler.core.deadline import Deadline, within
 from tests.fakes.hostile import Answer, HostileServer
 

@@ -1,0 +1,22 @@
+"""The ``metrics:`` section of forescale.yaml: which metrics source reads the pools' queries.
+
+The source's own settings sit in its section (``prometheus:`` for the default); ``adapters.METRICS_SOURCES``
+lists the sources there are.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from autoscaler.core.settings.adapters import METRICS_SOURCES, MetricsSourceName
+from autoscaler.core.settings.base import StrictModel
+
+
+class MetricsSettings(StrictModel):
+    """Which metrics source gives the pools' request rates."""
+
+    source: MetricsSourceName = Field(
+        "prometheus",
+        description=f"the metrics source each pool's query is sent to: {', '.join(METRICS_SOURCES)} (its settings "
+        "are in the section of that name)",
+    )
