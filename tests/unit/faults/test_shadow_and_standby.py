@@ -34,8 +34,9 @@ def test_a_standby_says_since_when_and_that_it_is_too_long(tmp_path: Path) -> No
     cfg.leader.enabled = False
     holder = LocalLock(tmp_path / "audit.jsonl.lock")
     assert holder.acquire()  # another process on this host holds the local lock, and never lets go
-    deps = make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 100.0}))
-    daemon = Daemon(deps, leadership=build_leadership(cfg))
+    leadership = build_leadership(cfg)
+    deps = make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 100.0}), may_act=leadership.may_act)
+    daemon = Daemon(deps, leadership=leadership)
     daemon.started_at = deps.clock.now()
     daemon.standby_since = deps.clock.now()
     assert daemon.leadership is not None
@@ -57,8 +58,9 @@ def test_a_standby_says_since_when_and_that_it_is_too_long(tmp_path: Path) -> No
 
 def test_a_shadow_daemon_is_no_leader_in_its_metrics(tmp_path: Path) -> None:
     cfg = make_config(pool_dict("ocr"), audit_log=str(tmp_path / "audit.jsonl"), daemon={"listen_port": 0})
-    deps = make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 100.0}), shadow=True)
-    daemon = Daemon(deps, leadership=build_leadership(cfg, shadow=True))
+    leadership = build_leadership(cfg, shadow=True)
+    deps = make_deps(cfg, FlatMetrics({cfg.pool("ocr").query: 100.0}), shadow=True, may_act=leadership.may_act)
+    daemon = Daemon(deps, leadership=leadership)
     try:
         assert daemon.leadership is not None
         daemon.leadership.step()
