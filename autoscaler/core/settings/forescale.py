@@ -22,6 +22,7 @@ from autoscaler.core.settings.jobspec import JobspecSettings
 from autoscaler.core.settings.nodes import NodesSettings
 from autoscaler.core.settings.overrides import OverridesSettings
 from autoscaler.core.settings.predictor import PredictorSettings
+from autoscaler.core.settings.queue import QueueSettings
 from autoscaler.core.settings.slack import SlackSettings
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -254,6 +255,9 @@ class PoolConfig(_Strict):
     jobspec: JobspecSettings | None = Field(None, description="how `forescale render` builds the job")
     nodes: NodesSettings = Field(
         default_factory=NodesSettings, description="who provisions the pool's machines (docs/nodes.md)"
+    )
+    queue: QueueSettings | None = Field(
+        None, description="the workers consume a queue: scale on its backlog too, with a latency SLO (docs/queues.md)"
     )
 
     @model_validator(mode="before")
