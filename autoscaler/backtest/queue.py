@@ -104,7 +104,10 @@ def backlog_at_starts(t: FloatArray, demand: FloatArray, capacity: FloatArray, s
 def _boundary_backlog(length: FloatArray, rate: FloatArray, cap: FloatArray) -> FloatArray:
     """Backlog at every segment boundary, starting empty: B_k = S_k − min(0, min_{j≤k} S_j)."""
     s = np.concatenate(([0.0], np.cumsum((rate - cap) * length)))
-    return np.maximum(s - np.minimum(np.minimum.accumulate(s), 0.0), 0.0)
+    backlog = np.maximum(s - np.minimum(np.minimum.accumulate(s), 0.0), 0.0)
+    rounding = 1e-9 * max(1.0, float(np.sum(rate * length)))  # the cumulative sums' rounding is not a backlog
+    backlog[backlog < rounding] = 0.0
+    return backlog
 
 
 def queue_figures(
