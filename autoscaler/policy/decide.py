@@ -267,7 +267,7 @@ def _guard(
         reasons = [Reason("guard", quiet, need), *queue_reasons]
         count = current
     else:
-        if need > rate_need:
+        if rate_need <= current:  # only the backlog asks for more
             text = f"guard: the backlog needs more than capacity {_rps(capacity)} rps ({fleet}) → {need} nodes"
         else:
             text = f"guard: observed {_rps(observed)} rps > capacity {_rps(capacity)} rps ({fleet}) → {need} nodes"
