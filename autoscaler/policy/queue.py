@@ -128,6 +128,8 @@ def queue_need(pool: PoolConfig, rate_rps: float, reading: QueueReading, serving
     if not beyond:
         nodes = 0
         text = f"{what} = {work}: within the SLO {slo} (up to {allowed:,.0f} messages)"
+        if waiting <= 0:
+            text = f"queue empty: within the SLO {slo}"
         return QueueNeed(nodes, waiting, wait_s, allowed, False, Reason("queue", text))
     drain_rps = waiting / drain_s
     nodes = nodes_for(rate_rps + drain_rps, pool.capacity_per_node, pool.target_utilization)

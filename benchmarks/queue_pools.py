@@ -1,6 +1,6 @@
 """Queue-fed pools on real traces (issue 25's bar): the same pool with and without its ``queue:`` section.
 
-Run: .venv/bin/python benchmarks/queue.py   (about four minutes on 2 cores)
+Run: .venv/bin/python benchmarks/queue_pools.py   (about four minutes on 2 cores)
 
 Settings of the policy benchmark (benchmarks/policy.py): capacity = trace peak / 50 nodes, lead 10 min, tick
 every 20 min, forescale's DEFAULT settings; the bundled NASA July 1995 and AWS ELB 5-minute traces. Both pools
@@ -18,6 +18,7 @@ pool's.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from policy import _peak_rps  # noqa: E402
 
-TRACES = ROOT.parent / "shared" / "data" / "traces"  # ../shared beside the checkout, as in CI
+# ../shared beside the checkout, as in CI (FORESCALE_TRACES: elsewhere, e.g. from a git worktree)
+TRACES = Path(os.environ.get("FORESCALE_TRACES") or ROOT.parent / "shared" / "data" / "traces")
 FORESCALE = str(ROOT / ".venv" / "bin" / "forescale")
 SLO = "3s"
 SLO_S = 3.0
