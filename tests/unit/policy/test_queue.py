@@ -202,3 +202,38 @@ def test_the_alert_names_the_fix() -> None:
     assert event.kind == AT_MAX and event.pool == "ocr"
     assert event.message.startswith("the backlog grows at the pool's max (3 nodes): 1,000 → 1,500 messages")
     assert "raise pools[ocr].max" in event.message and event.details["backlog"] == 1_500.0
+
+
+def test_slack_announces_the_backlog_episode() -> None:
+    from autoscaler.core.report import Event
+    from autoscaler.notify.slack.messages import MessageFormatter
+
+    formatter = MessageFormatter(make_config(queue_pool()))
+    alert = formatter.event(Event(AT_MAX, "ocr", "the backlog grows at the pool's max (3 nodes)", T0))
+    assert alert.text.startswith("forescale: queue backlog at max (ocr): the backlog grows")
+    assert ":rotating_light:" in str(alert.blocks[0])
+    drained = formatter.event(Event(DRAINED, "ocr", "the backlog is within the SLO again", T0))
+    assert ":white_check_mark:" in str(drained.blocks[0])
+
+
+def test_the_daemon_exports_backlog_wait_slo_and_the_episode() -> None:
+    from prometheus_client import generate_latest
+
+    from autoscaler.daemon.metrics import DaemonMetrics
+
+    cfg = make_config(queue_pool(max=3, min=1), pool_dict("web"))
+    clock = ManualClock(T0)
+    metrics = FlatMetrics({cfg.pools[0].query: 30.0, cfg.pools[1].query: 5.0, BACKLOG: 1_000.0})
+    deps = make_deps(cfg, metrics, clock=clock)
+    deps.target.set_ready("ocr", 3)  # type: ignore[attr-defined]
+    exported = DaemonMetrics()
+    exported.describe(cfg.pools, cfg.daemon.interval)
+    exported.observe(run_tick(deps), "interval")
+    metrics.rates[BACKLOG] = 2_000.0
+    exported.observe(run_tick(deps), "interval")
+    text = generate_latest(exported.registry).decode()
+    assert 'forescale_queue_backlog_messages{pool="ocr"} 2000.0' in text
+    assert 'forescale_queue_wait_seconds{pool="ocr"} 66.66666666666667' in text  # 2,000 ÷ (3 × 10 rps)
+    assert 'forescale_queue_latency_slo_seconds{pool="ocr"} 3.0' in text
+    assert 'forescale_queue_backlog_at_max{pool="ocr"} 1.0' in text
+    assert 'pool="web"' not in "".join(line for line in text.splitlines() if line.startswith("forescale_queue_"))
