@@ -2,7 +2,7 @@
 and guard (policy/tick.py) against the fake Nomad, and pika consumers as the pool's nodes, each serving a fixed
 5 messages per second, following the group's count in Nomad (lead time 0: a node is a consumer started at once).
 
-A burst of 600 messages lands on one node (120 s of work; the SLO allows 3 s = 15 messages). The guard scales
+A burst of 1,000 messages lands on one node (200 s of work; the SLO allows 3 s = 15 messages). The guard scales
 out on the backlog; the pool is clamped at its max of 4 (20 msg/s); once the burst's rate has left the rate
 window, a tick wants to scale in but holds while the backlog exceeds what the SLO allows; when the backlog is
 within the SLO again, the next tick scales in, and a request published then waits less than the SLO.
@@ -39,9 +39,9 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.prometheus]
 JOB, GROUP = "ml-ocr", "workers"
 RATE = 5.0  # messages per second one node serves
 MAX = 4
-BURST = 600
+BURST = 1000
 SLO_S = 3.0
-DEADLINE_S = 180.0  # any one wait for RabbitMQ/Prometheus (the drain itself takes ~35 s)
+DEADLINE_S = 180.0  # any one wait for RabbitMQ/Prometheus (the drain itself takes ~50 s)
 
 
 def config(prom_url: str, queue: str) -> Config:
@@ -53,7 +53,7 @@ def config(prom_url: str, queue: str) -> Config:
             "pools": [
                 {
                     "name": "ocr",
-                    "query": f'sum(rate(rabbitmq_queue_messages_published_total{{queue="{queue}"}}[20s]))',
+                    "query": f'sum(rate(rabbitmq_queue_messages_published_total{{queue="{queue}"}}[15s]))',
                     "nomad": {"job": JOB, "group": GROUP},
                     "capacity_per_node": RATE,
                     "min": 1,
@@ -156,7 +156,7 @@ def test_burst_scales_out_on_the_backlog_and_scale_in_waits_for_the_drain(
     assert "messages" in backlog_reason.message and "SLO 3s" in backlog_reason.message
     assert follow() == up.desired == MAX, up.explain()
 
-    # Once the burst has left the 20 s rate window, rate + backlog ÷ drain time need fewer nodes than MAX: ticks
+    # Once the burst has left the 15 s rate window, rate + backlog ÷ drain time need fewer nodes than MAX: ticks
     # want to scale in, but the backlog still exceeds what the SLO allows with MAX nodes (60 messages).
     allowed = MAX * RATE * SLO_S
     poll("the burst's rate leaving the rate window", lambda: (latest(pool.query) or 0) < RATE / 2)
