@@ -237,3 +237,14 @@ def test_the_daemon_exports_backlog_wait_slo_and_the_episode() -> None:
     assert 'forescale_queue_latency_slo_seconds{pool="ocr"} 3.0' in text
     assert 'forescale_queue_backlog_at_max{pool="ocr"} 1.0' in text
     assert 'pool="web"' not in "".join(line for line in text.splitlines() if line.startswith("forescale_queue_"))
+
+
+def test_a_one_shot_tick_reads_the_rate_need_back_from_the_audit_log(tmp_path: Any) -> None:
+    from autoscaler.notify.audit import AuditLog
+
+    cfg = make_config(queue_pool(), pool_dict("web", target_utilization=1.0))
+    metrics = FlatMetrics({cfg.pools[0].query: 20.0, cfg.pools[1].query: 20.0, BACKLOG: 60_000.0})
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    run_tick(make_deps(cfg, metrics, audit=audit))
+    needs = {n.pool: n.nodes for n in audit.recent_needs(T0 - timedelta(minutes=1))}
+    assert needs == {"ocr": 2, "web": 2}  # ocr's decision needed 12 nodes for its backlog; the window keeps 2
