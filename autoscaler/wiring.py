@@ -61,10 +61,8 @@ def build_deps(
     if config.audit_log.is_dir():
         raise ConfigError(
             str(config.source or "the config"),
-            [
-                f"audit_log ({config.audit_log}): is a directory; point it at a file, e.g. "
-                f"{config.audit_log / 'forescale-audit.jsonl'}"
-            ],
+            [f"audit_log ({config.audit_log}): is a directory; point it at a file, e.g. "
+             f"{config.audit_log / 'forescale-audit.jsonl'}"],
         )
     longest = max((max(p.scale_in_cooldown, p.scale_in_window) for p in config.pools), default=timedelta(0))
     history = ActionHistory(keep=max(longest, timedelta(hours=1)))

@@ -103,7 +103,7 @@ def takes_effect(
 
 
 def _ticked(doc: dict[str, Any], pools: list[str], since: datetime) -> str | None:
-    """ "the daemon ticked ocr at 12:00:03 UTC: 12 → 40 (applied)" once every pool has a tick after ``since``."""
+    """"the daemon ticked ocr at 12:00:03 UTC: 12 → 40 (applied)" once every pool has a tick after ``since``."""
     states = doc.get("pools") or {}
     parts = []
     for pool in pools:

@@ -98,8 +98,6 @@ class NodeDirectory(Protocol):
 
     def purge(self, node_id: str) -> None:
         """Remove the node from Nomad (after its machine is terminated)."""
-
-
 @runtime_checkable
 class ChangeHistory(Protocol):
     """A target that keeps its own record of recent count changes (Nomad: ``GET /v1/job/:id/scale`` events).

@@ -30,7 +30,9 @@ def read_text(path: Path, missing_fix: str) -> str:
     except IsADirectoryError:
         raise ConfigError(str(path), ["is a directory, not a file; give the path of a YAML file"]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from None
+        raise ConfigError(
+            str(path), [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]
+        ) from None
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
 

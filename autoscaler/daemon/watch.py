@@ -132,4 +132,6 @@ class OverrideWatcher:
 
 
 def _in_force(records: PoolRecords, now: datetime) -> InForce:
-    return tuple(sorted((o.id, o.kind, o.value, o.expires_at.isoformat()) for o in records.active if o.active(now)))
+    return tuple(
+        sorted((o.id, o.kind, o.value, o.expires_at.isoformat()) for o in records.active if o.active(now))
+    )

@@ -357,7 +357,9 @@ class NomadClient:
         if isinstance(cause, requests.exceptions.SSLError):
             reason += " (TLS: set nomad.ca_cert to the CA that signed Nomad's certificate)"
         origin = self.settings.address_origin
-        return NomadUnavailable(f"cannot reach Nomad at {self.shown_address} (address from {origin}; {what}): {reason}")
+        return NomadUnavailable(
+            f"cannot reach Nomad at {self.shown_address} (address from {origin}; {what}): {reason}"
+        )
 
     def _auth_message(self, text: str, what: str, ns: str) -> str:
         env = self.settings.token_env

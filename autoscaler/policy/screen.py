@@ -55,9 +55,8 @@ def screen(series: RateSeries, pool: PoolConfig, settings: PredictorSettings) ->
     if n_bad > MAX_BAD_SHARE * n:
         kind = "negative" if negative.sum() >= absurd.sum() else "absurd"
         return Screened(
-            series,
-            hold=f"bad data: {n_bad} of {n} samples are negative or absurd (e.g. {_rps(_example(series, bad))} "
-            f"req/s); {what[kind]}",
+            series, hold=f"bad data: {n_bad} of {n} samples are negative or absurd (e.g. {_rps(_example(series, bad))} "
+            f"req/s); {what[kind]}"
         )
     notes: list[str] = []
     if n_bad:

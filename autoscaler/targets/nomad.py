@@ -210,7 +210,9 @@ def count_live(allocs: list[dict[str, Any]], group: str) -> int:
     return sum(1 for a in mine if a.get("ClientStatus") in LIVE_CLIENT_STATUSES)
 
 
-def changes_from_events(pool: str, events: list[dict[str, Any]], since: datetime, until: datetime) -> list[PastAction]:
+def changes_from_events(
+    pool: str, events: list[dict[str, Any]], since: datetime, until: datetime
+) -> list[PastAction]:
     """ScalingEvents (``{Time ns, Count, PreviousCount, Error, Meta}``) → the count changes in [since, until]."""
     out = []
     for event in events:

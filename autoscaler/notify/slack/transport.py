@@ -521,3 +521,5 @@ def fix_for(error: str | None, target: SlackTarget, base_url: str | None = None)
     if error in PAYLOAD_ERRORS:
         return "Slack rejected the message forescale built: please report this bug with the log line"
     return fixes.get(error or "", "see https://api.slack.com/methods/chat.postMessage#errors")
+
+
