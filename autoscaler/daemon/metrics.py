@@ -135,7 +135,7 @@ class DaemonMetrics:
         )
         self.scale_actions = Counter(
             "forescale_scale_actions_total",
-            'Counts applied to Nomad, by who decided them: by="tick" (the forecast) or by="guard" (the fast '
+            "Counts applied to Nomad, by who decided them: by=\"tick\" (the forecast) or by=\"guard\" (the fast "
             "guard between ticks)",
             ["pool", "by"],
             registry=r,
