@@ -8,6 +8,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.prometheus",
+    "tests.fixtures.rabbitmq",
     "tests.fixtures.nomad",
     "tests.fixtures.slack",
     "tests.fixtures.docker",

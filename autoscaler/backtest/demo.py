@@ -13,11 +13,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from autoscaler.backtest.replay import ReplayResult, replay
+from autoscaler.backtest.replay import ReplayResult, replay, score_queue, start_index
+from autoscaler.core.durations import format_duration, parse_duration
 from autoscaler.core.ports import OverrideProvider
 from autoscaler.core.report import TickReport
 from autoscaler.core.resources import DEMO_TRACE, bundled
 from autoscaler.core.settings.forescale import Config, DaemonSettings, NomadGroupRef, PoolConfig
+from autoscaler.core.settings.queue import QueueSettings
 from autoscaler.notify.console import ConsoleNotifier
 from predictor.trace import Trace, load_trace
 
@@ -35,9 +37,11 @@ rules:
 """
 
 
-def demo_config(trace: Trace) -> Config:
-    """One pool sized so the trace's peak needs about 50 nodes (as in the project's benchmarks)."""
+def demo_config(trace: Trace, latency_slo: timedelta | None = None) -> Config:
+    """One pool sized so the trace's peak needs about 50 nodes (as in the project's benchmarks); queue-fed when
+    ``latency_slo`` is given (its backlog: the replay's simulated FIFO queue)."""
     peak = float(trace.rps.max())
+    queue = None if latency_slo is None else QueueSettings(backlog_query="demo backlog", latency_slo=latency_slo)
     pool = PoolConfig(
         name="web",
         query="sum(rate(http_requests_total[5m]))",
@@ -46,6 +50,7 @@ def demo_config(trace: Trace) -> Config:
         min=2,
         max=80,
         lead_time=timedelta(minutes=10),
+        queue=queue,
     )
     return Config(pools=[pool], daemon=DaemonSettings(interval=timedelta(minutes=20)))
 
@@ -58,14 +63,16 @@ def run_demo(
     pace_s: float = 0.0,
     overrides: OverrideProvider | None = None,
     config: Config | None = None,
+    latency_slo: str | None = None,
 ) -> ReplayResult:
-    """Replay ``days`` of the trace starting ``start_day`` days in, printing every decision."""
+    """Replay ``days`` of the trace starting ``start_day`` days in, printing every decision (a queue-fed pool
+    with ``latency_slo``, e.g. "3s")."""
     trace = load_trace(trace_path or bundled("data", DEMO_TRACE))
     begin = trace.start + start_day * 86400
     end = begin + days * 86400
     keep = trace.t < end
     clipped = Trace(trace.name, trace.t[keep], trace.requests[keep], trace.step_s)
-    cfg = config or demo_config(trace)
+    cfg = config or demo_config(trace, None if latency_slo is None else parse_duration(latency_slo))
     pool = cfg.pools[0]
     if overrides is None and config is None:
         overrides = demo_overrides(cfg, datetime.fromtimestamp(begin, UTC), console)
@@ -73,7 +80,13 @@ def run_demo(
         f"[bold]forescale demo[/]: replaying {trace.name} from "
         f"{datetime.fromtimestamp(begin, UTC):%Y-%m-%d %H:%M} UTC for {days:g} days, a tick every "
         f"{cfg.daemon.interval}, pool '{pool.name}' at {pool.capacity_per_node:g} req/s per node, "
-        f"nodes ready {pool.lead_time} after they are asked for.\n"
+        f"nodes ready {pool.lead_time} after they are asked for."
+        + (
+            " Queue-fed: requests beyond ready capacity wait in a FIFO queue "
+            f"(SLO {format_duration(pool.queue.latency_slo)}); each tick reads its backlog.\n"
+            if pool.queue is not None
+            else "\n"
+        )
     )
 
     def paced(_report: TickReport) -> None:
@@ -89,6 +102,7 @@ def run_demo(
         notifiers=[ConsoleNotifier(console)],
         on_tick=paced,
     )
+    score_queue(clipped, start_index(clipped, begin), cfg, pool.name, result)
     table = Table(title="demo summary")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -102,6 +116,11 @@ def run_demo(
         ("guard scale-ups between ticks", str(guard_ups)),
     ):
         table.add_row(figure, value)
+    if result.queue is not None:
+        q = result.queue
+        table.add_row("queue: p95 / p99 wait", f"{q.p95_wait_s:.2f} s / {q.p99_wait_s:.1f} s")
+        table.add_row(f"queue: requests waiting over {q.slo_s:g} s", f"{q.beyond_slo_pct:.2f} %")
+        table.add_row("queue: peak backlog", f"{q.peak_backlog:,.0f} requests")
     console.print()
     console.print(table)
     return result

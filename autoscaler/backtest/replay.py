@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
+from autoscaler.backtest.queue import QueueFigures, SimulatedBacklog, queue_figures
 from autoscaler.core.clock import ManualClock
 from autoscaler.core.errors import ForescaleError
 from autoscaler.core.ports import NoOverrides, Notifier, OverrideProvider
@@ -73,6 +74,7 @@ class ReplayResult:
     t: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     provisioned: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     ready: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    queue: QueueFigures | None = None  # a queue-fed pool's waits and backlog (backtest/queue.py)
 
     @property
     def under_capacity_pct(self) -> float:
@@ -91,7 +93,7 @@ class ReplayResult:
         """Reversals within an hour as a share of scale actions."""
         return 100.0 * self.reversals / self.scale_actions if self.scale_actions else 0.0
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, float | int | dict[str, float]]:
         """The figures of ``forescale backtest --json``."""
         return {
             "node_hours": round(self.node_hours, 4),
@@ -102,6 +104,7 @@ class ReplayResult:
             "scale_actions_per_day": round(self.actions_per_day, 2),
             "reversals_1h": self.reversals,
             "reversals_1h_pct": round(self.reversal_pct, 2),
+            **({"queue": self.queue.summary()} if self.queue is not None else {}),
         }
 
 
@@ -190,9 +193,11 @@ def replay(
     first = start_index(trace, start)
     clock = ManualClock(datetime.fromtimestamp(float(trace.t[first]), UTC))
     cluster = SimulatedCluster(clock, {pool.name: pool.min})
+    rates = TraceMetricsSource(trace)
+    queue = SimulatedBacklog(trace, first, pool.queue, rates) if pool.queue is not None else None
     deps = TickDeps(
         config=config,
-        metrics=TraceMetricsSource(trace),
+        metrics=queue or rates,
         predictor_for=lambda _p: model,
         target=cluster,
         overrides=overrides or NoOverrides(),
@@ -212,6 +217,8 @@ def replay(
     with threadpool_limits(limits=1), fast_fits():
         for i in range(n):
             now = float(trace.t[first + i])
+            if queue is not None:  # the backlog the tick reads: what the last step left
+                queue.step(i, ready[i - 1] if i else 0.0, pool.capacity_per_node)
             if now >= next_tick:
                 clock.set(datetime.fromtimestamp(now, UTC))
                 next_tick = _advance(next_tick, now, interval_s)
@@ -232,6 +239,16 @@ def replay(
     result.decisions = decisions
     result.marks = marks
     return result
+
+
+def score_queue(trace: Trace, first: int, config: Config, pool_name: str, result: ReplayResult) -> None:
+    """A queue-fed pool's waits and backlog for one policy's replay (nothing for other pools)."""
+    pool = config.pool(pool_name)
+    if pool.queue is None:
+        return
+    slo = pool.queue.latency_slo.total_seconds()
+    demand = trace.rps[first:]
+    result.queue = queue_figures(result.t, demand, result.ready, pool.capacity_per_node, trace.step_s, slo)
 
 
 def fast_fits() -> AbstractContextManager[None]:
@@ -368,4 +385,6 @@ def run_backtest(
     with threadpool_limits(limits=1), fast_fits():
         trend = reference.trend_lr(trace.as_rate_series(), t, cap, lead, interval)
     results["trend_lr"] = score_requests(trace, first, cap, lead, trend)
+    for result in results.values():
+        score_queue(trace, first, config, pool_name, result)
     return Backtest(trace, cap, lead, interval, results)

@@ -20,6 +20,7 @@ from autoscaler.core.durations import parse_duration
 from autoscaler.core.ports import MetricsSource, OverrideProvider
 from autoscaler.core.report import TickReport
 from autoscaler.core.settings.forescale import Config, NomadGroupRef, PoolConfig
+from autoscaler.core.settings.queue import QueueSettings
 from autoscaler.notify.console import terminal_console
 from autoscaler.sources.registry import build_metrics_source
 from predictor.trace import Trace, TraceError, load_trace
@@ -46,6 +47,7 @@ def run_command(
     plot: Path | None,
     plot_from: str | None = None,
     plot_to: str | None = None,
+    latency_slo: str | None = None,
 ) -> None:
     """What `forescale backtest` does with its options (see ``autoscaler.cli.backtest``)."""
     out = terminal_console()  # piped or captured: don't squeeze the table into 80 columns
@@ -56,6 +58,7 @@ def run_command(
     if zoom[0] is not None and zoom[1] is not None and zoom[0] >= zoom[1]:
         raise BacktestError(f"--from ({plot_from}) must be before --to ({plot_to})")
     cfg, pool_name, origins = _build_config(config, pool, capacity_per_node, lead_time, interval, slo_unserved_pct)
+    cfg = with_queue(cfg, pool_name, _duration(latency_slo, "--latency-slo"))
     if lead_time is None:  # --lead-time wins over a learned one
         cfg, note = learned_lead_time(cfg, pool_name)
         if note is not None:
@@ -77,10 +80,59 @@ def run_command(
         typer.echo(json.dumps(result.to_json()))
     else:
         out.print(render_table(result, cfg.predictor.slo_unserved_pct))
+        if any(r.queue is not None for r in result.policies.values()):
+            out.print(render_queue_table(result))
         if decisions_out is not None:
             out.print(f"decisions: {decisions_out}")
         if plot is not None:
             out.print(f"plot: {plot}")
+
+
+def with_queue(cfg: Config, pool_name: str, latency_slo: timedelta | None) -> Config:
+    """``--latency-slo``: the pool replayed as queue-fed (its own ``queue:`` section with this SLO, or one whose
+    backlog is the replay's simulated FIFO queue). Without it the config is replayed as it is."""
+    if latency_slo is None:
+        return cfg
+    if latency_slo.total_seconds() < 0.001:
+        raise BacktestError("--latency-slo must be at least 1ms (e.g. 3s)")
+    pool = cfg.pool(pool_name)
+    queue = (
+        pool.queue.model_copy(update={"latency_slo": latency_slo})
+        if pool.queue is not None
+        else QueueSettings(backlog_query="simulated backlog", latency_slo=latency_slo)
+    )
+    fixed = pool.model_copy(update={"queue": queue})
+    return cfg.model_copy(update={"pools": [fixed if p.name == pool_name else p for p in cfg.pools]})
+
+
+def render_queue_table(result: Backtest) -> Table:
+    """A queue-fed pool's waits per policy (backtest/queue.py): p95/p99 wait, share beyond the SLO, peak backlog."""
+    slo = next(r.queue.slo_s for r in result.policies.values() if r.queue is not None)
+    table = Table(
+        title=f"queue: FIFO served at ready capacity; SLO p95 wait ≤ {slo:g} s (demand beyond capacity waits)"
+    )
+    for col in ("policy", "p95 wait s", "p99 wait s", "mean wait s", f"wait > {slo:g} s %", "peak backlog"):
+        table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
+    table.add_column("SLO", justify="right", no_wrap=True)
+    for name in POLICIES:
+        q = result.policies[name].queue
+        if q is None:
+            continue
+        met = "[green]met[/]" if q.p95_wait_s <= slo else "[red]missed[/]"
+        table.add_row(
+            name,
+            _wait(q.p95_wait_s),
+            _wait(q.p99_wait_s),
+            _wait(q.mean_wait_s),
+            f"{q.beyond_slo_pct:.2f}",
+            f"{q.peak_backlog:,.0f}",
+            met,
+        )
+    return table
+
+
+def _wait(seconds: float) -> str:
+    return "∞" if seconds == float("inf") else f"{seconds:,.2f}"
 
 
 def describe(cfg: Config, pool_name: str, origins: dict[str, str], source: str, data: Trace) -> str:
@@ -94,6 +146,12 @@ def describe(cfg: Config, pool_name: str, origins: dict[str, str], source: str, 
         f"({origins['interval']}), lead time {format_duration(p.lead_time)} ({origins['lead_time']}), "
         f"{p.capacity_per_node:g} req/s per node ({origins['capacity']}); "
         f"{days:.1f} days of {format_duration(timedelta(seconds=data.step_s))} data from {source}"
+        + (
+            f"; queue-fed: demand beyond ready capacity waits in a FIFO queue whose backlog the tick reads, "
+            f"latency SLO {format_duration(p.queue.latency_slo)}"
+            if p.queue is not None
+            else ""
+        )
     )
 
 

@@ -46,6 +46,12 @@ def backtest(
         callback=finite(0.000001, 50),
         help="SLO: max % of requests above ready capacity [1.0].",
     ),
+    latency_slo: str | None = typer.Option(
+        None,
+        "--latency-slo",
+        help="Replay as a queue-fed pool with this wait SLO, e.g. 3s: demand beyond capacity waits in a FIFO "
+        "queue whose backlog the tick reads (default: the pool's queue.latency_slo, with --config).",
+    ),
     config: Path | None = typer.Option(
         None, "--config", "-c", help="Use this forescale.yaml (pool, predictor, overrides)."
     ),
@@ -82,4 +88,5 @@ def backtest(
         plot=plot,
         plot_from=plot_from,
         plot_to=plot_to,
+        latency_slo=latency_slo,
     )

@@ -79,11 +79,18 @@ def demo(
     start_day: float = typer.Option(2.0, min=0, help="Start this many days into the trace."),
     pace: float = typer.Option(0.01, min=0, help="Real seconds per simulated tick (the accelerated clock)."),
     trace: Path | None = typer.Option(None, help="Replay this timestamp,requests CSV instead of the bundled one."),
+    queue: str | None = typer.Option(
+        None,
+        "--queue",
+        metavar="SLO",
+        help="Show a queue-fed pool with this wait SLO (e.g. 3s): shortfalls wait in a FIFO queue whose backlog "
+        "the tick reads (docs/queues.md).",
+    ),
 ) -> None:
     """Replay a real traffic trace through the real tick against a simulated cluster (no Nomad needed)."""
     from autoscaler.backtest.demo import run_demo
 
-    run_demo(console, trace_path=trace, days=days, start_day=start_day, pace_s=pace)
+    run_demo(console, trace_path=trace, days=days, start_day=start_day, pace_s=pace, latency_slo=queue)
 
 
 @app.command()

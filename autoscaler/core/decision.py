@@ -100,6 +100,13 @@ class Decision:
     rescheduling: int | None = None
     need: int | None = None  # nodes the metrics call for, before the scale-in window, limits, overrides, clamps
     guard: bool = False  # made by the fast guard between ticks (observed rate only, scale-up only)
+    # Queue-fed pools only (policy/queue.py): messages waiting, their estimated wait, whether that breaches the
+    # latency SLO, the nodes rate + backlog need, and the rate's own need (what the scale-in window keeps).
+    backlog: float | None = None
+    backlog_wait_s: float | None = None
+    backlog_beyond_slo: bool = False
+    queue_nodes: int | None = None
+    rate_need: int | None = None
 
     @property
     def action(self) -> Action:
@@ -144,7 +151,13 @@ class Decision:
         out["at"] = self.at.isoformat()
         out["action"] = self.action
         out["reasons"] = [r.to_dict() for r in self.reasons]
+        if self.backlog is None:  # not a queue-fed pool: the record keeps its shape
+            for key in QUEUE_FIELDS:
+                del out[key]
         return out
+
+
+QUEUE_FIELDS = ("backlog", "backlog_wait_s", "backlog_beyond_slo", "queue_nodes", "rate_need")
 
 
 @dataclass(frozen=True)

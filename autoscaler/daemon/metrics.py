@@ -12,6 +12,7 @@ from autoscaler.core.report import TickReport
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.policy.nodes.events import PROBLEMS, problem_kind
 from autoscaler.policy.placement import PLACED, UNPLACEABLE
+from autoscaler.policy.queue import AT_MAX, DRAINED
 
 
 class DaemonMetrics:
@@ -161,6 +162,32 @@ class DaemonMetrics:
             registry=r,
         )
 
+        # Queue-fed pools (pools with queue:): docs/queues.md.
+        self.queue_backlog = Gauge(
+            "forescale_queue_backlog_messages",
+            "Messages waiting in the pool's queue as the last tick or guard read them (ready + unacked)",
+            ["pool"],
+            registry=r,
+        )
+        self.queue_wait = Gauge(
+            "forescale_queue_wait_seconds",
+            "Estimated wait of a request queued now: backlog ÷ the ready nodes' capacity (+Inf: none ready)",
+            ["pool"],
+            registry=r,
+        )
+        self.queue_slo = Gauge(
+            "forescale_queue_latency_slo_seconds",
+            "The pool's queue.latency_slo: how long a request may wait",
+            ["pool"],
+            registry=r,
+        )
+        self.queue_at_max = Gauge(
+            "forescale_queue_backlog_at_max",
+            "1 from forescale's 'backlog grows at the pool's max' event until the backlog is within the SLO again",
+            ["pool"],
+            registry=r,
+        )
+
     def describe(self, pools: Iterable[PoolConfig], interval: timedelta) -> None:
         """The config-derived gauges (capacity lines on the dashboard, the overdue alert's interval)."""
         self.interval.set(interval.total_seconds())
@@ -177,6 +204,9 @@ class DaemonMetrics:
                 self.backoff.labels(pool.name).set(0)
                 self.boot.labels(pool.name)  # histograms present (empty) before the first boot and drain
                 self.drain.labels(pool.name)
+            if pool.queue is not None:
+                self.queue_slo.labels(pool.name).set(pool.queue.latency_slo.total_seconds())
+                self.queue_at_max.labels(pool.name).set(0)
 
     def set_shadow(self, pools: dict[str, bool]) -> None:
         """Which pools are in shadow (mode: shadow, or every pool under run --dry-run)."""
@@ -187,6 +217,8 @@ class DaemonMetrics:
         for event in report.events:
             if event.kind in (UNPLACEABLE, PLACED):
                 self.unplaceable.labels(event.pool).set(1 if event.kind == UNPLACEABLE else 0)
+            if event.kind in (AT_MAX, DRAINED):
+                self.queue_at_max.labels(event.pool).set(1 if event.kind == AT_MAX else 0)
         self.ticks.labels(trigger).inc()
         if not report.guard:  # a guard check is not a tick: it must not hide a stalled one
             self.tick_duration.observe(report.duration_s)
@@ -222,6 +254,9 @@ class DaemonMetrics:
                 self.forecast.labels(o.pool).set(d.forecast_rps)
             if d.observed_rps is not None:
                 self.observed.labels(o.pool).set(d.observed_rps)
+            if d.backlog is not None:
+                self.queue_backlog.labels(o.pool).set(d.backlog)
+                self.queue_wait.labels(o.pool).set(d.backlog_wait_s if d.backlog_wait_s is not None else float("inf"))
             if o.status == "applied":
                 self.applied.labels(o.pool).set(d.desired)
                 if d.changed:

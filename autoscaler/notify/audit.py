@@ -192,7 +192,8 @@ class AuditLog(AuditTrail, History):
                 at = datetime.fromisoformat(rec["at"])
                 if at < since:
                     continue
-                out.append(PastNeed(at=at, pool=rec["pool"], nodes=int(dec["need"])))
+                need = dec.get("rate_need")  # a queue-fed pool: the window keeps the rate's need (policy/queue.py)
+                out.append(PastNeed(at=at, pool=rec["pool"], nodes=int(dec["need"] if need is None else need)))
             except (KeyError, TypeError, ValueError):
                 continue
         return out

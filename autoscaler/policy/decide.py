@@ -18,6 +18,7 @@ from autoscaler.core.decision import Decision, Estimate, PastAction, PastNeed, P
 from autoscaler.core.durations import format_duration
 from autoscaler.core.effects import OverrideEffect
 from autoscaler.core.settings.forescale import PoolConfig
+from autoscaler.policy.queue import QueueNeed, QueueReading, hold_for_drain, queue_need
 from predictor.base import Forecast
 from predictor.capacity import nodes_for
 
@@ -35,6 +36,7 @@ def decide(
     *,
     bad_data: bool = False,
     data_notes: Sequence[str] = (),
+    queue: QueueReading | None = None,
 ) -> Decision:
     """Return the count ``pool`` should have at ``now`` and every reason that shaped it.
 
@@ -46,11 +48,15 @@ def decide(
     way (shown as ``bad_data`` reasons). ``recent_needs`` are earlier decisions' needs (the scale-in window
     keeps their highest). ``guard=True`` is the fast check between ticks: ``forecast.observed_rps`` is the
     only input, and the count can only go up (see ``_guard``); the desired count is the ready + warming fleet.
+    ``queue`` is a queue-fed pool's backlog reading (policy/queue.py: the backlog beyond the SLO adds to the
+    need and blocks scale-in).
     """
     screen = (bad_data, tuple(data_notes))
     desired = current.desired if isinstance(current, PoolState) else current
+    serving = current.placed if isinstance(current, PoolState) else desired
+    backlog = (queue, serving) if queue is not None and pool.queue is not None else None
     decision = _decide(
-        pool, now, desired, forecast, overrides, recent_actions, metrics_error, recent_needs, guard, screen
+        pool, now, desired, forecast, overrides, recent_actions, metrics_error, recent_needs, guard, screen, backlog
     )
     if not isinstance(current, PoolState):
         return decision
@@ -68,6 +74,7 @@ def _decide(
     recent_needs: Sequence[PastNeed],
     guard: bool,
     screen: tuple[bool, tuple[str, ...]] = (False, ()),
+    backlog: tuple[QueueReading, int] | None = None,
 ) -> Decision:
     bad_data, data_notes = screen
     if current < 0:
@@ -77,20 +84,28 @@ def _decide(
     if forecast is None:
         return _held(pool, now, current, overrides, pin, metrics_error or "no forecast", bad_data)
     if guard:
-        return _guard(pool, now, current, forecast, overrides, pin)
+        return _guard(pool, now, current, forecast, overrides, pin, backlog)
 
     forecast_nodes, reactive_nodes, reasons = forecast_need(pool, forecast)
     reasons.extend(Reason("bad_data", note) for note in data_notes)
     need = max(forecast_nodes, reactive_nodes)
+    queued = _queue_need(pool, max(forecast.peak_rps, forecast.observed_rps), "forecast", backlog, reasons)
+    rate_need = need
+    if queued is not None and queued.beyond_slo:
+        need = max(need, queued.nodes)
     wanted = need
 
     if need > current:
         wanted = _step_up(pool, current, need, reasons)
     elif need < current:
         wanted = _scale_in(pool, now, current, need, recent_actions, recent_needs, pin, reasons)
+        drain = hold_for_drain(queued, current, wanted, pool.queue.latency_slo) if queued and pool.queue else None
+        if drain is not None:
+            reasons.append(drain)
+            wanted = current
 
     count = _overrides_and_bounds(pool, wanted, overrides, pin, f"forecast wanted {need}", reasons)
-    return Decision(
+    decision = Decision(
         pool=pool.name,
         at=now,
         current=current,
@@ -103,6 +118,32 @@ def _decide(
         model=forecast.model,
         forecast_details=dict(forecast.details),
         need=need,
+    )
+    return _with_queue(decision, queued, rate_need)
+
+
+def _queue_need(
+    pool: PoolConfig, rate: float, rate_name: str, backlog: tuple[QueueReading, int] | None, reasons: list[Reason]
+) -> QueueNeed | None:
+    """A queue-fed pool's backlog need (policy/queue.py), its reason appended; None for other pools."""
+    if backlog is None:
+        return None
+    queued = queue_need(pool, rate, backlog[0], backlog[1], rate_name)
+    reasons.append(queued.reason)
+    return queued
+
+
+def _with_queue(decision: Decision, queued: QueueNeed | None, rate_need: int) -> Decision:
+    """The Decision with a queue-fed pool's backlog figures (a pool without a queue: as it was)."""
+    if queued is None:
+        return decision
+    return replace(
+        decision,
+        backlog=queued.waiting,
+        backlog_wait_s=queued.wait_s if queued.wait_s != float("inf") else None,
+        backlog_beyond_slo=queued.beyond_slo,
+        queue_nodes=queued.nodes if queued.beyond_slo else None,
+        rate_need=rate_need,
     )
 
 
@@ -203,9 +244,11 @@ def _guard(
     forecast: Forecast,
     overrides: Sequence[OverrideEffect],
     pin: OverrideEffect | None,
+    backlog: tuple[QueueReading, int] | None = None,
 ) -> Decision:
     """The fast guard: if the observed rate exceeds what the current fleet (ready + warming, i.e. the
     group's desired count) serves at the pool's utilisation, scale up to what the rate needs; never down.
+    In a queue-fed pool, a backlog beyond the SLO also counts (observed rate + backlog ÷ drain time).
 
     Step limit, overrides and pool bounds apply exactly as in a tick; a result at or below ``current``
     holds (scale-in is the tick's job).
@@ -213,37 +256,41 @@ def _guard(
     per_node = pool.capacity_per_node * pool.target_utilization
     observed = forecast.observed_rps
     need = nodes_for(observed, pool.capacity_per_node, pool.target_utilization)
+    rate_need = need
     capacity = current * per_node
     fleet = f"{current} nodes × {_rps(per_node)} rps"
+    queue_reasons: list[Reason] = []
+    queued = _queue_need(pool, observed, "observed", backlog, queue_reasons)
+    if queued is not None and queued.beyond_slo and queued.nodes > need:
+        need = queued.nodes
     if need <= current:
         quiet = f"guard: observed {_rps(observed)} rps ≤ capacity {_rps(capacity)} rps ({fleet})"
-        reasons = [Reason("guard", quiet, need)]
+        reasons = [Reason("guard", quiet, need), *queue_reasons]
         count = current
     else:
-        reasons = [
-            Reason(
-                "guard",
-                f"guard: observed {_rps(observed)} rps > capacity {_rps(capacity)} rps ({fleet}) → {need} nodes",
-                need,
-            )
-        ]
+        if rate_need <= current:  # only the backlog asks for more
+            text = f"guard: the backlog needs more than capacity {_rps(capacity)} rps ({fleet}) → {need} nodes"
+        else:
+            text = f"guard: observed {_rps(observed)} rps > capacity {_rps(capacity)} rps ({fleet}) → {need} nodes"
+        reasons = [Reason("guard", text, need), *queue_reasons]
         count = _step_up(pool, current, need, reasons)
         count = _overrides_and_bounds(pool, count, overrides, pin, f"guard wanted {need}", reasons)
         if count < current:
             reasons.append(Reason("guard_no_scale_in", f"the guard never scales in: kept at {current}", current))
             count = current
-    return Decision(
+    decision = Decision(
         pool=pool.name,
         at=now,
         current=current,
         desired=count,
         reasons=tuple(reasons),
         observed_rps=observed,
-        reactive_nodes=need,
+        reactive_nodes=rate_need,
         model="guard",
         need=need,
         guard=True,
     )
+    return _with_queue(decision, queued, rate_need)
 
 
 def forecast_need(pool: PoolConfig, forecast: Forecast) -> tuple[int, int, list[Reason]]:

@@ -40,6 +40,7 @@ from autoscaler.policy.decide import decide, estimate
 from autoscaler.policy.nodes import NodeReconciler, node_events
 from autoscaler.policy.nodes import lead_time as configured_lead_time
 from autoscaler.policy.placement import PlacementWatch
+from autoscaler.policy.queue import BacklogWatch, QueueRead, read_queue
 from autoscaler.policy.screen import screen
 from predictor.base import Forecast, Predictor
 
@@ -106,6 +107,7 @@ class TickDeps:
     history: ActionHistory = field(default_factory=ActionHistory)
     nodes: NodeReconciler | None = None  # machines follow the count (pools with nodes.provider set)
     placement: PlacementWatch = field(default_factory=PlacementWatch)
+    backlog: BacklogWatch = field(default_factory=BacklogWatch)  # queue-fed pools: backlog growing at max
     shadow: bool = False  # `forescale run --dry-run`: every pool in shadow, whatever its mode
     deadline_s: float | None = None  # a tick's time limit (daemon.tick_deadline); None: none (backtest, demo)
     may_act: Callable[[], str | None] | None = None  # leader gate: None = may scale now, else why not
@@ -215,6 +217,9 @@ def read_state(deps: TickDeps, pool: PoolConfig) -> tuple[PoolState | None, str 
 def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState) -> Decision:
     """Pool state + forecast + overrides → Decision (decide steps from the desired count)."""
     got = forecast_pool(deps, pool, now)
+    queue = pool_queue(deps, pool, now)
+    if got.forecast is not None and queue.cause is not None:  # a bad backlog holds the pool, as a bad rate does
+        got = PoolForecast(None, queue.cause)
     effects = deps.overrides.effects(pool.name, now)
     decision = decide(
         pool,
@@ -227,10 +232,18 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
         recent_needs=deps.history.needs_for(pool.name),
         bad_data=got.bad_data,
         data_notes=got.notes,
+        queue=queue.reading,
     )
     if got.ahead is not None:
         decision = replace(decision, reasons=(Reason("planned_ahead", got.ahead), *decision.reasons))
     return decision
+
+
+def pool_queue(deps: TickDeps, pool: PoolConfig, now: datetime) -> QueueRead:
+    """A queue-fed pool's backlog reading (policy/queue.py); nothing to read for other pools."""
+    if pool.queue is None:
+        return QueueRead(None)
+    return read_queue(deps.metrics, pool.queue, now, deps.metrics.step_s)
 
 
 def current_rate(deps: TickDeps, pool: PoolConfig, now: datetime) -> float | None:
@@ -253,8 +266,12 @@ def guard_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
     rate = current_rate(deps, pool, now)
     if rate is None:
         return None
+    queue = pool_queue(deps, pool, now)
+    if queue.cause is not None:
+        return None
     observed = Forecast(peak_rps=rate, observed_rps=rate, horizon_s=0.0, model="guard")
-    decision = decide(pool, now, state, observed, deps.overrides.effects(pool.name, now), guard=True)
+    effects = deps.overrides.effects(pool.name, now)
+    decision = decide(pool, now, state, observed, effects, guard=True, queue=queue.reading)
     return decision if decision.changed else None
 
 
@@ -366,12 +383,16 @@ def run_tick(
                     outcomes.append(PoolOutcome(pool.name, "failed", decision, error=_late(deadline, "applied")))
                     continue
                 if not dry_run and decision.need is not None and not decision.held:
-                    deps.history.add_need(PastNeed(now, pool.name, decision.need))
+                    need = decision.need if decision.rate_need is None else decision.rate_need  # policy/queue.py
+                    deps.history.add_need(PastNeed(now, pool.name, need))
                 outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
                 watch = not dry_run and not guard  # queued-too-long is judged once per tick
                 warning = deps.placement.observe(pool, state, now) if watch else None
                 if warning is not None:
                     pool_events.append(warning)
+                backlog_event = deps.backlog.observe(pool, decision, now) if watch else None
+                if backlog_event is not None:
+                    pool_events.append(backlog_event)
             except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
                 log.exception("pool %s: unexpected error", pool.name)
                 outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))

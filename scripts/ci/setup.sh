@@ -23,6 +23,9 @@ command -v shellcheck >/dev/null || need+=(shellcheck)          # lints the CI s
 command -v openssl >/dev/null || need+=(openssl)                # self-signed certs for the TLS tests
 command -v debootstrap >/dev/null || need+=(debootstrap)        # the image's Debian base (make image)
 command -v systemd-analyze >/dev/null || need+=(systemd)        # verifies contrib/systemd/forescale.service
+# The queue-fed pool's tests run a private broker on loopback (tests/fixtures/rabbitmq_server.py); Debian's
+# rabbitmq-server ships the rabbitmq_prometheus plugin and pulls in Erlang (epmd).
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
@@ -31,7 +34,14 @@ if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Packages must not start their system services (rabbitmq-server and epmd would listen on every address):
+  # the tests start private copies on 127.0.0.1. policy-rc.d answering 101 is Debian's "do not start" switch.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # A private dockerd for the Docker tests (no bridge, no iptables: containers use network_mode none).

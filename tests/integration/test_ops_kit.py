@@ -7,8 +7,9 @@ query returns nothing) and for nothing else.
 
 The scenario makes every panel meaningful: pool ``web`` is pinned by a manual override, ``api`` is held to
 its pool max, ``gone`` fails in Nomad every tick, ``dark`` is held on missing metrics, ``preview`` runs in
-shadow (decides, never applies), and Slack answers the first message with a rate limit and then
-``channel_not_found`` (an error and a retry to count).
+shadow (decides, never applies), ``ocr`` is queue-fed (its backlog query reads the trace's rate × 600 s as a
+stand-in backlog gauge: far beyond its 3 s SLO, so its wait-beyond-SLO alert is pending), and Slack answers the
+first message with a rate limit and then ``channel_not_found`` (an error and a retry to count).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def test_dashboard_is_an_importable_grafana_dashboard() -> None:
         assert refs and len(refs) == len(set(refs)), panel["title"]
         assert set(panel["gridPos"]) == {"h", "w", "x", "y"} and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
     titles = " | ".join(p["title"] for p in dash["panels"])
-    for wanted in ("Demand and capacity", "Nodes", "Overrides", "guards", "Tick duration", "Leader", "Slack"):
+    for wanted in ("Demand and capacity", "Nodes", "Overrides", "guards", "Tick duration", "Leader", "Slack", "Queue"):
         assert wanted in titles
 
 
@@ -155,7 +156,8 @@ def live(tmp_path: Path) -> Iterator[Live]:
         f"  - job_name: forescale\n    static_configs: [{{targets: ['127.0.0.1:{daemon_port}']}}]\n"
     )
     with FakeNomad(max_delay_s=10.0) as nomad, FakeSlack() as slack:
-        for job, count, top in (("ml-web", 3, 80), ("ml-api", 2, 4), ("ml-dark", 2, 10), ("ml-preview", 2, 40)):
+        jobs = (("ml-web", 3, 80), ("ml-api", 2, 4), ("ml-dark", 2, 10), ("ml-preview", 2, 40), ("ml-ocr", 2, 80))
+        for job, count, top in jobs:
             nomad.add_job(job, groups={"workers": count}, scaling={"workers": (1, top)})
         # A pool whose machines follow its count (command provider, an on-prem inventory): two hosts are Nomad
         # nodes of node pool gpu, a third is active but never registers — reaped after boot_timeout (1s).
@@ -192,6 +194,14 @@ def live(tmp_path: Path) -> Iterator[Live]:
                     "nomad": {"job": "ml-preview", "group": "workers"},
                     **pool,
                     "max": 40,
+                },
+                {
+                    "name": "ocr",
+                    "query": WEB_QUERY,
+                    "nomad": {"job": "ml-ocr", "group": "workers"},
+                    **pool,
+                    "max": 80,
+                    "queue": {"backlog_query": f"{WEB_QUERY} * 600", "latency_slo": "3s"},
                 },
                 {
                     "name": "dark",
@@ -263,8 +273,10 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     live.wait_until("a Slack error scraped", lambda: bool(live.query("forescale_notifier_errors_total")))
     live.wait_until(  # a pool's first decision can miss a scrape on a loaded machine: wait for all four
         "a decision of every pool scraped",
-        lambda: {"web", "api", "dark", "preview"}
-        <= {r["metric"].get("pool") for r in live.query("forescale_desired_nodes")},
+        lambda: (
+            {"web", "api", "dark", "preview", "ocr"}
+            <= {r["metric"].get("pool") for r in live.query("forescale_desired_nodes")}
+        ),
     )
     live.wait_until(
         "ForescalePoolFailing to fire for pool gone",
@@ -290,7 +302,15 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     reasons = {(r["metric"]["pool"], r["metric"]["reason"]) for r in live.query("forescale_decision_reason == 1")}
     assert {("web", "manual_pin"), ("api", "pool_max"), ("dark", "metrics_unavailable")} <= reasons
     assert value("forescale_desired_nodes")["web"] == 7.0 and value("forescale_desired_nodes")["api"] == 4.0
-    assert value("forescale_pool_held") == {"web": 0.0, "api": 0.0, "dark": 1.0, "preview": 0.0, "gpu": 0.0}
+    assert value("forescale_pool_held") == {
+        "web": 0.0, "api": 0.0, "dark": 1.0, "preview": 0.0, "gpu": 0.0, "ocr": 0.0
+    }  # fmt: skip
+    # The queue-fed pool: its backlog, the wait it means (beyond the 3 s SLO), the SLO line; only it has them.
+    assert set(value("forescale_queue_backlog_messages")) == {"ocr"}
+    assert value("forescale_queue_backlog_messages")["ocr"] > 0
+    assert value("forescale_queue_wait_seconds")["ocr"] > value("forescale_queue_latency_slo_seconds")["ocr"] == 3.0
+    assert value("forescale_queue_backlog_at_max") == {"ocr": 0.0}
+    assert ("ocr", "queue_backlog") in reasons
     # The shadow pool decided a count but Nomad was never asked for it.
     assert value("forescale_pool_shadow")["preview"] == 1.0 and value("forescale_pool_shadow")["web"] == 0.0
     assert value("forescale_would_scale_nodes")["preview"] > 2
@@ -324,7 +344,14 @@ def test_dashboard_and_alerts_work_on_a_live_daemon(live: Live) -> None:
     alerts = {(a["labels"]["alertname"], a["labels"].get("pool"), a["state"]) for a in live.api("alerts")["alerts"]}
     assert ("ForescalePoolFailing", "gone", "firing") in alerts
     assert ("ForescalePoolHeld", "dark", "pending") in alerts  # `for: 5m` has not passed yet
-    expected = ("ForescalePoolFailing", "ForescalePoolHeld", "ForescaleSlackFailing", "ForescaleMachineDead")
+    assert ("ForescaleQueueWaitBeyondSLO", "ocr", "pending") in alerts  # `for: 15m`
+    expected = (
+        "ForescalePoolFailing",
+        "ForescalePoolHeld",
+        "ForescaleSlackFailing",
+        "ForescaleMachineDead",
+        "ForescaleQueueWaitBeyondSLO",
+    )
     unexpected = {a for a in alerts if a[0] not in expected}
     assert not unexpected, unexpected
     assert not any(name == "ForescalePoolFailing" and pool != "gone" for name, pool, _ in alerts)

@@ -25,6 +25,7 @@ from autoscaler.core.settings.metrics import MetricsSettings
 from autoscaler.core.settings.nodes import NodesSettings
 from autoscaler.core.settings.overrides import OverridesSettings
 from autoscaler.core.settings.predictor import PredictorSettings
+from autoscaler.core.settings.queue import QueueSettings
 from autoscaler.core.settings.slack import SlackSettings
 
 NAME_HINT: JsonDict = {"pattern_hint": "use only lowercase letters, digits and '-' (no quotes, spaces or '${')"}
@@ -271,6 +272,9 @@ class PoolConfig(_Strict):
     )
     nodes: NodesSettings = Field(
         default_factory=NodesSettings, description="who provisions the pool's machines (docs/nodes.md)"
+    )
+    queue: QueueSettings | None = Field(
+        None, description="the workers consume a queue: scale on its backlog too, with a latency SLO (docs/queues.md)"
     )
 
     @model_validator(mode="before")

@@ -85,7 +85,9 @@ def _event_emoji(kind: str) -> str:
     k = kind.lower()
     if "unplaceable" in k:
         return ":warning:"
-    if k == "pool_placed":
+    if k == "queue_backlog_at_max":  # policy/queue.py: forescale can add no node
+        return ":rotating_light:"
+    if k in ("pool_placed", "queue_backlog_drained"):
         return ":white_check_mark:"
     if "expir" in k:
         return ":hourglass:"
