@@ -38,6 +38,7 @@ from autoscaler.notify.metrics import METRICS, NotifyMetrics
 from autoscaler.notify.registry import NotifierOptions
 from autoscaler.policy.nodes import NodeMemory, NodeReconciler
 from autoscaler.policy.placement import PlacementWatch
+from autoscaler.policy.runner import FairOrder
 from autoscaler.policy.tick import ActionHistory, TickDeps
 from autoscaler.sources.registry import build_metrics_source
 from autoscaler.targets.nomad import NomadTarget
@@ -67,10 +68,13 @@ class Runtime:
     ``shadow`` (``run --dry-run``) puts every pool in shadow for this process.
     """
 
-    def __init__(self, config: Config, clock: Clock | None = None, *, shadow: bool = False) -> None:
+    def __init__(
+        self, config: Config, clock: Clock | None = None, *, shadow: bool = False, history_cache: bool = False
+    ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.shadow = shadow
+        self.history_cache = history_cache  # `tick` (cron): keep the pools' samples in metrics.history_cache
 
     @cached_property
     def nomad(self) -> NomadClient:
@@ -118,6 +122,7 @@ class Runtime:
             actions.add_need(need)
         placement = PlacementWatch()
         placement.replay(history.placement_history())  # queued episodes survive between cron runs
+        late = history.late_pools(clock.now() - 3 * config.daemon.interval)  # a cron tick's deadline skips go first
         return TickDeps(
             config=config,
             metrics=build_metrics_source(config),
@@ -133,6 +138,8 @@ class Runtime:
             shadow=self.shadow,
             deadline_s=config.daemon.deadline().total_seconds(),
             may_act=self.leadership.may_act if gated else None,
+            workers=tick_workers(config),
+            fair=FairOrder(late),
         )
 
     def daemon(self, notifiers: Sequence[Notifier] | None = None) -> Daemon:
@@ -159,9 +166,18 @@ class Runtime:
         )
 
 
-def build_runtime(config: Config, clock: Clock | None = None, *, shadow: bool = False) -> Runtime:
-    """This process's shared parts (``Runtime``); ``shadow``: every pool in shadow (``run --dry-run``)."""
-    return Runtime(config, clock, shadow=shadow)
+def build_runtime(
+    config: Config, clock: Clock | None = None, *, shadow: bool = False, history_cache: bool = False
+) -> Runtime:
+    """This process's shared parts (``Runtime``); ``shadow``: every pool in shadow (``run --dry-run``);
+    ``history_cache``: a one-shot `tick` keeps the pools' samples in ``metrics.history_cache`` (when set)."""
+    return Runtime(config, clock, shadow=shadow, history_cache=history_cache)
+
+
+def tick_workers(config: Config) -> int:
+    """Pools a tick works on at once: enough to keep both servers at their in-flight limits (a pool waits on one
+    of them, or computes its forecast), never more than there are pools."""
+    return max(1, min(len(config.pools), config.prometheus.max_in_flight + config.nomad.max_in_flight))
 
 
 def build_deps(

@@ -106,7 +106,12 @@ class NomadClient:
         # Every call: at most `timeout` in total (and never past the tick's deadline), at most max_response_size.
         mount(
             self.session,
-            BoundedAdapter(timeout, int(settings.max_response_size), what=f"Nomad at {self.shown_address}"),
+            BoundedAdapter(
+                timeout,
+                int(settings.max_response_size),
+                what=f"Nomad at {self.shown_address}",
+                max_in_flight=settings.max_in_flight,  # the tick's pools share this many requests at once
+            ),
         )
         self.api = nomad.Nomad(
             address=self.address,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,7 +34,16 @@ from autoscaler.core.deadline import Deadline, within
 from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState, Reason
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
-from autoscaler.core.ports import AuditTrail, ChangeHistory, Clock, MetricsSource, Notifier, OverrideProvider, Target
+from autoscaler.core.ports import (
+    AuditTrail,
+    ChangeHistory,
+    Clock,
+    MetricsSource,
+    Notifier,
+    OverrideProvider,
+    Target,
+    TickScoped,
+)
 from autoscaler.core.report import Event, PoolOutcome, TickReport
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.policy.decide import decide, estimate
@@ -41,6 +51,7 @@ from autoscaler.policy.nodes import NodeReconciler, node_events
 from autoscaler.policy.nodes import lead_time as configured_lead_time
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.queue import BacklogWatch, QueueRead, read_queue
+from autoscaler.policy.runner import FairOrder, PoolLocks, publish, run_pools
 from autoscaler.policy.screen import screen
 from predictor.base import Forecast, Predictor
 
@@ -56,26 +67,31 @@ class ActionHistory:
     actions: list[PastAction] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)  # pools whose target history (Nomad's events) was merged
     needs: list[PastNeed] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)  # tick workers, guard
 
     def add(self, action: PastAction) -> None:
-        if any(_same_change(a, action) for a in self.actions):
-            return  # the audit log and Nomad's scaling events both remember it
-        self.actions.append(action)
-        cutoff = max(a.at for a in self.actions) - self.keep
-        if min(a.at for a in self.actions) < cutoff:
-            self.actions = [a for a in self.actions if a.at >= cutoff]
+        with self.lock:
+            if any(_same_change(a, action) for a in self.actions):
+                return  # the audit log and Nomad's scaling events both remember it
+            self.actions.append(action)
+            cutoff = max(a.at for a in self.actions) - self.keep
+            if min(a.at for a in self.actions) < cutoff:
+                self.actions = [a for a in self.actions if a.at >= cutoff]
 
     def add_need(self, need: PastNeed) -> None:
-        self.needs.append(need)
-        cutoff = need.at - self.keep
-        if self.needs[0].at < cutoff:
-            self.needs = [n for n in self.needs if n.at >= cutoff]
+        with self.lock:
+            self.needs.append(need)
+            cutoff = need.at - self.keep
+            if self.needs[0].at < cutoff:
+                self.needs = [n for n in self.needs if n.at >= cutoff]
 
     def for_pool(self, pool: str) -> list[PastAction]:
-        return [a for a in self.actions if a.pool == pool]
+        with self.lock:
+            return [a for a in self.actions if a.pool == pool]
 
     def needs_for(self, pool: str) -> list[PastNeed]:
-        return [n for n in self.needs if n.pool == pool]
+        with self.lock:
+            return [n for n in self.needs if n.pool == pool]
 
     def reset(self) -> None:
         """Forget every action (a replay's first decision sets the fleet: it is not a change).
@@ -115,6 +131,10 @@ class TickDeps:
     # `plan --at <a future time>`: metrics exist only up to this instant; the forecast is made from there for a
     # horizon that reaches past the planned time (None: the clock's now is also the data's now).
     data_until: datetime | None = None
+    workers: int = 1  # pools in progress at once (the wiring: the Prometheus + Nomad in-flight limits)
+    fair: FairOrder = field(default_factory=FairOrder)  # pools a deadline skipped go first next tick
+    locks: PoolLocks = field(default_factory=PoolLocks)  # a tick and a guard check never work on one pool at once
+    report_lock: threading.Lock = field(default_factory=threading.Lock)  # one report (audit, notifiers) at a time
 
 
 def write_gate(deps: TickDeps, pool: PoolConfig) -> str | None:
@@ -311,8 +331,9 @@ def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run
     return PoolOutcome(pool.name, "applied", decision, note=note)
 
 
-def _late(deadline: Deadline, step: str) -> str:
-    return f"{deadline.reason} passed before this pool was {step}: nothing changed; the next tick decides it"
+def _late(deadline: Deadline, step: str, skipped: bool = False) -> str:
+    then = "it goes first next tick" if skipped else "the next tick decides it"
+    return f"{deadline.reason} passed before this pool was {step}: nothing changed; {then}"
 
 
 def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run: bool) -> PoolOutcome:
@@ -333,6 +354,59 @@ def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run:
     return outcome if report is None else replace(outcome, nodes=report)
 
 
+class _PoolRun(NamedTuple):
+    """What a worker brings back for one pool (the tick assembles them in config order)."""
+
+    outcome: PoolOutcome | None  # None: the guard had nothing to do, or passed over a pool the tick holds
+    state: PoolState | None = None
+    decision: Decision | None = None
+    need: PastNeed | None = None
+    skipped: bool = False  # not started: the deadline had passed (runner.run_pools)
+
+
+def _run_pool(
+    deps: TickDeps, pool: PoolConfig, now: datetime, deadline: Deadline, dry_run: bool, guard: bool
+) -> _PoolRun:
+    """One pool's line — state → decide (or guard) → target → machines — while holding the pool (runner.PoolLocks:
+    the guard passes over a pool the tick holds, the tick waits for the guard's)."""
+    with deps.locks.hold(pool.name, wait=not guard) as mine:
+        if not mine:
+            return _PoolRun(None)
+        try:
+            state, error = read_state(deps, pool)
+            if state is None:
+                # an unreachable target is the next tick's to report (not the guard's)
+                return _PoolRun(None if guard else failed_outcome(deps, pool, now, error))
+            decision = guard_pool(deps, pool, now, state) if guard else decide_pool(deps, pool, now, state)
+            if decision is None:
+                return _PoolRun(None)
+            if deadline.expired() and decision.changed and not dry_run:
+                return _PoolRun(PoolOutcome(pool.name, "failed", decision, error=_late(deadline, "applied")))
+            need = None
+            if not dry_run and decision.need is not None and not decision.held:
+                value = decision.need if decision.rate_need is None else decision.rate_need  # policy/queue.py
+                need = PastNeed(now, pool.name, value)
+            outcome = apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run)
+            return _PoolRun(outcome, state, decision, need)
+        except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
+            log.exception("pool %s: unexpected error", pool.name)
+            return _PoolRun(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
+
+
+def for_tick(deps: TickDeps, pools: Sequence[str], now: datetime) -> TickDeps:
+    """The parts one tick uses: the adapters that share reads between its pools (the target's and the node
+    directory's per-tick snapshots, the override store read once) give a view for this tick; the rest is shared."""
+    changes: dict[str, object] = {}
+    if isinstance(deps.target, TickScoped):
+        changes["target"] = deps.target.for_tick()
+    if deps.nodes is not None:
+        changes["nodes"] = deps.nodes.for_tick()
+    scoped = getattr(deps.overrides, "for_tick", None)
+    if scoped is not None:
+        changes["overrides"] = scoped(pools, now)
+    return replace(deps, **changes) if changes else deps  # type: ignore[arg-type]
+
+
 def run_tick(
     deps: TickDeps,
     *,
@@ -343,65 +417,58 @@ def run_tick(
 ) -> TickReport:
     """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers.
 
-    The tick runs under ``deadline`` (default: ``deps.deadline_s`` from now): every external call gets at most
-    the time left, and a pool not decided (or not yet applied) when it has passed is reported failed and left
-    exactly as it is — never shrunk for lack of time. ``guard=True`` runs the fast guard instead, for pools
-    whose guard is enabled (module docstring).
+    Pools run concurrently on ``deps.workers`` threads (policy/runner.py), the pools a deadline left undecided
+    last time first. The tick runs under ``deadline`` (default: ``deps.deadline_s`` from now): every external call
+    gets at most the time left, and a pool not started (or not yet applied) when it has passed is reported failed
+    — the report's ``skipped`` names those not started — and left exactly as it is, never shrunk for lack of time.
+    ``guard=True`` runs the fast guard instead, for pools whose guard is enabled (module docstring).
     """
     started = time.perf_counter()
     now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
     deadline = deadline or Deadline(deps.deadline_s, deps.monotonic)
-    outcomes = []
-    pool_events: list[Event] = []
+    chosen = [p for p in deps.config.pools if not only or p.name in only]
+    if guard:
+        chosen = [p for p in chosen if p.guard.enabled and p.mode != "off"]
+    live = {p.name: p for p in chosen if p.mode != "off"}
+    order = list(live) if guard else deps.fair.order(list(live))
     with within(deadline):
-        for pool in deps.config.pools:
-            if only and pool.name not in only:
-                continue
-            if guard and (not pool.guard.enabled or pool.mode == "off"):
-                continue
-            if pool.mode == "off":
-                outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
-                continue
-            if deadline.expired():
-                if not guard:
-                    outcomes.append(PoolOutcome(pool.name, "failed", None, error=_late(deadline, "decided")))
-                continue
-            try:
-                state, error = read_state(deps, pool)
-                if state is None:
-                    if not guard:  # an unreachable target is the next tick's to report
-                        outcomes.append(failed_outcome(deps, pool, now, error))
-                    continue
-                if guard:
-                    guarded = guard_pool(deps, pool, now, state)
-                    if guarded is None:
-                        continue
-                    decision = guarded
-                else:
-                    decision = decide_pool(deps, pool, now, state)
-                if deadline.expired() and decision.changed and not dry_run:
-                    outcomes.append(PoolOutcome(pool.name, "failed", decision, error=_late(deadline, "applied")))
-                    continue
-                if not dry_run and decision.need is not None and not decision.held:
-                    need = decision.need if decision.rate_need is None else decision.rate_need  # policy/queue.py
-                    deps.history.add_need(PastNeed(now, pool.name, need))
-                outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
-                watch = not dry_run and not guard  # queued-too-long is judged once per tick
-                warning = deps.placement.observe(pool, state, now) if watch else None
-                if warning is not None:
-                    pool_events.append(warning)
-                backlog_event = deps.backlog.observe(pool, decision, now) if watch else None
-                if backlog_event is not None:
-                    pool_events.append(backlog_event)
-            except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
-                log.exception("pool %s: unexpected error", pool.name)
-                outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
+        run = for_tick(deps, order, now)
+        results = run_pools(
+            [live[name] for name in order],
+            lambda pool: _run_pool(run, pool, now, deadline, dry_run, guard),
+            lambda pool: _PoolRun(
+                None if guard else PoolOutcome(pool.name, "failed", None, error=_late(deadline, "decided", True)),
+                skipped=True,
+            ),
+            workers=deps.workers,
+            deadline=deadline,
+        )
+    by_pool = dict(zip(order, results, strict=True))
+    skipped = tuple(n for n in order if by_pool[n].skipped)
+    if not guard and not dry_run:
+        deps.fair.record(skipped, [n for n in order if n not in skipped])
+    outcomes: list[PoolOutcome] = []
+    pool_events: list[Event] = []
+    watch = not dry_run and not guard  # queued-too-long is judged once per tick
+    for pool in chosen:  # config order: the report's content does not depend on which thread was quicker
+        if pool.mode == "off":
+            outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
+            continue
+        got = by_pool[pool.name]
+        if got.outcome is not None:
+            outcomes.append(got.outcome)
+        if got.need is not None:
+            deps.history.add_need(got.need)
+        if watch and got.state is not None and got.decision is not None:
+            for event in (deps.placement.observe(pool, got.state, now), deps.backlog.observe(pool, got.decision, now)):
+                if event is not None:
+                    pool_events.append(event)
     if dry_run or guard:  # expired overrides are announced by ticks; a quiet guard tells nobody
         events: tuple[Event, ...] = ()
     elif deps.shadow:  # --dry-run writes nothing anywhere: expired overrides are ignored, not moved to history
-        events = (*pool_events, *deps.overrides.warnings())
+        events = (*pool_events, *run.overrides.warnings())
     else:
-        events = (*pool_events, *deps.overrides.drain_events(now))
+        events = (*pool_events, *run.overrides.drain_events(now))
     for outcome in outcomes:
         if outcome.nodes is not None:
             events += tuple(node_events(outcome.pool, outcome.nodes, now))
@@ -412,17 +479,10 @@ def run_tick(
         dry_run=dry_run,
         duration_s=time.perf_counter() - started,
         guard=guard,
+        skipped=skipped,
     )
     if guard and not outcomes:
         return report
-    if deps.audit is not None and not dry_run:
-        try:
-            deps.audit.record_tick(report)
-        except OSError as exc:
-            log.error("cannot append to audit log %s: %s", deps.audit.location, exc)
-    for notifier in deps.notifiers:
-        try:
-            notifier.notify(report)
-        except Exception:  # a notifier must never fail the tick
-            log.exception("notifier %s failed", type(notifier).__name__)
+    with deps.report_lock:  # a guard check and a tick may finish together: one report at a time
+        publish(report, deps.audit if not dry_run else None, deps.notifiers)
     return report

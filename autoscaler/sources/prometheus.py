@@ -70,6 +70,7 @@ class PrometheusSource:
             int(settings.max_response_size),
             what=f"Prometheus at {self.shown_url}",
             max_retries=retry,
+            max_in_flight=settings.max_in_flight,  # the tick's pools share this many queries at once
         )
         session.mount(self.url, bounded)
 
