@@ -20,6 +20,7 @@ from autoscaler.core.ports import (
     Clock,
     History,
     LeaderLock,
+    MetricsSource,
     NodeProvider,
     Notifier,
     OverrideProvider,
@@ -77,6 +78,20 @@ class Runtime:
         self.history_cache = history_cache  # `tick` (cron): keep the pools' samples in metrics.history_cache
 
     @cached_property
+    def metrics(self) -> MetricsSource:
+        """The configured source, read incrementally: each query's window whole once, then only what is new (the
+        daemon keeps the samples in memory; a one-shot `tick` in ``metrics.history_cache`` when it is set)."""
+        from autoscaler.sources.incremental import IncrementalSource, SeriesFiles
+
+        config = self.config
+        where = config.metrics.history_cache if self.history_cache else None
+        return IncrementalSource(
+            build_metrics_source(config),
+            max_gap_s=3 * config.daemon.interval.total_seconds(),  # kept samples older than that: read whole again
+            store=SeriesFiles(where) if where is not None else None,
+        )
+
+    @cached_property
     def nomad(self) -> NomadClient:
         """The one Nomad client of this process."""
         return NomadClient(self.config.nomad)
@@ -125,7 +140,7 @@ class Runtime:
         late = history.late_pools(clock.now() - 3 * config.daemon.interval)  # a cron tick's deadline skips go first
         return TickDeps(
             config=config,
-            metrics=build_metrics_source(config),
+            metrics=self.metrics,
             predictor_for=partial(_predictor, config),
             target=NomadTarget(config.nomad, client=self.nomad),
             overrides=build_provider(config, self.store),

@@ -122,7 +122,7 @@ def tick(
 
     cfg = load_config(config)
     only = [p.name for p in select_pools(cfg, pool)]
-    runtime = build_runtime(cfg, clock=clock_of(ctx))
+    runtime = build_runtime(cfg, clock=clock_of(ctx), history_cache=True)
     # The table and the explanations below show each decision once: the console notifier adds only events. With
     # --json, stdout carries only the JSON document (Slack still posts).
     notifiers = build_notifiers(cfg, console=False)
