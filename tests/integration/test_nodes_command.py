@@ -175,3 +175,14 @@ def test_inventory_example_switches_hosts_and_runs_the_hook(tmp_path: Path) -> N
     assert [(r.machine, r.ok) for r in results] == [("gpu-a", True), ("gpu-z", False)]
     assert calls.read_text().splitlines() == ["on gpu-b", "on gpu-c", "off gpu-a"]
     assert [m.id for m in prov.describe(pool()).machines] == ["gpu-b"]
+
+
+def test_machines_that_is_not_a_list_is_refused(tmp_path: Path) -> None:
+    """A reply with "machines" as an object (or a number, or an id twice) is refused, never acted on."""
+    for machines in ('{"a": 1}', "3", '["a", "a"]', '[""]'):
+        prov = provider(
+            script(tmp_path, f"""echo '{{"desired": 1, "machines": {machines}}}'\n""", f"p{len(machines)}.sh")
+        )
+        with pytest.raises(NodeProviderError) as info:
+            prov.describe(pool())
+        assert info.value.code == "Garbage" and "machines" in str(info.value), machines

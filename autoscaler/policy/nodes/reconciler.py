@@ -275,6 +275,24 @@ class NodeReconciler:
         return None
 
 
+def read_fleet(
+    provider: NodeProvider, directory: NodeDirectory, pool: PoolConfig
+) -> tuple[MachineGroup, list[PoolNode]]:
+    """The group, the pool's nodes with their machine ids, and — when some machine has no live node of the pool —
+    the outside nodes claiming one of the group's machines (a foreign machine is never dead). Raises
+    ForescaleError when the provider or Nomad cannot be read."""
+    group = provider.describe(pool)
+    nodes = [replace(n, machine_id=provider.machine_id(pool, n.attributes)) for n in directory.pool_nodes(pool)]
+    claimed = {n.machine_id for n in nodes if n.machine_id and n.status != "down"}
+    if any(m.id not in claimed for m in group.present):
+        ids = {m.id for m in group.present}
+        for node in directory.other_nodes(pool):
+            mapped = replace(node, machine_id=provider.machine_id(pool, node.attributes), in_pool=False)
+            if mapped.machine_id in ids:
+                nodes.append(mapped)
+    return group, nodes
+
+
 def after_actions(
     counts: FleetCounts | None, actions: Sequence[NodeAction], capacity: int, *, planned: bool
 ) -> FleetCounts | None:
