@@ -9,7 +9,7 @@ An edited schedule file is reloaded; an invalid edit keeps the previous rules an
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,8 +40,11 @@ class Overrides(OverrideProvider):
         pools: Sequence[str],
         leads: dict[str, timedelta] | None = None,
         max_duration: timedelta | None = None,
+        *,
+        lead_for: Callable[[str, datetime], timedelta] | None = None,
     ) -> None:
         self.schedule = schedule
+        self.lead_for = lead_for  # the pool's lead time when a rule is evaluated (ports.LeadTimes), else ``leads``
         self.max_duration = max_duration  # overrides.max_duration, enforced again on every read
         self.store = store
         self.pools = list(pools)
@@ -52,10 +55,17 @@ class Overrides(OverrideProvider):
 
     def effects(self, pool: str, now: datetime) -> Sequence[OverrideEffect]:
         self._maybe_reload(now)
-        out: list[OverrideEffect] = list(self.schedule.effects(pool, now))
+        out: list[OverrideEffect] = list(self.current_schedule(now, pool).effects(pool, now))
         records = self._records(pool, now)
         out.extend(o.effect(now) for o in records.active if o.active(now))
         return out
+
+    def current_schedule(self, now: datetime, pool: str | None = None) -> Schedule:
+        """The rules with each pool's lead time as resolved now (rules with their own ``lead`` keep it)."""
+        if self.lead_for is not None:
+            names = [pool] if pool is not None else sorted({r.pool for r in self.schedule.rules})
+            self.schedule = self.schedule.with_leads({name: self.lead_for(name, now) for name in names})
+        return self.schedule
 
     def drain_events(self, now: datetime) -> Sequence[Event]:
         events: list[Event] = []

@@ -33,12 +33,20 @@ from autoscaler.core.deadline import Deadline, within
 from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState, Reason
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
-from autoscaler.core.ports import AuditTrail, ChangeHistory, Clock, MetricsSource, Notifier, OverrideProvider, Target
+from autoscaler.core.ports import (
+    AuditTrail,
+    ChangeHistory,
+    Clock,
+    LeadTimes,
+    MetricsSource,
+    Notifier,
+    OverrideProvider,
+    Target,
+)
 from autoscaler.core.report import Event, PoolOutcome, TickReport
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.policy.decide import decide, estimate
-from autoscaler.policy.nodes import NodeReconciler, node_events
-from autoscaler.policy.nodes import lead_time as configured_lead_time
+from autoscaler.policy.nodes import NodeReconciler, PoolLeadTimes, node_events
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.queue import BacklogWatch, QueueRead, read_queue
 from autoscaler.policy.screen import screen
@@ -107,6 +115,7 @@ class TickDeps:
     history: ActionHistory = field(default_factory=ActionHistory)
     nodes: NodeReconciler | None = None  # machines follow the count (pools with nodes.provider set)
     placement: PlacementWatch = field(default_factory=PlacementWatch)
+    lead_times: LeadTimes = field(default_factory=PoolLeadTimes)  # configured unless built from boots (wiring)
     backlog: BacklogWatch = field(default_factory=BacklogWatch)  # queue-fed pools: backlog growing at max
     shadow: bool = False  # `forescale run --dry-run`: every pool in shadow, whatever its mode
     deadline_s: float | None = None  # a tick's time limit (daemon.tick_deadline); None: none (backtest, demo)
@@ -131,10 +140,9 @@ def write_gate(deps: TickDeps, pool: PoolConfig) -> str | None:
 
 
 def pool_lead_time(deps: TickDeps, pool: PoolConfig, now: datetime) -> LeadTime:
-    """The pool's lead time: configured, or learned from observed boots (``lead_time: auto``)."""
-    if deps.nodes is not None:
-        return deps.nodes.lead_time(pool, now)
-    return configured_lead_time(pool, (), now)
+    """The pool's lead time: configured, or learned from observed boots (``lead_time: auto``): ``deps.lead_times``,
+    the one resolver every reader asks."""
+    return deps.lead_times.of(pool, now)
 
 
 def horizon_seconds(config: Config, pool: PoolConfig, lead_s: float | None = None) -> float:
@@ -387,7 +395,8 @@ def run_tick(
                     deps.history.add_need(PastNeed(now, pool.name, need))
                 outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
                 watch = not dry_run and not guard  # queued-too-long is judged once per tick
-                warning = deps.placement.observe(pool, state, now) if watch else None
+                lead = pool_lead_time(deps, pool, now)
+                warning = deps.placement.observe(pool, state, now, lead) if watch else None
                 if warning is not None:
                     pool_events.append(warning)
                 backlog_event = deps.backlog.observe(pool, decision, now) if watch else None

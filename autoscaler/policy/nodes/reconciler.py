@@ -29,7 +29,7 @@ from autoscaler.core.nodes import (
 )
 from autoscaler.core.ports import Clock, NodeDirectory, NodeProvider
 from autoscaler.core.settings.forescale import PoolConfig
-from autoscaler.policy.nodes.boots import lead_time
+from autoscaler.policy.nodes.boots import PoolLeadTimes
 from autoscaler.policy.nodes.plan import NodeMemoryView, NodePlan, plan_nodes, project_capacity
 
 log = logging.getLogger("forescale.nodes")
@@ -96,9 +96,10 @@ class NodeReconciler:
         self.directory = directory
         self.clock = clock
         self.memory = memory or NodeMemory()
+        self.lead_times = PoolLeadTimes(lambda: self.memory.boots)  # the pools' one lead time (ports.LeadTimes)
 
     def lead_time(self, pool: PoolConfig, now: datetime) -> LeadTime:
-        return lead_time(pool, self.memory.boots, now)
+        return self.lead_times.of(pool, now)
 
     def step(
         self,
