@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, partial
 
 from autoscaler.core.clock import SystemClock
@@ -20,10 +20,10 @@ from autoscaler.core.ports import (
     Clock,
     History,
     LeaderLock,
+    LeadTimes,
     MetricsSource,
     NodeProvider,
     Notifier,
-    OverrideProvider,
     OverrideStore,
 )
 from autoscaler.core.settings.forescale import Config, PoolConfig
@@ -37,7 +37,7 @@ from autoscaler.notify import registry as notify_registry
 from autoscaler.notify.audit import AuditLog
 from autoscaler.notify.metrics import METRICS, NotifyMetrics
 from autoscaler.notify.registry import NotifierOptions
-from autoscaler.policy.nodes import NodeMemory, NodeReconciler
+from autoscaler.policy.nodes import NodeMemory, NodeReconciler, PoolLeadTimes
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.runner import FairOrder
 from autoscaler.policy.tick import ActionHistory, TickDeps
@@ -46,18 +46,18 @@ from autoscaler.targets.nomad import NomadTarget
 from overrides import registry as overrides_registry
 from overrides.manual import PoolRecords
 from overrides.provider import Overrides
-from overrides.schedule import schedule_for, transition_times
+from overrides.schedule import schedule_for, schedule_transitions
 from predictor.base import Predictor
 
 log = logging.getLogger("forescale.wiring")
 
 
-def _predictor(config: Config, pool: PoolConfig) -> Predictor:
-    """The pool's model; imported on first use (scikit-learn costs seconds: `override`, `schedule` and `config`
-    commands build a tick's parts without ever forecasting)."""
+def _predictor(config: Config, lead_times: LeadTimes, clock: Clock, pool: PoolConfig) -> Predictor:
+    """The pool's model, calibrated for the lead time it plans with now; imported on first use (scikit-learn costs
+    seconds: `override`, `schedule` and `config` commands build a tick's parts without ever forecasting)."""
     from predictor.factory import make_predictor
 
-    return make_predictor(config.predictor, pool)
+    return make_predictor(config.predictor, pool, lead_times.of(pool, clock.now()).seconds)
 
 
 class Runtime:
@@ -120,6 +120,21 @@ class Runtime:
         return overrides_registry.build_store(self.config, lambda: self.nomad)
 
     @cached_property
+    def nodes(self) -> NodeReconciler | None:
+        """The node step for pools with a provider (its memory read back from the audit log)."""
+        return build_nodes(self.config, self.nomad, self.clock, self.audit)
+
+    @cached_property
+    def lead_times(self) -> LeadTimes:
+        """Every pool's one lead time (``ports.LeadTimes``): learned from the node step's boots, else configured."""
+        return self.nodes.lead_times if self.nodes is not None else PoolLeadTimes()
+
+    @cached_property
+    def overrides(self) -> Overrides:
+        """Schedule rules + the store; a rule's pre-warming follows the pool's lead time when it is evaluated."""
+        return build_provider(self.config, self.store, self.lead_times, self.clock)
+
+    @cached_property
     def leadership(self) -> Leadership:
         """The locks this process holds while acting (``build_leadership``), on the one client."""
         return build_leadership(self.config, self.nomad, shadow=self.shadow)
@@ -141,14 +156,15 @@ class Runtime:
         return TickDeps(
             config=config,
             metrics=self.metrics,
-            predictor_for=partial(_predictor, config),
+            predictor_for=partial(_predictor, config, self.lead_times, clock),
             target=NomadTarget(config.nomad, client=self.nomad),
-            overrides=build_provider(config, self.store),
+            overrides=self.overrides,
             clock=clock,
             notifiers=build_notifiers(config) if notifiers is None else notifiers,
             audit=self.audit,
             history=actions,
-            nodes=build_nodes(config, self.nomad, clock, self.audit),
+            nodes=self.nodes,
+            lead_times=self.lead_times,
             placement=placement,
             shadow=self.shadow,
             deadline_s=config.daemon.deadline().total_seconds(),
@@ -162,7 +178,7 @@ class Runtime:
         metrics and leader election; its recorder is the tick's first notifier (health sees a tick before Slack
         does) and its leader gate is in the tick's parts."""
         config = self.config
-        transitions = partial(transition_times, config) if config.overrides.schedule_file else None
+        transitions = partial(self._transitions) if config.overrides.schedule_file else None
         watcher = OverrideWatcher(
             self.store,
             [p.name for p in config.pools if p.mode != "off"],
@@ -179,6 +195,10 @@ class Runtime:
             leadership=self.leadership,
             recorder=recorder,
         )
+
+    def _transitions(self, start: datetime, end: datetime) -> list[datetime]:
+        """Where the schedule's floors and ceilings start and end, with the leads in force now."""
+        return schedule_transitions(self.overrides.current_schedule(start), start, end)
 
 
 def build_runtime(
@@ -260,14 +280,28 @@ def build_store(config: Config) -> OverrideStore[PoolRecords]:
     return overrides_registry.build_store(config)
 
 
-def build_provider(config: Config, store: OverrideStore[PoolRecords] | None = None) -> OverrideProvider:
-    """Schedule rules + the configured store. Raises ConfigError for an invalid schedule file."""
+def build_provider(
+    config: Config,
+    store: OverrideStore[PoolRecords] | None = None,
+    lead_times: LeadTimes | None = None,
+    clock: Clock | None = None,
+) -> Overrides:
+    """Schedule rules + the configured store; a rule without its own ``lead`` pre-warms by the pool's lead time as
+    ``lead_times`` resolves it when the rule is evaluated (default: the configured one). Raises ConfigError for an
+    invalid schedule file."""
+    pools = {p.name: p for p in config.pools}
+    resolve = lead_times or PoolLeadTimes()
+
+    def lead_for(pool: str, now: datetime) -> timedelta:
+        return timedelta(seconds=resolve.of(pools[pool], now).seconds)
+
     return Overrides(
         schedule_for(config),
         store or build_store(config),
-        [p.name for p in config.pools],
+        list(pools),
         {p.name: p.lead_time for p in config.pools},
         config.overrides.max_duration,
+        lead_for=lead_for,
     )
 
 

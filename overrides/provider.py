@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,8 +46,11 @@ class Overrides(OverrideProvider):
         pools: Sequence[str],
         leads: dict[str, timedelta] | None = None,
         max_duration: timedelta | None = None,
+        *,
+        lead_for: Callable[[str, datetime], timedelta] | None = None,
     ) -> None:
         self.schedule = schedule
+        self.lead_for = lead_for  # the pool's lead time when a rule is evaluated (ports.LeadTimes), else ``leads``
         self.max_duration = max_duration  # overrides.max_duration, enforced again on every read
         self.store = store
         self.pools = list(pools)
@@ -59,10 +62,20 @@ class Overrides(OverrideProvider):
 
     def effects(self, pool: str, now: datetime) -> Sequence[OverrideEffect]:
         self._maybe_reload(now)
-        out: list[OverrideEffect] = list(self.schedule.effects(pool, now))
+        out: list[OverrideEffect] = list(self.current_schedule(now, pool).effects(pool, now))
         records = self._records(pool, now)
         out.extend(o.effect(now) for o in records.active if o.active(now))
         return out
+
+    def current_schedule(self, now: datetime, pool: str | None = None) -> Schedule:
+        """The rules with each pool's lead time as resolved now (rules with their own ``lead`` keep it)."""
+        if self.lead_for is None:
+            return self.schedule
+        names = [pool] if pool is not None else sorted({r.pool for r in self.schedule.rules})
+        leads = {name: self.lead_for(name, now) for name in names}
+        with self._lock:  # the tick's pools (threads) ask at once: each gets the rules with its own lead in
+            self.schedule = self.schedule.with_leads(leads)
+            return self.schedule
 
     def drain_events(self, now: datetime, current: Mapping[str, PoolRecords] | None = None) -> Sequence[Event]:
         """Expire what is due (``current``: the store as this tick read it, when it did) and report the problems."""
@@ -87,17 +100,19 @@ class Overrides(OverrideProvider):
     def for_tick(self, pools: Sequence[str], now: datetime) -> TickOverrides:
         """One tick's view: the schedule file checked once, the store read once for every configured pool."""
         self._maybe_reload(now)
+        schedule = self.current_schedule(now)  # every pool's lead time resolved once
         names = list(dict.fromkeys([*self.pools, *pools]))
         if self.store is None:
-            return TickOverrides(self, {}, None)
+            return TickOverrides(self, schedule, {}, None)
         try:
             raw = self.store.read(names)
         except OverrideError as exc:
-            return TickOverrides(self, {p: self._fallback(p, now, exc).capped(self.max_duration) for p in names}, None)
+            fallback = {p: self._fallback(p, now, exc).capped(self.max_duration) for p in names}
+            return TickOverrides(self, schedule, fallback, None)
         records = {p: raw[p].capped(self.max_duration) for p in names}
         with self._lock:
             self._last_good.update({p: (r, now) for p, r in records.items()})
-        return TickOverrides(self, records, raw)
+        return TickOverrides(self, schedule, records, raw)
 
     # ------------------------------------------------------------------ internals
 
@@ -158,16 +173,21 @@ class TickOverrides(OverrideProvider):
     override to expire). A pool the read does not cover is asked of the provider itself."""
 
     def __init__(
-        self, parent: Overrides, records: Mapping[str, PoolRecords], raw: Mapping[str, PoolRecords] | None
+        self,
+        parent: Overrides,
+        schedule: Schedule,
+        records: Mapping[str, PoolRecords],
+        raw: Mapping[str, PoolRecords] | None,
     ) -> None:
         self.parent = parent
+        self.schedule = schedule
         self.records = dict(records)
         self.raw = raw
 
     def effects(self, pool: str, now: datetime) -> Sequence[OverrideEffect]:
         if pool not in self.records and self.parent.store is not None:
             return self.parent.effects(pool, now)
-        out: list[OverrideEffect] = list(self.parent.schedule.effects(pool, now))
+        out: list[OverrideEffect] = list(self.schedule.effects(pool, now))
         records = self.records.get(pool) or PoolRecords()
         out.extend(o.effect(now) for o in records.active if o.active(now))
         return out

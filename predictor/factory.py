@@ -13,21 +13,22 @@ if TYPE_CHECKING:
     from autoscaler.core.settings.forescale import PoolConfig
 
 
-def make_predictor(settings: PredictorSettings, pool: PoolConfig) -> Predictor:
-    """One predictor instance per pool (models are stateless; this is cheap)."""
+def make_predictor(settings: PredictorSettings, pool: PoolConfig, lead_s: float | None = None) -> Predictor:
+    """One predictor instance per pool (models are stateless; this is cheap). ``lead_s``: the lead time the pool
+    plans with now (``ports.LeadTimes``: configured or learned); default the configured one."""
     if settings.model == "trend_lr":
         return LinearTrendPredictor(window_s=settings.trend_window.total_seconds())
     return SeasonalPredictor(
         history_s=settings.history.total_seconds(),
         slo_unserved_pct=settings.slo_unserved_pct,
-        policy=policy_shape(pool),
+        policy=policy_shape(pool, lead_s),
     )
 
 
-def policy_shape(pool: PoolConfig) -> PolicyShape:
+def policy_shape(pool: PoolConfig, lead_s: float | None = None) -> PolicyShape:
     """What the pool's policy does without headroom (lead time, guard, scale-in window), for calibration."""
     return PolicyShape(
-        lead_s=pool.lead_time.total_seconds(),
+        lead_s=pool.lead_time.total_seconds() if lead_s is None else lead_s,
         guard_s=pool.guard.interval.total_seconds() if pool.guard.enabled else None,
         window_s=pool.scale_in_window.total_seconds(),
     )

@@ -159,14 +159,14 @@ def learned_lead_time(cfg: Config, pool_name: str, now: datetime | None = None) 
     """``lead_time: auto``: replay with the lead time the daemon plans with now (p95 of the boots in the audit
     log once enough are seen, else ``lead_time_initial``), so the backtest takes the same lead time."""
     from autoscaler.notify.audit import AuditLog
-    from autoscaler.policy.nodes import lead_time
+    from autoscaler.policy.nodes import PoolLeadTimes
 
     pool = cfg.pool(pool_name)
     if not pool.lead_time_auto:
         return cfg, None
     now = now or datetime.now(UTC)
     boots, _ = AuditLog(cfg.audit_log).node_history(now - pool.nodes.boot_window)
-    lead = lead_time(pool, boots, now)
+    lead = PoolLeadTimes(lambda: boots).of(pool, now)  # the daemon's resolver, over the audit log's boots
     fixed = pool.model_copy(update={"lead_time": timedelta(seconds=round(lead.seconds)), "lead_time_auto": False})
     cfg = cfg.model_copy(update={"pools": [fixed if p.name == pool_name else p for p in cfg.pools]})
     return cfg, f"{pool_name}: {lead.explain()} — from {cfg.audit_log}"

@@ -303,6 +303,7 @@ def config_check(
         problems = extra_checks(cfg) + ([] if no_env else environment_checks(cfg))
         bounds = BoundsCheck([], "scaling bounds in Nomad not checked (--no-env)") if no_env else check_pools(cfg)
         problems += bounds.problems
+        groups: tuple[list[str], str | None] = ([], None) if no_env else _group_warnings(cfg)
     except ConfigError as exc:
         if not as_json:
             raise
@@ -326,14 +327,15 @@ def config_check(
             "pools": pools,
             "nomad_address": redact_url(cfg.nomad.address),
             "nomad_address_from": cfg.nomad.address_origin,
-            "warnings": config_warnings(cfg),
+            "warnings": config_warnings(cfg) + groups[0],
             "nomad_checks": bounds.note,
+            "machine_checks": groups[1],
             "adapters": adapters_in_use(cfg),
         }
         typer.echo(redact(json.dumps(doc, indent=2)))
         return
-    for warning in config_warnings(cfg):
-        console.print(f"[yellow]warning[/]: {config}: {warning}", highlight=False)
+    for warning in config_warnings(cfg) + groups[0]:
+        console.print(f"[yellow]warning[/]: {markup_safe(config)}: {markup_safe(warning)}", highlight=False)
     names = ", ".join(f"{p.name}" + ("" if p.mode == "active" else f" ({p.mode})") for p in cfg.pools)
     console.print(f"[green]ok[/]: {markup_safe(config)} is valid ({len(cfg.pools)} pool(s): {names})", highlight=False)
     console.print(
@@ -342,6 +344,18 @@ def config_check(
         highlight=False,
     )
     console.print(f"uses: {markup_safe(describe_adapters(cfg))}", highlight=False)
+    if groups[1]:
+        console.print(f"machines: {markup_safe(groups[1])}", highlight=False)
+
+
+def _group_warnings(cfg: Config) -> tuple[list[str], str | None]:
+    """Machine groups as they are now (pools with nodes.provider): foreign or shared machines, provider warnings."""
+    if not any(p.nodes.enabled and p.mode != "off" for p in cfg.pools):
+        return [], None
+    from autoscaler.jobspec.bounds import probe_client
+    from autoscaler.nodes.online import check_groups
+
+    return check_groups(cfg, probe_client(cfg))
 
 
 def _register_subcommands() -> None:

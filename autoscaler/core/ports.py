@@ -5,6 +5,7 @@
     Target            where a pool's counts are read and its desired count applied (Nomad, the simulated cluster)
     NodeProvider      a pool's machines: capacity up, exact machines down (AWS Auto Scaling Group, a command)
     NodeDirectory     Nomad's view of a pool's nodes: list with allocations, drain, eligibility, purge
+    LeadTimes         the one lead time of each pool, configured or learned from boots, asked by every reader
     ChangeHistory     a target's own record of recent changes (Nomad's scaling events), for cooldowns
     Notifier          who is told (console, Slack); close() flushes background delivery
     AuditTrail        where every tick's decisions are recorded for later (the JSONL audit log)
@@ -30,7 +31,7 @@ from autoscaler.core.report import Event, TickReport
 
 if TYPE_CHECKING:  # annotations only: `forescale --help` must not pay for what these import
     from autoscaler.core.history import PlacementRecord
-    from autoscaler.core.nodes import BootSample, MachineGroup, PoolNode, TerminateResult
+    from autoscaler.core.nodes import BootSample, LeadTime, MachineGroup, PoolNode, TerminateResult
     from autoscaler.core.series import RateSeries
     from autoscaler.core.settings.forescale import PoolConfig
 
@@ -137,6 +138,16 @@ class NodeDirectory(Protocol):
 
     def purge(self, node_id: str) -> None:
         """Remove the node from Nomad (after its machine is terminated)."""
+        ...
+
+
+class LeadTimes(Protocol):
+    """A pool's lead time (asking for a node → it serves), resolved in one place: configured, or learned from the
+    boots forescale saw (``lead_time: auto``). The tick's horizon, schedule rules' pre-warming, the predictor's
+    headroom calibration, the queued-too-long warning and the backtest all ask it."""
+
+    def of(self, pool: PoolConfig, now: datetime) -> LeadTime:
+        """The lead time ``pool`` plans with at ``now``, and where it came from."""
         ...
 
 

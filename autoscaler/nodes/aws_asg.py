@@ -314,13 +314,7 @@ class AwsAsgProvider:
                 f"{self.where}: {desired} machines is above the group's MaxSize {group.max} (not asked)",
                 code="AboveMax",
             )
-        self._call(
-            "autoscaling",
-            "set_desired_capacity",
-            AutoScalingGroupName=self.settings.asg_name,
-            DesiredCapacity=desired,
-            HonorCooldown=False,
-        )
+        self._set_desired(desired)
         log.info("%s: desired capacity %d → %d (pool %s)", self.where, group.desired, desired, pool.name)
         return f"{self.where}: desired capacity {group.desired} → {desired}"
 
@@ -337,13 +331,7 @@ class AwsAsgProvider:
                 "pick instances to terminate itself, undrained); the next tick looks again",
                 code="Appeared",
             )
-        self._call(
-            "autoscaling",
-            "set_desired_capacity",
-            AutoScalingGroupName=self.settings.asg_name,
-            DesiredCapacity=desired,
-            HonorCooldown=False,
-        )
+        self._set_desired(desired)
         before = int(fresh.get("DesiredCapacity") or 0)
         log.info(
             "%s: desired capacity %d → %d: launches that never came cancelled (pool %s)",
@@ -353,6 +341,16 @@ class AwsAsgProvider:
             pool.name,
         )
         return f"{self.where}: desired capacity {before} → {desired}"
+
+    def _set_desired(self, desired: int) -> None:
+        """``SetDesiredCapacity`` at once (``HonorCooldown=False``: forescale's own cooldowns decide)."""
+        self._call(
+            "autoscaling",
+            "set_desired_capacity",
+            AutoScalingGroupName=self.settings.asg_name,
+            DesiredCapacity=desired,
+            HonorCooldown=False,
+        )
 
     def terminate(
         self, pool: PoolConfig, group: MachineGroup, machines: Sequence[str], *, replace: bool = False

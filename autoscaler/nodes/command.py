@@ -25,7 +25,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -75,31 +75,28 @@ class CommandProvider:
         return pool.nodes.instance_attribute or HOSTNAME_ATTRIBUTE
 
     def cancel_launches(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
-        reply = self.run(pool, "cancel", desired, [])
-        after = _int(reply, "desired", self.where)
-        if after != desired:
-            raise NodeProviderError(
-                f"{self.where}: asked to lower the capacity to {desired}, it answered desired={after}"
-                + (f" ({reply.get('message')})" if reply.get("message") else ""),
-                code="Refused",
-            )
-        message = str(reply.get("message") or "").strip()
-        return f"{self.where}: capacity {group.desired} → {after}" + (f" ({message})" if message else "")
+        return self._resize(pool, group, "cancel", desired, lambda after: after == desired, "Refused")
 
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
         if group.max is not None and desired > group.max:
             raise NodeProviderError(
                 f"{self.where}: {desired} machines is above the group's max {group.max} (not asked)", code="AboveMax"
             )
-        reply = self.run(pool, "scale_out", desired, [])
+        return self._resize(pool, group, "scale_out", desired, lambda after: after >= desired, "Short")
+
+    def _resize(
+        self, pool: PoolConfig, group: MachineGroup, action: str, desired: int, ok: Callable[[int], bool], code: str
+    ) -> str:
+        """Run ``action`` towards ``desired``; the reply's capacity must satisfy ``ok`` (else NodeProviderError)."""
+        reply = self.run(pool, action, desired, [])
         after = _int(reply, "desired", self.where)
-        if after < desired:
-            raise NodeProviderError(
-                f"{self.where}: asked for {desired} machines, it answered desired={after}"
-                + (f" ({reply.get('message')})" if reply.get("message") else ""),
-                code="Short",
-            )
         message = str(reply.get("message") or "").strip()
+        if not ok(after):
+            raise NodeProviderError(
+                f"{self.where}: asked for a capacity of {desired} ({action}), it answered desired={after}"
+                + (f" ({message})" if message else ""),
+                code=code,
+            )
         return f"{self.where}: capacity {group.desired} → {after}" + (f" ({message})" if message else "")
 
     def terminate(

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from autoscaler.core.decision import PoolState
 from autoscaler.core.durations import format_duration
 from autoscaler.core.history import PLACED, UNPLACEABLE, PlacementRecord
+from autoscaler.core.nodes import LeadTime
 from autoscaler.core.report import Event
 from autoscaler.core.settings.forescale import PoolConfig
 
@@ -42,7 +43,9 @@ class PlacementWatch:
     def __init__(self) -> None:
         self.episodes: dict[str, QueuedEpisode] = {}
 
-    def observe(self, pool: PoolConfig, state: PoolState, now: datetime) -> Event | None:
+    def observe(self, pool: PoolConfig, state: PoolState, now: datetime, lead: LeadTime | None = None) -> Event | None:
+        """``lead``: the pool's lead time now (``ports.LeadTimes``); the warning's default delay is twice it."""
+        delay = pool.queued_warning_delay(timedelta(seconds=lead.seconds) if lead is not None else None)
         episode = self.episodes.get(pool.name)
         if state.queued <= 0:
             if episode is None:
@@ -62,7 +65,7 @@ class PlacementWatch:
         if episode is None:
             episode = self.episodes[pool.name] = QueuedEpisode(now)
         waited = now - episode.since
-        if episode.warned or waited < pool.queued_warning_delay():
+        if episode.warned or waited < delay:
             return None
         episode.warned = True
         workers = "worker" if state.queued == 1 else "workers"
@@ -71,7 +74,7 @@ class PlacementWatch:
             UNPLACEABLE,
             pool.name,
             f"{state.queued} {workers} cannot be placed: no eligible GPU node{why}; queued for {_span(waited)} "
-            f"(since {episode.since:%H:%M} UTC, longer than {_span(pool.queued_warning_delay())}); "
+            f"(since {episode.since:%H:%M} UTC, longer than {_span(delay)}); "
             f"{state.desired} desired, {state.placed} placed",
             now,
             {

@@ -38,6 +38,7 @@ from autoscaler.core.ports import (
     AuditTrail,
     ChangeHistory,
     Clock,
+    LeadTimes,
     MetricsSource,
     Notifier,
     OverrideProvider,
@@ -47,8 +48,7 @@ from autoscaler.core.ports import (
 from autoscaler.core.report import Event, PoolOutcome, TickReport
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.policy.decide import decide, estimate
-from autoscaler.policy.nodes import NodeReconciler, node_events
-from autoscaler.policy.nodes import lead_time as configured_lead_time
+from autoscaler.policy.nodes import NodeReconciler, PoolLeadTimes, node_events
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.queue import BacklogWatch, QueueRead, read_queue
 from autoscaler.policy.runner import FairOrder, PoolLocks, publish, run_pools
@@ -123,6 +123,7 @@ class TickDeps:
     history: ActionHistory = field(default_factory=ActionHistory)
     nodes: NodeReconciler | None = None  # machines follow the count (pools with nodes.provider set)
     placement: PlacementWatch = field(default_factory=PlacementWatch)
+    lead_times: LeadTimes = field(default_factory=PoolLeadTimes)  # configured unless built from boots (wiring)
     backlog: BacklogWatch = field(default_factory=BacklogWatch)  # queue-fed pools: backlog growing at max
     shadow: bool = False  # `forescale run --dry-run`: every pool in shadow, whatever its mode
     deadline_s: float | None = None  # a tick's time limit (daemon.tick_deadline); None: none (backtest, demo)
@@ -151,10 +152,9 @@ def write_gate(deps: TickDeps, pool: PoolConfig) -> str | None:
 
 
 def pool_lead_time(deps: TickDeps, pool: PoolConfig, now: datetime) -> LeadTime:
-    """The pool's lead time: configured, or learned from observed boots (``lead_time: auto``)."""
-    if deps.nodes is not None:
-        return deps.nodes.lead_time(pool, now)
-    return configured_lead_time(pool, (), now)
+    """The pool's lead time: configured, or learned from observed boots (``lead_time: auto``): ``deps.lead_times``,
+    the one resolver every reader asks."""
+    return deps.lead_times.of(pool, now)
 
 
 def horizon_seconds(config: Config, pool: PoolConfig, lead_s: float | None = None) -> float:
@@ -460,7 +460,11 @@ def run_tick(
         if got.need is not None:
             deps.history.add_need(got.need)
         if watch and got.state is not None and got.decision is not None:
-            for event in (deps.placement.observe(pool, got.state, now), deps.backlog.observe(pool, got.decision, now)):
+            lead = pool_lead_time(deps, pool, now)
+            for event in (
+                deps.placement.observe(pool, got.state, now, lead),
+                deps.backlog.observe(pool, got.decision, now),
+            ):
                 if event is not None:
                     pool_events.append(event)
     if dry_run or guard:  # expired overrides are announced by ticks; a quiet guard tells nobody

@@ -171,3 +171,20 @@ def test_unreachable_endpoint_is_retryable(aws: Aws) -> None:
     with pytest.raises(NodeProviderError) as info:
         AwsAsgProvider(settings).describe(pool())
     assert info.value.retryable and "cannot reach AWS" in str(info.value)
+
+
+def test_an_html_page_or_a_cut_answer_is_a_clear_error_and_assumes_nothing(aws: Aws, asg_proxy: Any) -> None:
+    """An HTML 200 (a proxy, a captive portal) was a KeyError('DescribeAutoScalingGroupsResult'); a cut XML body
+    the same. Both are a NodeProviderError that says what AWS answered, retryable, and nothing is assumed."""
+    aws.create_asg(desired=2)
+    prov = AwsAsgProvider(
+        AwsAsgSettings(asg_name="gpu-ocr", region=aws.region, endpoint_url=asg_proxy.url, max_attempts=1)
+    )
+    for kind in ("html", "truncated"):
+        asg_proxy.fail_next(kind, 1, action="DescribeAutoScalingGroups")
+        with pytest.raises(NodeProviderError) as info:
+            prov.describe(pool())
+        text = str(info.value)
+        assert "not the API's XML" in text and "nothing is assumed changed" in text and "KeyError" not in text
+        assert info.value.retryable
+    assert prov.describe(pool()).desired == 2  # the next answer is read as usual

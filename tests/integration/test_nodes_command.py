@@ -124,7 +124,7 @@ esac
     results = prov.terminate(pool(), group, ["a", "b"])
     assert [(r.machine, r.ok) for r in results] == [("a", True), ("b", False)]
     assert "host is locked" in (results[1].error or "")
-    with pytest.raises(NodeProviderError, match="asked for 5 machines, it answered desired=2"):
+    with pytest.raises(NodeProviderError, match=r"asked for a capacity of 5 \(scale_out\), it answered desired=2"):
         prov.scale_out(pool(), group, 5)
 
 
@@ -168,10 +168,21 @@ def test_inventory_example_switches_hosts_and_runs_the_hook(tmp_path: Path) -> N
     assert (group.desired, group.max, [m.id for m in group.machines]) == (1, 3, ["gpu-a"])
     prov.scale_out(pool(), group, 2)
     assert "gpu-b active" in inv.read_text() and inv.read_text().startswith("# rack 4\n")
-    with pytest.raises(NodeProviderError, match="asked for 3 machines, it answered desired=2"):
+    with pytest.raises(NodeProviderError, match=r"asked for a capacity of 3 \(scale_out\), it answered desired=2"):
         prov.scale_out(pool(), prov.describe(pool()), 3)  # gpu-c's hook fails: it stays standby
     assert "gpu-c standby" in inv.read_text()
     results = prov.terminate(pool(), prov.describe(pool()), ["gpu-a", "gpu-z"])
     assert [(r.machine, r.ok) for r in results] == [("gpu-a", True), ("gpu-z", False)]
     assert calls.read_text().splitlines() == ["on gpu-b", "on gpu-c", "off gpu-a"]
     assert [m.id for m in prov.describe(pool()).machines] == ["gpu-b"]
+
+
+def test_machines_that_is_not_a_list_is_refused(tmp_path: Path) -> None:
+    """A reply with "machines" as an object (or a number, or an id twice) is refused, never acted on."""
+    for machines in ('{"a": 1}', "3", '["a", "a"]', '[""]'):
+        prov = provider(
+            script(tmp_path, f"""echo '{{"desired": 1, "machines": {machines}}}'\n""", f"p{len(machines)}.sh")
+        )
+        with pytest.raises(NodeProviderError) as info:
+            prov.describe(pool())
+        assert info.value.code == "Garbage" and "machines" in str(info.value), machines

@@ -276,3 +276,17 @@ def test_a_busy_drain_follows_max_parallel_and_terminates_only_when_done(make: M
         if len(terminated) == 4:
             break
     assert len(terminated) == 4 and len(world.instances()) >= 1
+
+
+def test_a_wrong_machine_attribute_never_reaps_the_pool(make: Make) -> None:
+    # nodes.instance_attribute set to the hostname by mistake: no node names an instance of the group, so every
+    # machine looks like it never registered. Reaping them after boot_timeout would take the pool to zero.
+    world = make(machines=3, instance_attribute="unique.hostname")
+    world.rate(20.0)
+    world.tick()
+    world.advance(timedelta(minutes=30))
+    step = world.tick()
+    assert not step.done("reap") and not step.done("drain") and len(world.instances()) == 3
+    assert len(world.running()) == 3
+    kept = [a for a in step.nodes.actions if a.kind == "problem" and "mapping may be wrong" in a.message]
+    assert len(kept) == 3

@@ -312,9 +312,12 @@ class PoolConfig(_Strict):
             raise ValueError(f"min ({self.min}) is above max ({self.max}); lower min or raise max")
         return self
 
-    def queued_warning_delay(self) -> timedelta:
-        """How long workers may stay queued before the "cannot be placed" warning (default 2 × lead_time)."""
-        return self.queued_warning_after if self.queued_warning_after is not None else 2 * self.lead_time
+    def queued_warning_delay(self, lead: timedelta | None = None) -> timedelta:
+        """How long workers may stay queued before the "cannot be placed" warning (default 2 × the lead time the
+        pool plans with: ``lead``, resolved by ``ports.LeadTimes``; else the configured one)."""
+        if self.queued_warning_after is not None:
+            return self.queued_warning_after
+        return 2 * (lead if lead is not None else self.lead_time)
 
 
 class DaemonSettings(_Strict):

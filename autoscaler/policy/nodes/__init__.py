@@ -15,7 +15,7 @@ and returns a ``NodeReport``:
 """
 
 from autoscaler.core.nodes import Backoff
-from autoscaler.policy.nodes.boots import lead_time
+from autoscaler.policy.nodes.boots import PoolLeadTimes, lead_time
 from autoscaler.policy.nodes.drain import DEFAULT_DRAIN_DEADLINE, drain_deadline, node_drain_deadline
 from autoscaler.policy.nodes.events import node_events, problem_kind
 from autoscaler.policy.nodes.fleet import Fleet, Slot, classify
@@ -31,6 +31,7 @@ __all__ = [
     "NodeMemoryView",
     "NodePlan",
     "NodeReconciler",
+    "PoolLeadTimes",
     "Slot",
     "classify",
     "drain_deadline",

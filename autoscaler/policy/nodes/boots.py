@@ -8,7 +8,7 @@ already serving when forescale first saw it (an existing fleet, a restart) teach
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -61,3 +61,14 @@ def lead_time(pool: PoolConfig, samples: Sequence[BootSample], now: datetime) ->
     if len(window) < pool.nodes.min_boots or p95 is None:
         return LeadTime(configured, "initial", len(window), p50, p95)
     return LeadTime(p95, "learned", len(window), p50, p95)
+
+
+class PoolLeadTimes:
+    """Implements ``LeadTimes``: every pool's lead time from one source of boots (the node step's memory, the
+    audit log's boots for a backtest; none: every pool its configured value)."""
+
+    def __init__(self, boots: Callable[[], Sequence[BootSample]] = tuple) -> None:
+        self._boots = boots
+
+    def of(self, pool: PoolConfig, now: datetime) -> LeadTime:
+        return lead_time(pool, self._boots(), now)

@@ -136,6 +136,9 @@ class _Steps:
         settings, blocked = self.settings, self.group.state.scale_in_blocked
         bound = format_duration_s(settings.boot_timeout.total_seconds())
         floor = self.group.min or 0
+        # A node of the pool that names no machine of the group (attribute missing, or naming something else)
+        # means the node ↔ machine mapping cannot be trusted: a machine "without a node" may be that node's.
+        unmatched = [n for n in (*fleet.unnamed, *fleet.strays) if n.status != "down"]
         for slot in fleet.of("unregistered", "down"):
             machine, node = slot.machine, slot.node
             since = slot.since or self.mem.first_seen.get(machine.id) or now
@@ -147,6 +150,18 @@ class _Steps:
                     f"(boot_timeout {bound})"
                 )
                 hint = f"check its Nomad client (config, node pool/class, the {self.node_key} attribute)"
+                if unmatched:
+                    names = ", ".join(sorted(n.name for n in unmatched)[:3])
+                    self.problem(
+                        key,
+                        f"{what}: kept — {len(unmatched)} live node(s) of the pool ({names}) name no machine of "
+                        f"{self.group.name} by {self.node_key}: the node ↔ machine mapping may be wrong, so no machine "
+                        "without a node is reaped until every node of the pool names one (check "
+                        "nodes.instance_attribute and the clients' fingerprint)",
+                        machine=machine.id,
+                        seconds=age,
+                    )
+                    continue
             else:
                 if age <= settings.down_timeout.total_seconds():
                     continue

@@ -30,7 +30,7 @@ from autoscaler.core.nodes import (
 )
 from autoscaler.core.ports import Clock, NodeDirectory, NodeProvider, TickScoped
 from autoscaler.core.settings.forescale import PoolConfig
-from autoscaler.policy.nodes.boots import lead_time
+from autoscaler.policy.nodes.boots import PoolLeadTimes
 from autoscaler.policy.nodes.plan import NodeMemoryView, NodePlan, plan_nodes, project_capacity
 
 log = logging.getLogger("forescale.nodes")
@@ -108,9 +108,10 @@ class NodeReconciler:
         self.directory = directory
         self.clock = clock
         self.memory = memory or NodeMemory()
+        self.lead_times = PoolLeadTimes(lambda: self.memory.boots)  # the pools' one lead time (ports.LeadTimes)
 
     def lead_time(self, pool: PoolConfig, now: datetime) -> LeadTime:
-        return lead_time(pool, self.memory.boots, now)
+        return self.lead_times.of(pool, now)
 
     def for_tick(self) -> NodeReconciler:
         """This reconciler for one tick: the same providers and memory, reading Nomad's nodes through the
@@ -294,6 +295,24 @@ class NodeReconciler:
         elif action.kind == "purge" and action.node_id:
             self.directory.purge(action.node_id)
         return None
+
+
+def read_fleet(
+    provider: NodeProvider, directory: NodeDirectory, pool: PoolConfig
+) -> tuple[MachineGroup, list[PoolNode]]:
+    """The group, the pool's nodes with their machine ids, and — when some machine has no live node of the pool —
+    the outside nodes claiming one of the group's machines (a foreign machine is never dead). Raises
+    ForescaleError when the provider or Nomad cannot be read."""
+    group = provider.describe(pool)
+    nodes = [replace(n, machine_id=provider.machine_id(pool, n.attributes)) for n in directory.pool_nodes(pool)]
+    claimed = {n.machine_id for n in nodes if n.machine_id and n.status != "down"}
+    if any(m.id not in claimed for m in group.present):
+        ids = {m.id for m in group.present}
+        for node in directory.other_nodes(pool):
+            mapped = replace(node, machine_id=provider.machine_id(pool, node.attributes), in_pool=False)
+            if mapped.machine_id in ids:
+                nodes.append(mapped)
+    return group, nodes
 
 
 def after_actions(

@@ -327,3 +327,19 @@ def test_classify_gives_every_present_machine_exactly_one_slot() -> None:
     kinds: dict[str, str] = {s.machine.id: s.kind for s in fleet.slots}
     assert kinds == {"i-1": "serving", "i-2": "retiring", "i-3": "standby", "i-5": "booting", "i-6": "unregistered"}
     assert all(isinstance(s, Slot) for s in fleet.slots)
+
+
+def test_no_machine_is_reaped_while_nodes_of_the_pool_name_no_machine_of_the_group() -> None:
+    # A wrong nodes.instance_attribute (or a client whose fingerprint lacks it): the pool's three busy nodes name
+    # hostnames, so the group's three machines look like they never registered. Reaping them would kill the pool.
+    g = group(3, launched_at=T0 - timedelta(hours=2))
+    wrong = [node(i, alloc(), machine_id=f"ip-10-0-0-{i}") for i in (1, 2, 3)]
+    plan = plan_nodes(pool(), 3, g, wrong, T0)
+    assert writes(plan) == [] and not [a for a in plan.actions if a.kind == "scale_out"]
+    kept = [a for a in plan.actions if a.kind == "problem" and (a.key or "").startswith("no_node:")]
+    assert len(kept) == 3 and all("the node ↔ machine mapping may be wrong" in a.message for a in kept)
+    unnamed = [node(i, alloc(), machine_id=None) for i in (1, 2, 3)]
+    assert writes(plan_nodes(pool(), 3, g, unnamed, T0)) == []
+    # Down nodes of machines that are gone are history, not a doubt: a dead machine is reaped as usual.
+    history = [replace(node(7, machine_id="i-gone"), status="down"), node(1, alloc()), node(2, alloc())]
+    assert writes(plan_nodes(pool(), 3, g, history, T0)) == [("reap", "i-3")]
