@@ -117,7 +117,7 @@ def tick(
     from autoscaler.config import load_config
     from autoscaler.core.errors import ForescaleError
     from autoscaler.daemon.leader import LeaderLoop
-    from autoscaler.policy.tick import run_tick
+    from autoscaler.policy.cycle import run_tick
     from autoscaler.wiring import build_notifiers, build_runtime
 
     cfg = load_config(config)
@@ -193,7 +193,7 @@ def plan(
     from autoscaler.config import load_config
     from autoscaler.core.clock import ManualClock
     from autoscaler.core.timeutil import parse_when
-    from autoscaler.policy.tick import run_tick
+    from autoscaler.policy.cycle import run_tick
     from autoscaler.wiring import build_deps
 
     cfg = load_config(config)

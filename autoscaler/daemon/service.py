@@ -41,7 +41,8 @@ from autoscaler.daemon.jobs import TRANSITION_LOOKAHEAD, ExtraTicks, Transitions
 from autoscaler.daemon.leader import LeaderLoop, Leadership
 from autoscaler.daemon.metrics import DaemonMetrics
 from autoscaler.daemon.watch import OverrideWatcher
-from autoscaler.policy.tick import TickDeps, run_tick
+from autoscaler.policy.cycle import run_tick
+from autoscaler.policy.tick import TickDeps
 
 log = logging.getLogger("forescale.daemon")
 

@@ -7,8 +7,9 @@ The target's state is read first: decide steps from the pool's *desired* count (
 reported), a scale is sent only when the desired count changes, and workers queued too long raise one
 ``pool_unplaceable`` event per episode (policy/placement.py).
 
-The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick``; there is
-no second copy of the policy. A failure in one pool never stops the others.
+The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick`` (policy/cycle.py: the
+pools of a tick run concurrently, policy/runner.py); there is no second copy of the policy. A failure in one pool
+never stops the others.
 
 ``run_tick(guard=True)`` is the fast guard between ticks, on the same line with a shorter first step:
 metrics (the current rate only, no predictor) → decide (guard mode: up only) → target (→ machines) →
@@ -28,9 +29,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from autoscaler.core.deadline import Deadline, within
 from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState, Reason
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
@@ -43,15 +43,14 @@ from autoscaler.core.ports import (
     Notifier,
     OverrideProvider,
     Target,
-    TickScoped,
 )
-from autoscaler.core.report import Event, PoolOutcome, TickReport
+from autoscaler.core.report import PoolOutcome
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.policy.decide import decide, estimate
-from autoscaler.policy.nodes import NodeReconciler, PoolLeadTimes, node_events
+from autoscaler.policy.nodes import NodeReconciler, PoolLeadTimes
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.queue import BacklogWatch, QueueRead, read_queue
-from autoscaler.policy.runner import FairOrder, PoolLocks, publish, run_pools
+from autoscaler.policy.runner import FairOrder, PoolLocks
 from autoscaler.policy.screen import screen
 from predictor.base import Forecast, Predictor
 
@@ -331,11 +330,6 @@ def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run
     return PoolOutcome(pool.name, "applied", decision, note=note)
 
 
-def _late(deadline: Deadline, step: str, skipped: bool = False) -> str:
-    then = "it goes first next tick" if skipped else "the next tick decides it"
-    return f"{deadline.reason} passed before this pool was {step}: nothing changed; {then}"
-
-
 def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run: bool) -> PoolOutcome:
     """Machines follow the count that stands after the target step (whoever raised it: tick or guard).
 
@@ -354,139 +348,11 @@ def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run:
     return outcome if report is None else replace(outcome, nodes=report)
 
 
-class _PoolRun(NamedTuple):
-    """What a worker brings back for one pool (the tick assembles them in config order)."""
+def __getattr__(name: str) -> Any:
+    """``run_tick`` lives in policy/cycle.py (every pool of one tick through this line); it is still imported
+    from here by the daemon, the CLI, the backtest and the tests."""
+    if name == "run_tick":
+        from autoscaler.policy.cycle import run_tick
 
-    outcome: PoolOutcome | None  # None: the guard had nothing to do, or passed over a pool the tick holds
-    state: PoolState | None = None
-    decision: Decision | None = None
-    need: PastNeed | None = None
-    skipped: bool = False  # not started: the deadline had passed (runner.run_pools)
-
-
-def _run_pool(
-    deps: TickDeps, pool: PoolConfig, now: datetime, deadline: Deadline, dry_run: bool, guard: bool
-) -> _PoolRun:
-    """One pool's line — state → decide (or guard) → target → machines — while holding the pool (runner.PoolLocks:
-    the guard passes over a pool the tick holds, the tick waits for the guard's)."""
-    with deps.locks.hold(pool.name, wait=not guard) as mine:
-        if not mine:
-            return _PoolRun(None)
-        try:
-            state, error = read_state(deps, pool)
-            if state is None:
-                # an unreachable target is the next tick's to report (not the guard's)
-                return _PoolRun(None if guard else failed_outcome(deps, pool, now, error))
-            decision = guard_pool(deps, pool, now, state) if guard else decide_pool(deps, pool, now, state)
-            if decision is None:
-                return _PoolRun(None)
-            if deadline.expired() and decision.changed and not dry_run:
-                return _PoolRun(PoolOutcome(pool.name, "failed", decision, error=_late(deadline, "applied")))
-            need = None
-            if not dry_run and decision.need is not None and not decision.held:
-                value = decision.need if decision.rate_need is None else decision.rate_need  # policy/queue.py
-                need = PastNeed(now, pool.name, value)
-            outcome = apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run)
-            return _PoolRun(outcome, state, decision, need)
-        except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
-            log.exception("pool %s: unexpected error", pool.name)
-            return _PoolRun(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
-
-
-def for_tick(deps: TickDeps, pools: Sequence[str], now: datetime) -> TickDeps:
-    """The parts one tick uses: the adapters that share reads between its pools (the target's and the node
-    directory's per-tick snapshots, the override store read once) give a view for this tick; the rest is shared."""
-    changes: dict[str, object] = {}
-    if isinstance(deps.target, TickScoped):
-        changes["target"] = deps.target.for_tick()
-    if deps.nodes is not None:
-        changes["nodes"] = deps.nodes.for_tick()
-    scoped = getattr(deps.overrides, "for_tick", None)
-    if scoped is not None:
-        changes["overrides"] = scoped(pools, now)
-    return replace(deps, **changes) if changes else deps  # type: ignore[arg-type]
-
-
-def run_tick(
-    deps: TickDeps,
-    *,
-    dry_run: bool = False,
-    only: Sequence[str] | None = None,
-    deadline: Deadline | None = None,
-    guard: bool = False,
-) -> TickReport:
-    """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers.
-
-    Pools run concurrently on ``deps.workers`` threads (policy/runner.py), the pools a deadline left undecided
-    last time first. The tick runs under ``deadline`` (default: ``deps.deadline_s`` from now): every external call
-    gets at most the time left, and a pool not started (or not yet applied) when it has passed is reported failed
-    — the report's ``skipped`` names those not started — and left exactly as it is, never shrunk for lack of time.
-    ``guard=True`` runs the fast guard instead, for pools whose guard is enabled (module docstring).
-    """
-    started = time.perf_counter()
-    now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
-    deadline = deadline or Deadline(deps.deadline_s, deps.monotonic)
-    chosen = [p for p in deps.config.pools if not only or p.name in only]
-    if guard:
-        chosen = [p for p in chosen if p.guard.enabled and p.mode != "off"]
-    live = {p.name: p for p in chosen if p.mode != "off"}
-    order = list(live) if guard else deps.fair.order(list(live))
-    with within(deadline):
-        run = for_tick(deps, order, now)
-        results = run_pools(
-            [live[name] for name in order],
-            lambda pool: _run_pool(run, pool, now, deadline, dry_run, guard),
-            lambda pool: _PoolRun(
-                None if guard else PoolOutcome(pool.name, "failed", None, error=_late(deadline, "decided", True)),
-                skipped=True,
-            ),
-            workers=deps.workers,
-            deadline=deadline,
-        )
-    by_pool = dict(zip(order, results, strict=True))
-    skipped = tuple(n for n in order if by_pool[n].skipped)
-    if not guard and not dry_run:
-        deps.fair.record(skipped, [n for n in order if n not in skipped])
-    outcomes: list[PoolOutcome] = []
-    pool_events: list[Event] = []
-    watch = not dry_run and not guard  # queued-too-long is judged once per tick
-    for pool in chosen:  # config order: the report's content does not depend on which thread was quicker
-        if pool.mode == "off":
-            outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
-            continue
-        got = by_pool[pool.name]
-        if got.outcome is not None:
-            outcomes.append(got.outcome)
-        if got.need is not None:
-            deps.history.add_need(got.need)
-        if watch and got.state is not None and got.decision is not None:
-            lead = pool_lead_time(deps, pool, now)
-            for event in (
-                deps.placement.observe(pool, got.state, now, lead),
-                deps.backlog.observe(pool, got.decision, now),
-            ):
-                if event is not None:
-                    pool_events.append(event)
-    if dry_run or guard:  # expired overrides are announced by ticks; a quiet guard tells nobody
-        events: tuple[Event, ...] = ()
-    elif deps.shadow:  # --dry-run writes nothing anywhere: expired overrides are ignored, not moved to history
-        events = (*pool_events, *run.overrides.warnings())
-    else:
-        events = (*pool_events, *run.overrides.drain_events(now))
-    for outcome in outcomes:
-        if outcome.nodes is not None:
-            events += tuple(node_events(outcome.pool, outcome.nodes, now))
-    report = TickReport(
-        at=now,
-        outcomes=tuple(outcomes),
-        events=events,
-        dry_run=dry_run,
-        duration_s=time.perf_counter() - started,
-        guard=guard,
-        skipped=skipped,
-    )
-    if guard and not outcomes:
-        return report
-    with deps.report_lock:  # a guard check and a tick may finish together: one report at a time
-        publish(report, deps.audit if not dry_run else None, deps.notifiers)
-    return report
+        return run_tick
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
