@@ -16,9 +16,9 @@ configured source and keeps, per query and step, the samples of the longest wind
 
 Range queries are evaluated per step on an absolute grid (``start`` rounded up to a multiple of the step), so the
 merged series holds exactly the samples a full read would return for data that did not change behind the overlap.
-Samples older than the longest window asked are dropped: memory stays at one window per query (8 bytes per
-sample and its timestamp, each). A failing fetch changes nothing kept. Safe across the tick's threads (one lock
-per query: the tick and the guard asking for one pool wait for each other, other pools do not).
+Samples older than the longest window asked are dropped: memory stays at one window per query (8 bytes a sample:
+on the step grid only the values are kept). A failing fetch changes nothing kept. Safe across the tick's threads
+(one lock per query: the tick and the guard asking for one pool wait for each other, other pools do not).
 
 ``SeriesFiles`` keeps the same in files for a one-shot ``forescale tick`` under cron (``metrics.history_cache``):
 each run reads what the previous one kept and fetches only what is new. A file that cannot be read is ignored
@@ -54,17 +54,47 @@ FloatArray = NDArray[np.float64]
 @dataclass(frozen=True)
 class Kept:
     """Samples of one query at one step, covering ``[start, end]`` (UNIX seconds): every sample the source had
-    there. ``span_s``: the longest window asked for (what is kept back from the end)."""
+    there. ``span_s``: the longest window asked for (what is kept back from the end).
 
-    t: FloatArray
+    On the step grid (a range query's answer always is) only the values are kept, a NaN where the source had no
+    sample (``t0`` + i × ``grid_s``: 8 bytes a sample); off the grid, the times too (``t``)."""
+
     v: FloatArray
     start: float
     end: float
     span_s: float
     step_s: float  # the series' own step, as the source answered it
+    t0: float = 0.0
+    grid_s: float = 0.0
+    t: FloatArray | None = None
+
+    @classmethod
+    def of(cls, t: FloatArray, v: FloatArray, start: float, end: float, span_s: float, step_s: float) -> Kept:
+        if len(t) and step_s > 0:
+            k = np.rint((t - t[0]) / step_s)
+            if np.array_equal(t[0] + k * step_s, t):  # exactly on the grid: keep the values alone
+                dense = np.full(int(k[-1]) + 1, np.nan)
+                dense[k.astype(np.int64)] = v
+                return cls(dense, start, end, span_s, step_s, float(t[0]), step_s)
+        return cls(np.ascontiguousarray(v), start, end, span_s, step_s, t=np.ascontiguousarray(t))
+
+    def arrays(self) -> tuple[FloatArray, FloatArray]:
+        """The samples' times and values."""
+        if self.t is not None:
+            return self.t, self.v
+        seen = np.flatnonzero(np.isfinite(self.v))
+        return np.asarray(self.t0 + seen * self.grid_s, dtype=np.float64), self.v[seen]
 
     def window(self, start: float, end: float) -> RateSeries:
         """The samples within ``[start, end]`` (copies: callers may keep them while this is replaced)."""
+        if self.t is None:
+            lo = max(0, int(np.ceil((start - self.t0) / self.grid_s - 1e-9)))
+            hi = min(len(self.v), int(np.floor((end - self.t0) / self.grid_s + 1e-9)) + 1)
+            if hi <= lo:
+                empty = np.empty(0)
+                return RateSeries(empty, empty, self.step_s)
+            seen = lo + np.flatnonzero(np.isfinite(self.v[lo:hi]))
+            return RateSeries(np.asarray(self.t0 + seen * self.grid_s, dtype=np.float64), self.v[seen], self.step_s)
         lo = int(np.searchsorted(self.t, start, side="left"))
         hi = int(np.searchsorted(self.t, end, side="right"))
         return RateSeries(self.t[lo:hi].copy(), self.v[lo:hi].copy(), self.step_s)
@@ -131,9 +161,10 @@ class IncrementalSource:
                 except NoSamples:
                     new = None  # the series stopped: read the window whole (old samples, or the source's error)
                 if new is not None:
-                    cut = int(np.searchsorted(kept.t, since, side="left"))
-                    t = np.concatenate((kept.t[:cut], new.t))
-                    v = np.concatenate((kept.v[:cut], new.rps))
+                    kt, kv = kept.arrays()
+                    cut = int(np.searchsorted(kt, since, side="left"))
+                    t = np.concatenate((kt[:cut], new.t))
+                    v = np.concatenate((kv[:cut], new.rps))
                     return _trim(t, v, kept.start, b, max(kept.span_s, b - a), new.step_s)
         full = self.inner.fetch(query, _dt(a), _dt(b), step_s).finite()
         span = b - a if kept is None else max(kept.span_s, b - a)
@@ -144,7 +175,7 @@ def _trim(t: FloatArray, v: FloatArray, start: float, end: float, span_s: float,
     """Keep what lies within ``span_s`` before ``end`` (and after ``start``)."""
     lo_t = max(start, end - span_s)
     lo = int(np.searchsorted(t, lo_t, side="left"))
-    return Kept(np.ascontiguousarray(t[lo:]), np.ascontiguousarray(v[lo:]), lo_t, end, span_s, float(step_s))
+    return Kept.of(t[lo:], v[lo:], lo_t, end, span_s, float(step_s))
 
 
 def _dt(ts: float) -> datetime:
@@ -182,7 +213,8 @@ class SeriesFiles:
         if t.ndim != 1 or t.shape != v.shape or head.shape != (4,) or (t.size and np.any(np.diff(t) <= 0)):
             log.warning("ignoring the history cache %s (not a sorted series): reading the whole window", path)
             return None
-        return Kept(t, v, *(float(x) for x in head))
+        start, end, span_s, step_s = (float(x) for x in head)
+        return Kept.of(t, v, start, end, span_s, step_s)
 
     def save(self, query: str, step_s: float, kept: Kept) -> None:
         path = self.path(query, step_s)
@@ -191,9 +223,10 @@ class SeriesFiles:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=self.directory)
             try:
                 with os.fdopen(fd, "wb") as fh:
+                    t, v = kept.arrays()
                     arrays: dict[str, Any] = {
-                        "t": kept.t,
-                        "v": kept.v,
+                        "t": t,
+                        "v": v,
                         "head": np.array([kept.start, kept.end, kept.span_s, kept.step_s]),
                         "query": np.array(query),
                         "step_s": np.array(float(step_s)),

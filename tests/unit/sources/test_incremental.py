@@ -65,7 +65,9 @@ def test_the_whole_window_once_then_only_what_is_new() -> None:
         a, b = inner.calls[-1]
         assert b == end.timestamp() and b - a == (TICK + timedelta(minutes=15)).total_seconds()  # + the overlap
     assert len(inner.calls) == 6  # one read per tick
-    assert len(source._kept[("q", STEP)].t) == len(first)  # one window kept, not a growing history
+    kept = source._kept[("q", STEP)]
+    assert len(kept.arrays()[0]) == len(first)  # one window kept, not a growing history
+    assert kept.t is None and kept.v.nbytes <= 8 * len(first)  # on the grid: the values alone
 
 
 def test_a_recent_sample_that_changes_is_read_again() -> None:
@@ -135,3 +137,14 @@ def test_a_one_shot_tick_reads_what_the_previous_run_kept(tmp_path: Path) -> Non
     broken = IncrementalSource(inner, max_gap_s=3600, store=SeriesFiles(tmp_path))
     assert same(fetch(broken, T0 + 2 * TICK), fetch(GridSource(), T0 + 2 * TICK))
     assert inner.calls[-1] == ((T0 + 2 * TICK - WINDOW).timestamp(), (T0 + 2 * TICK).timestamp())
+
+
+def test_samples_off_the_step_grid_are_kept_with_their_times() -> None:
+    from autoscaler.sources.incremental import Kept
+
+    t = np.array([0.0, 60.0, 125.0, 180.0])
+    kept = Kept.of(t, np.array([1.0, 2.0, 3.0, 4.0]), 0.0, 180.0, 180.0, 60.0)
+    assert kept.t is not None and np.array_equal(kept.window(60.0, 130.0).t, [60.0, 125.0])
+    on_grid = Kept.of(np.array([0.0, 60.0, 180.0]), np.array([1.0, 2.0, 4.0]), 0.0, 180.0, 180.0, 60.0)
+    assert on_grid.t is None and np.array_equal(on_grid.window(30.0, 180.0).t, [60.0, 180.0])
+    assert np.array_equal(on_grid.window(30.0, 180.0).rps, [2.0, 4.0])
