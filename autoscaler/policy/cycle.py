@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 from autoscaler.core.deadline import Deadline, within
 from autoscaler.core.decision import Decision, PastNeed, PoolState
-from autoscaler.core.ports import TickScoped
 from autoscaler.core.report import Event, PoolOutcome, TickReport
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.policy.nodes import node_events
@@ -81,8 +80,9 @@ def for_tick(deps: TickDeps, pools: Sequence[str], now: datetime) -> TickDeps:
     """The parts one tick uses: the adapters that share reads between its pools (the target's and the node
     directory's per-tick snapshots, the override store read once) give a view for this tick; the rest is shared."""
     changes: dict[str, object] = {}
-    if isinstance(deps.target, TickScoped):
-        changes["target"] = deps.target.for_tick()
+    scoped_target = getattr(deps.target, "for_tick", None)  # ports.TickScoped (getattr: a Protocol check is slow)
+    if scoped_target is not None:
+        changes["target"] = scoped_target()
     if deps.nodes is not None:
         changes["nodes"] = deps.nodes.for_tick()
     scoped = getattr(deps.overrides, "for_tick", None)
