@@ -10,6 +10,8 @@ decides which implementation to use.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cached_property, partial
@@ -26,6 +28,7 @@ from autoscaler.core.ports import (
     Notifier,
     OverrideStore,
 )
+from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.daemon.leader import Leadership, LocalLock
 from autoscaler.daemon.service import Daemon, TickRecorder
@@ -47,17 +50,51 @@ from overrides import registry as overrides_registry
 from overrides.manual import PoolRecords
 from overrides.provider import Overrides
 from overrides.schedule import schedule_for, schedule_transitions
-from predictor.base import Predictor
+from predictor.base import Forecast, Predictor
 
 log = logging.getLogger("forescale.wiring")
 
 
-def _predictor(config: Config, lead_times: LeadTimes, clock: Clock, pool: PoolConfig) -> Predictor:
-    """The pool's model, calibrated for the lead time it plans with now; imported on first use (scikit-learn costs
-    seconds: `override`, `schedule` and `config` commands build a tick's parts without ever forecasting)."""
-    from predictor.factory import make_predictor
+class Predictors:
+    """One model per pool for the life of the process, calibrated for the lead time the pool plans with now (a new
+    one when that changes): a seasonal model keeps its fit between refits (``predictor.refit_every``). Imported on
+    first use (`override`, `schedule` and `config` commands build a tick's parts without ever forecasting). Its
+    forecasts take one of ``fits`` (``FitSlots``)."""
 
-    return make_predictor(config.predictor, pool, lead_times.of(pool, clock.now()).seconds)
+    def __init__(self, config: Config, lead_times: LeadTimes, clock: Clock) -> None:
+        self.config, self.lead_times, self.clock = config, lead_times, clock
+        self.fits = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+        self._models: dict[str, tuple[float, Predictor]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, pool: PoolConfig) -> Predictor:
+        from predictor.factory import make_predictor
+
+        lead_s = self.lead_times.of(pool, self.clock.now()).seconds
+        with self._lock:
+            known = self._models.get(pool.name)
+            if known is None or known[0] != lead_s:
+                known = (lead_s, make_predictor(self.config.predictor, pool, lead_s))
+                self._models[pool.name] = known
+        return FitSlots(known[1], self.fits)
+
+
+class FitSlots:
+    """A predictor whose forecasts take one of a few slots (one per core). A tick's pools overlap their calls to
+    Prometheus and Nomad; their fits are CPU work that more threads than cores only slow down — and each fit in
+    flight holds its working arrays (tens of MB for 14 days of 1-minute history)."""
+
+    def __init__(self, inner: Predictor, slots: threading.Semaphore) -> None:
+        self.inner = inner
+        self.slots = slots
+        self.name = inner.name
+
+    def history_seconds(self) -> float:
+        return self.inner.history_seconds()
+
+    def forecast(self, history: RateSeries, now: float, horizon_s: float) -> Forecast:
+        with self.slots:
+            return self.inner.forecast(history, now, horizon_s)
 
 
 class Runtime:
@@ -90,6 +127,11 @@ class Runtime:
             max_gap_s=3 * config.daemon.interval.total_seconds(),  # kept samples older than that: read whole again
             store=SeriesFiles(where) if where is not None else None,
         )
+
+    @cached_property
+    def predictors(self) -> Predictors:
+        """Each pool's model, kept for the process (``Predictors``)."""
+        return Predictors(self.config, self.lead_times, self.clock)
 
     @cached_property
     def nomad(self) -> NomadClient:
@@ -156,7 +198,7 @@ class Runtime:
         return TickDeps(
             config=config,
             metrics=self.metrics,
-            predictor_for=partial(_predictor, config, self.lead_times, clock),
+            predictor_for=self.predictors,
             target=NomadTarget(config.nomad, client=self.nomad),
             overrides=self.overrides,
             clock=clock,
