@@ -332,18 +332,21 @@ class SeasonalPredictor:
         full = n * step >= self.history_s - 2 * step
         kept = self.memo.get(float(grid.t[-1]), step, h) if self.memo is not None and full else None
         eps = kept.eps if kept is not None else max(1e-3 * float(np.nanmean(y)), 1e-9)
-        logy = np.log(y + eps)
         k_lvl = max(1, round(LEVEL_S / step))
         k_g = max(1, round(GROWTH_S / step))
-        level = np.log(_rolling(y, k_lvl, "mean") + eps)
-        burst = np.log(_rolling(y, h, "max") + eps)
+        # With a kept fit only the last row's features are needed: the samples its windows and lags reach.
+        tail = n if kept is None else min(n, round(WEEK / step) + max(k_lvl, h) + k_g + 2)
+        yf = y[n - tail :]
+        logy = np.log(yf + eps)
+        level = np.log(_rolling(yf, k_lvl, "mean") + eps)
+        burst = np.log(_rolling(yf, h, "max") + eps)
         growth = level - _shift(level, k_g)
         future = _shift(_rolling(logy, h, "max"), -h)  # log peak over (τ, τ+h]
         span_s = n * step
         groups: list[tuple[str, list[FloatArray]]] = [("level", [level]), ("trend", [growth, burst])]
         if span_s >= 2 * DAY:
             d = round(DAY / step)
-            tod = 2 * np.pi * (grid.t % DAY) / DAY
+            tod = 2 * np.pi * (grid.t[n - tail :] % DAY) / DAY
             groups.append(("time_of_day", [np.sin(tod), np.cos(tod), np.sin(2 * tod), np.cos(2 * tod)]))
             groups.append(("daily", [_shift(future, d), _shift(level, d)]))
             if span_s >= WEEK + DAY:
