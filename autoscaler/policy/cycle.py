@@ -79,15 +79,16 @@ def _run_pool(
 def for_tick(deps: TickDeps, pools: Sequence[str], now: datetime) -> TickDeps:
     """The parts one tick uses: the adapters that share reads between its pools (the target's and the node
     directory's per-tick snapshots, the override store read once) give a view for this tick; the rest is shared."""
-    changes: dict[str, object] = {}
+    views: dict[str, object] = {}
     scoped_target = getattr(deps.target, "for_tick", None)  # ports.TickScoped (getattr: a Protocol check is slow)
     if scoped_target is not None:
-        changes["target"] = scoped_target()
+        views["target"] = scoped_target()
     if deps.nodes is not None:
-        changes["nodes"] = deps.nodes.for_tick()
+        views["nodes"] = deps.nodes.for_tick()
     scoped = getattr(deps.overrides, "for_tick", None)
     if scoped is not None:
-        changes["overrides"] = scoped(pools, now)
+        views["overrides"] = scoped(pools, now)
+    changes = {name: view for name, view in views.items() if view is not getattr(deps, name)}
     return replace(deps, **changes) if changes else deps  # type: ignore[arg-type]
 
 
