@@ -39,7 +39,7 @@ from typing import Any
 
 from autoscaler import __version__
 from autoscaler.core.decision import Decision, PastAction, PoolState
-from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound, NomadUnavailable
+from autoscaler.core.errors import JobIndexConflict, NomadAuthError, NomadError, NomadNotFound, NomadUnavailable
 from autoscaler.core.settings.forescale import NomadSettings, PoolConfig
 from autoscaler.nomad.client import NomadClient
 from autoscaler.nomad.placement import explain_metric
@@ -300,6 +300,9 @@ class TickLists:
         try:
             allocs = self.client.get_json("allocations", {"task_states": "false"}).body
             jobs = self.client.get_json("jobs").body
+        except NomadAuthError:  # a token without list-jobs: each pool reads its own job's, as without the lists
+            log.info("the token may not list jobs or allocations: each pool reads its own (docs/nomad.md: list-jobs)")
+            return
         except NomadError as exc:  # each pool reads its own job's, as without the lists
             log.warning("cannot read the namespace's allocation or job list (%s): each pool reads its own", exc)
             return
