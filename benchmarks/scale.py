@@ -19,6 +19,7 @@ state, 20 and 40 minutes later: what a running daemon pays), then a guard check 
 the stable figure on a shared, loaded machine — wall time there includes other people's work), peak RSS,
 Prometheus range queries (the server's own ``prometheus_http_requests_total{handler="/api/v1/query_range"}``),
 Nomad calls (requests forescale sent) and the outcome (pools decided / held / failed / skipped).
+``--override-records N`` fills the file override store with N ended overrides per pool (issue 23 measured 50).
 
 ``--code DIR``: measure another checkout (its ``.venv``), e.g. the main branch before a change.
 Bars (issue 23): 1000 pools — a daemon tick ≤ 60 s wall and ≤ 600 MB RSS with every pool decided, ≤ 1
@@ -137,7 +138,40 @@ def synthetic_counts(pool: int, start: float, end: float, rng: Any) -> tuple[Any
     return starts, rng.poisson(rate * STEP_S).astype(np.float64)
 
 
-def write_config(path: Path, pools: int, prometheus: str, nomad: str, audit: Path, cache: Path | None) -> None:
+def write_overrides(path: Path, pools: int, records: int, start: float) -> None:
+    """A file override store with ``records`` ended overrides per pool (the history `override list --all` shows)."""
+    ended = datetime.fromtimestamp(start, UTC) - timedelta(days=1)
+    doc = {
+        "format": "forescale-overrides/1",
+        "pools": {
+            f"p{i}": {
+                "active": [],
+                "history": [
+                    {
+                        "id": f"ov-{i:04d}{k:04d}",
+                        "pool": f"p{i}",
+                        "kind": "min",
+                        "value": 3,
+                        "reason": "campaign",
+                        "author": "sre",
+                        "created_at": (ended - timedelta(hours=k + 2)).isoformat(),
+                        "expires_at": (ended - timedelta(hours=k + 1)).isoformat(),
+                        "ended_at": (ended - timedelta(hours=k + 1)).isoformat(),
+                        "ended": "expired",
+                        "ended_by": "forescale",
+                    }
+                    for k in range(records)
+                ],
+            }
+            for i in range(pools)
+        },
+    }
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def write_config(
+    path: Path, pools: int, prometheus: str, nomad: str, audit: Path, cache: Path | None, overrides: Path | None = None
+) -> None:
     import yaml
 
     doc: dict[str, Any] = {
@@ -159,6 +193,8 @@ def write_config(path: Path, pools: int, prometheus: str, nomad: str, audit: Pat
     }
     if cache is not None:
         doc["metrics"] = {"history_cache": str(cache)}
+    if overrides is not None:
+        doc["overrides"] = {"path": str(overrides)}
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 
 
@@ -220,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure (its .venv)")
     parser.add_argument("--days", type=float, default=15.0)
     parser.add_argument("--no-cli", action="store_true", help="skip the `forescale tick` runs")
+    parser.add_argument(
+        "--override-records", type=int, default=0, help="ended overrides per pool in the file override store"
+    )
     parser.add_argument("--json-out", type=Path, help="also write the rows as JSON")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -263,14 +302,17 @@ def main(argv: list[str] | None = None) -> int:
                     for i in range(n):
                         fake.add_job(f"ml-p{i}", groups={"workers": 3}, alloc_status="running")
                     config = work / f"forescale-{n}.yaml"
-                    write_config(config, n, prom.url, fake.address, work / f"audit-{n}.jsonl", None)
+                    store = work / f"overrides-{n}.json" if args.override_records else None
+                    if store is not None:
+                        write_overrides(store, n, args.override_records, start)
+                    write_config(config, n, prom.url, fake.address, work / f"audit-{n}.jsonl", None, store)
                     spec = {"config": str(config), "start": start, "prometheus": prom.url}
                     for row in run_child(code, spec):
                         rows.append({"pools_n": n, "mode": "daemon", **row})
                         console.print(f"{n} pools: {row}")
                     if not args.no_cli:
                         cache = work / f"history-{n}" if has_history_cache(code) else None
-                        write_config(config, n, prom.url, fake.address, work / f"audit-cli-{n}.jsonl", cache)
+                        write_config(config, n, prom.url, fake.address, work / f"audit-cli-{n}.jsonl", cache, store)
                         for step in ("tick (cold)", "tick (again)"):
                             row = run_cli(code, config, prom.url, fake, step)
                             rows.append({"pools_n": n, "mode": "cli", **row})

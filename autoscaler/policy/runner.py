@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from autoscaler.core.deadline import Deadline
 from autoscaler.core.ports import AuditTrail, Notifier
@@ -49,8 +49,9 @@ class FairOrder:
 
     def order(self, names: Sequence[str]) -> list[str]:
         """``names`` with the late ones first (in their own order), then the rest in the order given."""
+        known = set(names)
         with self._lock:
-            first = [n for n in self._late if n in set(names)]
+            first = [n for n in self._late if n in known]
         chosen = set(first)
         return first + [n for n in names if n not in chosen]
 
@@ -111,7 +112,7 @@ def run_pools(
     if workers <= 1 or len(items) <= 1:
         for i, item in enumerate(items):
             results[i] = skip(item) if deadline.expired() else work(item)
-        return [r for r in results]  # type: ignore[misc]
+        return cast(list[R], results)
     lock = threading.Lock()
     todo = iter(enumerate(items))
     errors: list[BaseException] = []
@@ -140,7 +141,7 @@ def run_pools(
         thread.join()
     if errors:
         raise errors[0]
-    return [r for r in results]  # type: ignore[misc]
+    return cast(list[R], results)
 
 
 def publish(report: TickReport, audit: AuditTrail | None, notifiers: Sequence[Notifier]) -> None:
