@@ -10,6 +10,8 @@ decides which implementation to use.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cached_property, partial
@@ -21,10 +23,12 @@ from autoscaler.core.ports import (
     History,
     LeaderLock,
     LeadTimes,
+    MetricsSource,
     NodeProvider,
     Notifier,
     OverrideStore,
 )
+from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.daemon.leader import Leadership, LocalLock
 from autoscaler.daemon.service import Daemon, TickRecorder
@@ -38,6 +42,7 @@ from autoscaler.notify.metrics import METRICS, NotifyMetrics
 from autoscaler.notify.registry import NotifierOptions
 from autoscaler.policy.nodes import NodeMemory, NodeReconciler, PoolLeadTimes
 from autoscaler.policy.placement import PlacementWatch
+from autoscaler.policy.runner import FairOrder
 from autoscaler.policy.tick import ActionHistory, TickDeps
 from autoscaler.sources.registry import build_metrics_source
 from autoscaler.targets.nomad import NomadTarget
@@ -45,17 +50,51 @@ from overrides import registry as overrides_registry
 from overrides.manual import PoolRecords
 from overrides.provider import Overrides
 from overrides.schedule import schedule_for, schedule_transitions
-from predictor.base import Predictor
+from predictor.base import Forecast, Predictor
 
 log = logging.getLogger("forescale.wiring")
 
 
-def _predictor(config: Config, lead_times: LeadTimes, clock: Clock, pool: PoolConfig) -> Predictor:
-    """The pool's model, calibrated for the lead time it plans with now; imported on first use (scikit-learn costs
-    seconds: `override`, `schedule` and `config` commands build a tick's parts without ever forecasting)."""
-    from predictor.factory import make_predictor
+class Predictors:
+    """One model per pool for the life of the process, calibrated for the lead time the pool plans with now (a new
+    one when that changes): a seasonal model keeps its fit between refits (``predictor.refit_every``). Imported on
+    first use (`override`, `schedule` and `config` commands build a tick's parts without ever forecasting). Its
+    forecasts take one of ``fits`` (``FitSlots``)."""
 
-    return make_predictor(config.predictor, pool, lead_times.of(pool, clock.now()).seconds)
+    def __init__(self, config: Config, lead_times: LeadTimes, clock: Clock) -> None:
+        self.config, self.lead_times, self.clock = config, lead_times, clock
+        self.fits = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+        self._models: dict[str, tuple[float, Predictor]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, pool: PoolConfig) -> Predictor:
+        from predictor.factory import make_predictor
+
+        lead_s = self.lead_times.of(pool, self.clock.now()).seconds
+        with self._lock:
+            known = self._models.get(pool.name)
+            if known is None or known[0] != lead_s:
+                known = (lead_s, make_predictor(self.config.predictor, pool, lead_s))
+                self._models[pool.name] = known
+        return FitSlots(known[1], self.fits)
+
+
+class FitSlots:
+    """A predictor whose forecasts take one of a few slots (one per core). A tick's pools overlap their calls to
+    Prometheus and Nomad; their fits are CPU work that more threads than cores only slow down — and each fit in
+    flight holds its working arrays (tens of MB for 14 days of 1-minute history)."""
+
+    def __init__(self, inner: Predictor, slots: threading.Semaphore) -> None:
+        self.inner = inner
+        self.slots = slots
+        self.name = inner.name
+
+    def history_seconds(self) -> float:
+        return self.inner.history_seconds()
+
+    def forecast(self, history: RateSeries, now: float, horizon_s: float) -> Forecast:
+        with self.slots:
+            return self.inner.forecast(history, now, horizon_s)
 
 
 class Runtime:
@@ -67,10 +106,32 @@ class Runtime:
     ``shadow`` (``run --dry-run``) puts every pool in shadow for this process.
     """
 
-    def __init__(self, config: Config, clock: Clock | None = None, *, shadow: bool = False) -> None:
+    def __init__(
+        self, config: Config, clock: Clock | None = None, *, shadow: bool = False, history_cache: bool = False
+    ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.shadow = shadow
+        self.history_cache = history_cache  # `tick` (cron): keep the pools' samples in metrics.history_cache
+
+    @cached_property
+    def metrics(self) -> MetricsSource:
+        """The configured source, read incrementally: each query's window whole once, then only what is new (the
+        daemon keeps the samples in memory; a one-shot `tick` in ``metrics.history_cache`` when it is set)."""
+        from autoscaler.sources.incremental import IncrementalSource, SeriesFiles
+
+        config = self.config
+        where = config.metrics.history_cache if self.history_cache else None
+        return IncrementalSource(
+            build_metrics_source(config),
+            max_gap_s=3 * config.daemon.interval.total_seconds(),  # kept samples older than that: read whole again
+            store=SeriesFiles(where) if where is not None else None,
+        )
+
+    @cached_property
+    def predictors(self) -> Predictors:
+        """Each pool's model, kept for the process (``Predictors``)."""
+        return Predictors(self.config, self.lead_times, self.clock)
 
     @cached_property
     def nomad(self) -> NomadClient:
@@ -133,10 +194,11 @@ class Runtime:
             actions.add_need(need)
         placement = PlacementWatch()
         placement.replay(history.placement_history())  # queued episodes survive between cron runs
+        late = history.late_pools(clock.now() - 3 * config.daemon.interval)  # a cron tick's deadline skips go first
         return TickDeps(
             config=config,
-            metrics=build_metrics_source(config),
-            predictor_for=partial(_predictor, config, self.lead_times, clock),
+            metrics=self.metrics,
+            predictor_for=self.predictors,
             target=NomadTarget(config.nomad, client=self.nomad),
             overrides=self.overrides,
             clock=clock,
@@ -149,6 +211,8 @@ class Runtime:
             shadow=self.shadow,
             deadline_s=config.daemon.deadline().total_seconds(),
             may_act=self.leadership.may_act if gated else None,
+            workers=tick_workers(config),
+            fair=FairOrder(late),
         )
 
     def daemon(self, notifiers: Sequence[Notifier] | None = None) -> Daemon:
@@ -174,15 +238,23 @@ class Runtime:
             recorder=recorder,
         )
 
-
     def _transitions(self, start: datetime, end: datetime) -> list[datetime]:
         """Where the schedule's floors and ceilings start and end, with the leads in force now."""
         return schedule_transitions(self.overrides.current_schedule(start), start, end)
 
 
-def build_runtime(config: Config, clock: Clock | None = None, *, shadow: bool = False) -> Runtime:
-    """This process's shared parts (``Runtime``); ``shadow``: every pool in shadow (``run --dry-run``)."""
-    return Runtime(config, clock, shadow=shadow)
+def build_runtime(
+    config: Config, clock: Clock | None = None, *, shadow: bool = False, history_cache: bool = False
+) -> Runtime:
+    """This process's shared parts (``Runtime``); ``shadow``: every pool in shadow (``run --dry-run``);
+    ``history_cache``: a one-shot `tick` keeps the pools' samples in ``metrics.history_cache`` (when set)."""
+    return Runtime(config, clock, shadow=shadow, history_cache=history_cache)
+
+
+def tick_workers(config: Config) -> int:
+    """Pools a tick works on at once: enough to keep both servers at their in-flight limits (a pool waits on one
+    of them, or computes its forecast), never more than there are pools."""
+    return max(1, min(len(config.pools), config.prometheus.max_in_flight + config.nomad.max_in_flight))
 
 
 def build_deps(

@@ -11,6 +11,13 @@ colliding again; at most ``MAX_ATTEMPTS`` tries. A pool left with no records is 
 An answer that is not a variable at all (a proxy's page, a cut body, JSON null) is read once more, then
 reported as what it is — Nomad's answer — never as a broken variable to move away.
 
+Reads: ``read`` reads each pool's variable once, several at a time (a tick's calls are bounded by
+``nomad.max_in_flight``); a tick reads the store once and expires from that read (``overrides.provider``), so a
+variable is read again only to expire an override in it (``modify`` reads, then writes with check-and-set).
+
+Text is stored as UTF-8 (``ensure_ascii=False``): a non-ASCII reason costs its UTF-8 bytes, not 6 per character
+of ``\\uXXXX`` escapes, against the 64 KiB limit.
+
 Size: Nomad caps a variable at 64 KiB (Σ len(key) + len(value) of its items) and answers a bigger write with
 ``400 variables are limited to 64KiB in total size``. Before writing, the store drops the oldest *ended*
 overrides (history) until the items fit; active overrides are never dropped: if they alone do not fit, the
@@ -19,10 +26,12 @@ change is refused with a clear error and nothing is written (the overrides in fo
 
 from __future__ import annotations
 
+import contextvars
 import json
 import random
 import time
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -82,7 +91,16 @@ class NomadVariablesStore(OverrideStore[PoolRecords]):
         return f"{self.prefix}/{pool}"
 
     def read(self, pools: Sequence[str]) -> dict[str, PoolRecords]:
-        return {p: self._get(p)[0] for p in pools}
+        """Each pool's records: one GET per pool, several at once."""
+        names = list(dict.fromkeys(pools))
+        workers = min(len(names), self.client.settings.max_in_flight)
+        if workers <= 1:
+            got = [self._get(p) for p in names]
+        else:  # each call in a copy of the caller's context: the tick's deadline bounds it
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forescale-vars") as pool:
+                futures = [pool.submit(contextvars.copy_context().run, self._get, p) for p in names]
+                got = [f.result() for f in futures]
+        return {p: r for p, (r, _) in zip(names, got, strict=True)}
 
     def modify(self, pool: str, fn: Callable[[PoolRecords], T]) -> T:
         records, index = self._get(pool)
@@ -195,11 +213,10 @@ class NomadVariablesStore(OverrideStore[PoolRecords]):
 
 
 def _items(records: PoolRecords) -> dict[str, str]:
-    return {
-        "format": FORMAT,
-        "active": json.dumps([o.to_json() for o in records.active], separators=(",", ":")),
-        "history": json.dumps([o.to_json() for o in records.history], separators=(",", ":")),
-    }
+    def text(overrides: list[ManualOverride]) -> str:  # UTF-8 as is: "é" is 2 bytes, not a 6-byte "\\u00e9"
+        return json.dumps([o.to_json() for o in overrides], separators=(",", ":"), ensure_ascii=False)
+
+    return {"format": FORMAT, "active": text(records.active), "history": text(records.history)}
 
 
 def variable_size(items: dict[str, str]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -190,14 +190,21 @@ def clear_overrides(
 
 
 def expire(
-    store: OverrideStore, pools: Sequence[str], now: datetime, max_duration: timedelta | None = None
+    store: OverrideStore,
+    pools: Sequence[str],
+    now: datetime,
+    max_duration: timedelta | None = None,
+    *,
+    current: Mapping[str, PoolRecords] | None = None,
 ) -> list[ManualOverride]:
     """Move overrides whose expiry has passed to history. Each is returned by exactly one caller, ever.
 
     With ``max_duration``, an override also expires ``max_duration`` after it was created, whatever its stored
-    expiry says (``PoolRecords.capped``)."""
+    expiry says (``PoolRecords.capped``). ``current``: the store as just read (a tick's one read), so only the
+    pools with something to expire are read and written again (by ``modify``, atomically)."""
     out: list[ManualOverride] = []
-    current = store.read(pools)
+    if current is None or any(p not in current for p in pools):
+        current = store.read(pools)
     for pool in pools:
         if not any(o.expires_at <= now for o in current[pool].capped(max_duration).active):
             continue

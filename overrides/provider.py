@@ -4,12 +4,18 @@ A store that cannot be read at tick time never crashes the tick and never silent
 the provider reuses the last good read (in memory, or the file store's ``.last-good`` copy for a fresh
 ``forescale tick`` process) and reports an ``override_store_unreadable`` event every tick until fixed.
 An edited schedule file is reloaded; an invalid edit keeps the previous rules and is reported once.
+
+A tick reads through ``for_tick`` (``TickOverrides``): the schedule file is checked once and the store is read once
+for every pool — one read of the file, one read of each pool's Nomad variable — and both the effects and the
+expiries of that tick use that read (reading the store once per pool made the file store's cost grow with
+pools², and the Variables store read each variable twice).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +58,7 @@ class Overrides(OverrideProvider):
         self._mtime = _mtime(schedule.source)
         self._last_good: dict[str, tuple[PoolRecords, datetime]] = {}
         self._warnings: dict[str, Event] = {}
+        self._lock = threading.RLock()  # a tick's pools (threads) and a guard check share this provider
 
     def effects(self, pool: str, now: datetime) -> Sequence[OverrideEffect]:
         self._maybe_reload(now)
@@ -62,16 +69,20 @@ class Overrides(OverrideProvider):
 
     def current_schedule(self, now: datetime, pool: str | None = None) -> Schedule:
         """The rules with each pool's lead time as resolved now (rules with their own ``lead`` keep it)."""
-        if self.lead_for is not None:
-            names = [pool] if pool is not None else sorted({r.pool for r in self.schedule.rules})
-            self.schedule = self.schedule.with_leads({name: self.lead_for(name, now) for name in names})
-        return self.schedule
+        if self.lead_for is None:
+            return self.schedule
+        names = [pool] if pool is not None else sorted({r.pool for r in self.schedule.rules})
+        leads = {name: self.lead_for(name, now) for name in names}
+        with self._lock:  # the tick's pools (threads) ask at once: each gets the rules with its own lead in
+            self.schedule = self.schedule.with_leads(leads)
+            return self.schedule
 
-    def drain_events(self, now: datetime) -> Sequence[Event]:
+    def drain_events(self, now: datetime, current: Mapping[str, PoolRecords] | None = None) -> Sequence[Event]:
+        """Expire what is due (``current``: the store as this tick read it, when it did) and report the problems."""
         events: list[Event] = []
         if self.store is not None:
             try:
-                ended = expire(self.store, self.pools, now, self.max_duration)
+                ended = expire(self.store, self.pools, now, self.max_duration, current=current)
                 events.extend(event_for(o, "override_expired", now) for o in ended)
             except OverrideError as exc:
                 if not self._warnings:  # already reported by effects() this tick otherwise
@@ -81,9 +92,27 @@ class Overrides(OverrideProvider):
 
     def warnings(self) -> list[Event]:
         """Store/schedule problems met since the last call (without expiring anything)."""
-        out = list(self._warnings.values())
-        self._warnings.clear()
+        with self._lock:
+            out = list(self._warnings.values())
+            self._warnings.clear()
         return out
+
+    def for_tick(self, pools: Sequence[str], now: datetime) -> TickOverrides:
+        """One tick's view: the schedule file checked once, the store read once for every configured pool."""
+        self._maybe_reload(now)
+        schedule = self.current_schedule(now)  # every pool's lead time resolved once
+        names = list(dict.fromkeys([*self.pools, *pools]))
+        if self.store is None:
+            return TickOverrides(self, schedule, {}, None)
+        try:
+            raw = self.store.read(names)
+        except OverrideError as exc:
+            fallback = {p: self._fallback(p, now, exc).capped(self.max_duration) for p in names}
+            return TickOverrides(self, schedule, fallback, None)
+        records = {p: raw[p].capped(self.max_duration) for p in names}
+        with self._lock:
+            self._last_good.update({p: (r, now) for p, r in records.items()})
+        return TickOverrides(self, schedule, records, raw)
 
     # ------------------------------------------------------------------ internals
 
@@ -94,12 +123,15 @@ class Overrides(OverrideProvider):
             records = self.store.read([pool])[pool].capped(self.max_duration)
         except OverrideError as exc:
             return self._fallback(pool, now, exc).capped(self.max_duration)
-        self._last_good[pool] = (records, now)
+        with self._lock:
+            self._last_good[pool] = (records, now)
         return records
 
     def _fallback(self, pool: str, now: datetime, exc: OverrideError) -> PoolRecords:
-        if pool in self._last_good:
-            records, at = self._last_good[pool]
+        with self._lock:
+            known = self._last_good.get(pool)
+        if known is not None:
+            records, at = known
             self._warn(pool, now, f"{exc} — using the last good read from {fmt_utc(at, now)}")
             return records
         last_good = self.store.read_last_good([pool]) if self.store is not None else None
@@ -112,7 +144,8 @@ class Overrides(OverrideProvider):
 
     def _warn(self, pool: str, now: datetime, message: str) -> None:
         log.warning("overrides: %s", message)
-        self._warnings[pool] = Event("override_store_unreadable", pool, message, now)
+        with self._lock:
+            self._warnings[pool] = Event("override_store_unreadable", pool, message, now)
 
     def _maybe_reload(self, now: datetime) -> None:
         source = self.schedule.source
@@ -124,13 +157,46 @@ class Overrides(OverrideProvider):
         try:
             self.schedule = load_schedule(source, self._leads)
         except ConfigError as exc:
-            self._warnings["schedule"] = Event(
-                "schedule_invalid", "*", f"{exc} — keeping the rules loaded before the edit", now
-            )
+            with self._lock:
+                self._warnings["schedule"] = Event(
+                    "schedule_invalid", "*", f"{exc} — keeping the rules loaded before the edit", now
+                )
             return
         finally:
             self._mtime = mtime
         log.info("reloaded schedule rules from %s", source)
+
+
+class TickOverrides(OverrideProvider):
+    """``Overrides`` for one tick: effects from the store as the tick read it once (``Overrides.for_tick``); the
+    expiries use that read too (the Variables store then writes, with check-and-set, only the pools with an
+    override to expire). A pool the read does not cover is asked of the provider itself."""
+
+    def __init__(
+        self,
+        parent: Overrides,
+        schedule: Schedule,
+        records: Mapping[str, PoolRecords],
+        raw: Mapping[str, PoolRecords] | None,
+    ) -> None:
+        self.parent = parent
+        self.schedule = schedule
+        self.records = dict(records)
+        self.raw = raw
+
+    def effects(self, pool: str, now: datetime) -> Sequence[OverrideEffect]:
+        if pool not in self.records and self.parent.store is not None:
+            return self.parent.effects(pool, now)
+        out: list[OverrideEffect] = list(self.schedule.effects(pool, now))
+        records = self.records.get(pool) or PoolRecords()
+        out.extend(o.effect(now) for o in records.active if o.active(now))
+        return out
+
+    def drain_events(self, now: datetime) -> Sequence[Event]:
+        return self.parent.drain_events(now, self.raw)
+
+    def warnings(self) -> Sequence[Event]:
+        return self.parent.warnings()
 
 
 def _mtime(path: Path | None) -> float | None:

@@ -14,14 +14,16 @@ if TYPE_CHECKING:
 
 
 def make_predictor(settings: PredictorSettings, pool: PoolConfig, lead_s: float | None = None) -> Predictor:
-    """One predictor instance per pool (models are stateless; this is cheap). ``lead_s``: the lead time the pool
-    plans with now (``ports.LeadTimes``: configured or learned); default the configured one."""
+    """One predictor instance per pool. ``lead_s``: the lead time the pool plans with now (``ports.LeadTimes``:
+    configured or learned); default the configured one. A seasonal model keeps its fit for
+    ``predictor.refit_every`` (predictor/reuse.py): keep the instance for the pool's next forecasts."""
     if settings.model == "trend_lr":
         return LinearTrendPredictor(window_s=settings.trend_window.total_seconds())
     return SeasonalPredictor(
         history_s=settings.history.total_seconds(),
         slo_unserved_pct=settings.slo_unserved_pct,
         policy=policy_shape(pool, lead_s),
+        refit_s=settings.refit_every.total_seconds() or None,
     )
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.linear_model import LinearRegression
 
 from autoscaler.core.series import RateSeries
 from predictor.base import Forecast
+from predictor.ols import LinearRegression
 
 
 class LinearTrendPredictor:

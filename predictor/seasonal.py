@@ -44,11 +44,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
-from sklearn.linear_model import LinearRegression
 
 from autoscaler.core.series import RateSeries
 from predictor.base import Forecast
 from predictor.headroom import Headroom, calibrate
+from predictor.ols import LinearRegression
+from predictor.reuse import FitMemo, KeptFit
 
 FloatArray = NDArray[np.float64]
 
@@ -218,6 +219,22 @@ def _trend_end(y: FloatArray, k: int) -> FloatArray:
     return out
 
 
+def _scale_and_peak(y: FloatArray, step: float) -> tuple[FloatArray, FloatArray]:
+    """At each index: the floor's scale — the last day's mean, or the last 10 minutes' if higher (after an outage
+    or a jump the day's mean lags far behind the traffic the floor must serve) — and its cap, the week's peak."""
+    scale = np.fmax(_trailing_mean(y, max(1, round(BASE_S / step))), _trailing_mean(y, max(1, round(LEVEL_S / step))))
+    return scale, _trailing_max(y, round(PEAK_S / step))
+
+
+def _scale_and_peak_now(y: FloatArray, step: float) -> tuple[float, float]:
+    """``_scale_and_peak`` at the last index only (the means and the peak of the trailing windows)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a window without a sample: NaN, as the full arrays say
+        day, recent = np.nanmean(y[-max(1, round(BASE_S / step)) :]), np.nanmean(y[-max(1, round(LEVEL_S / step)) :])
+        peak = np.nanmax(y[-max(1, round(PEAK_S / step)) :])
+    return float(np.nan_to_num(np.fmax(day, recent))), float(np.nan_to_num(peak))
+
+
 def _cold_forecast(y: FloatArray, h: int) -> FloatArray:
     """Cold start's forecast at each index: the peak of the last horizon, or the line through it read a
     horizon ahead when traffic grows (one quiet sample of a bursty pool is not taken for the level)."""
@@ -250,6 +267,7 @@ class SeasonalPredictor:
         budget_fraction: float = 0.5,
         half_life_s: float | None = 3 * DAY,
         policy: PolicyShape | None = None,
+        refit_s: float | None = None,
     ) -> None:
         if history_s <= 0:
             raise ValueError("history_s must be > 0")
@@ -260,6 +278,7 @@ class SeasonalPredictor:
         self.budget_fraction = budget_fraction
         self.half_life_s = half_life_s
         self.policy = policy or PolicyShape()
+        self.memo = FitMemo(refit_s) if refit_s else None  # one instance per pool: its fit kept (predictor/reuse.py)
 
     def history_seconds(self) -> float:
         return self.history_s
@@ -309,19 +328,25 @@ class SeasonalPredictor:
         y, step = grid.y, grid.step_s
         n = y.shape[0]
         h = max(1, math.ceil(horizon_s / step - 1e-9))
-        eps = max(1e-3 * float(np.nanmean(y)), 1e-9)
-        logy = np.log(y + eps)
+        # A kept fit serves once the history fills its window (while it grows, every tick's fit learns more).
+        full = n * step >= self.history_s - 2 * step
+        kept = self.memo.get(float(grid.t[-1]), step, h) if self.memo is not None and full else None
+        eps = kept.eps if kept is not None else max(1e-3 * float(np.nanmean(y)), 1e-9)
         k_lvl = max(1, round(LEVEL_S / step))
         k_g = max(1, round(GROWTH_S / step))
-        level = np.log(_rolling(y, k_lvl, "mean") + eps)
-        burst = np.log(_rolling(y, h, "max") + eps)
+        # With a kept fit only the last row's features are needed: the samples its windows and lags reach.
+        tail = n if kept is None else min(n, round(WEEK / step) + max(k_lvl, h) + k_g + 2)
+        yf = y[n - tail :]
+        logy = np.log(yf + eps)
+        level = np.log(_rolling(yf, k_lvl, "mean") + eps)
+        burst = np.log(_rolling(yf, h, "max") + eps)
         growth = level - _shift(level, k_g)
         future = _shift(_rolling(logy, h, "max"), -h)  # log peak over (τ, τ+h]
         span_s = n * step
         groups: list[tuple[str, list[FloatArray]]] = [("level", [level]), ("trend", [growth, burst])]
         if span_s >= 2 * DAY:
             d = round(DAY / step)
-            tod = 2 * np.pi * (grid.t % DAY) / DAY
+            tod = 2 * np.pi * (grid.t[n - tail :] % DAY) / DAY
             groups.append(("time_of_day", [np.sin(tod), np.cos(tod), np.sin(2 * tod), np.cos(2 * tod)]))
             groups.append(("daily", [_shift(future, d), _shift(level, d)]))
             if span_s >= WEEK + DAY:
@@ -332,6 +357,11 @@ class SeasonalPredictor:
         if not usable or usable[0][0] != "level":
             return None
         mode = usable[-1][0]
+        names = tuple(name for name, _ in usable)
+        if kept is not None and kept.names == names:  # between refits: today's features, the kept model
+            last = np.array([[float(c[-1]) for _, cols in usable for c in cols]])
+            headroom = kept.headroom.at_level(*_scale_and_peak_now(y, step))
+            return _Fit(kept.predicted(last, float(level[-1])), headroom, mode, kept.rows, kept.budget_pct)
         x = np.column_stack([c for _, cols in usable for c in cols])
         rows = np.flatnonzero(np.all(np.isfinite(x), axis=1) & np.isfinite(future))
         min_rows = max(12, 4 * x.shape[1])
@@ -369,8 +399,13 @@ class SeasonalPredictor:
         past[earliest] = _cold_forecast(y, h)[earliest]
         known = np.flatnonzero(np.isfinite(past) & np.isfinite(future))
         budget = self._budget_pct()
-        headroom = self._headroom(y, past, known, h, step, budget, horizon_s)
-        return _Fit(max(predicted, 0.0), headroom, mode, int(rows.shape[0]), budget)
+        calibrated, at_level = self._headroom(y, past, known, h, step, budget, horizon_s)
+        if self.memo is not None:
+            kept_fit = KeptFit(
+                float(grid.t[-1]), step, h, names, eps, model, rise, calibrated, int(rows.shape[0]), budget
+            )
+            self.memo.keep(kept_fit)
+        return _Fit(max(predicted, 0.0), calibrated.at_level(*at_level), mode, int(rows.shape[0]), budget)
 
     def _cold(self, grid: _Grid, horizon_s: float, observed: float) -> _Fit | None:
         """Cold start: the forecast is the observed rate — its peak over the last horizon, so one quiet
@@ -383,8 +418,8 @@ class SeasonalPredictor:
             return None
         recent = _cold_forecast(y, h)
         budget = self._budget_pct()
-        headroom = self._headroom(y, recent, rows, h, step, budget, horizon_s)
-        return _Fit(max(float(recent[-1]), 0.0), headroom, "cold", int(rows.shape[0]), budget)
+        calibrated, at_level = self._headroom(y, recent, rows, h, step, budget, horizon_s)
+        return _Fit(max(float(recent[-1]), 0.0), calibrated.at_level(*at_level), "cold", int(rows.shape[0]), budget)
 
     def _headroom(
         self,
@@ -395,22 +430,20 @@ class SeasonalPredictor:
         step: float,
         budget: float,
         horizon_s: float,
-    ) -> Headroom:
+    ) -> tuple[Headroom, tuple[float, float]]:
         """Calibrate the headroom on the rows' forecasts ``past`` against what followed them, crediting the
-        policy around the forecast (observed-rate need, guard, scale-in window)."""
+        policy around the forecast (observed-rate need, guard, scale-in window); with the level and cap its
+        floor is applied at now (``Headroom.at_level``)."""
         n = y.shape[0]
         policy = self.policy
-        k_lvl = max(1, round(LEVEL_S / step))
-        # The floor's scale: the last day's mean, or the last 10 minutes' if higher (after an outage or a
-        # jump the day's mean lags far behind the traffic the floor must serve).
-        scale = np.fmax(_trailing_mean(y, max(1, round(BASE_S / step))), _trailing_mean(y, k_lvl))
-        peak = _trailing_max(y, round(PEAK_S / step))
+        scale, peak = _scale_and_peak(y, step)
+        now = (float(np.nan_to_num(scale[-1])), float(np.nan_to_num(peak[-1])))
         # Held rows (no fresh sample: the tick holds) and rows whose traffic is negligible for the SLO
         # (below the SLO's share of the mean rate: serving none of it would still meet the SLO) teach nothing.
         negligible = self.slo_unserved_pct / 100.0 * float(np.nanmean(y))
         rows = rows[np.isfinite(y[rows]) & (np.nan_to_num(scale[rows]) > negligible)]
         if rows.shape[0] == 0:
-            return Headroom(1.0, 0.0, 0.0, 0)
+            return Headroom(1.0, 0.0, 0.0, 0), now
         # The scale-in window keeps the highest need of the ticks within it: the decision at i stands on
         # the ticks at i - I, i - 2I, … inside the window (I = the tick interval in steps).
         interval = max(1, round((horizon_s - policy.lead_s) / step))
@@ -435,7 +468,7 @@ class SeasonalPredictor:
             floor_cap=_held_back(peak, [0, *window])[cal],
             block=((cal - cal[0]) // h).astype(np.int64),  # errors within one horizon are one event
         )
-        return headroom.at_level(float(np.nan_to_num(scale[-1])), float(np.nan_to_num(peak[-1])))
+        return headroom, now
 
     def _cover(self, y: FloatArray, cal: NDArray[np.int64], h: int, step: float, held: FloatArray) -> FloatArray:
         """Capacity each horizon cell gets without headroom: the needs the scale-in window holds (ready

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -214,7 +213,7 @@ def replay(
     actions = 0
     next_tick = next_guard = float(trace.t[first])
     # Thousands of small fits: one BLAS thread each is several times faster than a thread pool.
-    with threadpool_limits(limits=1), fast_fits():
+    with threadpool_limits(limits=1):
         for i in range(n):
             now = float(trace.t[first + i])
             if queue is not None:  # the backlog the tick reads: what the last step left
@@ -249,15 +248,6 @@ def score_queue(trace: Trace, first: int, config: Config, pool_name: str, result
     slo = pool.queue.latency_slo.total_seconds()
     demand = trace.rps[first:]
     result.queue = queue_figures(result.t, demand, result.ready, pool.capacity_per_node, trace.step_s, slo)
-
-
-def fast_fits() -> AbstractContextManager[None]:
-    """scikit-learn without its per-call input checks: the replay feeds thousands of small fits with series that
-    are already finite (``RateSeries.finite``) and models built by forescale, so the checks only cost time
-    (about 10 % of a replay), never change a result."""
-    import sklearn
-
-    return sklearn.config_context(assume_finite=True, skip_parameter_validation=True)
 
 
 def _advance(next_tick: float, now: float, interval_s: float) -> float:
@@ -382,7 +372,7 @@ def run_backtest(
     results["oracle"] = score_requests(trace, first, cap, lead, reference.oracle(t, rps, cap, lead))
     results["static_peak"] = score_requests(trace, first, cap, lead, reference.static_peak(t, rps, cap))
     results["reactive"] = score_requests(trace, first, cap, lead, reference.reactive(trace.t, trace.rps, first, cap))
-    with threadpool_limits(limits=1), fast_fits():
+    with threadpool_limits(limits=1):
         trend = reference.trend_lr(trace.as_rate_series(), t, cap, lead, interval)
     results["trend_lr"] = score_requests(trace, first, cap, lead, trend)
     for result in results.values():

@@ -9,6 +9,12 @@ answers larger than ``max_bytes`` (declared by Content-Length or streamed) befor
 
 Both failures are requests exceptions (``CallDeadlineExceeded`` is a ``Timeout``), so every client that wraps
 requests (python-nomad, prometheus-api-client) reports them through its usual error path.
+
+``max_in_flight`` bounds how many calls made *under a tick deadline* (the tick's and the guard's work, whose
+pools run on several threads) are on the wire at once; a call waits for a free slot at most until the tick's
+deadline (then it is not sent: ``CallDeadlineExceeded`` with ``by_tick``). Calls outside a tick — the leader
+lock's renewals, the override store's blocking watch, CLI commands — are never queued behind tick work. The
+adapter's connection pool keeps as many connections as the limit, so no call opens a throw-away connection.
 """
 
 from __future__ import annotations
@@ -118,12 +124,18 @@ class BoundedAdapter(HTTPAdapter):
         what: str = "the server",
         max_retries: Any = 0,
         monotonic: Callable[[], float] = time.monotonic,
+        max_in_flight: int | None = None,
     ) -> None:
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.total_s = total_s
         self.max_bytes = max_bytes
         self.what = what
         self.monotonic = monotonic
-        super().__init__(max_retries=max_retries)
+        self.max_in_flight = max_in_flight
+        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight is not None else None
+        pool = max(max_in_flight or 0, 10)  # requests' default pool size is 10
+        super().__init__(max_retries=max_retries, pool_connections=pool, pool_maxsize=pool)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -144,6 +156,37 @@ class BoundedAdapter(HTTPAdapter):
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         ambient = deadlines.current()
+        slot = self._slot(ambient)
+        try:
+            return self._send(request, ambient, timeout, verify, cert, proxies)
+        finally:
+            if slot:
+                assert self._slots is not None
+                self._slots.release()
+
+    def _slot(self, ambient: deadlines.Deadline | None) -> bool:
+        """Wait for an in-flight slot (tick work only), at most until the tick's deadline; True when one is held."""
+        if self._slots is None or ambient is None:
+            return False
+        while not self._slots.acquire(timeout=max(0.0, min(ambient.remaining(), 0.25))):
+            if ambient.remaining() <= 0:
+                late = CallDeadlineExceeded(
+                    f"{ambient.reason} passed while waiting for one of {self.max_in_flight} request slots to "
+                    f"{self.what}: not sent"
+                )
+                late.by_tick = True
+                raise late
+        return True
+
+    def _send(
+        self,
+        request: requests.PreparedRequest,
+        ambient: deadlines.Deadline | None,
+        timeout: Any,
+        verify: bool | str,
+        cert: Any,
+        proxies: Mapping[str, str] | None,
+    ) -> requests.Response:
         limit = self.total_s if ambient is None else min(self.total_s, ambient.remaining())
         if limit <= 0:
             late = CallDeadlineExceeded(f"{ambient.reason if ambient else 'the deadline'} has passed: not sent")

@@ -1,7 +1,7 @@
 """`forescale backtest`: replay a trace (or the metrics source's history) through the real tick, with reference
 policies.
 
-The work is in ``autoscaler.backtest.session`` (imported when the command runs: it needs scikit-learn); the
+The work is in ``autoscaler.backtest.session`` (imported when the command runs: it needs numpy and matplotlib); the
 history comes from the config's metrics source (``metrics.source``), built by the one constructor
 ``autoscaler.sources.registry.build_metrics_source`` — or from Prometheus at ``--prometheus URL``.
 """

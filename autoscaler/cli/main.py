@@ -1,13 +1,14 @@
 """The ``forescale`` command line (Typer + Rich). Every user-caused error is one readable line.
 
-Start-up stays light: command modules import their heavy parts (scikit-learn, numpy, slack-sdk, the
-Nomad client) inside the commands, so `forescale --help` and shell completion do not pay for them.
+Start-up stays light: command modules import their heavy parts (numpy, slack-sdk, the Nomad client) inside the
+commands, so `forescale --help` and shell completion do not pay for them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,12 +118,12 @@ def tick(
     from autoscaler.config import load_config
     from autoscaler.core.errors import ForescaleError
     from autoscaler.daemon.leader import LeaderLoop
-    from autoscaler.policy.tick import run_tick
+    from autoscaler.policy.cycle import run_tick
     from autoscaler.wiring import build_notifiers, build_runtime
 
     cfg = load_config(config)
     only = [p.name for p in select_pools(cfg, pool)]
-    runtime = build_runtime(cfg, clock=clock_of(ctx))
+    runtime = build_runtime(cfg, clock=clock_of(ctx), history_cache=True)
     # The table and the explanations below show each decision once: the console notifier adds only events. With
     # --json, stdout carries only the JSON document (Slack still posts).
     notifiers = build_notifiers(cfg, console=False)
@@ -193,7 +194,7 @@ def plan(
     from autoscaler.config import load_config
     from autoscaler.core.clock import ManualClock
     from autoscaler.core.timeutil import parse_when
-    from autoscaler.policy.tick import run_tick
+    from autoscaler.policy.cycle import run_tick
     from autoscaler.wiring import build_deps
 
     cfg = load_config(config)
@@ -369,12 +370,24 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread() -> None:
+    """One BLAS thread per fit, unless the environment says otherwise: a tick fits many small models (at most
+    6,000 × 12) on concurrent threads, where BLAS's own threads only contend (3× the CPU of one thread per fit,
+    benchmarks/scale.py). Read by each BLAS library when it loads, so set before numpy and scipy are imported."""
+    for name in BLAS_THREADS:
+        os.environ.setdefault(name, "1")
+
+
 def main(cli_state: CliState | None = None) -> None:
     """Console-script entry point: turns ForescaleError into one line and its exit code.
 
     ``cli_state`` lets tests run the real entry point on a ManualClock.
     """
     cli_state = cli_state or CliState()
+    one_blas_thread()
     try:
         app(obj=cli_state)
     except ConfigError as exc:

@@ -190,6 +190,7 @@ def report_json(report: TickReport) -> str:
                 "dry_run": report.dry_run,
                 "guard": report.guard,
                 "duration_s": round(report.duration_s, 4),
+                "skipped": list(report.skipped),  # not started before the deadline: first next tick
                 "pools": [
                     {
                         "pool": o.pool,
@@ -221,3 +222,9 @@ def print_report(console: Console, report: TickReport, title: str, as_json: bool
         console.print(report_table(report, title))
         for line in explanations(report):  # full sentences, not squeezed into table cells
             console.print(line, highlight=False)
+        if report.skipped:
+            console.print(
+                f"[yellow]deadline[/]: {len(report.skipped)} pool(s) not decided before the tick deadline, first next "
+                f"tick: {markup_safe(', '.join(report.skipped))}",
+                highlight=False,
+            )

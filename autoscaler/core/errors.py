@@ -4,6 +4,7 @@
     ├── ConfigError                a config or schedule file is unreadable or invalid (exit 2)
     ├── UnknownPool                --pool names a pool the config does not have (exit 2)
     ├── MetricsUnavailable         no usable, fresh series: the pool holds
+    │   └── NoSamples              the source answered, with no (finite) sample in the range asked
     ├── TargetError                a scaling target failed
     │   └── NomadError             Nomad answered with an error, or could not be reached
     │       ├── DeploymentActive   400 while a deployment runs: retry next tick
@@ -62,6 +63,11 @@ class UnknownPool(ForescaleError):
 
 class MetricsUnavailable(ForescaleError):
     """The metrics source could not give a usable, fresh series (the pool then holds)."""
+
+
+class NoSamples(MetricsUnavailable):
+    """The source answered, but with no (finite) sample in the range asked (an incremental fetch then reads the
+    whole window, as a first fetch would)."""
 
 
 class TargetError(ForescaleError):

@@ -13,6 +13,7 @@
     OverrideProvider  schedule rules + manual overrides in force for a pool at a time
     OverrideStore     where manual overrides are kept (a file, Nomad Variables, memory)
     LeaderLock        who may act: a lock held while scaling (a Nomad Variables lock, a local flock)
+    TickScoped        an adapter whose reads one tick's pools share (``for_tick``: the node directory's snapshot)
 
 Implementations subclass the Protocol when they want its no-op defaults (``Notifier.close``,
 ``OverrideStore.read_last_good``, ``OverrideProvider.warnings``).
@@ -151,6 +152,18 @@ class LeadTimes(Protocol):
 
 
 @runtime_checkable
+class TickScoped(Protocol):
+    """An adapter whose reads the pools of one tick share (a target's or node directory's per-tick snapshot).
+
+    The tick asks for ``for_tick()`` once and hands the view to all its pools; what the view read is forgotten
+    with it, so the next tick reads afresh. A write through the view is never cached: the view reads again after
+    it, as the adapter itself would.
+    """
+
+    def for_tick(self) -> TickScoped: ...
+
+
+@runtime_checkable
 class ChangeHistory(Protocol):
     """A target that keeps its own record of recent count changes (Nomad: ``GET /v1/job/:id/scale`` events).
 
@@ -209,6 +222,10 @@ class History(Protocol):
         """Every decision's queued count and queued-too-long warning/recovery, oldest first."""
         ...
 
+    def late_pools(self, since: datetime) -> Sequence[str]:
+        """The pools a tick since ``since`` left undecided on its deadline (they go first); none by default."""
+        return ()
+
 
 class OverrideProvider(Protocol):
     """Active schedule rules and manual overrides of a pool at a time."""
@@ -223,6 +240,11 @@ class OverrideProvider(Protocol):
         """Problems met since the last call (an unreadable store, an invalid schedule edit), without
         expiring anything: what `override list` and `schedule show` print under their tables."""
         return ()
+
+    def for_tick(self, pools: Sequence[str], now: datetime) -> OverrideProvider:
+        """The provider for one tick over ``pools`` at ``now`` (a store is then read once for all of them, not
+        once per pool); by default this provider itself."""
+        return self
 
 
 class NoOverrides(OverrideProvider):

@@ -50,6 +50,7 @@ class TickReport:
     dry_run: bool = False
     duration_s: float = 0.0
     guard: bool = False  # a fast guard check between ticks: only the pools it scaled are listed
+    skipped: tuple[str, ...] = ()  # pools not started before the deadline (they go first next tick)
 
     @property
     def changes(self) -> list[PoolOutcome]:

@@ -67,6 +67,11 @@ class DaemonMetrics:
         self.last_tick = Gauge(
             "forescale_last_tick_timestamp_seconds", "UNIX time of the last finished tick", registry=r
         )
+        self.skipped = Gauge(
+            "forescale_tick_skipped_pools",
+            "Pools the last tick did not decide before its deadline (they go first in the next tick)",
+            registry=r,
+        )
         # Node pools (pools with nodes.provider): docs/nodes.md.
         self.machines = Gauge(
             "forescale_pool_machines",
@@ -223,6 +228,7 @@ class DaemonMetrics:
         if not report.guard:  # a guard check is not a tick: it must not hide a stalled one
             self.tick_duration.observe(report.duration_s)
             self.last_tick.set(report.at.timestamp())
+            self.skipped.set(len(report.skipped))
         for o in report.outcomes:
             if o.status in ("failed", "deferred"):
                 self.errors.labels(o.pool, o.status).inc()

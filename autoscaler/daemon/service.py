@@ -1,16 +1,18 @@
-"""`forescale run`: APScheduler runs the tick every interval (plus at schedule-rule boundaries, when the
-override store changes, and when a manual override expires), and the fast guard of each pool every
-``guard.interval`` in between.
+"""`forescale run`: APScheduler runs the tick every interval (plus at schedule-rule boundaries, when the override
+store changes, and when a manual override expires), and the fast guard of each pool every ``guard.interval`` in
+between.
 
-Ticks run on a single worker thread, so two ticks never overlap; missed runs are coalesced into one.
-All work that may scale goes through ``Daemon.act`` — the one gate (serialised, under a deadline, and only
-while this daemon leads) that interval, schedule, override, expiry and follow-up ticks and the fast guard
-between ticks share. Each tick runs under its deadline (``daemon.tick_deadline``, default half the
-interval); ``/healthz`` fails while a tick runs past it. SIGTERM/SIGINT shorten the running tick's deadline
-to ``daemon.stop_grace`` and stop the daemon right after it. A tick that raises is logged and counted, never
-fatal. ``/healthz`` and ``/metrics`` show a tick as soon as its decisions are made (before Slack). With
-leader election, a standby daemon never acts: ``/healthz`` says ``"role": "standby"`` (200) and
-``forescale_leader`` is 0. Health follows ticks only (a guard check is no substitute for a forecast).
+Ticks run on a single worker thread, so two ticks never overlap; missed runs are coalesced into one. The guard runs
+on a thread of its own and never waits behind a running tick: it checks every pool the tick is not working on at
+that moment (policy/runner.py ``PoolLocks``: a tick and a guard check never work on one pool at once). All work
+that may scale goes through ``Daemon.act`` — the one gate (one tick at a time and one guard check at a time, each
+under a deadline, and only while this daemon leads) that interval, schedule, override, expiry and follow-up ticks
+and the fast guard between ticks share. Each tick runs under its deadline (``daemon.tick_deadline``, default half
+the interval); ``/healthz`` fails while a tick runs past it. SIGTERM/SIGINT shorten the running tick's deadline to
+``daemon.stop_grace`` and stop the daemon right after it. A tick that raises is logged and counted, never fatal.
+``/healthz`` and ``/metrics`` show a tick as soon as its decisions are made (before Slack). With leader election, a
+standby daemon never acts: ``/healthz`` says ``"role": "standby"`` (200) and ``forescale_leader`` is 0. Health
+follows ticks only (a guard check is no substitute for a forecast).
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ from autoscaler.daemon.jobs import TRANSITION_LOOKAHEAD, ExtraTicks, Transitions
 from autoscaler.daemon.leader import LeaderLoop, Leadership
 from autoscaler.daemon.metrics import DaemonMetrics
 from autoscaler.daemon.watch import OverrideWatcher
-from autoscaler.policy.tick import TickDeps, run_tick
+from autoscaler.policy.cycle import run_tick
+from autoscaler.policy.tick import TickDeps
 
 log = logging.getLogger("forescale.daemon")
 
 T = TypeVar("T")
+GUARD = "guard"  # the scheduler's executor for guard checks
 
 
 @dataclass(frozen=True)
@@ -106,19 +110,23 @@ class Daemon(ExtraTicks):
         self.shadow_pools = frozenset(p.name for p in config.pools if deps.shadow or p.mode == "shadow")
         self.metrics.set_shadow({p.name: p.name in self.shadow_pools for p in config.pools if p.mode != "off"})
         self.last_report: TickReport | None = None
-        self._recorded: TickReport | None = None  # the last report record() saw (by the recorder, or after the tick)
+        # The last report record() saw, of a tick and of a guard check (by the recorder, or after the run).
+        self._recorded: dict[bool, TickReport] = {}
         self.last_finished: datetime | None = None
         self.last_trigger: str | None = None
         self.pool_state: dict[str, dict[str, Any]] = {}
         self.started_at: datetime | None = None
         self._trigger = "interval"
+        self._guard_trigger = "guard"
         self._changes = 0
         self._tick_lock = threading.Lock()
+        self._guard_lock = threading.Lock()  # the guard's own: it never waits for a tick
         self._stop = threading.Event()
         self._watch_thread: threading.Thread | None = None
         if recorder is not None:
             recorder.bind(self.record)
         self.running: Running | None = None
+        self.guarding: Running | None = None  # a guard check in progress (beside a tick, maybe)
         self.tick_deadline = config.daemon.deadline()
         self.stop_grace = config.daemon.stop_grace
         # Leader election (None: this daemon always acts, e.g. in tests). Every scale re-checks it (may_act).
@@ -139,7 +147,7 @@ class Daemon(ExtraTicks):
         grace = int(self.interval.total_seconds())
         self.scheduler = BackgroundScheduler(
             timezone="UTC",
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            executors={"default": ThreadPoolExecutor(max_workers=1), GUARD: ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         )
         settings = config.daemon
@@ -153,11 +161,12 @@ class Daemon(ExtraTicks):
             watcher.on_change = self.on_overrides_changed
 
     # -- the work -------------------------------------------------------------------------------
-    def act(self, trigger: str, work: Callable[[Deadline], T]) -> T | None:
-        """The one way to run work that may scale (every tick, and a guard between ticks): one at a time,
-        under a fresh tick deadline, only while this daemon leads and is not stopping. None when it did not run.
+    def act(self, trigger: str, work: Callable[[Deadline], T], *, guard: bool = False) -> T | None:
+        """The one way to run work that may scale (every tick, and a guard between ticks): one tick at a time and
+        one guard check at a time (a guard check never waits for a tick), under a fresh tick deadline, only while
+        this daemon leads and is not stopping. None when it did not run.
         """
-        with self._tick_lock:
+        with self._guard_lock if guard else self._tick_lock:
             if self._stop.is_set():
                 log.info("%s: not started, the daemon is stopping", trigger)
                 return None
@@ -166,11 +175,18 @@ class Daemon(ExtraTicks):
                 self.metrics.standby.labels(trigger).inc()
                 return None
             deadline = Deadline(self.tick_deadline.total_seconds(), self.deps.monotonic)
-            self.running = Running(trigger, self.deps.clock.now(), deadline)
+            running = Running(trigger, self.deps.clock.now(), deadline)
+            if guard:
+                self.guarding = running
+            else:
+                self.running = running
             try:
                 return work(deadline)
             finally:
-                self.running = None
+                if guard:
+                    self.guarding = None
+                else:
+                    self.running = None
 
     def tick(
         self, trigger: str = "interval", only: Sequence[str] | None = None, guard: bool = False
@@ -182,8 +198,10 @@ class Daemon(ExtraTicks):
             if trigger == "leader" and self._ticked_as_leader():
                 log.debug("leader tick skipped: a tick already ran since this daemon started leading")
                 return None
-            self._trigger = trigger
-            if not guard:
+            if guard:
+                self._guard_trigger = trigger
+            else:
+                self._trigger = trigger
                 self.last_leader_tick = self.deps.clock.now()
             try:
                 report = run_tick(self.deps, only=only, deadline=deadline, guard=guard)
@@ -191,12 +209,13 @@ class Daemon(ExtraTicks):
                 log.exception("%s crashed (%s); the daemon keeps running", "guard" if guard else "tick", trigger)
                 self.metrics.crashes.inc()
                 return None
-            if self._recorded is not report:
-                self.record(report)  # no recorder, or a quiet guard check (nobody is told)
+            if self._recorded.get(report.guard) is not report:
+                with self.deps.report_lock:  # the recorder records under it too (a tick and a guard finishing)
+                    self.record(report, trigger)  # no recorder, or a quiet guard check (nobody is told)
             self.follow_up_drains(report)
             return report
 
-        return self.act(trigger, work)
+        return self.act(trigger, work, guard=guard)
 
     def _ticked_as_leader(self) -> bool:
         """A tick ran while leading in this term (the start's interval tick can run after the lock was won: the
@@ -204,11 +223,11 @@ class Daemon(ExtraTicks):
         since = self.led_since
         return since is not None and self.last_leader_tick is not None and self.last_leader_tick >= since
 
-    def record(self, report: TickReport) -> None:
+    def record(self, report: TickReport, trigger: str | None = None) -> None:
         """Health and metrics of a finished tick (called by the recorder, right after the decisions). A guard
         check updates the metrics and the pools it scaled, never the last tick's time (health)."""
-        self._recorded = report
-        trigger = self._trigger
+        self._recorded[report.guard] = report
+        trigger = trigger or (self._guard_trigger if report.guard else self._trigger)
         self.metrics.observe(report, trigger, self.shadow_pools)
         finished = self.deps.clock.now()
         for o in report.outcomes:
@@ -250,6 +269,7 @@ class Daemon(ExtraTicks):
                 name=f"forescale guard ({', '.join(pools)})",
                 kwargs={"trigger": "guard", "guard": True, "only": pools},
                 next_run_time=now + every,  # the first tick runs at start: the guard follows it
+                executor=GUARD,  # its own thread: a long tick never holds the guard back
             )
         if self.transitions is not None:
             self.scheduler.add_job(
@@ -383,10 +403,10 @@ class Daemon(ExtraTicks):
         """Ask the daemon to stop: no new work starts, the running tick has ``stop_grace`` to finish its calls,
         and ``run_forever`` returns right after it."""
         self._stop.set()
-        running = self.running
-        if running is not None:
-            grace = self.stop_grace.total_seconds()
-            running.deadline.shorten(grace, f"the stop grace ({grace:g}s after SIGTERM)")
+        grace = self.stop_grace.total_seconds()
+        for running in (self.running, self.guarding):
+            if running is not None:
+                running.deadline.shorten(grace, f"the stop grace ({grace:g}s after SIGTERM)")
 
     def shutdown(self) -> None:
         self.stop()

@@ -6,9 +6,14 @@ Datacenter, Status, Drain, SchedulingEligibility), then for the stubs that pass 
 ``GET /v1/node/:id/allocations``. Writes are single tries (a lost answer is re-read next tick):
 ``POST /v1/node/:id/drain`` and ``POST /v1/node/:id/purge``.
 
-``other_nodes`` reads the nodes outside the pool's filters (attributes only, cached by node ID and
-ModifyIndex): the node step asks for them only when some machine of the group has no node of the pool, to
-tell a machine of another node pool (never touched) from one that never registered (reaped after a bound).
+``other_nodes`` reads the nodes outside the pool's filters (attributes only): the node step asks for them only when
+some machine of the group has no node of the pool, to tell a machine of another node pool (never touched) from one
+that never registered (reaped after a bound).
+
+One tick, one node list: the tick reads through ``for_tick()`` (``NodeSnapshot``), which every pool shares — the
+node list once, each node's allocations once, each node's full record only when its ModifyIndex moved since it was
+last read (kept across ticks by the directory). Pools that share a Nomad node pool and are told apart by ``meta``
+thus cost one read of each node per tick in all, not one per pool.
 
 Shapes follow Nomad's source (notes: DrainStrategy is flat — ``{Deadline, IgnoreSystemJobs, ForceDeadline,
 StartedAt}`` — and LastDrain is ``{StartedAt, UpdatedAt, Status, AccessorID, Meta}``). Unreadable means busy:
@@ -19,7 +24,8 @@ an allocation list that is not a list of objects each with a ``ClientStatus`` st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -37,55 +43,26 @@ DEFAULT_HEALTHY_DEADLINE_S = 300.0  # structs.DefaultMigrateStrategy.HealthyDead
 
 
 class NomadNodeDirectory:
-    """Implements ``NodeDirectory`` on a NomadClient."""
+    """Implements ``NodeDirectory`` on a NomadClient; ``for_tick()`` gives the per-tick snapshot every pool of a tick
+    reads through (``NodeSnapshot``: one node list, one read of each node's allocations). Called directly, each
+    read is a snapshot of its own (as fresh as before)."""
 
     def __init__(self, client: NomadClient) -> None:
         self.client = client
-        self._others: dict[str, tuple[int, PoolNode]] = {}  # node ID → (ModifyIndex, node) of non-pool nodes
+        # Full node records (``GET /v1/node/:id``) by node ID, with the ModifyIndex they were read at: Nomad moves a
+        # node's ModifyIndex on every change (status, eligibility, drain, meta, attributes), so a record whose index
+        # is still the one in the node list is still the node; it is read again once the index moves.
+        self._nodes: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
 
-    def _stubs(self) -> list[dict[str, Any]]:
-        stubs = self.client.get_json("nodes", {"namespace": None}).body
-        if not isinstance(stubs, list):
-            raise NomadError(f"GET /v1/nodes answered {type(stubs).__name__}, not a list of nodes; nothing assumed")
-        return [s for s in stubs if isinstance(s, dict) and s.get("ID")]
+    def for_tick(self) -> NodeSnapshot:
+        return NodeSnapshot(self)
 
     def pool_nodes(self, pool: PoolConfig) -> list[PoolNode]:
-        out = []
-        for stub in self._stubs():
-            if not stub_matches(stub, pool.nodes):
-                continue
-            node_id = quote(str(stub["ID"]), safe="")
-            full = self.client.get_json(f"node/{node_id}", {"namespace": None}).body
-            if not isinstance(full, dict) or not meta_matches(full, pool.nodes):
-                continue
-            allocs = self.client.get_json(f"node/{node_id}/allocations", {"namespace": "*"}).body
-            out.append(parse_node(full, allocs))
-        return out
+        return self.for_tick().pool_nodes(pool)
 
     def other_nodes(self, pool: PoolConfig) -> list[PoolNode]:
-        out = []
-        seen = set()
-        for stub in self._stubs():
-            node_id = str(stub["ID"])
-            seen.add(node_id)
-            index = int(stub.get("ModifyIndex") or 0)
-            cached = self._others.get(node_id)
-            if cached is not None and cached[0] == index and index:
-                node = cached[1]
-            else:
-                if stub_matches(stub, pool.nodes) and not pool.nodes.meta:
-                    continue  # a pool node (read by pool_nodes)
-                full = self.client.get_json(f"node/{quote(node_id, safe='')}", {"namespace": None}).body
-                if not isinstance(full, dict):
-                    continue
-                node = parse_node(full, [], in_pool=not _outside(full, pool.nodes))
-                self._others[node_id] = (index, node)
-            if node.in_pool:
-                continue
-            out.append(node)
-        for gone in set(self._others) - seen:
-            del self._others[gone]
-        return out
+        return self.for_tick().other_nodes(pool)
 
     def drain(self, node_id: str, deadline_s: float, ignore_system_jobs: bool, meta: dict[str, str]) -> None:
         body = {
@@ -101,6 +78,137 @@ class NomadNodeDirectory:
 
     def purge(self, node_id: str) -> None:
         self.client.post_json(f"node/{quote(node_id, safe='')}/purge", None, {"namespace": None})
+
+    # -- reads shared by the snapshots
+
+    def stubs(self) -> list[dict[str, Any]]:
+        """``GET /v1/nodes`` (the records of nodes no longer listed are forgotten)."""
+        stubs = self.client.get_json("nodes", {"namespace": None}).body
+        if not isinstance(stubs, list):
+            raise NomadError(f"GET /v1/nodes answered {type(stubs).__name__}, not a list of nodes; nothing assumed")
+        listed = [s for s in stubs if isinstance(s, dict) and s.get("ID")]
+        ids = {str(s["ID"]) for s in listed}
+        with self._lock:
+            for gone in set(self._nodes) - ids:
+                del self._nodes[gone]
+        return listed
+
+    def node(self, stub: Mapping[str, Any]) -> Any:
+        """The full record of a listed node: kept while its ModifyIndex stays the one listed, else read again."""
+        node_id = str(stub["ID"])
+        index = stub.get("ModifyIndex")
+        index = index if isinstance(index, int) and not isinstance(index, bool) else 0
+        with self._lock:
+            cached = self._nodes.get(node_id)
+        if cached is not None and index and cached[0] == index:
+            return cached[1]
+        full = self.client.get_json(f"node/{quote(node_id, safe='')}", {"namespace": None}).body
+        if isinstance(full, dict) and index:
+            read_at = full.get("ModifyIndex")
+            with self._lock:
+                self._nodes[node_id] = (read_at if isinstance(read_at, int) else index, full)
+        return full
+
+    def allocations(self, node_id: str) -> Any:
+        """``GET /v1/node/:id/allocations`` as answered (its shape is judged by ``parse_allocs``)."""
+        return self.client.get_json(f"node/{quote(node_id, safe='')}/allocations", {"namespace": "*"}).body
+
+
+class NodeSnapshot:
+    """One tick's view of Nomad's nodes (``NodeDirectory``), shared by all its pools and safe across their threads:
+    the node list is read once (a failure to read it too: every pool reports it, none retries it), each node's
+    full record comes from the directory (read again only when its ModifyIndex moved), each node's allocations are
+    read once. A write (drain, cancel, purge) forgets the list and the allocations: what is read after it is
+    fresh, as the node step's follow-up after its drains needs."""
+
+    def __init__(self, directory: NomadNodeDirectory) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._stubs: list[dict[str, Any]] | NomadError | None = None
+        self._read: dict[tuple[str, str], Any] = {}  # ("node" | "allocations", node ID) → the answer
+        self._reading: dict[tuple[str, str], threading.Lock] = {}  # one read of each at a time (pools overlap)
+        self._list_lock = threading.Lock()
+
+    def for_tick(self) -> NodeSnapshot:
+        return NodeSnapshot(self.directory)
+
+    def _listed(self) -> list[dict[str, Any]]:
+        with self._list_lock:
+            if self._stubs is None:
+                try:
+                    self._stubs = self.directory.stubs()
+                except NomadError as exc:
+                    self._stubs = exc
+            got = self._stubs
+        if isinstance(got, NomadError):
+            raise got
+        return got
+
+    def _once(self, key: tuple[str, str], read: Callable[[], Any]) -> Any:
+        """``read()`` once per tick for ``key``, however many pools (threads) ask at once."""
+        with self._lock:
+            if key in self._read:
+                return self._read[key]
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:
+            with self._lock:
+                if key in self._read:
+                    return self._read[key]
+            value = read()
+            with self._lock:
+                self._read[key] = value
+            return value
+
+    def _node(self, stub: Mapping[str, Any]) -> Any:
+        return self._once(("node", str(stub["ID"])), lambda: self.directory.node(stub))
+
+    def _allocations(self, node_id: str) -> Any:
+        return self._once(("allocations", node_id), lambda: self.directory.allocations(node_id))
+
+    def _forget(self) -> None:
+        with self._list_lock, self._lock:
+            self._stubs = None
+            self._read.clear()
+
+    def pool_nodes(self, pool: PoolConfig) -> list[PoolNode]:
+        out = []
+        for stub in self._listed():
+            if not stub_matches(stub, pool.nodes):
+                continue
+            full = self._node(stub)
+            if not isinstance(full, dict) or not meta_matches(full, pool.nodes):
+                continue
+            out.append(parse_node(full, self._allocations(str(stub["ID"]))))
+        return out
+
+    def other_nodes(self, pool: PoolConfig) -> list[PoolNode]:
+        out = []
+        for stub in self._listed():
+            if stub_matches(stub, pool.nodes) and not pool.nodes.meta:
+                continue  # a pool node (read by pool_nodes)
+            full = self._node(stub)
+            if not isinstance(full, dict) or not _outside(full, pool.nodes):
+                continue
+            out.append(parse_node(full, [], in_pool=False))
+        return out
+
+    def drain(self, node_id: str, deadline_s: float, ignore_system_jobs: bool, meta: dict[str, str]) -> None:
+        try:
+            self.directory.drain(node_id, deadline_s, ignore_system_jobs, meta)
+        finally:
+            self._forget()
+
+    def cancel_drain(self, node_id: str, meta: dict[str, str]) -> None:
+        try:
+            self.directory.cancel_drain(node_id, meta)
+        finally:
+            self._forget()
+
+    def purge(self, node_id: str) -> None:
+        try:
+            self.directory.purge(node_id)
+        finally:
+            self._forget()
 
 
 def stub_matches(stub: Mapping[str, Any], settings: NodesSettings) -> bool:

@@ -5,6 +5,12 @@ behind the config's back, raises its own exceptions with the response inside, an
 ``?cas=`` helpers that return headers. Everything here goes through python-nomad's ``Requester.request``
 (its escape hatch) or its endpoint methods; there is no second HTTP client.
 
+Threads: one client serves every pool of a tick at once (policy/runner.py). Its requests session is shared: the
+connection pool (urllib3) is thread-safe and holds ``nomad.max_in_flight`` connections; python-nomad's
+``Requester.request`` keeps nothing per call on the instance (headers and params are built per call); the bounded
+adapter keeps each call's state in a ContextVar; nothing here mounts adapters or changes the session after
+``__init__``. The leader lock's renewals share it too and are never queued behind the tick (``boundedhttp``).
+
 Retries: reads are retried on ``NomadUnavailable`` (5xx, 429, timeouts, refused connections) with tenacity's
 exponential backoff, ``settings.retries`` times. Writes are **not** retried unless the caller says the write
 is idempotent (``retry=True``): a write whose answer was lost may already be applied (see ``NomadTarget.scale``).
@@ -106,7 +112,12 @@ class NomadClient:
         # Every call: at most `timeout` in total (and never past the tick's deadline), at most max_response_size.
         mount(
             self.session,
-            BoundedAdapter(timeout, int(settings.max_response_size), what=f"Nomad at {self.shown_address}"),
+            BoundedAdapter(
+                timeout,
+                int(settings.max_response_size),
+                what=f"Nomad at {self.shown_address}",
+                max_in_flight=settings.max_in_flight,  # the tick's pools share this many requests at once
+            ),
         )
         self.api = nomad.Nomad(
             address=self.address,

@@ -21,6 +21,8 @@ from autoscaler.core.ports import AuditTrail, History
 from autoscaler.core.report import Event, TickReport
 from autoscaler.core.text import redact
 
+SKIPPED = "tick_skipped"  # the pools a tick's deadline left undecided (they go first next tick)
+
 
 class AuditLog(AuditTrail, History):
     """Append-only JSONL file. Each record is written with a single ``write`` on an O_APPEND fd."""
@@ -70,6 +72,8 @@ class AuditLog(AuditTrail, History):
             self.append(record)
         for event in report.events:
             self.record_event(event)
+        if report.skipped and not report.dry_run and not report.guard:
+            self.append({"type": SKIPPED, "at": report.at.isoformat(), "pool": "*", "pools": list(report.skipped)})
 
     def record_event(self, event: Event) -> None:
         self.append(
@@ -197,3 +201,20 @@ class AuditLog(AuditTrail, History):
             except (KeyError, TypeError, ValueError):
                 continue
         return out
+
+    def late_pools(self, since: datetime) -> list[str]:
+        """The pools a tick since ``since`` left undecided on its deadline and no later tick decided: a one-shot
+        `forescale tick` (cron) takes them first, as the daemon does."""
+        late: dict[str, datetime] = {}
+        for rec in self.records():
+            try:
+                at = datetime.fromisoformat(rec["at"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if at < since:
+                continue
+            if rec.get("type") == SKIPPED and isinstance(rec.get("pools"), list):
+                late.update({str(p): at for p in rec["pools"]})
+            elif rec.get("type") == "decision" and late.get(str(rec.get("pool")), at) < at:
+                del late[str(rec["pool"])]  # a later tick took it (a skipped pool's own record is the skip's time)
+        return list(late)

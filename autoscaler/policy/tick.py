@@ -7,8 +7,9 @@ The target's state is read first: decide steps from the pool's *desired* count (
 reported), a scale is sent only when the desired count changes, and workers queued too long raise one
 ``pool_unplaceable`` event per episode (policy/placement.py).
 
-The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick``; there is
-no second copy of the policy. A failure in one pool never stops the others.
+The daemon, ``forescale tick``, ``plan``, ``demo`` and ``backtest`` all call ``run_tick`` (policy/cycle.py: the
+pools of a tick run concurrently, policy/runner.py); there is no second copy of the policy. A failure in one pool
+never stops the others.
 
 ``run_tick(guard=True)`` is the fast guard between ticks, on the same line with a shorter first step:
 metrics (the current rate only, no predictor) → decide (guard mode: up only) → target (→ machines) →
@@ -23,13 +24,13 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from autoscaler.core.deadline import Deadline, within
 from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState, Reason
 from autoscaler.core.errors import DeploymentActive, MetricsUnavailable, TargetError
 from autoscaler.core.nodes import LeadTime
@@ -43,12 +44,13 @@ from autoscaler.core.ports import (
     OverrideProvider,
     Target,
 )
-from autoscaler.core.report import Event, PoolOutcome, TickReport
+from autoscaler.core.report import PoolOutcome
 from autoscaler.core.settings.forescale import Config, PoolConfig
 from autoscaler.policy.decide import decide, estimate
-from autoscaler.policy.nodes import NodeReconciler, PoolLeadTimes, node_events
+from autoscaler.policy.nodes import NodeReconciler, PoolLeadTimes
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.queue import BacklogWatch, QueueRead, read_queue
+from autoscaler.policy.runner import FairOrder, PoolLocks
 from autoscaler.policy.screen import screen
 from predictor.base import Forecast, Predictor
 
@@ -64,26 +66,31 @@ class ActionHistory:
     actions: list[PastAction] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)  # pools whose target history (Nomad's events) was merged
     needs: list[PastNeed] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)  # tick workers, guard
 
     def add(self, action: PastAction) -> None:
-        if any(_same_change(a, action) for a in self.actions):
-            return  # the audit log and Nomad's scaling events both remember it
-        self.actions.append(action)
-        cutoff = max(a.at for a in self.actions) - self.keep
-        if min(a.at for a in self.actions) < cutoff:
-            self.actions = [a for a in self.actions if a.at >= cutoff]
+        with self.lock:
+            if any(_same_change(a, action) for a in self.actions):
+                return  # the audit log and Nomad's scaling events both remember it
+            self.actions.append(action)
+            cutoff = max(a.at for a in self.actions) - self.keep
+            if min(a.at for a in self.actions) < cutoff:
+                self.actions = [a for a in self.actions if a.at >= cutoff]
 
     def add_need(self, need: PastNeed) -> None:
-        self.needs.append(need)
-        cutoff = need.at - self.keep
-        if self.needs[0].at < cutoff:
-            self.needs = [n for n in self.needs if n.at >= cutoff]
+        with self.lock:
+            self.needs.append(need)
+            cutoff = need.at - self.keep
+            if self.needs[0].at < cutoff:
+                self.needs = [n for n in self.needs if n.at >= cutoff]
 
     def for_pool(self, pool: str) -> list[PastAction]:
-        return [a for a in self.actions if a.pool == pool]
+        with self.lock:
+            return [a for a in self.actions if a.pool == pool]
 
     def needs_for(self, pool: str) -> list[PastNeed]:
-        return [n for n in self.needs if n.pool == pool]
+        with self.lock:
+            return [n for n in self.needs if n.pool == pool]
 
     def reset(self) -> None:
         """Forget every action (a replay's first decision sets the fleet: it is not a change).
@@ -124,6 +131,10 @@ class TickDeps:
     # `plan --at <a future time>`: metrics exist only up to this instant; the forecast is made from there for a
     # horizon that reaches past the planned time (None: the clock's now is also the data's now).
     data_until: datetime | None = None
+    workers: int = 1  # pools in progress at once (the wiring: the Prometheus + Nomad in-flight limits)
+    fair: FairOrder = field(default_factory=FairOrder)  # pools a deadline skipped go first next tick
+    locks: PoolLocks = field(default_factory=PoolLocks)  # a tick and a guard check never work on one pool at once
+    report_lock: threading.Lock = field(default_factory=threading.Lock)  # one report (audit, notifiers) at a time
 
 
 def write_gate(deps: TickDeps, pool: PoolConfig) -> str | None:
@@ -319,10 +330,6 @@ def apply_decision(deps: TickDeps, pool: PoolConfig, decision: Decision, dry_run
     return PoolOutcome(pool.name, "applied", decision, note=note)
 
 
-def _late(deadline: Deadline, step: str) -> str:
-    return f"{deadline.reason} passed before this pool was {step}: nothing changed; the next tick decides it"
-
-
 def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run: bool) -> PoolOutcome:
     """Machines follow the count that stands after the target step (whoever raised it: tick or guard).
 
@@ -341,97 +348,11 @@ def apply_nodes(deps: TickDeps, pool: PoolConfig, outcome: PoolOutcome, dry_run:
     return outcome if report is None else replace(outcome, nodes=report)
 
 
-def run_tick(
-    deps: TickDeps,
-    *,
-    dry_run: bool = False,
-    only: Sequence[str] | None = None,
-    deadline: Deadline | None = None,
-    guard: bool = False,
-) -> TickReport:
-    """Run one cycle for every pool (or ``only`` these) and report it to the audit log and notifiers.
+def __getattr__(name: str) -> Any:
+    """``run_tick`` lives in policy/cycle.py (every pool of one tick through this line); it is still imported
+    from here by the daemon, the CLI, the backtest and the tests."""
+    if name == "run_tick":
+        from autoscaler.policy.cycle import run_tick
 
-    The tick runs under ``deadline`` (default: ``deps.deadline_s`` from now): every external call gets at most
-    the time left, and a pool not decided (or not yet applied) when it has passed is reported failed and left
-    exactly as it is — never shrunk for lack of time. ``guard=True`` runs the fast guard instead, for pools
-    whose guard is enabled (module docstring).
-    """
-    started = time.perf_counter()
-    now = deps.clock.now()  # one instant for the whole tick: query windows, staleness, decisions, report
-    deadline = deadline or Deadline(deps.deadline_s, deps.monotonic)
-    outcomes = []
-    pool_events: list[Event] = []
-    with within(deadline):
-        for pool in deps.config.pools:
-            if only and pool.name not in only:
-                continue
-            if guard and (not pool.guard.enabled or pool.mode == "off"):
-                continue
-            if pool.mode == "off":
-                outcomes.append(PoolOutcome(pool.name, "off", None, note="mode: off (not evaluated)"))
-                continue
-            if deadline.expired():
-                if not guard:
-                    outcomes.append(PoolOutcome(pool.name, "failed", None, error=_late(deadline, "decided")))
-                continue
-            try:
-                state, error = read_state(deps, pool)
-                if state is None:
-                    if not guard:  # an unreachable target is the next tick's to report
-                        outcomes.append(failed_outcome(deps, pool, now, error))
-                    continue
-                if guard:
-                    guarded = guard_pool(deps, pool, now, state)
-                    if guarded is None:
-                        continue
-                    decision = guarded
-                else:
-                    decision = decide_pool(deps, pool, now, state)
-                if deadline.expired() and decision.changed and not dry_run:
-                    outcomes.append(PoolOutcome(pool.name, "failed", decision, error=_late(deadline, "applied")))
-                    continue
-                if not dry_run and decision.need is not None and not decision.held:
-                    need = decision.need if decision.rate_need is None else decision.rate_need  # policy/queue.py
-                    deps.history.add_need(PastNeed(now, pool.name, need))
-                outcomes.append(apply_nodes(deps, pool, apply_decision(deps, pool, decision, dry_run), dry_run))
-                watch = not dry_run and not guard  # queued-too-long is judged once per tick
-                lead = pool_lead_time(deps, pool, now)
-                warning = deps.placement.observe(pool, state, now, lead) if watch else None
-                if warning is not None:
-                    pool_events.append(warning)
-                backlog_event = deps.backlog.observe(pool, decision, now) if watch else None
-                if backlog_event is not None:
-                    pool_events.append(backlog_event)
-            except Exception as exc:  # a bug or an unexpected library error must not stop the other pools
-                log.exception("pool %s: unexpected error", pool.name)
-                outcomes.append(PoolOutcome(pool.name, "failed", None, error=f"internal error: {exc!r}"))
-    if dry_run or guard:  # expired overrides are announced by ticks; a quiet guard tells nobody
-        events: tuple[Event, ...] = ()
-    elif deps.shadow:  # --dry-run writes nothing anywhere: expired overrides are ignored, not moved to history
-        events = (*pool_events, *deps.overrides.warnings())
-    else:
-        events = (*pool_events, *deps.overrides.drain_events(now))
-    for outcome in outcomes:
-        if outcome.nodes is not None:
-            events += tuple(node_events(outcome.pool, outcome.nodes, now))
-    report = TickReport(
-        at=now,
-        outcomes=tuple(outcomes),
-        events=events,
-        dry_run=dry_run,
-        duration_s=time.perf_counter() - started,
-        guard=guard,
-    )
-    if guard and not outcomes:
-        return report
-    if deps.audit is not None and not dry_run:
-        try:
-            deps.audit.record_tick(report)
-        except OSError as exc:
-            log.error("cannot append to audit log %s: %s", deps.audit.location, exc)
-    for notifier in deps.notifiers:
-        try:
-            notifier.notify(report)
-        except Exception:  # a notifier must never fail the tick
-            log.exception("notifier %s failed", type(notifier).__name__)
-    return report
+        return run_tick
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from autoscaler.boundedhttp import BoundedAdapter, CallDeadlineExceeded, ResponseTooLarge
-from autoscaler.core.errors import MetricsUnavailable
+from autoscaler.core.errors import MetricsUnavailable, NoSamples
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import PrometheusSettings
 from autoscaler.core.text import redact_url, redact_urls
@@ -70,6 +70,7 @@ class PrometheusSource:
             int(settings.max_response_size),
             what=f"Prometheus at {self.shown_url}",
             max_retries=retry,
+            max_in_flight=settings.max_in_flight,  # the tick's pools share this many queries at once
         )
         session.mount(self.url, bounded)
 
@@ -98,13 +99,13 @@ class PrometheusSource:
         t_all, idx = np.unique(np.concatenate(times), return_index=True)  # sorted, first occurrence kept
         v_all = np.concatenate(values)[idx]
         if len(t_all) == 0:
-            raise MetricsUnavailable(
+            raise NoSamples(
                 f"query returned no data between {_fmt(first)} and {_fmt(last)} "
                 "(unknown metric or label, or nothing recorded yet)"
             )
         finite = np.isfinite(v_all)
         if not finite.any():
-            raise MetricsUnavailable(
+            raise NoSamples(
                 f"query returned only NaN/Inf values ({len(v_all)} samples; a division by zero?) — "
                 "make it return a request rate in req/s"
             )

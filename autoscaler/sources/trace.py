@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from autoscaler.core.errors import MetricsUnavailable
+from autoscaler.core.errors import NoSamples
 from autoscaler.core.series import RateSeries
 from predictor.trace import Trace
 
@@ -21,5 +21,5 @@ class TraceMetricsSource:
     def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
         window = self.series.window(start.timestamp(), end.timestamp() + 1e-6)
         if len(window) == 0:
-            raise MetricsUnavailable(f"trace {self.trace.name} has no data between {start:%F %H:%M} and {end:%F %H:%M}")
+            raise NoSamples(f"trace {self.trace.name} has no data between {start:%F %H:%M} and {end:%F %H:%M}")
         return window

@@ -10,6 +10,11 @@ queued, the job's blocked evaluation says why (``GET /v1/job/:id/evaluations``).
 because ``/v1/job/:id/allocations`` answers ``200 []`` for a job that does not exist, which would otherwise
 look like an empty pool.
 
+A tick reads through ``for_tick()``: the namespace's allocation list (``GET /v1/allocations``, the same stubs as
+a job's) and job list (``GET /v1/jobs``, whose stubs carry each job's summary) are read once and shared by all its
+pools (``TickLists``); each pool still reads its own job, whose count and modify index a scale is checked against.
+A job the lists do not show (newer than them), or lists that cannot be read, fall back to the job's own reads.
+
 ``scale`` never sends a second scale blindly. Each request carries the ``JobModifyIndex`` read just before
 it (Nomad's check-and-set for ``Job.Scale``). When an attempt ends without a clear answer (timeout, 5xx,
 dropped connection), the job is read again before anything is resent:
@@ -26,6 +31,7 @@ Even a resend racing a late apply is safe: the CAS index is stale by then, so No
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,7 +39,7 @@ from typing import Any
 
 from autoscaler import __version__
 from autoscaler.core.decision import Decision, PastAction, PoolState
-from autoscaler.core.errors import JobIndexConflict, NomadError, NomadNotFound, NomadUnavailable
+from autoscaler.core.errors import JobIndexConflict, NomadAuthError, NomadError, NomadNotFound, NomadUnavailable
 from autoscaler.core.settings.forescale import NomadSettings, PoolConfig
 from autoscaler.nomad.client import NomadClient
 from autoscaler.nomad.placement import explain_metric
@@ -53,9 +59,15 @@ class NomadTarget:
         *,
         client: NomadClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        lists: TickLists | None = None,
     ) -> None:
         self.settings = settings
         self.client = client or NomadClient(settings, sleep=sleep)
+        self.lists = lists
+
+    def for_tick(self) -> NomadTarget:
+        """This target for one tick: the namespace's allocation and job lists read once for all pools."""
+        return NomadTarget(self.settings, client=self.client, lists=TickLists(self.client))
 
     # ------------------------------------------------------------------ reading
 
@@ -63,8 +75,13 @@ class NomadTarget:
         job_id, group = pool.nomad.job, pool.nomad.group
         job = self.client.read_job(job_id)
         desired = int(self._group(job, pool).get("Count") or 0)
-        allocs = [a for a in self.client.job_allocations(job_id) if a.get("TaskGroup") == group]
-        summary = ((self.client.job_summary(job_id).get("Summary") or {}).get(group)) or {}
+        shared = self.lists.of(job_id) if self.lists is not None else None
+        if shared is None:
+            all_allocs, summaries = self.client.job_allocations(job_id), self.client.job_summary(job_id)
+        else:
+            all_allocs, summaries = shared
+        allocs = [a for a in all_allocs if a.get("TaskGroup") == group]
+        summary = ((summaries.get("Summary") or {}).get(group)) or {}
         queued = int(summary.get("Queued") or 0)
         reason = self._queued_reason(job_id, group) if queued else None
         return PoolState(
@@ -256,3 +273,47 @@ def scale_request(pool: PoolConfig, decision: Decision) -> dict[str, Any]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+class TickLists:
+    """One tick's ``GET /v1/allocations`` and ``GET /v1/jobs`` of the configured namespace, read once — by the
+    first pool that asks, the others waiting for it — and shared by every pool of the tick."""
+
+    def __init__(self, client: NomadClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._read = False
+        self._allocs: dict[str, list[dict[str, Any]]] = {}
+        self._summaries: dict[str, dict[str, Any]] | None = None
+
+    def of(self, job_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+        """The job's allocation stubs and summary, or None when the lists do not show the job (or failed)."""
+        with self._lock:
+            if not self._read:
+                self._read = True
+                self._load()
+        if self._summaries is None or job_id not in self._summaries:
+            return None
+        return self._allocs.get(job_id, []), self._summaries[job_id]
+
+    def _load(self) -> None:
+        try:
+            allocs = self.client.get_json("allocations", {"task_states": "false"}).body
+            jobs = self.client.get_json("jobs").body
+        except NomadAuthError:  # a token without list-jobs: each pool reads its own job's, as without the lists
+            log.info("the token may not list jobs or allocations: each pool reads its own (docs/nomad.md: list-jobs)")
+            return
+        except NomadError as exc:  # each pool reads its own job's, as without the lists
+            log.warning("cannot read the namespace's allocation or job list (%s): each pool reads its own", exc)
+            return
+        if not isinstance(allocs, list) or not isinstance(jobs, list):
+            log.warning("Nomad's allocation or job list is not a list: each pool reads its own")
+            return
+        for alloc in allocs:
+            if isinstance(alloc, dict):
+                self._allocs.setdefault(str(alloc.get("JobID") or ""), []).append(alloc)
+        self._summaries = {
+            str(j["ID"]): j["JobSummary"]
+            for j in jobs
+            if isinstance(j, dict) and j.get("ID") and isinstance(j.get("JobSummary"), dict)
+        }

@@ -16,7 +16,8 @@ What it mimics (and tests rely on):
   implied constraints added on admission), plan (``Diff``, annotations, placement failures; nothing stored),
   deregister (``?purge``), allocations (``200 []`` for unknown jobs), evaluations, summary (``Queued``), latest
   deployment (``null``), scale status (``JobModifyIndex`` is the job's ModifyIndex) and scale (every check of
-  ``Job.Scale`` in its order; always a new Version and JobModifyIndex, even for the same count).
+  ``Job.Scale`` in its order; always a new Version and JobModifyIndex, even for the same count). The
+  namespace's allocations (``GET /v1/allocations``: ``prefix``, ``task_states``; the same stubs as a job's).
 * **Scheduling.** Every write creates a ``pending`` evaluation that the fake's scheduler processes at once
   (``auto_schedule``; set it to False to keep evaluations pending until ``process_evals()``). The reconciler
   follows NOTES.md §C (scale-out fills the lowest free name index, scale-in stops the highest), places each
@@ -1558,6 +1559,38 @@ def _job_allocations(fake: FakeNomad, ctx: _Ctx) -> Reply:
         return Reply(200, copy.deepcopy(allocs), fake.index, blocking=True)
 
 
+def _list_allocations(fake: FakeNomad, ctx: _Ctx) -> Reply:
+    """``GET /v1/allocations`` (``Alloc.List``): the same ``AllocListStub`` as ``/v1/job/:id/allocations`` (both come
+    from ``Allocation.Stub``, nomad/structs/structs.go) for every job of the namespace — ``*``: of every namespace
+    the token may read (``read-job``) — filtered by ``prefix`` (of the allocation ID); ``task_states=false`` leaves
+    ``TaskStates`` out (null), as ``AllocStubFields.TaskStates`` does (default true)."""
+    from tests.fakes.nomad_nodes import _bool_param
+
+    ns = ctx.namespace
+    prefix = ctx.query.get("prefix", "")
+    task_states = "task_states" not in ctx.query or _bool_param(ctx, "task_states")
+    with fake._cond:
+        if ns != "*":
+            fake._authorize(ctx, ns, ["read-job"])
+        fake._wait_blocking(ctx.query)
+        out = []
+        for (job_ns, _job), allocs in sorted(fake.allocs.items()):
+            if ns != "*" and job_ns != ns:
+                continue
+            if ns == "*" and fake._acl is not None:
+                try:
+                    fake._authorize(ctx, job_ns, ["read-job"])
+                except ApiError:
+                    continue
+            for alloc in allocs:
+                if str(alloc.get("ID", "")).startswith(prefix):
+                    stub = copy.deepcopy(alloc)
+                    if not task_states:
+                        stub["TaskStates"] = None
+                    out.append(stub)
+        return Reply(200, out, fake.index, blocking=True)
+
+
 def _job_summary(fake: FakeNomad, ctx: _Ctx) -> Reply:
     with fake._cond:
         fake._authorize(ctx, ctx.namespace, ["read-job"])
@@ -2055,6 +2088,7 @@ _ROUTES: list[tuple[re.Pattern[str], tuple[str, ...], _R]] = [
     (re.compile(r"/v1/jobs"), ("GET",), _list_jobs),
     (re.compile(r"/v1/jobs"), ("POST", "PUT"), _register),
     (re.compile(r"/v1/jobs/parse"), ("POST", "PUT"), _parse),
+    (re.compile(r"/v1/allocations"), ("GET",), _list_allocations),
     (re.compile(r"/v1/job/(?P<job>[^/]+)/allocations"), ("GET",), _job_allocations),
     (re.compile(r"/v1/job/(?P<job>[^/]+)/summary"), ("GET",), _job_summary),
     (re.compile(r"/v1/job/(?P<job>[^/]+)/plan"), ("POST", "PUT"), _plan),

@@ -277,3 +277,31 @@ def test_tls_with_the_ca_bundle_works(tls_stub: Any) -> None:
 def test_tls_verification_can_be_turned_off(tls_stub: Any) -> None:
     series = source(tls_stub.url, verify_tls=False).fetch("up", TLS_END - timedelta(minutes=10), TLS_END, 60)
     assert series.rps.tolist() == [4.0]
+
+
+def test_incremental_history_equals_a_whole_read_with_one_query_a_tick(prometheus_nasa: PrometheusWithTrace) -> None:
+    """The daemon's incremental reads (sources/incremental.py) against the real server: every tick's answer is the
+    one a whole read gives, with one range query per tick after the first (which needs three chunks)."""
+    from autoscaler.sources.incremental import IncrementalSource
+
+    prom = prometheus_nasa
+    inner = source(prom.url)
+    queries: list[tuple[float, float]] = []
+    original = inner.client.custom_query_range
+
+    def counted(query: str, start_time: datetime, end_time: datetime, **kw: Any) -> Any:
+        queries.append((start_time.timestamp(), end_time.timestamp()))
+        return original(query, start_time=start_time, end_time=end_time, **kw)
+
+    inner.client.custom_query_range = counted  # type: ignore[method-assign]
+    incremental = IncrementalSource(inner, max_gap_s=3600)
+    whole = source(prom.url)
+    window = timedelta(days=14)
+    for k in range(4):
+        end = prom.at(6000) + timedelta(minutes=20 * k)
+        before = len(queries)
+        got = incremental.fetch(prom.query, end - window, end, 60)
+        expected = whole.fetch(prom.query, end - window, end, 60)
+        np.testing.assert_array_equal(got.t, expected.t)
+        np.testing.assert_array_equal(got.rps, expected.rps)
+        assert len(queries) - before == (3 if k == 0 else 1)  # 20,161 points: three chunks, then one query

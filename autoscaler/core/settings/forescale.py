@@ -108,6 +108,9 @@ class PrometheusSettings(_Strict):
         description="largest answer read, e.g. 16MiB (a bigger one is refused unread)",
     )
     step: Duration = Field(timedelta(minutes=1), description="query resolution")
+    max_in_flight: int = Field(
+        8, ge=1, le=256, description="queries a tick has in flight at once (its pools are decided concurrently)"
+    )
     verify_tls: bool = Field(True, description="verify the server certificate")
     ca_cert: Annotated[Path | None, FilePath("read", "prometheus-ca.pem")] = Field(
         None, description="CA bundle to verify Prometheus's certificate (default: system CAs)"
@@ -147,6 +150,9 @@ class NomadSettings(_Strict):
         ge=64 * 1024,
         le=4 * 2**30,
         description="largest answer read, e.g. 64MiB (a bigger one is refused unread)",
+    )
+    max_in_flight: int = Field(
+        8, ge=1, le=256, description="requests a tick has in flight at once (its pools are decided concurrently)"
     )
     retries: int = Field(3, ge=0, le=10, description="retries on 5xx/timeouts within one tick")
     retry_backoff: Duration = Field(

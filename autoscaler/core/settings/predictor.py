@@ -10,6 +10,8 @@ from pydantic import Field
 from autoscaler.core.durations import Duration
 from autoscaler.core.settings.base import StrictModel
 
+REFIT_HOURS = 6  # a full fit reads 14 days: 6 hours of new data barely move it (benchmarks/policy.py)
+
 
 class PredictorSettings(StrictModel):
     """Which model forecasts the request rate, how much history it reads, and the SLO it plans for."""
@@ -29,6 +31,11 @@ class PredictorSettings(StrictModel):
         description="SLO: at most this % of requests may find no ready capacity; headroom is chosen to meet it",
     )
     trend_window: Duration = Field(timedelta(minutes=30), description="trend_lr regression window")
+    refit_every: Duration = Field(
+        timedelta(hours=REFIT_HOURS),
+        description="seasonal_lr refits its regression and headroom this often; between refits each tick predicts "
+        "from today's features with the kept fit (0: refit every tick)",
+    )
     plausible_jump: float = Field(
         20.0,
         ge=2,

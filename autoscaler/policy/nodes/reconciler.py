@@ -10,6 +10,7 @@ machine was first seen, which ones it saw booting, the last ask, the back-off af
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,7 +28,7 @@ from autoscaler.core.nodes import (
     PoolNode,
     TerminateResult,
 )
-from autoscaler.core.ports import Clock, NodeDirectory, NodeProvider
+from autoscaler.core.ports import Clock, NodeDirectory, NodeProvider, TickScoped
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.policy.nodes.boots import PoolLeadTimes
 from autoscaler.policy.nodes.plan import NodeMemoryView, NodePlan, plan_nodes, project_capacity
@@ -50,36 +51,47 @@ class NodeMemory:
     booting_seen: dict[str, set[str]] = field(default_factory=dict)  # pool → machines seen without a ready node
     gap_since: dict[str, datetime] = field(default_factory=dict)
     backoff: dict[str, Backoff] = field(default_factory=dict)
+    # The pools of a tick run their node steps concurrently (policy/runner.py): what they share is read and
+    # changed under this lock.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def view(self, pool: str) -> NodeMemoryView:
-        return NodeMemoryView(
-            frozenset(self.reported),
-            dict(self.first_seen.get(pool, {})),
-            frozenset(self.sampled),
-            self.last_ask.get(pool),
-            frozenset(self.booting_seen.get(pool, set())),
-            self.gap_since.get(pool),
-            self.backoff.get(pool),
-        )
+        with self.lock:
+            return NodeMemoryView(
+                frozenset(self.reported),
+                dict(self.first_seen.get(pool, {})),
+                frozenset(self.sampled),
+                self.last_ask.get(pool),
+                frozenset(self.booting_seen.get(pool, set())),
+                self.gap_since.get(pool),
+                self.backoff.get(pool),
+            )
 
     def add_boots(self, boots: Sequence[BootSample]) -> None:
-        for boot in boots:
-            self.sampled.add(boot.machine)
-            self.boots.append(boot)
-        if len(self.boots) > MAX_BOOTS_KEPT:
-            self.boots = self.boots[-MAX_BOOTS_KEPT:]
+        with self.lock:
+            for boot in boots:
+                self.sampled.add(boot.machine)
+                self.boots.append(boot)
+            if len(self.boots) > MAX_BOOTS_KEPT:
+                self.boots = self.boots[-MAX_BOOTS_KEPT:]
+
+    def report(self, key: str) -> None:
+        """A problem reported once (never again, in this process or after a restart: the audit log has it)."""
+        with self.lock:
+            self.reported.add(key)
 
     def remember(self, pool: str, plan: NodePlan, present: set[str]) -> None:
         """After an executed step: machines seen booting, the gap, the back-off (none of it in a dry run)."""
-        seen = self.booting_seen.setdefault(pool, set())
-        seen.update(plan.booting)
-        seen.intersection_update(present)
-        for name, value in (("gap_since", plan.gap_since), ("backoff", plan.backoff)):
-            store: dict[str, object] = getattr(self, name)
-            if value is None:
-                store.pop(pool, None)
-            else:
-                store[pool] = value
+        with self.lock:
+            seen = self.booting_seen.setdefault(pool, set())
+            seen.update(plan.booting)
+            seen.intersection_update(present)
+            for name, value in (("gap_since", plan.gap_since), ("backoff", plan.backoff)):
+                store: dict[str, object] = getattr(self, name)
+                if value is None:
+                    store.pop(pool, None)
+                else:
+                    store[pool] = value
 
 
 class NodeReconciler:
@@ -100,6 +112,15 @@ class NodeReconciler:
 
     def lead_time(self, pool: PoolConfig, now: datetime) -> LeadTime:
         return self.lead_times.of(pool, now)
+
+    def for_tick(self) -> NodeReconciler:
+        """This reconciler for one tick: the same providers and memory, reading Nomad's nodes through the
+        directory's per-tick snapshot (one node list for all pools) when it has one."""
+        if not isinstance(self.directory, TickScoped):
+            return self
+        tick = NodeReconciler(self.providers, self.directory, self.clock, self.memory)
+        tick.directory = self.directory.for_tick()  # type: ignore[assignment]
+        return tick
 
     def step(
         self,
@@ -170,7 +191,7 @@ class NodeReconciler:
                 actions += self._follow_up(provider, pool, now)
             for action in actions:
                 if action.reported_once and action.key:
-                    self.memory.reported.add(action.key)
+                    self.memory.report(action.key)
             self.memory.add_boots(plan.boots)
             self.memory.remember(pool.name, plan, present)
         for machine_id in [m for m in seen if m not in present]:

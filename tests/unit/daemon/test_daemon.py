@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,6 +134,55 @@ def test_guard_jobs_run_between_ticks_through_the_same_entry() -> None:
         assert sample("forescale_scale_actions_total", {"pool": "ocr", "by": "guard"}) == 1
         assert sample("forescale_scale_actions_total", {"pool": "asr", "by": "guard"}) == 0  # present, at zero
     finally:
+        daemon.scheduler.shutdown(wait=False)
+        daemon.server.httpd.server_close()
+
+
+class HeldTickMetrics(FlatMetrics):
+    """The tick's fetch (made on ``tick_thread``) waits until ``release`` is set; the guard's fetches do not."""
+
+    def __init__(self, rates: dict[str, float]) -> None:
+        super().__init__(rates)
+        self.tick_thread: threading.Thread | None = None
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.waited_out = False
+
+    def fetch(self, query: str, start: Any, end: Any, step_s: float) -> Any:
+        if threading.current_thread() is self.tick_thread:
+            self.entered.set()
+            self.waited_out = not self.release.wait(30)  # 30 s only if the guard wrongly waited for the tick
+        return super().fetch(query, start, end, step_s)
+
+
+def test_the_guard_never_waits_behind_a_running_tick() -> None:
+    """A guard check runs while a tick is still deciding (its own lock and thread): it scales the pools the tick
+    does not hold at that moment, and the scheduler runs guard jobs on an executor of their own."""
+    cfg = make_config(
+        pool_dict("ocr"), pool_dict("asr", guard={"interval": "2m"}), daemon={"listen_port": 0, "interval": "20m"}
+    )
+    metrics = HeldTickMetrics({p.query: 100.0 for p in cfg.pools})
+    daemon = Daemon(make_deps(cfg, metrics))
+    try:
+        daemon.schedule_jobs()
+        daemon.scheduler.start(paused=True)
+        assert daemon.scheduler.get_job("guard-120s").executor == "guard"
+        assert daemon.scheduler.get_job("tick").executor == "default"
+        tick = threading.Thread(target=daemon.tick)
+        metrics.tick_thread = tick
+        tick.start()
+        assert metrics.entered.wait(30)  # the tick is inside its first pool's fetch, holding it
+        assert daemon.running is not None and daemon.running.trigger == "interval"
+        report = daemon.tick(trigger="guard", guard=True, only=["ocr", "asr"])
+        assert not metrics.release.is_set() and tick.is_alive()  # the tick still runs: the guard did not wait
+        assert report is not None and [(o.pool, o.status) for o in report.outcomes] == [("asr", "applied")]
+        assert daemon.guarding is None and daemon.running is not None
+        metrics.release.set()
+        tick.join(30)
+        assert not metrics.waited_out and daemon.last_report is not None
+        assert {o.pool for o in daemon.last_report.outcomes} == {"ocr", "asr"}
+    finally:
+        metrics.release.set()
         daemon.scheduler.shutdown(wait=False)
         daemon.server.httpd.server_close()
 
