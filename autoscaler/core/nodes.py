@@ -205,9 +205,7 @@ class NodeAction:
 
     @property
     def reported_once(self) -> bool:
-        return (self.kind == "problem" and self.status == "failed") or (
-            self.kind == "warning" and self.status == "new"
-        )
+        return (self.kind == "problem" and self.status == "failed") or (self.kind == "warning" and self.status == "new")
 
 
 @dataclass(frozen=True)
