@@ -32,8 +32,11 @@ SETS = re.compile(
     r"virtualMachineScaleSets/(?P<name>[^/]+)(?P<rest>/virtualMachines|/delete|/rollingUpgrades/latest)?$",
     re.IGNORECASE,
 )
-OPS = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/operations/"
-                 r"(?P<id>[^/]+)$", re.IGNORECASE)  # fmt: skip
+OPS = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/operations/"
+    r"(?P<id>[^/]+)$",
+    re.IGNORECASE,
+)
 ACTIONS = {
     "get": "Microsoft.Compute/virtualMachineScaleSets/read",
     "update": "Microsoft.Compute/virtualMachineScaleSets/write",
@@ -87,13 +90,25 @@ class AzureFake:
     def handle(self, req: Request) -> Reply:
         with self._lock:
             if req.headers.get("authorization") != f"Bearer {self.token}":
-                return Reply(401, {"error": {"code": "AuthenticationFailed", "message": "Authentication failed. The "
-                             "'Authorization' header is missing or invalid."}},
-                             {"WWW-Authenticate": 'Bearer authorization_uri="https://login.windows.net/", '
-                              'error="invalid_token"'})  # fmt: skip
+                return Reply(
+                    401,
+                    {
+                        "error": {
+                            "code": "AuthenticationFailed",
+                            "message": "Authentication failed. The 'Authorization' header is missing or invalid.",
+                        }
+                    },
+                    {
+                        "WWW-Authenticate": 'Bearer authorization_uri="https://login.windows.net/", '
+                        'error="invalid_token"'
+                    },
+                )
             if "api-version" not in req.query:
-                return _err(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is "
-                            "required for all requests.")  # fmt: skip
+                return _err(
+                    400,
+                    "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all requests.",
+                )
             self.world.tick()
             ops = OPS.match(req.path)
             if ops is not None:
@@ -102,16 +117,24 @@ class AzureFake:
             if m is None:
                 return _err(404, "InvalidResourceType", f"The resource type could not be found: {req.path}")
             rest = (m["rest"] or "").lower()
-            verb = {"": "update" if req.method == "PATCH" else "get", "/virtualmachines": "list", "/delete": "delete",
-                    "/rollingupgrades/latest": "rolling"}[rest]  # fmt: skip
+            verb = {
+                "": "update" if req.method == "PATCH" else "get",
+                "/virtualmachines": "list",
+                "/delete": "delete",
+                "/rollingupgrades/latest": "rolling",
+            }[rest]
             fault = self._fault(verb, req, m.groupdict())
             if fault is not None:
                 return fault
             vmss = self.world.find(m["sub"], m["rg"], m["name"])
             if vmss is None:
-                return _err(404, "ResourceNotFound", f"The Resource 'Microsoft.Compute/virtualMachineScaleSets/"
-                            f"{m['name']}' under resource group '{m['rg']}' was not found. For more details please go "
-                            "to https://aka.ms/ARMResourceNotFoundFix")  # fmt: skip
+                return _err(
+                    404,
+                    "ResourceNotFound",
+                    f"The Resource 'Microsoft.Compute/virtualMachineScaleSets/"
+                    f"{m['name']}' under resource group '{m['rg']}' was not found. For more details please go "
+                    "to https://aka.ms/ARMResourceNotFoundFix",
+                )
             if verb == "get" and req.method == "GET":
                 return Reply(200, self._vmss_json(vmss))
             if verb == "update" and req.method == "PATCH":
@@ -123,10 +146,17 @@ class AzureFake:
             if verb == "rolling" and req.method == "GET":
                 if vmss.rolling is None:
                     return _err(404, "NotFound", "The entity was not found in this Azure location.")
-                return Reply(200, {"properties": {"policy": {"maxBatchInstancePercent": 20},
-                                                  "runningStatus": {"code": vmss.rolling, "startTime": _time(
-                                                      self.world.clock())}, "progress": {}},
-                                   "location": vmss.location})  # fmt: skip
+                return Reply(
+                    200,
+                    {
+                        "properties": {
+                            "policy": {"maxBatchInstancePercent": 20},
+                            "runningStatus": {"code": vmss.rolling, "startTime": _time(self.world.clock())},
+                            "progress": {},
+                        },
+                        "location": vmss.location,
+                    },
+                )
             return _err(405, "MethodNotAllowed", f"{req.method} is not allowed here")
 
     def _fault(self, verb: str, req: Request, m: dict[str, str]) -> Reply | None:
@@ -138,19 +168,33 @@ class AzureFake:
             if kind == "throttle":  # §8 (Troubleshooting API throttling errors)
                 return Reply(
                     429,
-                    {"error": {"code": "OperationNotAllowed", "message": "The server rejected the request because too "
-                               "many requests have been received for this subscription.", "details": [
-                                   {"code": "TooManyRequests", "target": "HighCostGet30Min", "message":
-                                    '{"operationGroup":"HighCostGet30Min","allowedRequestCount":800,'
-                                    '"measuredRequestCount":1238}'}]}},
+                    {
+                        "error": {
+                            "code": "OperationNotAllowed",
+                            "message": "The server rejected the request because too "
+                            "many requests have been received for this subscription.",
+                            "details": [
+                                {
+                                    "code": "TooManyRequests",
+                                    "target": "HighCostGet30Min",
+                                    "message": '{"operationGroup":"HighCostGet30Min","allowedRequestCount":800,'
+                                    '"measuredRequestCount":1238}',
+                                }
+                            ],
+                        }
+                    },
                     {"Retry-After": "3", "x-ms-ratelimit-remaining-resource": "Microsoft.Compute/HighCostGet30Min;0"},
-                )  # fmt: skip
+                )
             if kind == "deny":
                 scope = req.path
-                return _err(403, "AuthorizationFailed", "The client '5f0c8bd6-4e59-4b8b-b1de-8c6b7e0ae8a1' with object "
-                            "id '5f0c8bd6-4e59-4b8b-b1de-8c6b7e0ae8a1' does not have authorization to perform action "
-                            f"'{ACTIONS[verb]}' over scope '{scope}' or the scope is invalid. If access was recently "
-                            "granted, please refresh your credentials.")  # fmt: skip
+                return _err(
+                    403,
+                    "AuthorizationFailed",
+                    "The client '5f0c8bd6-4e59-4b8b-b1de-8c6b7e0ae8a1' with object "
+                    "id '5f0c8bd6-4e59-4b8b-b1de-8c6b7e0ae8a1' does not have authorization to perform action "
+                    f"'{ACTIONS[verb]}' over scope '{scope}' or the scope is invalid. If access was recently "
+                    "granted, please refresh your credentials.",
+                )
             if kind == "unavailable":
                 return _err(503, "ServiceUnavailable", "The service is temporarily unavailable.")
             if kind == "garbage":
@@ -189,8 +233,13 @@ class AzureFake:
         ids = [str(i) for i in (req.json().get("instanceIds") or [])]
         unknown = [i for i in ids if i not in vmss.vms or vmss.vms[i].state == "Deleting"]
         if not ids or unknown:  # §5 (ours): the whole request is refused, nothing deleted
-            return _err(400, "InvalidParameter", f"The provided instanceId {unknown[0] if unknown else ''} is not an "
-                        "active Virtual Machine Scale Set VM instanceId.", target="instanceIds")  # fmt: skip
+            return _err(
+                400,
+                "InvalidParameter",
+                f"The provided instanceId {unknown[0] if unknown else ''} is not an "
+                "active Virtual Machine Scale Set VM instanceId.",
+                target="instanceIds",
+            )
         op = self.world.delete_instances(vmss, ids)
         return Reply(202, None, self._async_headers(vmss, op.id, req))
 
@@ -216,12 +265,15 @@ class AzureFake:
         vms = sorted(self.world.listed(vmss), key=lambda v: int(v.instance_id))
         start = int(req.query.get("$skiptoken") or 0)
         page = vms[start : start + PAGE]
-        out: dict[str, Any] = {"value": [self._vm_json(vmss, v, "instanceView" in req.query.get("$expand", ""))
-                                         for v in page]}  # fmt: skip
+        out: dict[str, Any] = {
+            "value": [self._vm_json(vmss, v, "instanceView" in req.query.get("$expand", "")) for v in page]
+        }
         if start + PAGE < len(vms):
-            out["nextLink"] = (f"{self.url}{req.path}?api-version={req.query['api-version']}"
-                               + (f"&$expand={req.query['$expand']}" if "$expand" in req.query else "")
-                               + f"&$skiptoken={start + PAGE}")  # fmt: skip
+            out["nextLink"] = (
+                f"{self.url}{req.path}?api-version={req.query['api-version']}"
+                + (f"&$expand={req.query['$expand']}" if "$expand" in req.query else "")
+                + f"&$skiptoken={start + PAGE}"
+            )
         return Reply(200, out)
 
     # ------------------------------------------------------------------ JSON (the specification's shapes)
@@ -241,8 +293,13 @@ class AzureFake:
             "virtualMachineProfile": {"osProfile": {"computerNamePrefix": vmss.name[:9], "adminUsername": "nomad"}},
         }
         if vmss.zone_rebalance:
-            props["resiliencyPolicy"] = {"automaticZoneRebalancingPolicy": {"enabled": True, "rebalanceStrategy":
-                                         "Recreate", "rebalanceBehavior": "CreateBeforeDelete"}}  # fmt: skip
+            props["resiliencyPolicy"] = {
+                "automaticZoneRebalancingPolicy": {
+                    "enabled": True,
+                    "rebalanceStrategy": "Recreate",
+                    "rebalanceBehavior": "CreateBeforeDelete",
+                }
+            }
         return {
             "name": vmss.name,
             "id": vmss.id,
@@ -267,19 +324,34 @@ class AzureFake:
         if expand:
             statuses = []
             if vm.state == "Failed" and vm.fail is not None:
-                statuses.append({"code": f"ProvisioningState/failed/{vm.fail[0]}", "level": "Error",
-                                 "displayStatus": "Provisioning failed", "message": vm.fail[1],
-                                 "time": _time(vm.created_at)})  # fmt: skip
+                statuses.append(
+                    {
+                        "code": f"ProvisioningState/failed/{vm.fail[0]}",
+                        "level": "Error",
+                        "displayStatus": "Provisioning failed",
+                        "message": vm.fail[1],
+                        "time": _time(vm.created_at),
+                    }
+                )
             else:
-                statuses.append({"code": f"ProvisioningState/{vm.state.lower()}", "level": "Info",
-                                 "displayStatus": f"Provisioning {vm.state.lower()}"})  # fmt: skip
+                statuses.append(
+                    {
+                        "code": f"ProvisioningState/{vm.state.lower()}",
+                        "level": "Info",
+                        "displayStatus": f"Provisioning {vm.state.lower()}",
+                    }
+                )
             if vm.power:
-                statuses.append({"code": f"PowerState/{vm.power}", "level": "Info",
-                                 "displayStatus": f"VM {vm.power}"})  # fmt: skip
+                statuses.append({"code": f"PowerState/{vm.power}", "level": "Info", "displayStatus": f"VM {vm.power}"})
             view: dict[str, Any] = {"platformUpdateDomain": 0, "platformFaultDomain": 0, "statuses": statuses}
             if vm.health:
-                view["vmHealth"] = {"status": {"code": f"HealthState/{vm.health}", "level": "Info",
-                                               "displayStatus": f"The VM is reporting itself as {vm.health}"}}  # fmt: skip
+                view["vmHealth"] = {
+                    "status": {
+                        "code": f"HealthState/{vm.health}",
+                        "level": "Info",
+                        "displayStatus": f"The VM is reporting itself as {vm.health}",
+                    }
+                }
             props["instanceView"] = view
         return {
             "name": vm.name,

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -187,7 +188,7 @@ class GceFake:
         """Accept self-signed JWTs of this service-account key (google-auth's ``always_use_jwt_access``, §8)."""
         from cryptography.hazmat.primitives import serialization
 
-        info = json.loads(open(key_file).read())
+        info = json.loads(Path(key_file).read_text())
         key = serialization.load_pem_private_key(info["private_key"].encode(), password=None)
         self._keys[str(info["client_email"])] = key.public_key()
 
