@@ -205,7 +205,9 @@ class NodeAction:
 
     @property
     def reported_once(self) -> bool:
-        return (self.kind == "problem" and self.status == "failed") or (self.kind == "warning" and self.status == "new")
+        return (self.kind == "problem" and self.status == "failed") or (
+            self.kind == "warning" and self.status == "new"
+        )
 
 
 @dataclass(frozen=True)
