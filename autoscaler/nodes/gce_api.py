@@ -277,7 +277,9 @@ class MigApi:
                 retryable=True,
                 code="Unreachable",
             )
-        if isinstance(exc, ValueError | TypeError | KeyError):
+        from google.protobuf.json_format import ParseError
+
+        if isinstance(exc, ParseError | ValueError | TypeError | KeyError):
             return NodeProviderError(
                 f"{what}: Compute Engine answered with a body that is not the API's JSON ({type(exc).__name__}); "
                 "nothing is assumed changed",
