@@ -36,6 +36,7 @@ PERMISSIONS = {
     "resize": "compute.instanceGroupManagers.update",
     "deleteInstances": "compute.instanceGroupManagers.update",
     "operations.get": "compute.zoneOperations.get / compute.regionOperations.get",
+    "instances.list": "compute.instances.list",
 }
 
 
@@ -45,6 +46,7 @@ class MigApi:
     def __init__(self, settings: GceMigSettings, where: str, pacer: Pacer) -> None:
         self.settings, self.where, self.pacer = settings, where, pacer
         self._clients: tuple[Any, Any] | None = None
+        self._instances: Any = None
         self.compute: Any = None  # the google.cloud.compute_v1 module, once imported
 
     # ------------------------------------------------------------------ clients
@@ -79,6 +81,7 @@ class MigApi:
             "client_options": options or None,
             "client_info": ClientInfo(user_agent=f"forescale/{__version__}"),
         }
+        self._instances = compute_v1.InstancesClient(**kw)
         if self.settings.zone:
             self._clients = (compute_v1.InstanceGroupManagersClient(**kw), compute_v1.ZoneOperationsClient(**kw))
         else:
@@ -159,6 +162,19 @@ class MigApi:
             ),
         )
         return self.op_errors(self.wait(op, "deleteInstances"))
+
+    def creation_times(self, zone: str, base_name: str) -> dict[str, str]:
+        """Instance name → creationTimestamp (RFC 3339) of the group's VMs in one zone (``instances.list``
+        filtered on the group's base instance name): when each VM was created, across forescale restarts."""
+        self._connect()
+        s = self.settings
+
+        def fetch() -> dict[str, str]:
+            request = {"project": s.project, "zone": zone, "filter": f'name eq "{base_name}-.*"'}
+            pager = self._instances.list(request=request, **self._opts())
+            return {str(i.name): str(i.creation_timestamp) for i in pager if i.creation_timestamp}
+
+        return dict(self._call("instances.list", fetch))
 
     # ------------------------------------------------------------------ long-running operations
 

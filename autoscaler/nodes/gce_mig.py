@@ -3,7 +3,8 @@
 * Machines are the group's managed instances whose VM exists (``instanceStatus`` set; docs/gce-facts.md §3), by
   instance **name** — what a Nomad client's ``unique.platform.gce.hostname`` starts with (Nomad's env_gce
   fingerprint). An entry without a VM is a launch in flight; its ``lastAttempt.errors`` (a stockout:
-  ``ZONE_RESOURCE_POOL_EXHAUSTED``; a quota) are failed launches.
+  ``ZONE_RESOURCE_POOL_EXHAUSTED``; a quota) are failed launches. A VM's creation time comes from
+  ``instances.list`` (read once per VM; optional: without it boots count from forescale's own ask).
 * Scale-out: ``resize`` to the new size, the Operation followed to DONE. Scale-in: ``deleteInstances`` of
   exactly the drained instances (the group's target size drops by as many), verified afterwards. A launch that
   never came is cancelled by deleting exactly that queued entry — never by a resize that would let the group
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from autoscaler.core.errors import NodeProviderError
@@ -55,6 +57,7 @@ class GceMigProvider:
         self.settings = settings
         self.api = MigApi(settings, self.where, pacer or Pacer())
         self._by_id: dict[str, str] = {}  # numeric instance id → name, from the last describe
+        self._created: dict[tuple[str, str], datetime] = {}  # (name, id) → the VM's creationTimestamp
 
     @property
     def where(self) -> str:
@@ -85,16 +88,39 @@ class GceMigProvider:
         entries = self.api.managed_instances()
         machines, pending = _split(entries)
         self._by_id = {str(mi.id): str(mi.name) for mi in entries if mi.id}
+        self._read_creation_times(machines, str(igm.base_instance_name or self.settings.name))
         limit = GROUP_LIMIT["zones" if self.settings.zone else "regions"]
         maximum = min(self.settings.max_size or pool.max + pool.nodes.spare, limit)
         return MachineGroup(
             name=self.where,
             desired=int(igm.target_size),
-            machines=tuple(_machine(mi) for mi in sorted(machines, key=lambda mi: str(mi.name))),
+            machines=tuple(
+                _machine(mi, self._created.get((str(mi.name), str(mi.id))))
+                for mi in sorted(machines, key=lambda mi: str(mi.name))
+            ),
             min=self.settings.min_size,
             max=maximum,
             state=self._state(igm, pending),
         )
+
+    def _read_creation_times(self, machines: list[Any], base: str) -> None:
+        """When each VM was created (boots and boot_timeout count from there, across restarts): read once per VM
+        from ``instances.list`` of its zone; unreadable → measured from forescale's own ask (a warning)."""
+        keys = {(str(mi.name), str(mi.id)): _zone(mi) for mi in machines}
+        self._created = {k: v for k, v in self._created.items() if k in keys}
+        for zone in sorted({z for k, z in keys.items() if k not in self._created and z}):
+            try:
+                times = self.api.creation_times(zone, base)
+            except NodeProviderError as exc:
+                log.warning("%s: cannot read VM creation times (boots count from forescale's ask): %s", self.where, exc)
+                return
+            for (name, iid), z in keys.items():
+                stamp = times.get(name)
+                if z == zone and stamp:
+                    try:
+                        self._created[(name, iid)] = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                    except ValueError:
+                        continue
 
     def _state(self, igm: Any, pending: list[Any]) -> GroupState:
         s = self.settings
@@ -283,11 +309,15 @@ def _ref(mi: Any) -> str:
     return url or str(mi.name)
 
 
-def _machine(mi: Any) -> Machine:
+def _zone(mi: Any) -> str | None:
+    url = str(mi.instance or "")
+    return url.split("/zones/", 1)[1].split("/", 1)[0] if "/zones/" in url else None
+
+
+def _machine(mi: Any, created: datetime | None) -> Machine:
     action, status = str(mi.current_action or "NONE"), str(mi.instance_status)
-    zone = str(mi.instance).split("/zones/", 1)[-1].split("/", 1)[0] if "/zones/" in str(mi.instance) else None
     healthy = not any(str(h.detailed_health_state) in UNHEALTHY for h in mi.instance_health)
-    return Machine(str(mi.name), f"{action}/{status}", None, _phase(action, status), healthy, False, zone)
+    return Machine(str(mi.name), f"{action}/{status}", created, _phase(action, status), healthy, False, _zone(mi))
 
 
 def _phase(action: str, status: str) -> MachinePhase:

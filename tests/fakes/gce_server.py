@@ -45,7 +45,10 @@ ROUTE = re.compile(
     r"^/compute/v1/projects/(?P<project>[^/]+)/(?P<kind>zones|regions)/(?P<loc>[^/]+)/"
     r"(?P<res>instanceGroupManagers|operations)/(?P<name>[^/]+)(?:/(?P<verb>[A-Za-z]+))?$"
 )
+INSTANCES = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances$")
+FILTER = re.compile(r"""^name eq (["'])(?P<regex>.*)\1$""")
 PERMISSION = {
+    "instances": "compute.instances.list",
     None: "compute.instanceGroupManagers.get",
     "listManagedInstances": "compute.instanceGroupManagers.get",
     "resize": "compute.instanceGroupManagers.update",
@@ -121,6 +124,23 @@ class GceFake:
                         }
                     },
                 )
+            listing = INSTANCES.match(req.path)
+            if listing is not None and req.method == "GET":
+                self.world.tick()
+                fault = self._fault("instances")
+                if fault is not None:
+                    return self._faulty(
+                        fault,
+                        {
+                            **listing.groupdict(),
+                            "kind": "zones",
+                            "loc": listing["zone"],
+                            "res": "instances",
+                            "name": "",
+                            "verb": "instances",
+                        },
+                    )
+                return self._instances(listing["project"], listing["zone"], req.query.get("filter", ""))
             match = ROUTE.match(req.path)
             if match is None:
                 return Reply(404, _error(404, f"Not found: {req.path}", "notFound"))
@@ -230,6 +250,39 @@ class GceFake:
         token = "ya29.fake-" + secrets.token_hex(12)
         self.tokens.add(token)
         return Reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    def _instances(self, project: str, zone: str, text: str) -> Reply:
+        """§3: ``instances.list`` of a zone (the VMs that exist), with the ``name eq "<RE2>"`` filter (full match)."""
+        pattern = None
+        if text:
+            parsed = FILTER.match(text.strip())
+            if parsed is None:
+                return Reply(
+                    400,
+                    _error(
+                        400, f"Invalid value for field 'filter': '{text}'. Invalid list filter expression.", "invalid"
+                    ),
+                )
+            pattern = re.compile(parsed["regex"])
+        items = []
+        for mig in self.world.migs.values():
+            for vm in mig.vms.values():
+                if mig.project != project or vm.zone != zone or not vm.exists:
+                    continue
+                if pattern is not None and not pattern.fullmatch(vm.name):
+                    continue
+                items.append(
+                    {
+                        "kind": "compute#instance",
+                        "id": str(vm.id),
+                        "name": vm.name,
+                        "creationTimestamp": _rfc3339(vm.created_at or self.world.clock()),
+                        "zone": f"{BASE}projects/{project}/zones/{zone}",
+                        "status": vm.status,
+                        "machineType": f"{BASE}projects/{project}/zones/{zone}/machineTypes/g2-standard-8",
+                    }
+                )
+        return Reply(200, {"kind": "compute#instanceList", "items": items})
 
     def _fault(self, verb: str | None) -> str | None:
         for fault in self._faults:

@@ -45,6 +45,11 @@ def test_describe_reads_target_size_machines_zones_and_bounds(gce: GceFake) -> N
     assert sorted(m.id for m in group.machines) == sorted(mig.vms)
     assert {m.zone for m in group.machines} == {ZONE} and all(m.phase == "in_service" for m in group.machines)
     assert group.name == f"MIG gpu-ocr ({ZONE})" and not group.state.warnings
+    # Each VM's creationTimestamp (instances.list): boots and boot_timeout count from it, across restarts.
+    assert all(m.launched_at == mig.vms[m.id].created_at for m in group.machines)
+    # Without compute.instances.list the group is still read; boots then count from forescale's own ask.
+    gce.fail_next("deny", 1, verb="instances")
+    assert all(m.launched_at is None for m in GceMigProvider(prov.settings).describe(pool).machines)
     # No max_size: the pool's max + spare (50 here) — the group itself has no bounds.
     prov, pool, _ = setup(gce, size=0)
     assert prov.describe(pool).max == 50
