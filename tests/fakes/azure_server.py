@@ -64,6 +64,7 @@ class AzureFake:
         self.server = CloudServer(self.handle, tls=tls)
         self.retry_after = 10  # seconds the async-operation status asks pollers to wait (§2)
         self._faults: list[list[Any]] = []
+        self.canned: dict[str, list[Reply]] = {}  # verb → recorded replies to answer first (contract fixtures)
         self._lock = threading.RLock()
 
     @property
@@ -123,6 +124,9 @@ class AzureFake:
                 "/delete": "delete",
                 "/rollingupgrades/latest": "rolling",
             }[rest]
+            canned = self.canned.get(verb)
+            if canned:
+                return canned.pop(0)
             fault = self._fault(verb, req, m.groupdict())
             if fault is not None:
                 return fault

@@ -48,6 +48,7 @@ class Seen:
     query: dict[str, str]
     status: int
     body: Any
+    sent: Any = None  # the request's JSON body, if any
 
 
 class CloudServer:
@@ -80,7 +81,11 @@ class CloudServer:
                     data = b""
                 with outer._lock:
                     parsed = reply.body if not isinstance(reply.body, bytes) else None
-                    outer.requests.append(Seen(req.method, req.path, req.query, reply.status, parsed))
+                    try:
+                        sent = json.loads(body) if body else None
+                    except ValueError:
+                        sent = None
+                    outer.requests.append(Seen(req.method, req.path, req.query, reply.status, parsed, sent))
                 self.send_response(reply.status)
                 headers = {"Content-Type": "application/json; charset=UTF-8", **reply.headers}
                 for name, value in headers.items():

@@ -80,6 +80,7 @@ class GceFake:
         self.tokens: set[str] = set()
         self._keys: dict[str, Any] = {}
         self._faults: list[list[Any]] = []  # [kind, remaining, verb]
+        self.canned: dict[str, list[Reply]] = {}  # verb → recorded replies to answer first (contract fixtures)
         self._lock = threading.RLock()
 
     @property
@@ -146,6 +147,9 @@ class GceFake:
                 return Reply(404, _error(404, f"Not found: {req.path}", "notFound"))
             self.world.tick()
             m = match.groupdict()
+            canned = self.canned.get(m["verb"] or ("operations" if m["res"] == "operations" else "get"))
+            if canned:
+                return canned.pop(0)
             fault = self._fault(m["verb"] if m["res"] == "instanceGroupManagers" else "operations")
             if fault is not None:
                 return self._faulty(fault, m)
