@@ -40,8 +40,9 @@ class Extra:
             except (ImportError, ValueError):
                 found = False
             if not found:
+                verb = "are" if " and " in self.packages else "is"
                 return (
-                    f"needs {self.packages}, which are not installed: pip install 'forescale[{self.name}]' "
+                    f"needs {self.packages}, which {verb} not installed: pip install 'forescale[{self.name}]' "
                     f"(or add the '{self.name}' extra to your image)"
                 )
         return None

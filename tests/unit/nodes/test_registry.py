@@ -121,3 +121,22 @@ def test_pacer_retries_with_the_delay_asked_and_follows_to_a_deadline() -> None:
     with pytest.raises(OperationTimeout):
         pacer.follow(poll, timedelta(seconds=30).total_seconds(), "resize")
     assert now[0] - start <= 30
+
+
+def test_the_secrets_default_azure_credential_reads_are_redacted() -> None:
+    from autoscaler.core.settings.secrets import configured_secrets
+
+    env = {"AZURE_CLIENT_SECRET": "azure-client-secret-value", "AWS_SECRET_ACCESS_KEY": "aws-secret-not-used"}
+    assert configured_secrets(config("azure_vmss", AZURE), env) == {"azure-client-secret-value"}
+    assert configured_secrets(config("gce_mig", GCE), env) == frozenset()
+
+
+@pytest.mark.parametrize("name", ["forescale.gce.yaml", "forescale.azure.yaml"])
+def test_the_example_configs_are_valid_and_pass_config_check(name: str) -> None:
+    from pathlib import Path
+
+    from autoscaler.config import extra_checks, load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[3] / "docs" / "examples" / name)
+    assert cfg.pools[0].nodes.provider in ("gce_mig", "azure_vmss") and cfg.pools[0].nodes.section() is not None
+    assert extra_checks(cfg) == []
