@@ -45,7 +45,7 @@ ACTIONS = {
     "rolling": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades/read",
     "operation": "Microsoft.Compute/locations/operations/read",
 }
-PAGE = 5  # VMs per page of the VM list (the service pages; clients follow nextLink)
+PAGE = 5  # default VMs per page of the VM list (the service pages; clients follow nextLink)
 
 
 def _err(status: int, code: str, message: str, **extra: Any) -> Reply:
@@ -63,6 +63,7 @@ class AzureFake:
         self.token = token
         self.server = CloudServer(self.handle, tls=tls)
         self.retry_after = 10  # seconds the async-operation status asks pollers to wait (§2)
+        self.page_size = PAGE
         self._faults: list[list[Any]] = []
         self.canned: dict[str, list[Reply]] = {}  # verb → recorded replies to answer first (contract fixtures)
         self._lock = threading.RLock()
@@ -268,15 +269,15 @@ class AzureFake:
     def _list(self, vmss: Vmss, req: Request) -> Reply:
         vms = sorted(self.world.listed(vmss), key=lambda v: int(v.instance_id))
         start = int(req.query.get("$skiptoken") or 0)
-        page = vms[start : start + PAGE]
+        page = vms[start : start + self.page_size]
         out: dict[str, Any] = {
             "value": [self._vm_json(vmss, v, "instanceView" in req.query.get("$expand", "")) for v in page]
         }
-        if start + PAGE < len(vms):
+        if start + self.page_size < len(vms):
             out["nextLink"] = (
                 f"{self.url}{req.path}?api-version={req.query['api-version']}"
                 + (f"&$expand={req.query['$expand']}" if "$expand" in req.query else "")
-                + f"&$skiptoken={start + PAGE}"
+                + f"&$skiptoken={start + self.page_size}"
             )
         return Reply(200, out)
 
