@@ -92,9 +92,12 @@ class VmssApi:
             "read_timeout": timeout,
             "user_agent": f"forescale/{__version__}",
         }
-        if self.settings.endpoint:
-            kw["base_url"] = self.settings.endpoint
-            kw["credential_scopes"] = ["https://management.azure.com/.default"]
+        endpoint = self.settings.endpoint
+        if endpoint:
+            kw["base_url"] = endpoint
+            # A sovereign cloud's tokens are for its own Resource Manager; a local test server takes Azure's.
+            audience = endpoint if endpoint.startswith("https://management.") else "https://management.azure.com"
+            kw["credential_scopes"] = [f"{audience}/.default"]
         try:
             credential = self._credential()
         except Exception as exc:
