@@ -206,7 +206,7 @@ class GceMigProvider:
         excess = target - desired
         if excess <= 0:
             return f"{self.where}: target size {target} (nothing to cancel)"
-        # Failed entries first (a stockout), then the newest queued ones: each is deleted by its own URL/name.
+        # Failing entries first (a stockout), then the other queued ones: each is deleted by its own URL or name.
         pending.sort(key=lambda mi: ("last_attempt" not in mi or not mi.last_attempt.errors.errors, str(mi.name)))
         cancel = pending[:excess]
         if cancel:
@@ -293,11 +293,15 @@ class GceMigProvider:
 
 
 def _split(entries: list[Any]) -> tuple[list[Any], list[Any]]:
-    """(entries whose VM exists, entries without a VM yet: queued or failing creations)."""
+    """(entries whose VM exists, entries without a VM yet: queued or failing creations). An entry without a VM that
+    is being deleted (a cancelled launch) is neither."""
     machines: list[Any] = []
     pending: list[Any] = []
     for mi in entries:
-        (machines if mi.instance_status else pending).append(mi)
+        if mi.instance_status:
+            machines.append(mi)
+        elif str(mi.current_action) not in LEAVING_ACTIONS:
+            pending.append(mi)
     return machines, pending
 
 
