@@ -66,6 +66,7 @@ from predictor.trace import Trace, load_trace  # noqa: E402
 
 TRACES = ROOT.parent / "shared" / "data" / "traces"  # ../shared beside the checkout, as in CI
 BUNDLED = ROOT / "data" / "nasa_http_1995_jul_5min.csv"
+ELB = "aws_elb_request_count_8c0756_5min.csv"
 BOOT_MEDIAN_S = 360.0
 BOOT_SIGMA = 0.35
 SIM_STEP_S = 60.0
@@ -370,16 +371,19 @@ def main() -> None:
     parser.add_argument(
         "--providers", default="sim,aws_asg,gce_mig,azure_vmss", help="comma-separated: " + ", ".join(LABELS)
     )
-    parser.add_argument("--traces", choices=["all", "bundled"], default="all", help="bundled: the NASA trace only")
+    parser.add_argument(
+        "--traces", choices=["all", "bundled", "elb"], default="all", help="bundled: the NASA trace only; elb: ELB only"
+    )
+    parser.add_argument("--traces-dir", type=Path, default=TRACES, help=f"the shared traces (default {TRACES})")
     args = parser.parse_args()
     kinds = [k.strip() for k in args.providers.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in LABELS]
     if unknown:
         parser.error(f"unknown provider(s) {', '.join(unknown)}; one of {', '.join(LABELS)}")
     console = Console(width=140)
-    cases = [BUNDLED, TRACES / "nasa_http_1995_jul_5min.csv", TRACES / "aws_elb_request_count_8c0756_5min.csv"]
-    if args.traces == "bundled":
-        cases = [BUNDLED]
+    cases = [BUNDLED, *(args.traces_dir / name for name in ("nasa_http_1995_jul_5min.csv", ELB))]
+    if args.traces != "all":
+        cases = [BUNDLED] if args.traces == "bundled" else [args.traces_dir / ELB]
     seen = set()
     table = Table(title="GPU machine-hours: fixed fleet for the peak vs machines following the count, per provider")
     for col in ("trace", "policy", "machine-hours", "× fixed", "unserved %", "boots", "lead time at the end", "wall s"):
