@@ -1,6 +1,7 @@
-"""Node-hours of GPU machines: provider aws_asg (machines follow the count, lead time learned) vs a fixed fleet.
+"""Node-hours of GPU machines: machines following the count (lead time learned) vs a fixed fleet, through every
+node provider.
 
-Run: .venv/bin/python benchmarks/nodes.py   (a few minutes on 2 cores)
+Run: .venv/bin/python benchmarks/nodes.py [--providers sim,aws_asg,gce_mig,azure_vmss] [--traces all|bundled]
 
 Every row replays the real tick (``run_tick``: metrics → predictor → decide → target → node step) over a real
 trace, every 20 minutes, with DEFAULT policy settings. The pool's machines are simulated (``MachineSim``, a
@@ -15,19 +16,28 @@ NodeProvider and a NodeDirectory in memory, on the replay's clock), driven by th
 - demand is served by running allocations only (capacity_per_node each); a machine costs from the ask to its
   termination (booting and draining included).
 
-Policies: ``fixed peak`` = a fleet sized for the trace's peak, all the time; ``aws_asg auto`` = lead_time: auto
+Policies: ``fixed peak`` = a fleet sized for the trace's peak, all the time; ``<provider> auto`` = lead_time: auto
 (configured 10m until 5 boots, then the p95 of the last 7 days of boots: the lead time the tick plans with);
-``aws_asg 10m`` = the same with a fixed 10m lead time, for reference. Capacity = trace peak / 50 nodes.
+``sim 10m`` = the simulated group with a fixed 10m lead time, for reference. Capacity = trace peak / 50 nodes.
+
+Providers: ``sim`` is the group simulated in memory; ``aws_asg``, ``gce_mig`` and ``azure_vmss`` are forescale's
+real providers on their official SDKs against the local stand-ins (benchmarks/node_clouds.py: the strict Auto
+Scaling proxy in front of moto, the fake Compute Engine, the fake Azure Resource Manager), every launch succeeding
+at once, the same seeded boots. The provider must not change the policy: the same figures are expected within
+noise.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -56,6 +66,7 @@ from predictor.trace import Trace, load_trace  # noqa: E402
 
 TRACES = ROOT.parent / "shared" / "data" / "traces"  # ../shared beside the checkout, as in CI
 BUNDLED = ROOT / "data" / "nasa_http_1995_jul_5min.csv"
+ELB = "aws_elb_request_count_8c0756_5min.csv"
 BOOT_MEDIAN_S = 360.0
 BOOT_SIGMA = 0.35
 SIM_STEP_S = 60.0
@@ -96,6 +107,8 @@ class MachineSim:
 
     kind = "aws_asg"
     where = "ASG sim"
+    attribute: str = ATTRIBUTE  # the node attribute naming a machine (the provider's node_key)
+    attribute_value: Any = None  # machine id → that attribute's value (None: the id itself)
 
     def now(self) -> float:
         return self.clock.now().timestamp()
@@ -121,11 +134,21 @@ class MachineSim:
     def launch(self, n: int, now: float, ready_now: bool = False) -> None:
         for _ in range(n):
             self._n += 1
-            boot = 0.0 if ready_now else float(self.rng.lognormal(math.log(BOOT_MEDIAN_S), BOOT_SIGMA))
-            mid = f"i-{self._n:05d}"
-            self.machines[mid] = SimMachine(
-                mid, now - (1 if ready_now else 0), now + boot, f"node-{self._n:05d}", self._n
-            )
+            self._add(f"i-{self._n:05d}", now, ready_now)
+
+    def _add(self, mid: str, now: float, ready_now: bool) -> None:
+        boot = 0.0 if ready_now else float(self.rng.lognormal(math.log(BOOT_MEDIAN_S), BOOT_SIGMA))
+        self.machines[mid] = SimMachine(mid, now - (1 if ready_now else 0), now + boot, f"node-{self._n:05d}", self._n)
+
+    def adopt(self, present: Sequence[str], ready_now: bool = False) -> None:
+        """A real provider's group holds ``present``: machines that appeared start booting (the same seeded draws,
+        in the order they appear), machines that went are gone."""
+        now = self.now()
+        for mid in [m for m in self.machines if m not in present]:
+            self.machines.pop(mid)
+        for mid in sorted(m for m in present if m not in self.machines):
+            self._n += 1
+            self._add(mid, now, ready_now)
 
     def machine_id(self, pool: PoolConfig, attributes: Mapping[str, str]) -> str | None:
         return attributes.get(ATTRIBUTE) or None
@@ -184,7 +207,7 @@ class MachineSim:
                     last_drain_started=datetime.fromtimestamp(m.drain_started, UTC) if draining else None,
                     last_drain_meta={"drained_by": DRAINED_BY} if draining else {},
                     allocations=alloc,
-                    attributes={ATTRIBUTE: m.id},
+                    attributes={self.attribute: self.attribute_value(m.id) if self.attribute_value else m.id},
                 )
             )
         return out
@@ -236,8 +259,8 @@ class Result:
     lead_source: str
 
 
-def pool_config(cap: float, lead: str) -> Config:
-    nodes = {"provider": "aws_asg", "aws": {"asg_name": "sim"}, "node_pool": "gpu"}
+def pool_config(cap: float, lead: str, section: dict[str, Any] | None = None) -> Config:
+    nodes = {**(section or {"provider": "aws_asg", "aws": {"asg_name": "sim"}}), "node_pool": "gpu"}
     pool = PoolConfig.model_validate(
         {
             "name": "gpu",
@@ -252,13 +275,26 @@ def pool_config(cap: float, lead: str) -> Config:
     return Config(pools=[pool])
 
 
-def run_asg(trace: Trace, cap: float, lead: str) -> Result:
-    config = pool_config(cap, lead)
-    pool = config.pools[0]
+def run(trace: Trace, cap: float, lead: str, kind: str = "sim") -> Result:
     first = int(np.searchsorted(trace.t, trace.t[0] + min(WARMUP_S, 0.25 * (trace.end - trace.start))))
     clock = ManualClock(datetime.fromtimestamp(float(trace.t[first]), UTC))
     sim = MachineSim(clock, "sim", "workers")
-    reconciler = NodeReconciler({pool.name: sim}, sim, clock)
+    stand = None
+    if kind == "sim":
+        config = pool_config(cap, lead)
+        provider: Any = sim
+    else:
+        from autoscaler.nodes.registry import build_node_provider
+        from benchmarks.node_clouds import CloudProvider, start
+
+        stand = start(kind, clock)
+        config = pool_config(cap, lead, stand.section)
+        real = build_node_provider(config.pools[0])
+        assert real is not None
+        provider = CloudProvider(real, lambda: sim.adopt(stand.truth()))
+        sim.attribute, sim.attribute_value = real.node_key(config.pools[0]), stand.attribute_value
+    pool = config.pools[0]
+    reconciler = NodeReconciler({pool.name: provider}, sim, clock)
     model = make_predictor(config.predictor, pool)
     deps = TickDeps(
         config=config,
@@ -283,9 +319,17 @@ def run_asg(trace: Trace, cap: float, lead: str) -> Result:
                 report = run_tick(deps, dry_run=True)
                 d = report.outcomes[0].decision
                 sim.desired_count = d.desired if d is not None else pool.min
-                sim.launch(sim.desired_count, t, ready_now=True)
+                if stand is None:
+                    sim.launch(sim.desired_count, t, ready_now=True)
+                else:
+                    stand.seed(sim.desired_count)
+                    sim.adopt(stand.truth(), ready_now=True)
                 sim.place()
                 started = True
+            if stand is not None:  # the cloud's own progress (creations, deletions), twice: new VMs running
+                stand.tick()
+                stand.tick()
+                sim.adopt(stand.truth())
             run_tick(deps)
             next_tick += interval
         i = min(int(np.searchsorted(trace.t, t, side="right")) - 1, len(trace.t) - 1)
@@ -296,6 +340,8 @@ def run_asg(trace: Trace, cap: float, lead: str) -> Result:
         sim.machine_seconds += len(sim.machines) * SIM_STEP_S
         t += SIM_STEP_S
     lead_time = reconciler.lead_time(pool, clock.now())
+    if stand is not None:
+        stand.stop()
     total = served + unserved
     return Result(
         sim.machine_seconds / 3600,
@@ -312,12 +358,35 @@ def fixed_fleet(trace: Trace, cap: float) -> float:
     return math.ceil(float(np.max(trace.rps[first:])) / cap) * hours
 
 
+LABELS = {
+    "sim": "sim (in-memory group)",
+    "aws_asg": "aws_asg (boto3 → moto + proxy)",
+    "gce_mig": "gce_mig (google-cloud-compute → fake)",
+    "azure_vmss": "azure_vmss (azure-mgmt-compute → fake)",
+}
+
+
 def main() -> None:
-    console = Console(width=130)
-    cases = [BUNDLED, TRACES / "nasa_http_1995_jul_5min.csv", TRACES / "aws_elb_request_count_8c0756_5min.csv"]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--providers", default="sim,aws_asg,gce_mig,azure_vmss", help="comma-separated: " + ", ".join(LABELS)
+    )
+    parser.add_argument(
+        "--traces", choices=["all", "bundled", "elb"], default="all", help="bundled: the NASA trace only; elb: ELB only"
+    )
+    parser.add_argument("--traces-dir", type=Path, default=TRACES, help=f"the shared traces (default {TRACES})")
+    args = parser.parse_args()
+    kinds = [k.strip() for k in args.providers.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in LABELS]
+    if unknown:
+        parser.error(f"unknown provider(s) {', '.join(unknown)}; one of {', '.join(LABELS)}")
+    console = Console(width=140)
+    cases = [BUNDLED, *(args.traces_dir / name for name in ("nasa_http_1995_jul_5min.csv", ELB))]
+    if args.traces != "all":
+        cases = [BUNDLED] if args.traces == "bundled" else [args.traces_dir / ELB]
     seen = set()
-    table = Table(title="GPU machine-hours: fixed fleet for the peak vs machines following the count (aws_asg)")
-    for col in ("trace", "policy", "machine-hours", "× fixed", "unserved %", "boots", "lead time at the end"):
+    table = Table(title="GPU machine-hours: fixed fleet for the peak vs machines following the count, per provider")
+    for col in ("trace", "policy", "machine-hours", "× fixed", "unserved %", "boots", "lead time at the end", "wall s"):
         table.add_column(col, justify="left" if col in ("trace", "policy", "lead time at the end") else "right")
     for path in cases:
         if not path.exists() or path.name in seen:
@@ -326,9 +395,13 @@ def main() -> None:
         trace = load_trace(path)
         cap = float(np.max(trace.rps)) / 50.0
         fixed = fixed_fleet(trace, cap)
-        table.add_row(path.stem, "fixed peak", f"{fixed:.0f}", "1.00", "0.000", "—", "—")
-        for label, lead in (("aws_asg auto", "auto"), ("aws_asg 10m", "10m")):
-            r = run_asg(trace, cap, lead)
+        table.add_row(path.stem, "fixed peak", f"{fixed:.0f}", "1.00", "0.000", "—", "—", "—")
+        rows = [(f"{LABELS[k]} auto", "auto", k) for k in kinds]
+        if "sim" in kinds:
+            rows.append(("sim (in-memory group) 10m", "10m", "sim"))
+        for i, (label, lead, kind) in enumerate(rows):
+            began = time.perf_counter()
+            r = run(trace, cap, lead, kind)
             table.add_row(
                 "",
                 label,
@@ -337,13 +410,14 @@ def main() -> None:
                 f"{r.unserved_pct:.3f}",
                 str(r.boots),
                 f"{r.lead_s / 60:.1f} min ({r.lead_source})",
-                end_section=label == "aws_asg 10m",
+                f"{time.perf_counter() - began:.0f}",
+                end_section=i == len(rows) - 1,
             )
     console.print(table)
     console.print(
         f"boots: lognormal, median {BOOT_MEDIAN_S / 60:.0f} min, p95 "
         f"{BOOT_MEDIAN_S * math.exp(1.645 * BOOT_SIGMA) / 60:.1f} min; capacity = peak / 50; tick 20 min; "
-        "default policy (seasonal_lr, SLO 1 %)"
+        "default policy (seasonal_lr, SLO 1 %); every launch succeeds at once on every stand-in"
     )
 
 

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.slack",
     "tests.fixtures.docker",
     "tests.fixtures.moto",
+    "tests.fixtures.clouds",
     "tests.fixtures.faults",
 ]
 

@@ -1,10 +1,12 @@
-"""One end-to-end node world: forescale's real wiring (build_deps: NomadTarget, the node step, the aws_asg provider
-on boto3) against the strict Auto Scaling proxy in front of moto and the strict fake Nomad, linked on one clock.
+"""One end-to-end node world: forescale's real wiring (build_deps: NomadTarget, the node step, the provider on its
+official SDK) against a cloud stand-in (tests/cloud_worlds.py: the strict Auto Scaling proxy in front of moto, the
+fake Compute Engine or the fake Azure Resource Manager) and the strict fake Nomad, linked on one clock.
 
-Only the request rate is in memory. Time is the proxy's ManualClock (it starts at the wall clock: moto stamps
+Only the request rate is in memory. Time is the cloud's ManualClock (it starts at the wall clock: moto stamps
 launches with it), shared by the tick, the fake Nomad's timestamps, its clients (stops take shutdown_delay +
-kill_timeout, drains follow migrate.max_parallel, missed heartbeats take a node down) and the link (a launched
-machine registers ``boot`` after its launch; a gone one stops heartbeating).
+kill_timeout, drains follow migrate.max_parallel, missed heartbeats take a node down), the providers' waits and
+retries (tests/fixtures/clouds.py) and the link (a launched machine registers ``boot`` after its launch, with
+that cloud's fingerprint; a gone one stops heartbeating).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from autoscaler.core.report import PoolOutcome, TickReport
 from autoscaler.core.settings.forescale import Config
 from autoscaler.policy.tick import TickDeps, run_tick
 from autoscaler.wiring import build_deps
+from tests.cloud_worlds import AwsCloud, Cloud
 from tests.fakes.aws_asg_proxy import AsgProxy
 from tests.fakes.cloud import AsgNomadLink
 from tests.fakes.nomad import FakeNomad
@@ -33,17 +36,14 @@ BOOT = timedelta(minutes=6)
 ATTR = "unique.platform.aws.instance-id"
 
 
+def aws_cloud(aws: Aws, proxy: AsgProxy, clock: ManualClock) -> AwsCloud:
+    return AwsCloud(aws, proxy, clock)
+
+
 def node_config(
-    fake: FakeNomad, aws: Aws, proxy: AsgProxy, tmp_path: Path, pool_kw: dict[str, Any] | None = None, **nodes: Any
+    fake: FakeNomad, cloud: Cloud, tmp_path: Path, pool_kw: dict[str, Any] | None = None, **nodes: Any
 ) -> Config:
-    node_settings = {
-        "provider": "aws_asg",
-        "node_pool": "gpu",
-        "min_boots": 3,
-        "purge": False,
-        "aws": {"asg_name": ASG, "region": aws.region, "endpoint_url": proxy.url, "max_attempts": 2},
-        **nodes,
-    }
+    node_settings = {"node_pool": "gpu", "min_boots": 3, "purge": False, **cloud.nodes_section(), **nodes}
     pool = pool_dict(
         "ocr",
         nomad={"job": JOB, "group": GROUP},
@@ -80,14 +80,12 @@ class Step:
 
 
 class World:
-    """One test's cluster: the strict proxy's group + the strict fake Nomad + the link, on one clock."""
+    """One test's cluster: the cloud's group + the strict fake Nomad + the link, on one clock."""
 
     def __init__(
         self,
         fake: FakeNomad,
-        aws: Aws,
-        proxy: AsgProxy,
-        clock: ManualClock,
+        cloud: Cloud,
         tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
         *,
@@ -99,21 +97,25 @@ class World:
         pool_kw: dict[str, Any] | None = None,
         **nodes: Any,
     ) -> None:
-        self.clock, self.fake, self.aws, self.proxy = clock, fake, aws, proxy
+        self.cloud, self.clock, self.fake = cloud, cloud.clock, fake
+        clock = cloud.clock
         monkeypatch.setattr(fake_module, "_now_ns", lambda: int(self.clock.now().timestamp() * 1e9))
         monkeypatch.delenv("FORESCALE_TEST_NOMAD_TOKEN", raising=False)
         fake.wall_clock = lambda: self.clock.now().timestamp()
         fake.auto_nodes = False
-        aws.create_asg(ASG, desired=machines, max_size=20)
-        self.asg = proxy.client("autoscaling")
-        if rebalance_suspended:  # as docs/nodes.md asks; one test keeps it on to see the warning
-            self.asg.suspend_processes(AutoScalingGroupName=ASG, ScalingProcesses=["AZRebalance"])
-        self.link = AsgNomadLink(fake, None, ASG, clock.now, BOOT, proxy=proxy, foreign_next=foreign)
+        cloud.create(machines, 20)
+        if isinstance(cloud, AwsCloud):
+            self.aws, self.proxy, self.asg = cloud.aws, cloud.proxy, cloud.asg
+            if rebalance_suspended:  # as docs/nodes.md asks; one test keeps it on to see the warning
+                self.asg.suspend_processes(AutoScalingGroupName=ASG, ScalingProcesses=["AZRebalance"])
+        self.link = AsgNomadLink(
+            fake, None, ASG, clock.now, BOOT, foreign_next=foreign, source=cloud.truth, register=cloud.register
+        )
         self.link.sync(booted=True)  # the machines the pool starts with are up (``foreign`` of them in pool other)
         groups = {GROUP: machines - foreign if count is None else count}
         fake.add_job(JOB, groups=groups, gpus=1, distinct_hosts=True, node_pool="gpu", **(job or {}))
         fake.progress()
-        self.config = node_config(fake, aws, proxy, tmp_path, pool_kw, **nodes)
+        self.config = node_config(fake, cloud, tmp_path, pool_kw, **nodes)
         self.rates = FlatMetrics({self.config.pool("ocr").query: 100.0})
         self.deps = self.new_forescale()
 
@@ -137,7 +139,7 @@ class World:
         end = self.clock.now() + delta
         while self.clock.now() < end:
             self.clock.set(min(end, self.clock.now() + step))
-            self.proxy.tick()
+            self.cloud.tick()
             self.link.sync()
 
     # ---------------------------------------------------------------- the truth, read from outside
@@ -145,11 +147,12 @@ class World:
         return self.link.instances()
 
     def desired(self) -> int:
-        return self.proxy.group(ASG).desired
+        return self.cloud.desired()
 
     def running(self) -> dict[str, str]:
-        """node ID → instance ID of the nodes running a wanted allocation of the pool's job."""
-        by_node = {n["ID"]: n["Attributes"].get(ATTR, "") for n in self.fake.node_list()}
+        """node ID → machine ID of the nodes running a wanted allocation of the pool's job."""
+        attr = self.cloud.attribute
+        by_node = {n["ID"]: self.cloud.machine_of(n["Attributes"].get(attr, "")) for n in self.fake.node_list()}
         return {
             a["NodeID"]: by_node.get(a["NodeID"], "")
             for a in self.fake.allocations(JOB)

@@ -56,7 +56,7 @@ def _root(
 # Libraries whose DEBUG lines print request headers (AWS signatures, session tokens, auth headers): they stay at
 # INFO under --debug, and every line that does reach a handler is redacted (RedactFilter) anyway. Without
 # --debug only their errors show (urllib3's "Retrying (Retry(total=0 …))" warnings are not for operators).
-QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "slack_sdk")
+QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "slack_sdk", "google", "azure", "msal")
 
 
 def configure_logging(debug: bool) -> None:

@@ -24,6 +24,18 @@ def _aws(settings: Any) -> NodeProvider:
     return AwsAsgProvider(settings)
 
 
+def _gce(settings: Any) -> NodeProvider:
+    from autoscaler.nodes.gce_mig import GceMigProvider
+
+    return GceMigProvider(settings)
+
+
+def _azure(settings: Any) -> NodeProvider:
+    from autoscaler.nodes.azure_vmss import AzureVmssProvider
+
+    return AzureVmssProvider(settings)
+
+
 def _command(settings: Any) -> NodeProvider:
     from autoscaler.nodes.command import CommandProvider
 
@@ -37,6 +49,31 @@ def _check_aws(settings: Any, where: str) -> list[str]:
     if host.startswith(("127.", "localhost", "[::1]")):
         return []
     return [f"{where}.aws.endpoint_url: {host} is only meant for a local test endpoint (moto); leave it out to use AWS"]
+
+
+def _check_gce(settings: Any, where: str) -> list[str]:
+    from autoscaler.nodes.cloud_calls import EXTRAS, is_loopback
+
+    problems = [f"{where}.provider: gce_mig {missing}" for missing in [EXTRAS["gce_mig"].missing()] if missing]
+    if settings.endpoint and not is_loopback(settings.endpoint):
+        problems.append(
+            f"{where}.gce.endpoint: {settings.endpoint} is only meant for a local test server; leave it out to use "
+            "Compute Engine"
+        )
+    return problems
+
+
+def _check_azure(settings: Any, where: str) -> list[str]:
+    from autoscaler.nodes.cloud_calls import EXTRAS, is_loopback
+
+    problems = [f"{where}.provider: azure_vmss {missing}" for missing in [EXTRAS["azure_vmss"].missing()] if missing]
+    endpoint = settings.endpoint
+    if endpoint and not is_loopback(endpoint) and not endpoint.startswith("https://management."):
+        problems.append(
+            f"{where}.azure.endpoint: {endpoint} is neither an Azure Resource Manager endpoint "
+            "(https://management.…) nor a local test server; leave it out to use Azure's"
+        )
+    return problems
 
 
 def _check_command(settings: Any, where: str) -> list[str]:
@@ -56,6 +93,8 @@ class ProviderBuilder:
 
 BUILDERS: dict[str, ProviderBuilder] = {
     "aws_asg": ProviderBuilder(_aws, _check_aws),
+    "gce_mig": ProviderBuilder(_gce, _check_gce),
+    "azure_vmss": ProviderBuilder(_azure, _check_azure),
     "command": ProviderBuilder(_command, _check_command),
 }
 

@@ -12,8 +12,10 @@ how to read the group's truth from outside) and every promise below runs over it
 * retries are idempotent: the same scale-out twice changes nothing more, a machine already gone fails alone;
 * every failure is a NodeProviderError whose message says what to do, with a code.
 
-Implementations: ``aws_asg`` (boto3) against moto behind the strict Auto Scaling proxy, ``command`` with the
-shipped ``scripts/nodes/inventory``.
+Implementations: ``aws_asg`` (boto3) against moto behind the strict Auto Scaling proxy, ``gce_mig``
+(google-cloud-compute, Application Default Credentials) against the fake Compute Engine, ``azure_vmss``
+(azure-mgmt-compute) against the fake Azure Resource Manager over TLS (tests/fixtures/clouds.py), ``command``
+with the shipped ``scripts/nodes/inventory``.
 """
 
 from __future__ import annotations
@@ -109,7 +111,62 @@ def _command_lab(request: pytest.FixtureRequest) -> Lab:
     return Lab("command", pool, lambda: len(active()), active, "unique.hostname", seed)
 
 
-LABS: dict[str, Callable[[pytest.FixtureRequest], Lab]] = {"aws_asg": _aws_lab, "command": _command_lab}
+def _gce_lab(request: pytest.FixtureRequest) -> Lab:
+    from tests.fixtures.clouds import PROJECT, ZONE
+
+    gce = request.getfixturevalue("gce")
+    mig = gce.world.create(PROJECT, f"zones/{ZONE}", "gpu-ocr", size=0)
+    nodes = {
+        "provider": "gce_mig",
+        "node_pool": "gpu",
+        "gce": {"project": PROJECT, "zone": ZONE, "name": "gpu-ocr", "endpoint": gce.url, "max_size": 6},
+    }
+    pool = make_config(pool_dict("ocr", nodes=nodes)).pool("ocr")
+
+    def seed(n: int) -> None:
+        gce.world.resize(mig, n)
+        gce.world.settle(mig)
+
+    def machines() -> list[str]:
+        return sorted(v.name for v in mig.vms.values() if v.exists and v.action != "DELETING")
+
+    return Lab("gce_mig", pool, lambda: mig.target_size, machines, "unique.platform.gce.hostname", seed)
+
+
+def _azure_lab(request: pytest.FixtureRequest) -> Lab:
+    from tests.fixtures.clouds import RESOURCE_GROUP, SUBSCRIPTION
+
+    azure = request.getfixturevalue("azure")
+    vmss = azure.world.create(SUBSCRIPTION, RESOURCE_GROUP, "gpu-ocr", size=0)
+    nodes = {
+        "provider": "azure_vmss",
+        "node_pool": "gpu",
+        "azure": {
+            "subscription_id": SUBSCRIPTION,
+            "resource_group": RESOURCE_GROUP,
+            "name": "gpu-ocr",
+            "endpoint": azure.url,
+            "max_size": 6,
+        },
+    }
+    pool = make_config(pool_dict("ocr", nodes=nodes)).pool("ocr")
+
+    def seed(n: int) -> None:
+        azure.world.set_capacity(vmss, n)
+        azure.world.settle(vmss)
+
+    def machines() -> list[str]:
+        return sorted(v.name for v in vmss.vms.values() if v.state != "Deleting")
+
+    return Lab("azure_vmss", pool, lambda: vmss.capacity, machines, "unique.platform.azure.name", seed)
+
+
+LABS: dict[str, Callable[[pytest.FixtureRequest], Lab]] = {
+    "aws_asg": _aws_lab,
+    "gce_mig": _gce_lab,
+    "azure_vmss": _azure_lab,
+    "command": _command_lab,
+}
 
 
 def test_every_provider_kind_has_a_lab() -> None:

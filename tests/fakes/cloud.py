@@ -63,8 +63,14 @@ class AsgNomadLink:
     foreign_next: int = 0  # the next N machines to register join ``foreign_pool``
     foreign_pool: str = "other"
     silenced: set[str] = field(default_factory=set)  # node IDs whose heartbeats the link stopped
+    # Another cloud (tests/cloud_worlds.py): its machines, and the add_node keywords of a machine's client (its
+    # name, ``platform`` and that cloud's fingerprint ``attributes``) — instead of the Auto Scaling group's.
+    source: Callable[[], list[Machine]] | None = None
+    register: Callable[[Machine], dict[str, Any]] | None = None
 
     def machines(self) -> list[Machine]:
+        if self.source is not None:
+            return self.source()
         if self.proxy is not None:
             return [
                 Machine(i.id, i.lifecycle != "Terminating" and not i.ec2_dead, i.az, i.launched_at)
@@ -100,14 +106,18 @@ class AsgNomadLink:
                 continue
             if booted or now - seen >= self.boot_delay:
                 kw = dict(self.node_kw)
-                if m.az:
-                    kw.setdefault("availability_zone", m.az)
+                if self.register is not None:
+                    kw.update(self.register(m))
+                else:
+                    kw.update(name=f"gpu-{m.id[2:10]}", instance_id=m.id)
+                    if m.az:
+                        kw.setdefault("availability_zone", m.az)
                 if m.id in self.foreign or self.foreign_next > 0:
                     if m.id not in self.foreign:
                         self.foreign_next -= 1
                         self.foreign.add(m.id)
                     kw["node_pool"] = self.foreign_pool
-                node = self.fake.add_node(f"gpu-{m.id[2:10]}", instance_id=m.id, **kw)
+                node = self.fake.add_node(**kw)
                 self.registered[m.id] = node["ID"]
                 new_nodes.append(node["ID"])
         for iid, node_id in self.registered.items():

@@ -63,6 +63,16 @@ BASE_ATTRIBUTES = {
 DRIVERS = ("docker", "exec", "raw_exec")
 
 
+def _links(attrs: Mapping[str, str]) -> dict[str, str]:
+    """Links the GCE/Azure fingerprints add (env_gce.go: "gce" → the instance id; env_azure.go: "azure" → vmId)."""
+    out = {}
+    if "unique.platform.gce.id" in attrs:
+        out["gce"] = attrs["unique.platform.gce.id"]
+    if "unique.platform.azure.id" in attrs:
+        out["azure"] = attrs["unique.platform.azure.id"]
+    return out
+
+
 def _uuid() -> str:
     return str(uuid.uuid4())
 
@@ -141,8 +151,10 @@ def build_node(
     instance_id: str | None = None,
     availability_zone: str | None = None,
     instance_type: str | None = None,
+    platform: str = "aws",
 ) -> dict[str, Any]:
-    """A full node record (``structs.Node`` fields of nomad-facts §6) of an AWS GPU client."""
+    """A full node record (``structs.Node`` fields of nomad-facts §6) of an AWS GPU client (``platform="gce"`` or
+    ``"azure"``: no AWS fingerprint; pass that cloud's in ``attributes``)."""
     if status not in NODE_STATUSES:
         raise ValueError(f"node status must be one of {', '.join(NODE_STATUSES)}")
     if eligibility not in ("eligible", "ineligible"):
@@ -169,6 +181,8 @@ def build_node(
             "memory.totalbytes": str(memory_mb * 2**20),
         }
     )
+    if platform != "aws":  # env_aws.go fingerprints nothing off AWS (client/fingerprint/env_aws.go)
+        attrs = {k: v for k, v in attrs.items() if ".aws." not in k}
     attrs.update(attributes or {})
     node_id = _uuid()
     return {
@@ -196,7 +210,7 @@ def build_node(
             "Disk": {"DiskMB": 0},
             "Networks": {"ReservedHostPorts": ""},
         },
-        "Links": {"aws.ec2": f"{az}.{iid}"},
+        "Links": {"aws.ec2": f"{az}.{iid}"} if platform == "aws" else _links(attrs),
         "Meta": dict(meta or {}),
         "NodeClass": node_class,
         "NodePool": node_pool,

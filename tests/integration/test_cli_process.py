@@ -107,7 +107,8 @@ def test_nothing_wraps_into_a_pipe(tmp_path: Path) -> None:
     assert long_reason.strip() in row  # the table keeps its natural width: the reason is not folded
 
 
-HEAVY = ("numpy", "sklearn", "scipy", "pydantic", "yaml", "slack_sdk", "nomad", "apscheduler", "matplotlib", "boto3")
+HEAVY = ("numpy", "sklearn", "scipy", "pydantic", "yaml", "slack_sdk", "nomad", "apscheduler", "matplotlib", "boto3",
+         "google", "azure", "grpc")  # the [gcp] and [azure] extras load only when a pool uses them
 
 
 @pytest.mark.parametrize("command", [["--help"], ["override", "set", "--help"], ["backtest", "--help"]])

@@ -17,7 +17,7 @@ from autoscaler.core.clock import ManualClock
 from tests.fakes.aws_asg_proxy import AsgProxy
 from tests.fakes.nomad import FakeNomad
 from tests.fixtures.moto import Aws
-from tests.node_world import BOOT, GROUP, JOB, World
+from tests.node_world import BOOT, GROUP, JOB, World, aws_cloud
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def world(
     strict_nomad: FakeNomad, aws: Aws, asg_proxy: AsgProxy, asg_clock: ManualClock, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:  # fmt: skip
-    yield World(strict_nomad, aws, asg_proxy, asg_clock, tmp_path, monkeypatch)
+    yield World(strict_nomad, aws_cloud(aws, asg_proxy, asg_clock), tmp_path, monkeypatch)
 
 
 def test_machines_follow_the_forecast_up_and_down(world: World) -> None:
@@ -130,9 +130,8 @@ def test_busy_drains_resume_after_a_restart_and_a_stuck_one_fails_once(
     strict_nomad: FakeNomad, aws: Aws, asg_proxy: AsgProxy, asg_clock: ManualClock, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    world = World(
-        strict_nomad, aws, asg_proxy, asg_clock, tmp_path, monkeypatch, drain_deadline="10m", drain_grace="5m"
-    )
+    cloud = aws_cloud(aws, asg_proxy, asg_clock)
+    world = World(strict_nomad, cloud, tmp_path, monkeypatch, drain_deadline="10m", drain_grace="5m")
     fake = world.fake
     world.tick()
     world.advance(BOOT + timedelta(minutes=1))

@@ -21,7 +21,7 @@ from autoscaler.core.clock import ManualClock
 from tests.fakes.aws_asg_proxy import AsgProxy
 from tests.fakes.nomad import FakeNomad
 from tests.fixtures.moto import Aws
-from tests.node_world import ASG, BOOT, World
+from tests.node_world import ASG, BOOT, World, aws_cloud
 
 Make = Callable[..., World]
 
@@ -34,7 +34,7 @@ def make(
     def build(**kw: Any) -> World:
         # The stories test the node step, not decide's caution: a count may drop right after it rose.
         kw.setdefault("pool_kw", {"scale_in_cooldown": "0s"})
-        return World(strict_nomad, aws, asg_proxy, asg_clock, tmp_path, monkeypatch, **kw)
+        return World(strict_nomad, aws_cloud(aws, asg_proxy, asg_clock), tmp_path, monkeypatch, **kw)
 
     yield build
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from autoscaler.core.durations import Duration
 from autoscaler.core.settings.base import ExecutablePath, SecretValue, StrictModel, UrlWithCredentials
+from autoscaler.core.settings.clouds import AzureVmssSettings, GceMigSettings
 
 Strategy = Literal["least_busy", "newest", "empty_first"]
 
@@ -83,7 +84,9 @@ class NodesSettings(_Strict):
     """How the pool's machines are provisioned and retired (Nomad node drain before every termination)."""
 
     provider: str = Field(
-        "none", description="none: fixed fleet (count only); aws_asg: an Auto Scaling group; command: your executable"
+        "none",
+        description="none: fixed fleet (count only); aws_asg: an Auto Scaling group; gce_mig: a managed instance "
+        "group; azure_vmss: a virtual machine scale set; command: your executable",
     )
     spare: int = Field(0, ge=0, le=1000, description="warm machines kept on top of the group's desired count")
     selection: Strategy = Field(
@@ -132,9 +135,12 @@ class NodesSettings(_Strict):
         None,
         pattern=ATTRIBUTE_RE,
         description="node attribute naming the node's machine (default: the provider's own mapping, e.g. "
-        "unique.platform.aws.instance-id for aws_asg, unique.hostname for command)",
+        "unique.platform.aws.instance-id for aws_asg, unique.platform.gce.hostname for gce_mig, "
+        "unique.platform.azure.name for azure_vmss, unique.hostname for command)",
     )
     aws: AwsAsgSettings | None = Field(None, description="the Auto Scaling group (provider: aws_asg)")
+    gce: GceMigSettings | None = Field(None, description="the managed instance group (provider: gce_mig)")
+    azure: AzureVmssSettings | None = Field(None, description="the virtual machine scale set (provider: azure_vmss)")
     command: CommandSettings | None = Field(None, description="the executable (provider: command)")
     # Learning the lead time from boots (pool lead_time: auto).
     min_boots: int = Field(5, ge=1, le=1000, description="boots to observe before lead_time: auto trusts their p95")
@@ -196,6 +202,8 @@ class ProviderSchema:
 
 PROVIDERS: dict[str, ProviderSchema] = {
     "aws_asg": ProviderSchema("aws", AwsAsgSettings, "asg_name"),
+    "gce_mig": ProviderSchema("gce", GceMigSettings, "project, name and zone or region"),
+    "azure_vmss": ProviderSchema("azure", AzureVmssSettings, "subscription_id, resource_group and name"),
     "command": ProviderSchema("command", CommandSettings, "path"),
 }
 """The node providers forescale knows (``nodes.provider``), each with its section of ``nodes:``."""

@@ -9,7 +9,8 @@
   → the password and the whole userinfo;
 * the values of fields listed in ``SECRET_VALUED`` (``nodes.command.env``: whatever the user hands the command);
 * the AWS credentials of the standard chain's environment variables, when a pool uses ``aws_asg`` (botocore
-  reads them; forescale never puts them in the file).
+  reads them; forescale never puts them in the file), and the secrets DefaultAzureCredential reads from the
+  environment when a pool uses ``azure_vmss`` (``PROVIDER_ENV``).
 
 Values shorter than ``MIN_SECRET_CHARS`` are left out: masking "1" or "prod" everywhere would garble output and
 protect nothing. When the schema marks secrets by type (``SecretValue``), this walk is where they are collected.
@@ -28,14 +29,17 @@ MIN_SECRET_CHARS = 8
 # (model class name, field name) whose values are secrets as a whole (dict values, list items or the value).
 SECRET_VALUED = frozenset({("CommandSettings", "env")})
 AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+AZURE_ENV = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_PASSWORD")
+PROVIDER_ENV = {"aws_asg": AWS_ENV, "azure_vmss": AZURE_ENV}  # gce_mig: ADC reads a key *file*, no env secret
 
 
 def configured_secrets(config: BaseModel, environ: Mapping[str, str] | None = None) -> frozenset[str]:
     """Every secret value ``config`` refers to (see the module docstring), longest first when sorted by caller."""
     env = os.environ if environ is None else environ
     found = set(_walk(config, env))
-    if any(getattr(getattr(p, "nodes", None), "provider", None) == "aws_asg" for p in getattr(config, "pools", [])):
-        found.update(env[name] for name in AWS_ENV if env.get(name))
+    for pool in getattr(config, "pools", []):
+        names = PROVIDER_ENV.get(getattr(getattr(pool, "nodes", None), "provider", None) or "", ())
+        found.update(env[name] for name in names if env.get(name))
     return frozenset(v for v in found if len(v) >= MIN_SECRET_CHARS)
 
 
