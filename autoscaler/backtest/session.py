@@ -319,7 +319,10 @@ def render_table(result: Backtest, slo_pct: float) -> Table:
         title=f"backtest {result.trace.name}: {result.capacity_per_node:g} req/s per node, lead "
         f"{result.lead_time_s / 60:g} min, tick every {result.interval_s / 60:g} min, SLO unserved ≤ {slo_pct:g} %"
     )
-    table.caption = "actions: scale actions (/day: per day); reversals: actions undoing the previous one within 1 h"
+    table.caption = (
+        "actions: scale actions (/day: per day); reversals: changes opposite to the previous change, strictly within "
+        "60 min of it"
+    )
     for col in ("policy", "node-hours", "cost × oracle", "unserved %", "under-cap %", "actions", "/day", "reversals"):
         table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
     table.add_column("SLO", justify="right", no_wrap=True)
