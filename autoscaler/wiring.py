@@ -26,7 +26,7 @@ from autoscaler.notify.console import ConsoleNotifier
 from autoscaler.notify.metrics import METRICS, NotifyMetrics
 from autoscaler.policy.nodes import NodeMemory, NodeReconciler
 from autoscaler.policy.placement import PlacementWatch
-from autoscaler.policy.tick import ActionHistory, TickDeps
+from autoscaler.policy.tick import ActionHistory, TickDeps, horizon_seconds
 from autoscaler.sources.prometheus import PrometheusSource
 from autoscaler.targets.nomad import NomadTarget
 from overrides.manual import PoolRecords
@@ -71,6 +71,9 @@ def build_deps(
         history.add(action)
     for need in audit.recent_needs(since):
         history.add_need(need)
+    for name, (at, decision) in audit.last_forecasts(clock.now() - 2 * config.daemon.interval).items():
+        if any(p.name == name for p in config.pools):  # the guard's headroom and a degraded tick's fallback
+            history.remember_forecast(name, at, decision, horizon_seconds(config, config.pool(name)))
     client = NomadClient(config.nomad)
     placement = PlacementWatch()
     placement.replay(audit.placement_history())  # queued episodes survive between cron runs

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -57,12 +57,12 @@ WEEK = 7 * DAY
 LEVEL_S = 600.0  # "recent level" = mean of the last 10 minutes
 BASE_S = DAY  # the floor scales with the mean rate of the last day (a whole daily cycle: not its phase)
 GROWTH_S = 1800.0  # growth = change of that level over 30 minutes
-PEAK_S = WEEK  # the floor never exceeds the peak of the last week (a whole weekly cycle)
+BOUND_S = DAY  # recent need: floors never exceed the highest rate of the last day (a spike is gone a day later)
 MAX_GRID = 40_000  # history points kept after aggregation (14 days of 1-minute samples fit)
 MAX_TRAIN_ROWS = 6_000
 MAX_CALIBRATION_CELLS = 40_000  # rows × horizon samples replayed by the headroom search
-# With a single sample no growth can be measured: 1.5 × the rate seen (the only case left for a constant).
-COLD_MULTIPLIER = 1.5
+# With a single sample no growth can be measured: the rate seen (never plan past what has been seen).
+COLD_MULTIPLIER = 1.0
 
 
 @dataclass(frozen=True)
@@ -280,6 +280,7 @@ class SeasonalPredictor:
                 horizon_s=horizon_s,
                 model=self.name,
                 details={"mode": "cold", "peak_seen_rps": round(peak, 3), "multiplier": COLD_MULTIPLIER},
+                bound_rps=peak,
             )
         peak_rps = fit.headroom.apply(fit.predicted)
         return Forecast(
@@ -292,10 +293,14 @@ class SeasonalPredictor:
                 "predicted_rps": round(fit.predicted, 3),
                 "multiplier": round(fit.headroom.multiplier, 4),
                 "floor_rps": round(fit.headroom.floor_rps, 3),
+                "guard_multiplier": round(fit.headroom.guard_multiplier, 4),
                 "history_unserved_pct": round(fit.headroom.unserved_pct, 4),
                 "budget_pct": round(float(fit.budget_pct), 4),
                 "rows": float(fit.rows),
+                **({"bound_rps": round(fit.headroom.bound_rps, 3)} if math.isfinite(fit.headroom.bound_rps) else {}),
             },
+            guard_multiplier=fit.headroom.guard_multiplier,
+            bound_rps=fit.headroom.guard_bound_rps,
         )
 
     def _budget_pct(self) -> float:
@@ -383,7 +388,7 @@ class SeasonalPredictor:
             return None
         recent = _cold_forecast(y, h)
         budget = self._budget_pct()
-        headroom = self._headroom(y, recent, rows, h, step, budget, horizon_s)
+        headroom = self._headroom(y, recent, rows, h, step, budget, horizon_s, cold=True)
         return _Fit(max(float(recent[-1]), 0.0), headroom, "cold", int(rows.shape[0]), budget)
 
     def _headroom(
@@ -395,6 +400,7 @@ class SeasonalPredictor:
         step: float,
         budget: float,
         horizon_s: float,
+        cold: bool = False,
     ) -> Headroom:
         """Calibrate the headroom on the rows' forecasts ``past`` against what followed them, crediting the
         policy around the forecast (observed-rate need, guard, scale-in window)."""
@@ -404,7 +410,10 @@ class SeasonalPredictor:
         # The floor's scale: the last day's mean, or the last 10 minutes' if higher (after an outage or a
         # jump the day's mean lags far behind the traffic the floor must serve).
         scale = np.fmax(_trailing_mean(y, max(1, round(BASE_S / step))), _trailing_mean(y, k_lvl))
-        peak = _trailing_max(y, round(PEAK_S / step))
+        # Recent need: the highest rate of the last day. Floors never exceed it (a spike's floor is gone a day
+        # after it); a cold start's headroom — tick and guard — never plans past the highest rate seen at all.
+        recent_peak = _trailing_max(y, max(1, round(BOUND_S / step)))
+        bound = _trailing_max(y, n) if cold else np.full(n, np.inf)
         # Held rows (no fresh sample: the tick holds) and rows whose traffic is negligible for the SLO
         # (below the SLO's share of the mean rate: serving none of it would still meet the SLO) teach nothing.
         negligible = self.slo_unserved_pct / 100.0 * float(np.nanmean(y))
@@ -417,14 +426,24 @@ class SeasonalPredictor:
         window = [q * interval for q in range(1, math.ceil(policy.window_s / (interval * step) - 1e-9))]
         held_past = _held_back(past, [0, *window])
         held_scale = _held_back(scale, [0, *window])
-        held_observed = _held_back(y, window) if window else np.full(n, np.nan)
+        if not window:
+            ratchet = np.zeros(n)
+        elif policy.guard_s is not None:
+            # The guard raised the count to (its multiplier ×) any sample above capacity, and the window keeps it:
+            # the highest sample of the window before the decision (window_s back from the decision) stands.
+            before = np.concatenate(([np.nan], y[:-1]))
+            ratchet = _trailing_max(before, max(1, round(policy.window_s / step) - 1))
+        else:  # without a guard the window keeps the ticks' observed needs
+            ratchet = _held_back(y, window)
         cal = rows[:: max(1, math.ceil(rows.shape[0] * h / MAX_CALIBRATION_CELLS))]
         future = sliding_window_view(np.append(y, np.full(h, np.nan)), h)[cal + 1]
         demand = _clip_single_extreme(future, held_past[cal], cal, h)
-        cover = self._cover(y, cal, h, step, held_observed)
+        cover, reaction = self._cover(y, cal, h, step, np.full(n, np.nan))
         weight = None
         if self.half_life_s:  # recent errors count more: traffic drifts, and so do the model's errors
             weight = 0.5 ** ((cal[-1] - cal) * step / self.half_life_s)
+        # The bounds each past decision had (the needs the window held count as seen).
+        limit = _held_back(bound, [0, *window])[cal]
         headroom = calibrate(
             np.nan_to_num(held_past[cal]),
             demand,
@@ -432,15 +451,24 @@ class SeasonalPredictor:
             weight=weight,
             level=held_scale[cal],
             cover=cover,
-            floor_cap=_held_back(peak, [0, *window])[cal],
+            floor_cap=_held_back(recent_peak, [0, *window])[cal],
             block=((cal - cal[0]) // h).astype(np.int64),  # errors within one horizon are one event
+            reaction=reaction,
+            bound=limit,
+            ratchet=np.nan_to_num(ratchet[cal]),
+            guard_headroom=policy.guard_s is not None,
+            guard_bound=limit,
         )
-        return headroom.at_level(float(np.nan_to_num(scale[-1])), float(np.nan_to_num(peak[-1])))
+        now = headroom.at_level(float(np.nan_to_num(scale[-1])), float(np.nan_to_num(recent_peak[-1])))
+        return replace(now, bound_rps=float(bound[-1]), guard_bound_rps=float(bound[-1]))
 
-    def _cover(self, y: FloatArray, cal: NDArray[np.int64], h: int, step: float, held: FloatArray) -> FloatArray:
-        """Capacity each horizon cell gets without headroom: the needs the scale-in window holds (ready
-        at once), this tick's observed-rate need (ready after the lead time), and the guard's reaction to
-        each later sample (ready a guard interval plus the lead time after the sample is seen)."""
+    def _cover(
+        self, y: FloatArray, cal: NDArray[np.int64], h: int, step: float, held: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Capacity each horizon cell gets from the rest of the policy: ``cover``, without headroom — the needs
+        the scale-in window holds (ready at once) and this tick's observed-rate need (ready after the lead
+        time); and ``reaction``, the guard's reaction to each later sample (ready a guard interval plus the
+        lead time after the sample is seen), which the guard scales by the pool's multiplier."""
         policy = self.policy
         # The SLO's accounting: a sample (stamped at the end of the interval it measures) is served by the
         # nodes ready at its stamp. Cell j (1-based) is stamped j steps after the decision, so capacity
@@ -449,12 +477,13 @@ class SeasonalPredictor:
         cover = np.repeat(np.nan_to_num(held[cal])[:, None], h, axis=1)
         if lead <= h:  # the tick's own observed-rate need, ready a lead time after the decision
             cover[:, lead - 1 :] = np.maximum(cover[:, lead - 1 :], np.nan_to_num(y[cal])[:, None])
+        reaction = np.zeros_like(cover)
         if policy.guard_s is not None:
             # Sample k ≥ 1 is seen by a guard check at most a guard interval after its stamp; the nodes it
             # asks for are ready a lead time later: cell j is served by every sample k with k ≤ j - lag.
             lag = max(1, math.ceil((policy.guard_s + policy.lead_s) / step - 1e-9))
             if lag + 1 <= h:
                 seen = np.nan_to_num(sliding_window_view(np.append(y, np.full(h, np.nan)), h)[cal + 1])
-                reaction = np.maximum.accumulate(seen, axis=1)  # column c: max of samples 1 … c + 1
-                cover[:, lag:] = np.maximum(cover[:, lag:], reaction[:, : h - lag])
-        return cover
+                reacted = np.maximum.accumulate(seen, axis=1)  # column c: max of samples 1 … c + 1
+                reaction[:, lag:] = reacted[:, : h - lag]
+        return cover, reaction

@@ -91,6 +91,9 @@ class Decision:
     rescheduling: int | None = None
     need: int | None = None  # nodes the metrics call for, before the scale-in window, limits, overrides, clamps
     guard: bool = False  # made by the fast guard between ticks (observed rate only, scale-up only)
+    degraded: str | None = (
+        None  # why the forecast is not the model's on whole samples (gap, warming rate()): no scale-in
+    )
 
     @property
     def action(self) -> Action:

@@ -9,6 +9,7 @@ mode of the same function: observed rate only, and it can only raise the count.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ def decide(
     *,
     bad_data: bool = False,
     data_notes: Sequence[str] = (),
+    degraded: str | None = None,
 ) -> Decision:
     """Return the count ``pool`` should have at ``now`` and every reason that shaped it.
 
@@ -45,8 +47,10 @@ def decide(
     way (shown as ``bad_data`` reasons). ``recent_needs`` are earlier decisions' needs (the scale-in window
     keeps their highest). ``guard=True`` is the fast check between ticks: ``forecast.observed_rps`` is the
     only input, and the count can only go up (see ``_guard``); the desired count is the ready + warming fleet.
+    ``degraded`` (why the forecast is not the model's on whole samples: a gap, a warming ``rate()``, a capped
+    latest sample) forbids scaling in: the forecast may only raise the count.
     """
-    screen = (bad_data, tuple(data_notes))
+    screen = (bad_data, tuple(data_notes), degraded)
     desired = current.desired if isinstance(current, PoolState) else current
     decision = _decide(
         pool, now, desired, forecast, overrides, recent_actions, metrics_error, recent_needs, guard, screen
@@ -66,9 +70,9 @@ def _decide(
     metrics_error: str | None,
     recent_needs: Sequence[PastNeed],
     guard: bool,
-    screen: tuple[bool, tuple[str, ...]] = (False, ()),
+    screen: tuple[bool, tuple[str, ...], str | None] = (False, (), None),
 ) -> Decision:
-    bad_data, data_notes = screen
+    bad_data, data_notes, degraded = screen
     if current < 0:
         raise ValueError("current count cannot be negative")
     pin = _manual_pin(overrides)
@@ -82,11 +86,15 @@ def _decide(
     reasons.extend(Reason("bad_data", note) for note in data_notes)
     need = max(forecast_nodes, reactive_nodes)
     wanted = need
+    if degraded is not None:
+        reasons.append(Reason("degraded", _degraded_text(degraded, forecast, current, need), max(current, need)))
 
     if need > current:
         wanted = _step_up(pool, current, need, reasons)
-    elif need < current:
+    elif need < current and degraded is None:
         wanted = _scale_in(pool, now, current, need, recent_actions, recent_needs, pin, reasons)
+    elif need < current:
+        wanted = current
 
     count = _overrides_and_bounds(pool, wanted, overrides, pin, f"forecast wanted {need}", reasons)
     return Decision(
@@ -100,9 +108,31 @@ def _decide(
         forecast_nodes=forecast_nodes,
         reactive_nodes=reactive_nodes,
         model=forecast.model,
-        forecast_details=dict(forecast.details),
+        forecast_details=_details(forecast),
         need=need,
+        degraded=degraded,
     )
+
+
+def _details(forecast: Forecast) -> dict[str, float | str]:
+    """The forecast's details, with the guard's headroom it carries (read back by a one-shot guard)."""
+    out = dict(forecast.details)
+    if forecast.guard_multiplier != 1.0:
+        out["guard_multiplier"] = round(forecast.guard_multiplier, 4)
+    if math.isfinite(forecast.bound_rps):
+        out["bound_rps"] = round(forecast.bound_rps, 3)
+    return out
+
+
+def _degraded_text(why: str, forecast: Forecast, current: int, need: int) -> str:
+    """'degraded: <why>; planning with …; never scales in (held at N)'."""
+    at = forecast.details.get("last_good_at")
+    if isinstance(at, str):
+        source = f"planning with the last good forecast (made at {at[11:16]} UTC)"
+    else:
+        source = "no recent good forecast: planning with the observed rate"
+    held = f"; held at {current} (wanted {need})" if need < current else ""
+    return f"degraded: {why}; {source}; never scales in on it{held}"
 
 
 def _scale_in(
@@ -211,21 +241,19 @@ def _guard(
     """
     per_node = pool.capacity_per_node * pool.target_utilization
     observed = forecast.observed_rps
-    need = nodes_for(observed, pool.capacity_per_node, pool.target_utilization)
+    wanted = max(forecast.peak_rps, observed)
+    need = nodes_for(wanted, pool.capacity_per_node, pool.target_utilization)
     capacity = current * per_node
     fleet = f"{current} nodes × {_rps(per_node)} rps"
+    seen = f"observed {_rps(observed)} rps"
+    if wanted > observed * (1 + 1e-9):
+        seen += f" (+ the last forecast's headroom: {_rps(wanted)} rps)"
     if need <= current:
-        quiet = f"guard: observed {_rps(observed)} rps ≤ capacity {_rps(capacity)} rps ({fleet})"
+        quiet = f"guard: {seen} ≤ capacity {_rps(capacity)} rps ({fleet})"
         reasons = [Reason("guard", quiet, need)]
         count = current
     else:
-        reasons = [
-            Reason(
-                "guard",
-                f"guard: observed {_rps(observed)} rps > capacity {_rps(capacity)} rps ({fleet}) → {need} nodes",
-                need,
-            )
-        ]
+        reasons = [Reason("guard", f"guard: {seen} > capacity {_rps(capacity)} rps ({fleet}) → {need} nodes", need)]
         count = _step_up(pool, current, need, reasons)
         count = _overrides_and_bounds(pool, count, overrides, pin, f"guard wanted {need}", reasons)
         if count < current:
@@ -238,6 +266,7 @@ def _guard(
         desired=count,
         reasons=tuple(reasons),
         observed_rps=observed,
+        forecast_rps=wanted if wanted > observed else None,
         reactive_nodes=need,
         model="guard",
         need=need,

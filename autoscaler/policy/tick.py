@@ -40,7 +40,7 @@ from autoscaler.policy.decide import decide, estimate
 from autoscaler.policy.nodes import NodeReconciler, node_events
 from autoscaler.policy.nodes import lead_time as configured_lead_time
 from autoscaler.policy.placement import PlacementWatch
-from autoscaler.policy.screen import screen
+from autoscaler.policy.screen import Screened, gaps, rate_window_s, screen
 from predictor.base import Forecast, Predictor
 
 log = logging.getLogger("forescale.tick")
@@ -55,6 +55,7 @@ class ActionHistory:
     actions: list[PastAction] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)  # pools whose target history (Nomad's events) was merged
     needs: list[PastNeed] = field(default_factory=list)
+    forecasts: dict[str, tuple[datetime, Forecast]] = field(default_factory=dict)  # last good forecast per pool
 
     def add(self, action: PastAction) -> None:
         if any(_same_change(a, action) for a in self.actions):
@@ -75,6 +76,28 @@ class ActionHistory:
 
     def needs_for(self, pool: str) -> list[PastNeed]:
         return [n for n in self.needs if n.pool == pool]
+
+    def remember_forecast(self, pool: str, at: datetime, decision: dict[str, object], horizon_s: float) -> None:
+        """A good forecast read back from the audit log (a decision's ``to_dict``), unless a newer one is known."""
+        known = self.forecasts.get(pool)
+        if known is not None and known[0] >= at:
+            return
+        details = decision.get("forecast_details")
+        details = dict(details) if isinstance(details, dict) else {}
+        try:
+            forecast = Forecast(
+                peak_rps=float(decision["forecast_rps"]),  # type: ignore[arg-type]
+                observed_rps=float(decision.get("observed_rps") or 0.0),  # type: ignore[arg-type]
+                horizon_s=horizon_s,
+                model=str(decision.get("model") or "forecast"),
+                details=details,
+                guard_multiplier=float(details.get("guard_multiplier", 1.0)),
+                bound_rps=float(details.get("bound_rps", math.inf)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return
+        if math.isfinite(forecast.peak_rps) and forecast.guard_multiplier >= 1.0:
+            self.forecasts[pool] = (at, forecast)
 
     def reset(self) -> None:
         """Forget every action (a replay's first decision sets the fleet: it is not a change).
@@ -139,41 +162,82 @@ def horizon_seconds(config: Config, pool: PoolConfig, lead_s: float | None = Non
 
 
 class PoolForecast(NamedTuple):
-    """A pool's forecast, or why there is none (``bad_data``: the samples were refused, see policy/screen.py)."""
+    """A pool's forecast, or why there is none (``bad_data``: the samples were refused, see policy/screen.py).
+
+    ``degraded`` says why the forecast is not the model's on fresh, whole samples (a gap, a ``rate()`` warming
+    up, a latest sample capped at its precedent): then it is the last good forecast while its horizon lasts,
+    else the observed rate, and decide never scales in on it.
+    """
 
     forecast: Forecast | None
     cause: str | None = None
     bad_data: bool = False
     notes: tuple[str, ...] = ()
+    degraded: str | None = None
+
+
+def fetch_screened(
+    deps: TickDeps, pool: PoolConfig, now: datetime, since: datetime, gap_window_s: float | None = None
+) -> Screened | str:
+    """The pool's samples from ``since`` to ``now`` through the plausibility screen (policy/screen.py), or why
+    there are none (missing, empty or stale). The tick and the guard read their rates here: one screen for both.
+    With ``gap_window_s``, samples missing from the source within that window before ``now`` (or a ``rate()``
+    still warming up) make the result degraded (``screen.gaps``)."""
+    step_s = deps.config.prometheus.step.total_seconds()
+    try:
+        series = deps.metrics.fetch(pool.query, since, now, step_s).finite()
+    except MetricsUnavailable as exc:
+        return str(exc)
+    if len(series) == 0:
+        return "no samples (empty result or only NaN)"
+    age = now.timestamp() - series.last_t
+    if age > 2 * max(step_s, series.step_s):
+        return f"stale: last sample is {age:.0f}s old (more than 2 steps)"
+    screened = screen(series, pool, deps.config.predictor)
+    if gap_window_s is not None and screened.degraded is None:
+        warmup = rate_window_s(pool.query)
+        hole = gaps(series, now.timestamp(), since.timestamp(), gap_window_s + warmup, warmup)
+        if hole is not None:
+            screened = replace(screened, degraded=hole)
+    return screened
 
 
 def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForecast:
-    """Fetch history, screen it (bad data, implausible jumps) and forecast; no forecast when metrics are missing,
-    stale, refused or unusable (``cause`` says why)."""
+    """Fetch history, screen it (bad data, implausible jumps, gaps) and forecast; no forecast when metrics are
+    missing, stale, refused or unusable (``cause`` says why); a degraded one when the recent samples are not whole."""
     predictor = deps.predictor_for(pool)
-    step_s = deps.config.prometheus.step.total_seconds()
     now_s = now.timestamp()
     start = now - timedelta(seconds=predictor.history_seconds())
     try:
-        series = deps.metrics.fetch(pool.query, start, now, step_s).finite()
-    except MetricsUnavailable as exc:
-        return PoolForecast(None, str(exc))
-    if len(series) == 0:
-        return PoolForecast(None, "no samples (empty result or only NaN)")
-    age = now_s - series.last_t
-    if age > 2 * max(step_s, series.step_s):
-        return PoolForecast(None, f"stale: last sample is {age:.0f}s old (more than 2 steps)")
-    screened = screen(series, pool, deps.config.predictor)
+        lead_s = pool_lead_time(deps, pool, now).seconds
+    except ValueError as exc:
+        return PoolForecast(None, f"lead time: {exc}")
+    horizon = horizon_seconds(deps.config, pool, lead_s)
+    screened = fetch_screened(deps, pool, now, start, gap_window_s=horizon)
+    if isinstance(screened, str):
+        return PoolForecast(None, screened)
     if screened.hold is not None:
         return PoolForecast(None, screened.hold, bad_data=True)
+    if screened.degraded is not None:
+        fallback = last_good_forecast(deps, pool, now, screened.series.last_rps, horizon)
+        return PoolForecast(fallback, notes=screened.notes, degraded=screened.degraded)
     try:
-        lead_s = pool_lead_time(deps, pool, now).seconds
-        forecast = predictor.forecast(screened.series, now_s, horizon_seconds(deps.config, pool, lead_s))
+        forecast = predictor.forecast(screened.series, now_s, horizon)
     except ValueError as exc:
         return PoolForecast(None, f"predictor {predictor.name}: {exc}")
     if not (math.isfinite(forecast.peak_rps) and math.isfinite(forecast.observed_rps)):
         return PoolForecast(None, "forecast is not a finite number", bad_data=True)
     return PoolForecast(forecast, notes=screened.notes)
+
+
+def last_good_forecast(deps: TickDeps, pool: PoolConfig, now: datetime, observed: float, horizon_s: float) -> Forecast:
+    """What a degraded tick plans with: the last good forecast while the period it planned for lasts (with the
+    rate observed now), else the observed rate alone (decide then only raises the count to what it needs)."""
+    last = deps.history.forecasts.get(pool.name)
+    if last is not None and (now - last[0]).total_seconds() < last[1].horizon_s:
+        at, good = last
+        return replace(good, observed_rps=observed, details={**good.details, "last_good_at": at.isoformat()})
+    return Forecast(peak_rps=observed, observed_rps=observed, horizon_s=horizon_s, model="observed")
 
 
 def recent_actions(deps: TickDeps, pool: PoolConfig, now: datetime) -> list[PastAction]:
@@ -201,6 +265,8 @@ def read_state(deps: TickDeps, pool: PoolConfig) -> tuple[PoolState | None, str 
 def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState) -> Decision:
     """Pool state + forecast + overrides → Decision (decide steps from the desired count)."""
     got = forecast_pool(deps, pool, now)
+    if got.forecast is not None and got.degraded is None:
+        deps.history.forecasts[pool.name] = (now, got.forecast)
     effects = deps.overrides.effects(pool.name, now)
     return decide(
         pool,
@@ -213,20 +279,27 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
         recent_needs=deps.history.needs_for(pool.name),
         bad_data=got.bad_data,
         data_notes=got.notes,
+        degraded=got.degraded,
     )
 
 
+def screen_window(config: Config) -> timedelta:
+    """How far back the guard reads to screen its rate as the tick does: the screen's reference window
+    (``predictor.plausible_window``), but no more history than the tick's model reads."""
+    settings = config.predictor
+    read = settings.trend_window if settings.model == "trend_lr" else settings.history
+    return min(settings.plausible_window, read)
+
+
 def current_rate(deps: TickDeps, pool: PoolConfig, now: datetime) -> float | None:
-    """The latest observed rate, or None when it is missing or stale (the guard then does nothing:
-    holding and alerting on missing metrics is the tick's job)."""
-    step_s = deps.config.prometheus.step.total_seconds()
-    try:
-        series = deps.metrics.fetch(pool.query, now - timedelta(seconds=2 * step_s), now, step_s).finite()
-    except MetricsUnavailable:
+    """The latest observed rate through the tick's plausibility screen (over its ``plausible_window``), or None
+    when it is missing, stale or refused (the guard then does nothing: holding and alerting is the tick's job).
+    A latest sample rising past its precedent counts only up to it (policy/screen.py)."""
+    since = now - screen_window(deps.config)
+    screened = fetch_screened(deps, pool, now, since)
+    if isinstance(screened, str) or screened.hold is not None:
         return None
-    if len(series) == 0 or now.timestamp() - series.last_t > 2 * max(step_s, series.step_s):
-        return None
-    rate = float(series.last_rps)
+    rate = float(screened.series.last_rps)
     return rate if math.isfinite(rate) else None
 
 
@@ -236,7 +309,10 @@ def guard_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
     rate = current_rate(deps, pool, now)
     if rate is None:
         return None
-    observed = Forecast(peak_rps=rate, observed_rps=rate, horizon_s=0.0, model="guard")
+    last = deps.history.forecasts.get(pool.name)
+    wanted = last[1].guard_rps(rate) if last is not None else rate
+    details: dict[str, float | str] = {"multiplier": last[1].guard_multiplier} if last is not None else {}
+    observed = Forecast(peak_rps=wanted, observed_rps=rate, horizon_s=0.0, model="guard", details=details)
     decision = decide(pool, now, state, observed, deps.overrides.effects(pool.name, now), guard=True)
     return decision if decision.changed else None
 
