@@ -10,23 +10,21 @@ When the caller passes the traffic level at each decision, the floor is a multip
 bursts scale with traffic, so a floor learned last week neither lags growth nor outstays a decline.
 
 The replay credits what the rest of the policy provides: ``cover`` is capacity it has without any headroom
-(the needs the scale-in window keeps, the tick's own observed rate once its nodes are ready), and
-``reaction`` is the fast guard's reaction to the samples after the decision, which the guard scales by the
-same multiplier (it asks for ``m ×`` the rate it sees: the multiplier is the pool's headroom, whoever acts).
-So headroom is bought only for what nothing else serves, and a pool whose errors are fast rises pays for
-them where they happen (when the guard sees the rise) rather than around the clock.
+(the tick's own observed rate once its nodes are ready), ``reaction`` is the fast guard's reaction to the
+samples after the decision and ``ratchet`` the highest sample the scale-in window keeps (what the guard
+raised stays for the window). The guard scales the rates it sees by a multiplier chosen here too: 1 (the
+bare rate) or the tick's own ``m`` (the pool's headroom, whoever acts), whichever replays cheaper within the
+budget — the cost of a candidate is the capacity of every replayed cell, so a guard that raises the fleet on
+noise and holds it for the window pays for that, and one that serves fast persistent rises a sample after
+they show saves standing headroom around the clock.
 
-**Bounded by recent need** (``bound``): headroom — the multiplier, the floor and the guard's headroom — never
-lifts capacity above the highest rate of the recent past (the caller's bound: the last day's peak), unless
-the forecast or the observed rate itself is higher. Standing capacity above the highest rate of the last
-day serves nothing the recent past shows, and a spike's floor is forgotten once the spike has left that
-window (unless it recurs).
+``floor_cap`` bounds the floor (the caller's recent need: the last day's peak), ``bound`` the tick's headroom
+and ``guard_bound`` the guard's (a cold start's: the highest rate seen): headroom never lifts capacity above
+them, unless the forecast or the observed rate itself is higher.
 
-**SLO budget accounting**: every replayed request above capacity counts against the budget, including
-errors no candidate could serve (they still spend the SLO: the other errors must then be served better);
-when even the most expensive candidate cannot meet the budget, that candidate is taken (the most the
-bound allows). With ``block`` (rows within one horizon share an event) the budget must hold with one
-standard error to spare (``_Search.unserved``).
+Errors that no candidate can serve (the largest multiplier over the largest floor) do not use up the budget:
+they would otherwise force the most expensive headroom for nothing. With ``block`` (rows within one horizon
+share an event) the budget must hold with one standard error to spare (``_Search.unserved``).
 """
 
 from __future__ import annotations

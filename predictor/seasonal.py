@@ -19,18 +19,22 @@ widens because the budget must hold with one standard error of the replayed shar
 large on a short history (see ``_budget_pct``). Before even
 the trend model has enough rows (cold start) it decides reactively: the forecast is the observed rate
 (its peak over the last horizon, or the line through that horizon when it grows), with the headroom the
-same calibration learns from the short history's own growth over a horizon. It leaves cold mode as soon
-as the model has enough rows. A linear model never forecasts a rise larger than any it was fitted on.
+same calibration learns from the short history — but a cold start never plans past what it has seen: its
+headroom (tick and guard) stops at the highest rate of the history, whatever the sample resolution. It
+leaves cold mode as soon as the model has enough rows. A linear model never forecasts a rise larger than
+any it was fitted on.
 
 The headroom is calibrated on every past decision the history holds: rows from before the model's
 features existed (a pool's first day or week) are forecast by the richest simpler model they fill, so
 bursts seen early are not forgotten when the model gains a feature. The replay credits the policy around
-the forecast (``PolicyShape``): the observed-rate need of each tick, the fast guard between ticks and
-the scale-in window all provide capacity without headroom, so headroom is only bought for what they
-miss. The floor is learned as a multiple of the traffic level (the larger of the last day's mean and the
-last 10 minutes', so an outage in the last day does not make the ratios explode); rows where the pool
-was held (no fresh sample) or whose traffic is negligible for the SLO teach nothing; the floor never
-exceeds the peak of the last 7 days; a single extreme error counts no more than the next largest one
+the forecast (``PolicyShape``): the observed-rate need of each tick, the fast guard between ticks (which
+scales the rates it sees by 1 or by the tick's multiplier, whichever the calibration finds cheaper) and
+the scale-in window (which holds what the guard raised) all provide capacity, so headroom is only bought
+for what they miss. The floor is learned as a multiple of the traffic level (the larger of the last day's
+mean and the last 10 minutes', so an outage in the last day does not make the ratios explode); rows where
+the pool was held (no fresh sample) or whose traffic is negligible for the SLO teach nothing; the floor
+never exceeds the peak of the last day (recent need: a spike's floor is gone a day after it); a single
+extreme error counts no more than the next largest one
 (``_clip_single_extreme``); and the budget must hold with one standard error to spare, so errors that
 come from a few rare events buy more headroom than steady noise (``predictor.headroom``).
 """
