@@ -177,15 +177,20 @@ class PoolForecast(NamedTuple):
 
 
 def fetch_screened(
-    deps: TickDeps, pool: PoolConfig, now: datetime, since: datetime, gap_window_s: float | None = None
+    deps: TickDeps,
+    pool: PoolConfig,
+    now: datetime,
+    since: datetime,
+    gap_window_s: float | None = None,
+    query: str | None = None,
 ) -> Screened | str:
     """The pool's samples from ``since`` to ``now`` through the plausibility screen (policy/screen.py), or why
     there are none (missing, empty or stale). The tick and the guard read their rates here: one screen for both.
     With ``gap_window_s``, samples missing from the source within that window before ``now`` (or a ``rate()``
-    still warming up) make the result degraded (``screen.gaps``)."""
+    still warming up) make the result degraded (``screen.gaps``). ``query`` replaces the pool's (the guard's own)."""
     step_s = deps.config.prometheus.step.total_seconds()
     try:
-        series = deps.metrics.fetch(pool.query, since, now, step_s).finite()
+        series = deps.metrics.fetch(query or pool.query, since, now, step_s).finite()
     except MetricsUnavailable as exc:
         return str(exc)
     if len(series) == 0:
@@ -292,11 +297,12 @@ def screen_window(config: Config) -> timedelta:
 
 
 def current_rate(deps: TickDeps, pool: PoolConfig, now: datetime) -> float | None:
-    """The latest observed rate through the tick's plausibility screen (over its ``plausible_window``), or None
-    when it is missing, stale or refused (the guard then does nothing: holding and alerting is the tick's job).
-    A latest sample rising past its precedent counts only up to it (policy/screen.py)."""
+    """The short-window rate (the latest sample of ``guard.query``, else of the pool's query, at the pool's step)
+    through the tick's plausibility screen (over its ``plausible_window``), or None when it is missing, stale or
+    refused (the guard then does nothing: holding and alerting is the tick's job). A latest sample rising past
+    its precedent counts only up to it (policy/screen.py)."""
     since = now - screen_window(deps.config)
-    screened = fetch_screened(deps, pool, now, since)
+    screened = fetch_screened(deps, pool, now, since, query=pool.guard.query)
     if isinstance(screened, str) or screened.hold is not None:
         return None
     rate = float(screened.series.last_rps)

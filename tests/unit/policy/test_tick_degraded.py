@@ -134,3 +134,26 @@ def test_a_one_shot_guard_reads_the_last_forecasts_headroom_from_the_audit_log(t
     at, forecast = fresh.forecasts["ocr"]
     assert at == T0 and forecast.guard_multiplier == 1.5 and forecast.peak_rps == 100.0
     assert forecast.guard_rps(120.0) == 180.0
+
+
+def test_the_guard_reads_its_own_short_window_query_when_given() -> None:
+    """guard.query: the guard acts on a short-window rate (rate(x[1m])) while the tick reads the pool's query."""
+    from autoscaler.core.settings.forescale import GuardSettings
+
+    deps = deps_for(lambda t: 100.0, Fixed(peak=100.0), count=10)
+    pool = deps.config.pools[0]
+    short = "sum(rate(http_requests_total[1m]))"
+    guarded = pool.model_copy(update={"guard": GuardSettings(query=short)})
+    deps.config = deps.config.model_copy(update={"pools": [guarded]})
+    seen: list[str] = []
+    source = deps.metrics
+
+    class Recording:
+        def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
+            seen.append(query)
+            return source.fetch(query, start, end, step_s)
+
+    deps.metrics = Recording()
+    run_tick(deps, guard=True)
+    run_tick(deps)
+    assert seen == [short, pool.query]
