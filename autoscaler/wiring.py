@@ -43,7 +43,7 @@ from autoscaler.notify.registry import NotifierOptions
 from autoscaler.policy.nodes import NodeMemory, NodeReconciler, PoolLeadTimes
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.runner import FairOrder
-from autoscaler.policy.tick import ActionHistory, TickDeps
+from autoscaler.policy.tick import ActionHistory, TickDeps, horizon_seconds
 from autoscaler.sources.registry import build_metrics_source
 from autoscaler.targets.nomad import NomadTarget
 from overrides import registry as overrides_registry
@@ -192,6 +192,11 @@ class Runtime:
             actions.add(action)
         for need in history.recent_needs(since):
             actions.add_need(need)
+        for name, (at, decision) in history.last_forecasts(clock.now() - 2 * config.daemon.interval).items():
+            if any(p.name == name for p in config.pools):  # the guard's headroom and a degraded tick's fallback
+                pool = config.pool(name)
+                lead_s = self.lead_times.of(pool, clock.now()).seconds
+                actions.remember_forecast(name, at, dict(decision), horizon_seconds(config, pool, lead_s))
         placement = PlacementWatch()
         placement.replay(history.placement_history())  # queued episodes survive between cron runs
         late = history.late_pools(clock.now() - 3 * config.daemon.interval)  # a cron tick's deadline skips go first

@@ -54,7 +54,7 @@ def simulate(trace_csv: Path, decisions_csv: Path, capacity: float, lead_s: floa
                 actions += 1
             if k > 0 and want != have:
                 up = want > have
-                # Flapping: the opposite of the previous action, less than an hour after it.
+                # A reversal: a change opposite to the previous change, strictly within 60 minutes of it.
                 if last_change is not None and last_change[1] != up and decisions[k][0] - last_change[0] < 3600.0:
                     flips += 1
                 last_change = (decisions[k][0], up)

@@ -15,6 +15,7 @@ step growth (what the headroom must shrug off: a near-zero start, a one-off, a l
 
 from __future__ import annotations
 
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -32,7 +33,8 @@ from autoscaler.backtest.session import _build_config  # noqa: E402
 from predictor import reference  # noqa: E402
 from predictor.trace import Trace, load_trace  # noqa: E402
 
-TRACES = ROOT.parent / "shared" / "data" / "traces"  # ../shared beside the checkout, as in CI
+# ../shared beside the checkout, as in CI (FORESCALE_TRACES points elsewhere, e.g. from a git worktree)
+TRACES = Path(os.environ.get("FORESCALE_TRACES") or ROOT.parent / "shared" / "data" / "traces")
 SLO = 1.0
 DAY = 86400.0
 

@@ -3,18 +3,28 @@
 A forecast ``P`` becomes a capacity ``max(m × P, floor)``. Both knobs are picked on the history available
 at decision time: for each candidate floor, the smallest multiplier ``m`` whose *replayed* unserved share
 (requests above capacity / all requests, the SLO's own definition) stays within the budget; then the pair
-with the lowest total capacity wins. A diurnal trace ends up with a multiplier and no floor; a bursty one
+with the lowest replayed capacity wins. A diurnal trace ends up with a multiplier and no floor; a bursty one
 learns a floor from its bursts, because only standing capacity serves a burst shorter than the lead time.
 
 When the caller passes the traffic level at each decision, the floor is a multiple of it (``r × level``):
 bursts scale with traffic, so a floor learned last week neither lags growth nor outstays a decline.
 
-The replay credits what the rest of the policy provides without any headroom (``cover``: the capacity the
-observed rate and the fast guard add once their nodes are ready), so headroom is only bought for what
-nothing else serves. Errors that no candidate can serve (even the largest multiplier and the largest floor
-miss them) do not use up the budget: they would otherwise force the most expensive headroom for nothing.
-The floor never exceeds ``floor_cap`` (the recent peak): standing capacity above the highest rate of the
-last week serves nothing that history shows.
+The replay credits what the rest of the policy provides: ``cover`` is capacity it has without any headroom
+(the tick's own observed rate once its nodes are ready), ``reaction`` is the fast guard's reaction to the
+samples after the decision and ``ratchet`` the highest sample the scale-in window keeps (what the guard
+raised stays for the window). The guard scales the rates it sees by a multiplier chosen here too: 1 (the
+bare rate) or the tick's own ``m`` (the pool's headroom, whoever acts), whichever replays cheaper within the
+budget — the cost of a candidate is the capacity of every replayed cell, so a guard that raises the fleet on
+noise and holds it for the window pays for that, and one that serves fast persistent rises a sample after
+they show saves standing headroom around the clock.
+
+``floor_cap`` bounds the floor (the caller's recent need: the last day's peak), ``bound`` the tick's headroom
+and ``guard_bound`` the guard's (a cold start's: the highest rate seen): headroom never lifts capacity above
+them, unless the forecast or the observed rate itself is higher.
+
+Errors that no candidate can serve (the largest multiplier over the largest floor) do not use up the budget:
+they would otherwise force the most expensive headroom for nothing. With ``block`` (rows within one horizon
+share an event) the budget must hold with one standard error to spare (``_Search.unserved``).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ _MAX_MULTIPLIER = 50.0
 # Never plan below the forecast itself: it is the model's central estimate, headroom only adds.
 _MIN_MULTIPLIER = 1.0
 _CAP = float("inf")  # the candidate "floor at the cap" (the recent peak)
+
 # The budget must hold for the replayed unserved plus one standard error of it (a conventional one-sigma
 # bound): the estimate from a few rare events is uncertain, and the headroom pays for that uncertainty.
 _Z = 1.0
@@ -40,11 +51,12 @@ _Z = 1.0
 
 @dataclass(frozen=True)
 class Headroom:
-    """``capacity = max(multiplier × forecast, floor_rps)``; ``unserved_pct`` is its score on history.
+    """``capacity = min(max(multiplier × forecast, floor_rps), max(forecast, bound_rps))``; ``unserved_pct``
+    is its score on history.
 
     ``floor_ratio`` is the floor as a multiple of the traffic level (0 when the floor is absolute or
     none; ``inf`` when the floor is the cap); ``at_level`` turns it into ``floor_rps`` for the level and
-    cap at decision time.
+    cap at decision time. ``bound_rps`` (inf: none) is the recent need headroom never plans past.
     """
 
     multiplier: float
@@ -52,19 +64,26 @@ class Headroom:
     unserved_pct: float
     samples: int
     floor_ratio: float = 0.0
+    bound_rps: float = _CAP
+    guard_multiplier: float = 1.0
+    guard_bound_rps: float = _CAP
 
     def apply(self, forecast_rps: float) -> float:
-        return max(self.multiplier * forecast_rps, self.floor_rps)
+        return min(max(self.multiplier * forecast_rps, self.floor_rps), max(forecast_rps, self.bound_rps))
+
+    def guard(self, rate_rps: float) -> float:
+        """What the guard asks for when it sees ``rate_rps``: the rate with the guard's headroom, bounded."""
+        return min(self.guard_multiplier * rate_rps, max(rate_rps, self.guard_bound_rps))
 
     def at_level(self, level_rps: float, cap_rps: float = _CAP) -> Headroom:
-        """The same headroom with its floor scaled to ``level_rps`` and at most ``cap_rps``."""
+        """The same headroom with its floor scaled to ``level_rps`` and at most ``cap_rps`` (also the bound)."""
         if self.floor_ratio == _CAP:  # "the floor is the cap": the cap now (or the one it was learned with)
             floor = cap_rps if math.isfinite(cap_rps) else self.floor_rps
         elif self.floor_ratio > 0:
             floor = self.floor_ratio * max(level_rps, 0.0)
         else:
             floor = self.floor_rps
-        return replace(self, floor_rps=min(floor, cap_rps))
+        return replace(self, floor_rps=min(floor, cap_rps), bound_rps=min(self.bound_rps, cap_rps))
 
 
 def unserved_share(capacity: FloatArray, demand: FloatArray, weight: FloatArray | None = None) -> float:
@@ -76,6 +95,30 @@ def unserved_share(capacity: FloatArray, demand: FloatArray, weight: FloatArray 
     return float(np.sum(np.maximum(demand - capacity[:, None], 0.0) * w[:, None])) / total
 
 
+@dataclass(frozen=True)
+class _Cells:
+    """The replay's inputs, cell by cell (rows × horizon), with NaN already replaced."""
+
+    forecast: FloatArray  # (n,)
+    demand: FloatArray  # (n, h)
+    cover: FloatArray  # (n, h): unscaled
+    reaction: FloatArray  # (n, h): the guard's reaction (× its multiplier)
+    ratchet: FloatArray  # (n,): the highest sample of the scale-in window (× the guard's multiplier)
+    upper: FloatArray  # (n,): max(forecast, bound): the most the tick's headroom may give a row
+    guard_bound: FloatArray  # (n,): the rate above which the guard adds no headroom (inf: none)
+    weight: FloatArray  # (n,)
+
+
+def _capacity(c: _Cells, m: float, floor: FloatArray, guard_m: float | None) -> FloatArray:
+    """Capacity of every cell with multiplier ``m`` and ``floor``; the guard scales its rates by ``guard_m``
+    (None: by ``m``, the tick's own multiplier)."""
+    g = m if guard_m is None else guard_m
+    planned = np.minimum(np.maximum(m * c.forecast, floor), c.upper)
+    guard = np.minimum(g * c.reaction, np.maximum(c.reaction, c.guard_bound[:, None]))
+    held = np.minimum(g * c.ratchet, np.maximum(c.ratchet, c.guard_bound))
+    return np.maximum(np.maximum(np.maximum(planned, held)[:, None], guard), c.cover)
+
+
 class _Search:
     """The replay of one candidate floor: unserved(m) over the cells the multiplier can still matter for.
 
@@ -85,31 +128,38 @@ class _Search:
     """
 
     def __init__(
-        self,
-        forecast: FloatArray,
-        floor: FloatArray,
-        demand: FloatArray,
-        cover: FloatArray,
-        weight: FloatArray,
-        block: NDArray[np.int64] | None = None,
+        self, c: _Cells, floor: FloatArray, guard_m: float | None, block: NDArray[np.int64] | None = None
     ) -> None:
-        base = np.maximum(np.maximum(_MIN_MULTIPLIER * forecast, floor)[:, None], cover)
-        # Only cells above the floor, the cover and the bare forecast can ever be unserved (m ≥ 1):
-        # usually a small fraction of the history.
-        rows, cols = np.nonzero(demand > base)
-        self.d = demand[rows, cols]
-        self.p = forecast[rows]
-        self.base = np.maximum(floor[rows], cover[rows, cols])
-        self.w = weight[rows]
+        floor = np.minimum(floor, c.upper)
+        base = _capacity(c, _MIN_MULTIPLIER, floor, guard_m)
+        # Only cells above what m = 1 gives can ever be unserved (m ≥ 1): usually a small fraction of the history.
+        rows, cols = np.nonzero(c.demand > base)
+        self.scaled = guard_m is None
+        self.d = c.demand[rows, cols]
+        self.p = c.forecast[rows]
+        self.r = c.reaction[rows, cols]
+        self.rt = c.ratchet[rows]
+        self.upper = c.upper[rows]
+        self.gb = c.guard_bound[rows]
+        self.fixed = np.maximum(floor[rows], c.cover[rows, cols])
+        if guard_m is not None:
+            seen = np.maximum(self.r, self.rt)
+            self.fixed = np.maximum(self.fixed, np.minimum(guard_m * seen, np.maximum(seen, self.gb)))
+        self.w = c.weight[rows]
         self.block = block
         if block is not None:
             self.cell_block = block[rows]
             self.n_blocks = int(block.max()) + 1
-            self.wd = np.bincount(block, weights=weight * demand.sum(axis=1), minlength=self.n_blocks)
+            self.wd = np.bincount(block, weights=c.weight * c.demand.sum(axis=1), minlength=self.n_blocks)
             self.total = float(self.wd.sum())
 
     def unserved(self, m: float) -> float:
-        short = self.w * np.maximum(self.d - np.maximum(m * self.p, self.base), 0.0)
+        capacity = np.maximum(np.minimum(m * self.p, self.upper), self.fixed)
+        if self.scaled:
+            seen = np.maximum(self.r, self.rt)
+            guard = np.minimum(m * seen, np.maximum(seen, self.gb))
+            capacity = np.maximum(capacity, guard)
+        short = self.w * np.maximum(self.d - capacity, 0.0)
         s = float(np.sum(short))
         if self.block is None or self.total <= 0:
             return s
@@ -135,6 +185,14 @@ class _Search:
         return hi
 
 
+def _clean(x: FloatArray | None, like: FloatArray, name: str) -> FloatArray:
+    if x is None:
+        return np.zeros_like(like)
+    if x.shape != like.shape:
+        raise ValueError(f"{name} must have demand's shape")
+    return np.where(np.isfinite(x), np.maximum(x, 0.0), 0.0)
+
+
 def calibrate(
     forecast: FloatArray,
     demand: FloatArray,
@@ -144,6 +202,11 @@ def calibrate(
     cover: FloatArray | None = None,
     floor_cap: FloatArray | None = None,
     block: NDArray[np.int64] | None = None,
+    reaction: FloatArray | None = None,
+    bound: FloatArray | None = None,
+    ratchet: FloatArray | None = None,
+    guard_headroom: bool = True,
+    guard_bound: FloatArray | None = None,
 ) -> Headroom:
     """Cheapest ``(multiplier, floor)`` whose replay on history leaves at most ``budget_pct`` % unserved.
 
@@ -153,20 +216,18 @@ def calibrate(
     at that decision, > 0) the candidate floors are ratios to it (``floor_i = r × level[i]``) and the result
     carries ``floor_ratio``; call ``at_level`` with the current level. Without it, floors are absolute.
     ``cover[i, j]`` (same shape as ``demand``) is capacity the policy has in that cell without headroom;
-    ``floor_cap[i]`` bounds the floor of row ``i`` (and adds the candidate "floor = cap"). With ``block[i]``
-    (rows sharing errors share a block id, 0 … k-1), the budget must hold with one standard error to spare.
+    ``reaction[i, j]`` is the guard's reaction in that cell (scaled by the multiplier); ``bound[i]`` is the
+    recent need headroom never plans past (module docstring); ``floor_cap[i]`` bounds the floor of row ``i``
+    (and adds the candidate "floor = cap"). With ``block[i]`` (rows sharing errors share a block id,
+    0 … k-1), the budget must hold with one standard error to spare.
     """
     if forecast.ndim != 1 or demand.ndim != 2 or demand.shape[0] != forecast.shape[0]:
         raise ValueError("forecast must be (n,) and demand (n, window)")
     demand = np.where(np.isfinite(demand), demand, 0.0)
-    forecast = np.maximum(forecast, 0.0)
+    forecast = np.maximum(np.nan_to_num(forecast), 0.0)
     weight = np.ones_like(forecast) if weight is None else np.maximum(weight, 0.0)
-    if cover is None:
-        cover = np.zeros_like(demand)
-    elif cover.shape != demand.shape:
-        raise ValueError("cover must have demand's shape")
-    else:
-        cover = np.where(np.isfinite(cover), cover, 0.0)
+    cover_cells = _clean(cover, demand, "cover")
+    reaction_cells = _clean(reaction, demand, "reaction")
     budget = max(budget_pct, 0.0) / 100.0
     n = int(forecast.shape[0])
     if n == 0 or float(np.sum(demand)) <= 0:
@@ -179,6 +240,12 @@ def calibrate(
         scale = np.maximum(np.where(np.isfinite(level), level, 0.0), 0.0)
         scale = np.where(scale > 0, scale, max(float(np.mean(scale)), 1e-12))
     cap = np.full(n, _CAP) if floor_cap is None else np.where(np.isfinite(floor_cap), floor_cap, _CAP)
+    limit = np.full(n, _CAP) if bound is None else np.where(np.isfinite(bound), np.maximum(bound, 0.0), _CAP)
+    ratchet_rows = np.zeros(n) if ratchet is None else np.where(np.isfinite(ratchet), np.maximum(ratchet, 0.0), 0.0)
+    glimit = np.full(n, _CAP) if guard_bound is None else np.where(np.isfinite(guard_bound), guard_bound, _CAP)
+    cells = _Cells(
+        forecast, demand, cover_cells, reaction_cells, ratchet_rows, np.maximum(forecast, limit), glimit, weight
+    )
     relative = demand / scale[:, None]
     positive = relative[demand > 0]
     ratios = sorted({0.0, *(float(v) for v in np.quantile(positive, _FLOOR_QUANTILES[1:]))})
@@ -186,28 +253,48 @@ def calibrate(
         ratios.append(_CAP)
 
     def floor_of(ratio: float) -> FloatArray:
-        return cap if ratio == _CAP else np.minimum(ratio * scale, cap)
+        return np.minimum(cap if ratio == _CAP else np.minimum(ratio * scale, cap), cells.upper)
 
     total = float(np.sum(demand * weight[:, None]))
     # What no candidate serves (the largest multiplier over the largest floor) is not charged to the budget.
-    top_floor = floor_of(_CAP if floor_cap is not None else max(ratios))
-    unavoidable = _Search(forecast, top_floor, demand, cover, weight, block).unserved(_MAX_MULTIPLIER)
+    top = floor_of(_CAP if floor_cap is not None else max(ratios))
+    unavoidable = _Search(cells, top, None, block).unserved(_MAX_MULTIPLIER)
     allowed = budget * total + unavoidable
-    best: tuple[float, float, float] | None = None  # (cost, m, floor ratio)
-    for ratio in ratios:
-        floor = floor_of(ratio)
-        m = _Search(forecast, floor, demand, cover, weight, block).smallest_multiplier(allowed * (1 + 1e-9))
-        if m is None:
-            continue
-        cost = float(np.sum(weight * np.maximum(m * forecast, floor)))
-        if best is None or cost < best[0] - 1e-9:
-            best = (cost, m, ratio)
+    # The guard scales its rates by the multiplier only where that is cheaper (it holds what it raises for
+    # the scale-in window: on noise it buys nothing, on fast persistent rises it replaces standing headroom).
+    modes: tuple[float | None, ...] = (1.0,)  # the guard's multiplier: 1 (the bare rate) or None (the tick's m)
+    if (reaction is not None or ratchet is not None) and guard_headroom:
+        modes = (1.0, None)
+    best: tuple[float, float, float, float | None] | None = None  # (cost, m, floor ratio, guard multiplier)
+    for guard_m in modes:
+        for ratio in ratios:
+            floor = floor_of(ratio)
+            m = _Search(cells, floor, guard_m, block).smallest_multiplier(allowed * (1 + 1e-9))
+            if m is None:
+                continue
+            cost = float(np.sum(weight[:, None] * _capacity(cells, m, floor, guard_m)))
+            if best is None or cost < best[0] - 1e-9:
+                best = (cost, m, ratio, guard_m)
     if best is None:  # only float noise can get here: the top candidate meets `allowed` by construction
-        best = (0.0, _MAX_MULTIPLIER, ratios[-1])
-    _, m, ratio = best
-    capacity = np.maximum(np.maximum(m * forecast, floor_of(ratio))[:, None], cover)
+        best = (0.0, _MAX_MULTIPLIER, ratios[-1], 1.0)
+    _, m, ratio, guard_m = best
+    floor = floor_of(ratio)
+    capacity = _capacity(cells, m, floor, guard_m)
     score = float(np.sum(np.maximum(demand - capacity, 0.0) * weight[:, None])) / total * 100.0 if total else 0.0
+    last_bound, last_guard_bound = float(limit[-1]), float(glimit[-1])
+    g = m if guard_m is None else guard_m
     if level is None:
-        floor_rps = float(floor_of(ratio)[-1])
-        return Headroom(m, floor_rps, score, n, floor_ratio=_CAP if ratio == _CAP else 0.0)
-    return Headroom(m, float(floor_of(ratio)[-1]), score, n, floor_ratio=ratio)
+        ratio_kept = _CAP if ratio == _CAP else 0.0
+        return Headroom(
+            m,
+            float(floor[-1]),
+            score,
+            n,
+            ratio_kept,
+            bound_rps=last_bound,
+            guard_multiplier=g,
+            guard_bound_rps=last_guard_bound,
+        )
+    return Headroom(
+        m, float(floor[-1]), score, n, ratio, bound_rps=last_bound, guard_multiplier=g, guard_bound_rps=last_guard_bound
+    )

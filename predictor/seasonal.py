@@ -19,18 +19,22 @@ widens because the budget must hold with one standard error of the replayed shar
 large on a short history (see ``_budget_pct``). Before even
 the trend model has enough rows (cold start) it decides reactively: the forecast is the observed rate
 (its peak over the last horizon, or the line through that horizon when it grows), with the headroom the
-same calibration learns from the short history's own growth over a horizon. It leaves cold mode as soon
-as the model has enough rows. A linear model never forecasts a rise larger than any it was fitted on.
+same calibration learns from the short history — but a cold start never plans past what it has seen: its
+headroom (tick and guard) stops at the highest rate of the history, whatever the sample resolution. It
+leaves cold mode as soon as the model has enough rows. A linear model never forecasts a rise larger than
+any it was fitted on.
 
 The headroom is calibrated on every past decision the history holds: rows from before the model's
 features existed (a pool's first day or week) are forecast by the richest simpler model they fill, so
 bursts seen early are not forgotten when the model gains a feature. The replay credits the policy around
-the forecast (``PolicyShape``): the observed-rate need of each tick, the fast guard between ticks and
-the scale-in window all provide capacity without headroom, so headroom is only bought for what they
-miss. The floor is learned as a multiple of the traffic level (the larger of the last day's mean and the
-last 10 minutes', so an outage in the last day does not make the ratios explode); rows where the pool
-was held (no fresh sample) or whose traffic is negligible for the SLO teach nothing; the floor never
-exceeds the peak of the last 7 days; a single extreme error counts no more than the next largest one
+the forecast (``PolicyShape``): the observed-rate need of each tick, the fast guard between ticks (which
+scales the rates it sees by 1 or by the tick's multiplier, whichever the calibration finds cheaper) and
+the scale-in window (which holds what the guard raised) all provide capacity, so headroom is only bought
+for what they miss. The floor is learned as a multiple of the traffic level (the larger of the last day's
+mean and the last 10 minutes', so an outage in the last day does not make the ratios explode); rows where
+the pool was held (no fresh sample) or whose traffic is negligible for the SLO teach nothing; the floor
+never exceeds the peak of the last day (recent need: a spike's floor is gone a day after it); a single
+extreme error counts no more than the next largest one
 (``_clip_single_extreme``); and the budget must hold with one standard error to spare, so errors that
 come from a few rare events buy more headroom than steady noise (``predictor.headroom``).
 """
@@ -39,7 +43,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -58,12 +62,12 @@ WEEK = 7 * DAY
 LEVEL_S = 600.0  # "recent level" = mean of the last 10 minutes
 BASE_S = DAY  # the floor scales with the mean rate of the last day (a whole daily cycle: not its phase)
 GROWTH_S = 1800.0  # growth = change of that level over 30 minutes
-PEAK_S = WEEK  # the floor never exceeds the peak of the last week (a whole weekly cycle)
+BOUND_S = DAY  # recent need: floors never exceed the highest rate of the last day (a spike is gone a day later)
 MAX_GRID = 40_000  # history points kept after aggregation (14 days of 1-minute samples fit)
 MAX_TRAIN_ROWS = 6_000
 MAX_CALIBRATION_CELLS = 40_000  # rows × horizon samples replayed by the headroom search
-# With a single sample no growth can be measured: 1.5 × the rate seen (the only case left for a constant).
-COLD_MULTIPLIER = 1.5
+# With a single sample no growth can be measured: the rate seen (never plan past what has been seen).
+COLD_MULTIPLIER = 1.0
 
 
 @dataclass(frozen=True)
@@ -221,9 +225,10 @@ def _trend_end(y: FloatArray, k: int) -> FloatArray:
 
 def _scale_and_peak(y: FloatArray, step: float) -> tuple[FloatArray, FloatArray]:
     """At each index: the floor's scale — the last day's mean, or the last 10 minutes' if higher (after an outage
-    or a jump the day's mean lags far behind the traffic the floor must serve) — and its cap, the week's peak."""
+    or a jump the day's mean lags far behind the traffic the floor must serve) — and its cap, the recent need:
+    the highest rate of the last day (floors never exceed it: a spike's floor is gone a day after it)."""
     scale = np.fmax(_trailing_mean(y, max(1, round(BASE_S / step))), _trailing_mean(y, max(1, round(LEVEL_S / step))))
-    return scale, _trailing_max(y, round(PEAK_S / step))
+    return scale, _trailing_max(y, max(1, round(BOUND_S / step)))
 
 
 def _scale_and_peak_now(y: FloatArray, step: float) -> tuple[float, float]:
@@ -231,8 +236,16 @@ def _scale_and_peak_now(y: FloatArray, step: float) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a window without a sample: NaN, as the full arrays say
         day, recent = np.nanmean(y[-max(1, round(BASE_S / step)) :]), np.nanmean(y[-max(1, round(LEVEL_S / step)) :])
-        peak = np.nanmax(y[-max(1, round(PEAK_S / step)) :])
+        peak = np.nanmax(y[-max(1, round(BOUND_S / step)) :])
     return float(np.nan_to_num(np.fmax(day, recent))), float(np.nan_to_num(peak))
+
+
+def _now(calibrated: Headroom, at: tuple[float, float]) -> Headroom:
+    """The calibrated headroom with its floor applied at now's level and cap (``Headroom.at_level``); its bounds
+    (a cold start's highest rate seen, else none) stay the calibration's."""
+    return replace(
+        calibrated.at_level(*at), bound_rps=calibrated.bound_rps, guard_bound_rps=calibrated.guard_bound_rps
+    )
 
 
 def _cold_forecast(y: FloatArray, h: int) -> FloatArray:
@@ -299,6 +312,7 @@ class SeasonalPredictor:
                 horizon_s=horizon_s,
                 model=self.name,
                 details={"mode": "cold", "peak_seen_rps": round(peak, 3), "multiplier": COLD_MULTIPLIER},
+                bound_rps=peak,
             )
         peak_rps = fit.headroom.apply(fit.predicted)
         return Forecast(
@@ -311,10 +325,14 @@ class SeasonalPredictor:
                 "predicted_rps": round(fit.predicted, 3),
                 "multiplier": round(fit.headroom.multiplier, 4),
                 "floor_rps": round(fit.headroom.floor_rps, 3),
+                "guard_multiplier": round(fit.headroom.guard_multiplier, 4),
                 "history_unserved_pct": round(fit.headroom.unserved_pct, 4),
                 "budget_pct": round(float(fit.budget_pct), 4),
                 "rows": float(fit.rows),
+                **({"bound_rps": round(fit.headroom.bound_rps, 3)} if math.isfinite(fit.headroom.bound_rps) else {}),
             },
+            guard_multiplier=fit.headroom.guard_multiplier,
+            bound_rps=fit.headroom.guard_bound_rps,
         )
 
     def _budget_pct(self) -> float:
@@ -360,7 +378,7 @@ class SeasonalPredictor:
         names = tuple(name for name, _ in usable)
         if kept is not None and kept.names == names:  # between refits: today's features, the kept model
             last = np.array([[float(c[-1]) for _, cols in usable for c in cols]])
-            headroom = kept.headroom.at_level(*_scale_and_peak_now(y, step))
+            headroom = _now(kept.headroom, _scale_and_peak_now(y, step))
             return _Fit(kept.predicted(last, float(level[-1])), headroom, mode, kept.rows, kept.budget_pct)
         x = np.column_stack([c for _, cols in usable for c in cols])
         rows = np.flatnonzero(np.all(np.isfinite(x), axis=1) & np.isfinite(future))
@@ -405,7 +423,7 @@ class SeasonalPredictor:
                 float(grid.t[-1]), step, h, names, eps, model, rise, calibrated, int(rows.shape[0]), budget
             )
             self.memo.keep(kept_fit)
-        return _Fit(max(predicted, 0.0), calibrated.at_level(*at_level), mode, int(rows.shape[0]), budget)
+        return _Fit(max(predicted, 0.0), _now(calibrated, at_level), mode, int(rows.shape[0]), budget)
 
     def _cold(self, grid: _Grid, horizon_s: float, observed: float) -> _Fit | None:
         """Cold start: the forecast is the observed rate — its peak over the last horizon, so one quiet
@@ -418,8 +436,8 @@ class SeasonalPredictor:
             return None
         recent = _cold_forecast(y, h)
         budget = self._budget_pct()
-        calibrated, at_level = self._headroom(y, recent, rows, h, step, budget, horizon_s)
-        return _Fit(max(float(recent[-1]), 0.0), calibrated.at_level(*at_level), "cold", int(rows.shape[0]), budget)
+        calibrated, at_level = self._headroom(y, recent, rows, h, step, budget, horizon_s, cold=True)
+        return _Fit(max(float(recent[-1]), 0.0), _now(calibrated, at_level), "cold", int(rows.shape[0]), budget)
 
     def _headroom(
         self,
@@ -430,14 +448,17 @@ class SeasonalPredictor:
         step: float,
         budget: float,
         horizon_s: float,
+        cold: bool = False,
     ) -> tuple[Headroom, tuple[float, float]]:
         """Calibrate the headroom on the rows' forecasts ``past`` against what followed them, crediting the
         policy around the forecast (observed-rate need, guard, scale-in window); with the level and cap its
         floor is applied at now (``Headroom.at_level``)."""
         n = y.shape[0]
         policy = self.policy
-        scale, peak = _scale_and_peak(y, step)
-        now = (float(np.nan_to_num(scale[-1])), float(np.nan_to_num(peak[-1])))
+        scale, recent_peak = _scale_and_peak(y, step)
+        now = (float(np.nan_to_num(scale[-1])), float(np.nan_to_num(recent_peak[-1])))
+        # A cold start's headroom — tick and guard — never plans past the highest rate seen at all.
+        bound = _trailing_max(y, n) if cold else np.full(n, np.inf)
         # Held rows (no fresh sample: the tick holds) and rows whose traffic is negligible for the SLO
         # (below the SLO's share of the mean rate: serving none of it would still meet the SLO) teach nothing.
         negligible = self.slo_unserved_pct / 100.0 * float(np.nanmean(y))
@@ -450,14 +471,24 @@ class SeasonalPredictor:
         window = [q * interval for q in range(1, math.ceil(policy.window_s / (interval * step) - 1e-9))]
         held_past = _held_back(past, [0, *window])
         held_scale = _held_back(scale, [0, *window])
-        held_observed = _held_back(y, window) if window else np.full(n, np.nan)
+        if not window:
+            ratchet = np.zeros(n)
+        elif policy.guard_s is not None:
+            # The guard raised the count to (its multiplier ×) any sample above capacity, and the window keeps it:
+            # the highest sample of the window before the decision (window_s back from the decision) stands.
+            before = np.concatenate(([np.nan], y[:-1]))
+            ratchet = _trailing_max(before, max(1, round(policy.window_s / step) - 1))
+        else:  # without a guard the window keeps the ticks' observed needs
+            ratchet = _held_back(y, window)
         cal = rows[:: max(1, math.ceil(rows.shape[0] * h / MAX_CALIBRATION_CELLS))]
         future = sliding_window_view(np.append(y, np.full(h, np.nan)), h)[cal + 1]
         demand = _clip_single_extreme(future, held_past[cal], cal, h)
-        cover = self._cover(y, cal, h, step, held_observed)
+        cover, reaction = self._cover(y, cal, h, step, np.full(n, np.nan))
         weight = None
         if self.half_life_s:  # recent errors count more: traffic drifts, and so do the model's errors
             weight = 0.5 ** ((cal[-1] - cal) * step / self.half_life_s)
+        # The bounds each past decision had (the needs the window held count as seen).
+        limit = _held_back(bound, [0, *window])[cal]
         headroom = calibrate(
             np.nan_to_num(held_past[cal]),
             demand,
@@ -465,15 +496,23 @@ class SeasonalPredictor:
             weight=weight,
             level=held_scale[cal],
             cover=cover,
-            floor_cap=_held_back(peak, [0, *window])[cal],
+            floor_cap=_held_back(recent_peak, [0, *window])[cal],
             block=((cal - cal[0]) // h).astype(np.int64),  # errors within one horizon are one event
+            reaction=reaction,
+            bound=limit,
+            ratchet=np.nan_to_num(ratchet[cal]),
+            guard_headroom=policy.guard_s is not None,
+            guard_bound=limit,
         )
-        return headroom, now
+        return replace(headroom, bound_rps=float(bound[-1]), guard_bound_rps=float(bound[-1])), now
 
-    def _cover(self, y: FloatArray, cal: NDArray[np.int64], h: int, step: float, held: FloatArray) -> FloatArray:
-        """Capacity each horizon cell gets without headroom: the needs the scale-in window holds (ready
-        at once), this tick's observed-rate need (ready after the lead time), and the guard's reaction to
-        each later sample (ready a guard interval plus the lead time after the sample is seen)."""
+    def _cover(
+        self, y: FloatArray, cal: NDArray[np.int64], h: int, step: float, held: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Capacity each horizon cell gets from the rest of the policy: ``cover``, without headroom — the needs
+        the scale-in window holds (ready at once) and this tick's observed-rate need (ready after the lead
+        time); and ``reaction``, the guard's reaction to each later sample (ready a guard interval plus the
+        lead time after the sample is seen), which the guard scales by the pool's multiplier."""
         policy = self.policy
         # The SLO's accounting: a sample (stamped at the end of the interval it measures) is served by the
         # nodes ready at its stamp. Cell j (1-based) is stamped j steps after the decision, so capacity
@@ -482,12 +521,13 @@ class SeasonalPredictor:
         cover = np.repeat(np.nan_to_num(held[cal])[:, None], h, axis=1)
         if lead <= h:  # the tick's own observed-rate need, ready a lead time after the decision
             cover[:, lead - 1 :] = np.maximum(cover[:, lead - 1 :], np.nan_to_num(y[cal])[:, None])
+        reaction = np.zeros_like(cover)
         if policy.guard_s is not None:
             # Sample k ≥ 1 is seen by a guard check at most a guard interval after its stamp; the nodes it
             # asks for are ready a lead time later: cell j is served by every sample k with k ≤ j - lag.
             lag = max(1, math.ceil((policy.guard_s + policy.lead_s) / step - 1e-9))
             if lag + 1 <= h:
                 seen = np.nan_to_num(sliding_window_view(np.append(y, np.full(h, np.nan)), h)[cal + 1])
-                reaction = np.maximum.accumulate(seen, axis=1)  # column c: max of samples 1 … c + 1
-                cover[:, lag:] = np.maximum(cover[:, lag:], reaction[:, : h - lag])
-        return cover
+                reacted = np.maximum.accumulate(seen, axis=1)  # column c: max of samples 1 … c + 1
+                reaction[:, lag:] = reacted[:, : h - lag]
+        return cover, reaction

@@ -112,7 +112,10 @@ def run_demo(
         ("minutes under capacity", f"{result.under_capacity_minutes:.0f} ({result.under_capacity_pct:.2f} %)"),
         ("unserved requests", f"{result.unserved_pct:.3f} %"),
         ("scale actions (per day)", f"{result.scale_actions} ({result.actions_per_day:.1f})"),
-        ("reversals within 1 h (of the scale actions)", f"{result.reversals} ({result.reversal_pct:.0f} %)"),
+        (
+            "reversals: opposite to the previous change, < 60 min (of the actions)",
+            f"{result.reversals} ({result.reversal_pct:.0f} %)",
+        ),
         ("guard scale-ups between ticks", str(guard_ups)),
     ):
         table.add_row(figure, value)

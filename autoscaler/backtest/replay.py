@@ -12,8 +12,8 @@ Semantics are DESIGN.md's "Backtest":
   unserved % = requests above ready capacity / all requests; gaps are masked (neither served nor not);
 - between ticks the pool's guard (when enabled) runs every ``guard.interval`` at the trace steps, through
   the same ``run_tick`` (guard mode), and its scale-ups are decisions like any other;
-- flapping: scale actions per day, and reversals (an action in the opposite direction of the previous one
-  within an hour of it), for every policy.
+- flapping: scale actions per day, and reversals (a change opposite to the previous change, strictly within
+  60 minutes of it: ``reversals``), for every policy.
 
 ``run_backtest`` scores forescale and the reference policies (predictor/reference.py) on the same steps.
 """
@@ -49,7 +49,9 @@ class BacktestError(ForescaleError):
 
 
 POOL = "reference"  # the reference policies' pool on their simulated cluster
-REVERSAL_WINDOW_S = 3600.0  # an action undone within an hour is flapping (the issue's and HPA's yardstick)
+# The one definition of flapping (``reversals``): a change opposite to the previous change, strictly within
+# 60 minutes of it. The independent simulator (benchmarks/independent_sim.py) counts the same way.
+REVERSAL_WINDOW_S = 3600.0
 WARMUP_S = 3600.0  # by default the replay starts after one hour of history (a quarter of shorter traces)
 POLICIES = ("forescale", "oracle", "static_peak", "reactive", "trend_lr")
 
@@ -122,8 +124,10 @@ MARKED = ("schedule_floor", "manual_pin")
 def reversals(decisions: Sequence[tuple[float, int]], window_s: float = REVERSAL_WINDOW_S) -> tuple[int, int]:
     """(scale actions, reversals) of a ``(time, desired)`` sequence whose first entry sets the fleet.
 
-    A reversal is a change in the opposite direction of the previous change, within ``window_s`` of it
-    (11 → 12 at 10:00, 12 → 11 at 10:20).
+    **The reversal definition** (every figure of forescale and of the reference policies uses this function):
+    a change in the opposite direction of the previous change, strictly within ``window_s`` (60 minutes) of
+    it — 11 → 12 at 10:00 then 12 → 11 at 10:20 is one; 12 → 11 at 11:00 exactly is not; two changes in the
+    same direction never are. Decisions that keep the count are not changes.
     """
     actions = flips = 0
     last: tuple[float, int] | None = None  # (time, sign) of the previous change

@@ -416,8 +416,8 @@ def render_table(result: Backtest, slo_pct: float) -> Table:
     )
     table.caption = (
         "floors/pins: of forescale's node-hours, those above what the forecast needed, asked by schedule floors and "
-        "manual pins (the rest is the forecast's cost); actions: scale actions (/day: per day); reversals: actions "
-        "undoing the previous one within 1 h"
+        "manual pins (the rest is the forecast's cost); actions: scale actions (/day: per day); reversals: changes "
+        "opposite to the previous change, strictly within 60 min of it"
     )
     columns = ("policy", "node-hours", "floors/pins", "cost × oracle", "unserved %", "under-cap %", "actions", "/day")
     for col in (*columns, "reversals"):

@@ -65,7 +65,9 @@ def report_table(report: TickReport, title: str) -> Table:
             d.pool,
             str(d.current),
             placed_cell(d),
-            "—" if d.forecast_rps is None else f"{d.forecast_rps:.4g}",
+            "—"
+            if d.forecast_rps is None
+            else f"{d.forecast_rps:.4g}" + (" [yellow](degraded)[/]" if d.degraded else ""),
             "—" if d.observed_rps is None else f"{d.observed_rps:.4g}",
             "—" if d.need is None else str(d.need),
             shaped_by(d),

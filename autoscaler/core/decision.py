@@ -107,6 +107,9 @@ class Decision:
     backlog_beyond_slo: bool = False
     queue_nodes: int | None = None
     rate_need: int | None = None
+    degraded: str | None = (
+        None  # why the forecast is not the model's on whole samples (gap, warming rate()): no scale-in
+    )
 
     @property
     def action(self) -> Action:

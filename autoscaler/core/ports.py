@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from autoscaler.core.decision import Decision, PastAction, PastNeed, PoolState
 from autoscaler.core.effects import OverrideEffect
@@ -203,8 +203,8 @@ class AuditTrail(Protocol):
 
 class History(Protocol):
     """What earlier runs left behind, read back by a new process (a one-shot `forescale tick` under cron, a
-    restarted daemon): cooldowns, the scale-in window, ``lead_time: auto`` and queued-too-long episodes survive
-    it. Unreadable records are skipped, never fatal; an absent history is empty."""
+    restarted daemon): cooldowns, the scale-in window, ``lead_time: auto``, the last good forecast and queued-too-long
+    episodes survive it. Unreadable records are skipped, never fatal; an absent history is empty."""
 
     def recent_actions(self, since: datetime) -> Sequence[PastAction]:
         """Changes applied to the target since ``since``, oldest first (cooldowns)."""
@@ -221,6 +221,11 @@ class History(Protocol):
     def placement_history(self) -> Sequence[PlacementRecord]:
         """Every decision's queued count and queued-too-long warning/recovery, oldest first."""
         ...
+
+    def last_forecasts(self, since: datetime) -> Mapping[str, tuple[datetime, Mapping[str, Any]]]:
+        """Each pool's last decision since ``since`` made on a good forecast (the guard's headroom, a degraded
+        tick's fallback); none by default."""
+        return {}
 
     def late_pools(self, since: datetime) -> Sequence[str]:
         """The pools a tick since ``since`` left undecided on its deadline (they go first); none by default."""

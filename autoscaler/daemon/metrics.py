@@ -35,6 +35,12 @@ class DaemonMetrics:
         self.desired = Gauge("forescale_desired_nodes", "Node count decided by the last tick", ["pool"], registry=r)
         self.applied = Gauge("forescale_applied_nodes", "Node count last applied to Nomad", ["pool"], registry=r)
         self.held = Gauge("forescale_pool_held", "1 when the pool is held (metrics unavailable)", ["pool"], registry=r)
+        self.degraded = Gauge(
+            "forescale_pool_forecast_degraded",
+            "1 when the pool's last forecast is degraded (a gap, a warming rate(), an unconfirmed sample): no scale-in",
+            ["pool"],
+            registry=r,
+        )
         self.tick_duration = Histogram(
             "forescale_tick_duration_seconds",
             "Wall time of one tick",
@@ -248,6 +254,8 @@ class DaemonMetrics:
                 self.would_scale_total.labels(o.pool, d.action).inc()
             self.desired.labels(o.pool).set(d.desired)
             self.held.labels(o.pool).set(1 if d.held else 0)
+            if not report.guard:  # the guard reads no forecast
+                self.degraded.labels(o.pool).set(1 if d.degraded else 0)
             if d.held:
                 self.errors.labels(o.pool, "held").inc()
             codes = set(d.reason_codes())

@@ -16,7 +16,7 @@ from autoscaler.core.decision import Decision
 from autoscaler.core.report import Event, PoolOutcome, TickReport
 from autoscaler.core.settings.forescale import PoolConfig
 
-ProblemKind = Literal["held", "deferred", "failed"]
+ProblemKind = Literal["held", "degraded", "deferred", "failed"]
 AlertState = Literal["new", "changed", "repeat"]
 
 
@@ -25,7 +25,8 @@ AlertState = Literal["new", "changed", "repeat"]
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a pool this tick: held (metrics), or Nomad deferred/failed the change."""
+    """One thing wrong with a pool this tick: held (metrics), a degraded forecast (a gap, a warming rate(), an
+    unconfirmed sample), or Nomad deferred/failed the change."""
 
     kind: ProblemKind
     cause: str
@@ -36,6 +37,8 @@ def problems_of(outcome: PoolOutcome) -> tuple[Problem, ...]:
     d = outcome.decision
     if d is not None and d.held:
         out.append(Problem("held", d.hold_cause or "metrics unavailable"))
+    if d is not None and d.degraded:
+        out.append(Problem("degraded", d.degraded))
     if outcome.status in ("failed", "deferred"):
         out.append(Problem(outcome.status, outcome.error or "unknown error"))
     nodes = outcome.nodes
@@ -101,7 +104,11 @@ class FailureTracker:
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
 
-    def update(self, outcomes: tuple[PoolOutcome, ...], now: datetime) -> tuple[list[Alert], list[Recovery]]:
+    def update(
+        self, outcomes: tuple[PoolOutcome, ...], now: datetime, close: bool = True
+    ) -> tuple[list[Alert], list[Recovery]]:
+        """``close=False`` (a guard check's outcomes): problems are opened, never closed — a guard's clean
+        scale-up says nothing about the tick's metrics or forecast."""
         alerts: list[Alert] = []
         recoveries: list[Recovery] = []
         with self._lock:
@@ -109,7 +116,7 @@ class FailureTracker:
                 problems = problems_of(outcome)
                 known = self._open.get(outcome.pool)
                 if not problems:
-                    if known is not None:
+                    if known is not None and close:
                         del self._open[outcome.pool]
                         recoveries.append(Recovery(outcome, known.problems, known.since))
                     continue
@@ -222,7 +229,7 @@ def digest(
     recoveries and events."""
     if report.dry_run:
         return TickDigest(report.at)
-    alerts, recoveries = tracker.update(report.outcomes, now)
+    alerts, recoveries = tracker.update(report.outcomes, now, close=not report.guard)
     changes = [o for o in report.outcomes if o.status == "applied" and o.decision is not None]
     would = shadow.update(report.outcomes) if shadow is not None else report.would_scale
     return TickDigest(report.at, changes, alerts, recoveries, list(report.events), would)

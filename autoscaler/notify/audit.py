@@ -2,7 +2,8 @@
 
 It is also forescale's history (``ports.History``), the memory of one-shot ``forescale tick`` runs (cron) and of
 a restarted daemon: cooldowns read recent changes back, the scale-in window reads recent needs back, ``lead_time:
-auto`` reads boots back, and the queued-too-long warning reads back since when a pool's workers have been queued.
+auto`` reads boots back, the guard and a degraded tick read the last good forecast back, and the queued-too-long
+warning reads back since when a pool's workers have been queued.
 """
 
 from __future__ import annotations
@@ -182,6 +183,24 @@ class AuditLog(AuditTrail, History):
                 except (KeyError, TypeError, ValueError):
                     continue
         return asks, backoffs
+    def last_forecasts(self, since: datetime) -> dict[str, tuple[datetime, dict[str, Any]]]:
+        """Each pool's last tick decision since ``since`` made on a good forecast (not held, not degraded, not the
+        guard's, not a dry run): what a one-shot ``tick --guard`` scales its rate by, and what a degraded tick
+        plans with, between cron runs."""
+        out: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        for rec in self.records():
+            dec = rec.get("decision") or {}
+            if rec.get("type") != "decision" or rec.get("dry_run") or not isinstance(dec, dict):
+                continue
+            if dec.get("held") or dec.get("degraded") or dec.get("guard") or dec.get("forecast_rps") is None:
+                continue
+            try:
+                at = datetime.fromisoformat(rec["at"])
+                if at >= since:
+                    out[str(rec["pool"])] = (at, dec)
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
 
     def recent_needs(self, since: datetime) -> list[PastNeed]:
         """What the metrics called for at every decision since ``since`` (dry runs and holds excluded)."""

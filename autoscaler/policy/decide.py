@@ -10,6 +10,7 @@ between ticks is a mode of the same function: observed rate only, and it can onl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ def decide(
     bad_data: bool = False,
     data_notes: Sequence[str] = (),
     queue: QueueReading | None = None,
+    degraded: str | None = None,
 ) -> Decision:
     """Return the count ``pool`` should have at ``now`` and every reason that shaped it.
 
@@ -50,8 +52,10 @@ def decide(
     only input, and the count can only go up (see ``_guard``); the desired count is the ready + warming fleet.
     ``queue`` is a queue-fed pool's backlog reading (policy/queue.py: the backlog beyond the SLO adds to the
     need and blocks scale-in).
+    ``degraded`` (why the forecast is not the model's on whole samples: a gap, a warming ``rate()``, a capped
+    latest sample) forbids scaling in: the forecast may only raise the count.
     """
-    screen = (bad_data, tuple(data_notes))
+    screen = (bad_data, tuple(data_notes), degraded)
     desired = current.desired if isinstance(current, PoolState) else current
     serving = current.placed if isinstance(current, PoolState) else desired
     backlog = (queue, serving) if queue is not None and pool.queue is not None else None
@@ -73,10 +77,10 @@ def _decide(
     metrics_error: str | None,
     recent_needs: Sequence[PastNeed],
     guard: bool,
-    screen: tuple[bool, tuple[str, ...]] = (False, ()),
+    screen: tuple[bool, tuple[str, ...], str | None] = (False, (), None),
     backlog: tuple[QueueReading, int] | None = None,
 ) -> Decision:
-    bad_data, data_notes = screen
+    bad_data, data_notes, degraded = screen
     if current < 0:
         raise ValueError("current count cannot be negative")
     pin = _manual_pin(overrides)
@@ -94,15 +98,19 @@ def _decide(
     if queued is not None and queued.beyond_slo:
         need = max(need, queued.nodes)
     wanted = need
+    if degraded is not None:
+        reasons.append(Reason("degraded", _degraded_text(degraded, forecast, current, need), max(current, need)))
 
     if need > current:
         wanted = _step_up(pool, current, need, reasons)
-    elif need < current:
+    elif need < current and degraded is None:
         wanted = _scale_in(pool, now, current, need, recent_actions, recent_needs, pin, reasons)
         drain = hold_for_drain(queued, current, wanted, pool.queue.latency_slo) if queued and pool.queue else None
         if drain is not None:
             reasons.append(drain)
             wanted = current
+    elif need < current:
+        wanted = current
 
     count = _overrides_and_bounds(pool, wanted, overrides, pin, f"forecast wanted {need}", reasons)
     decision = Decision(
@@ -116,8 +124,9 @@ def _decide(
         forecast_nodes=forecast_nodes,
         reactive_nodes=reactive_nodes,
         model=forecast.model,
-        forecast_details=dict(forecast.details),
+        forecast_details=_details(forecast),
         need=need,
+        degraded=degraded,
     )
     return _with_queue(decision, queued, rate_need)
 
@@ -145,6 +154,27 @@ def _with_queue(decision: Decision, queued: QueueNeed | None, rate_need: int) ->
         queue_nodes=queued.nodes if queued.beyond_slo else None,
         rate_need=rate_need,
     )
+
+
+def _details(forecast: Forecast) -> dict[str, float | str]:
+    """The forecast's details, with the guard's headroom it carries (read back by a one-shot guard)."""
+    out = dict(forecast.details)
+    if forecast.guard_multiplier != 1.0:
+        out["guard_multiplier"] = round(forecast.guard_multiplier, 4)
+    if math.isfinite(forecast.bound_rps):
+        out["bound_rps"] = round(forecast.bound_rps, 3)
+    return out
+
+
+def _degraded_text(why: str, forecast: Forecast, current: int, need: int) -> str:
+    """'degraded: <why>; planning with …; never scales in (held at N)'."""
+    at = forecast.details.get("last_good_at")
+    if isinstance(at, str):
+        source = f"planning with the last good forecast (made at {at[11:16]} UTC)"
+    else:
+        source = "no recent good forecast: planning with the observed rate"
+    held = f"; held at {current} (wanted {need})" if need < current else ""
+    return f"degraded: {why}; {source}; never scales in on it{held}"
 
 
 def _scale_in(
@@ -255,23 +285,27 @@ def _guard(
     """
     per_node = pool.capacity_per_node * pool.target_utilization
     observed = forecast.observed_rps
-    need = nodes_for(observed, pool.capacity_per_node, pool.target_utilization)
+    wanted = max(forecast.peak_rps, observed)
+    need = nodes_for(wanted, pool.capacity_per_node, pool.target_utilization)
     rate_need = need
     capacity = current * per_node
     fleet = f"{current} nodes × {_rps(per_node)} rps"
+    seen = f"observed {_rps(observed)} rps"
+    if wanted > observed * (1 + 1e-9):
+        seen += f" (+ the last forecast's headroom: {_rps(wanted)} rps)"
     queue_reasons: list[Reason] = []
     queued = _queue_need(pool, observed, "observed", backlog, queue_reasons)
     if queued is not None and queued.beyond_slo and queued.nodes > need:
         need = queued.nodes
     if need <= current:
-        quiet = f"guard: observed {_rps(observed)} rps ≤ capacity {_rps(capacity)} rps ({fleet})"
+        quiet = f"guard: {seen} ≤ capacity {_rps(capacity)} rps ({fleet})"
         reasons = [Reason("guard", quiet, need), *queue_reasons]
         count = current
     else:
         if rate_need <= current:  # only the backlog asks for more
             text = f"guard: the backlog needs more than capacity {_rps(capacity)} rps ({fleet}) → {need} nodes"
         else:
-            text = f"guard: observed {_rps(observed)} rps > capacity {_rps(capacity)} rps ({fleet}) → {need} nodes"
+            text = f"guard: {seen} > capacity {_rps(capacity)} rps ({fleet}) → {need} nodes"
         reasons = [Reason("guard", text, need), *queue_reasons]
         count = _step_up(pool, current, need, reasons)
         count = _overrides_and_bounds(pool, count, overrides, pin, f"guard wanted {need}", reasons)
@@ -285,6 +319,7 @@ def _guard(
         desired=count,
         reasons=tuple(reasons),
         observed_rps=observed,
+        forecast_rps=wanted if wanted > observed else None,
         reactive_nodes=rate_need,
         model="guard",
         need=need,

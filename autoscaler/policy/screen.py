@@ -9,12 +9,23 @@ when the next sample confirms it (a real surge lasts; a broken exporter or a cou
 * a few bad samples in the history → ignored (and said);
 * the latest sample an unconfirmed jump → hold until the next sample;
 * an unconfirmed jump in the history (the sample after it is back to normal) → ignored (and said);
-* two or more jumping samples in a row → a confirmed jump: followed.
+* two or more jumping samples in a row → a confirmed jump: followed;
+* the latest sample rising from the one before it by more than any rise of the ``plausible_window`` (its
+  precedent; rates below one node's capacity count as one node's) *and* above the window's highest rate →
+  believed only up to the larger of the two until the next sample confirms it (the next rise is then within
+  precedent), and the decision is **degraded**: it may scale up, never in. One glitch (``1e12``, ``1e300``,
+  ten times the level) neither takes a pool to its max nor asks for machines, whether the tick or the fast
+  guard reads it (one screen for both).
+
+``gaps`` says when the samples a forecast reads are **degraded** for another reason: a gap in the recent
+window (a forecast over a hole is not a forecast) or a ``rate()`` still warming up after the series (re)started
+(its window, read from the query's range selector, does not yet hold a full range of samples).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +46,7 @@ class Screened:
     series: RateSeries
     hold: str | None = None
     notes: tuple[str, ...] = ()
+    degraded: str | None = None  # the samples may raise the count but must not lower it (says why)
 
 
 def screen(series: RateSeries, pool: PoolConfig, settings: PredictorSettings) -> Screened:
@@ -68,7 +80,74 @@ def screen(series: RateSeries, pool: PoolConfig, settings: PredictorSettings) ->
             f"{'negative' if kind == 'negative' else 'absurd'}) out of {n}"
         )
         series = RateSeries(series.t[~bad], series.rps[~bad], series.step_s)
-    return _jumps(series, pool, settings, notes)
+    screened = _jumps(series, pool, settings, notes)
+    return screened if screened.hold is not None else _precedent(screened, pool, settings)
+
+
+def _precedent(screened: Screened, pool: PoolConfig, settings: PredictorSettings) -> Screened:
+    """Cap the latest sample at the largest rise of the window when it rises faster than any (module docstring)."""
+    t, v = screened.series.t, screened.series.rps
+    if len(v) < 2:
+        return screened
+    window = settings.plausible_window.total_seconds()
+    before = np.maximum(v[:-1], pool.capacity_per_node)  # a rise from below one node's capacity counts from one node
+    rises = v[1:] / before
+    recent = t[1:-1] >= t[-1] - window  # the rises before the latest one
+    precedent = max(float(np.max(rises[:-1][recent])) if np.any(recent) else 1.0, 1.0)
+    seen = float(np.max(v[:-1][t[:-1] >= t[-1] - window]))  # a level the pool reached this week is no surprise
+    cap = max(precedent * float(before[-1]), seen)
+    if rises[-1] <= precedent * (1 + 1e-9) or v[-1] <= cap:
+        return screened
+    why = (
+        f"the latest sample ({_rps(float(v[-1]))} req/s) rose {rises[-1]:.1f}× from the one before, more than any rise "
+        f"in the last {_days(window)} ({precedent:.2f}×), above the highest rate of that window: believed up to "
+        f"{_rps(cap)} req/s until the next sample confirms it"
+    )
+    capped = RateSeries(t, np.append(v[:-1], cap), screened.series.step_s)
+    return Screened(capped, notes=screened.notes, degraded=why)
+
+
+_RANGE = re.compile(r"\[\s*((?:\d+(?:ms|s|m|h|d|w|y))+)\s*(?::[^\]]*)?\]")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
+
+
+def rate_window_s(query: str) -> float:
+    """The longest range selector of a PromQL query (``rate(x[5m])`` → 300 s): how long a ``rate()`` takes to hold
+    a full window of samples after its series (re)starts. 0 when the query has none (a recording rule, a trace)."""
+    longest = 0.0
+    for match in _RANGE.finditer(query):
+        total = sum(float(n) * _UNIT_S[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", match.group(1)))
+        longest = max(longest, total)
+    return longest
+
+
+def gaps(series: RateSeries, now: float, since: float, window_s: float, warmup_s: float) -> str | None:
+    """Why the recent samples are degraded (None: they are not): a gap within ``window_s`` before ``now``, or the
+    series (re)started less than ``warmup_s`` ago (after a gap, or after ``since``, the start of what was
+    asked for). A gap is a spacing of more than one and a half steps between samples."""
+    t, step = series.t, max(series.step_s, 1e-9)
+    if len(t) == 0:
+        return None
+    first = int(np.searchsorted(t, now - window_s, side="left"))
+    lo = max(first - 1, 0)  # the sample before the window: a gap that ends inside it starts there
+    spacing = np.diff(t[lo:])
+    holes = np.flatnonzero(spacing > 1.5 * step)
+    if holes.size:
+        a, b = float(t[lo + holes[-1]]), float(t[lo + holes[-1] + 1])
+        why = f"a gap in the metrics from {_hhmm(a)} to {_hhmm(b)} ({_dur(b - a)}) within the last {_dur(window_s)}"
+        if now - b < warmup_s:
+            why += f"; rate() warming up until {_hhmm(b + warmup_s)}"
+        return why
+    started = float(t[0])
+    if started > since + 1.5 * step and now - started < warmup_s:
+        return f"the series started at {_hhmm(started)}: rate() warming up until {_hhmm(started + warmup_s)}"
+    return None
+
+
+def _dur(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g}h"
+    return f"{seconds / 60:.3g}m" if seconds >= 60 else f"{seconds:.0f}s"
 
 
 def window_peaks(t: np.ndarray, v: np.ndarray, window: float) -> np.ndarray:

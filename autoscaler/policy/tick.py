@@ -51,7 +51,7 @@ from autoscaler.policy.nodes import NodeReconciler, PoolLeadTimes
 from autoscaler.policy.placement import PlacementWatch
 from autoscaler.policy.queue import BacklogWatch, QueueRead, read_queue
 from autoscaler.policy.runner import FairOrder, PoolLocks
-from autoscaler.policy.screen import screen
+from autoscaler.policy.screen import Screened, gaps, rate_window_s, screen
 from predictor.base import Forecast, Predictor
 
 log = logging.getLogger("forescale.tick")
@@ -67,6 +67,7 @@ class ActionHistory:
     loaded: set[str] = field(default_factory=set)  # pools whose target history (Nomad's events) was merged
     needs: list[PastNeed] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)  # tick workers, guard
+    forecasts: dict[str, tuple[datetime, Forecast]] = field(default_factory=dict)  # last good forecast per pool
 
     def add(self, action: PastAction) -> None:
         with self.lock:
@@ -91,6 +92,28 @@ class ActionHistory:
     def needs_for(self, pool: str) -> list[PastNeed]:
         with self.lock:
             return [n for n in self.needs if n.pool == pool]
+
+    def remember_forecast(self, pool: str, at: datetime, decision: dict[str, object], horizon_s: float) -> None:
+        """A good forecast read back from the audit log (a decision's ``to_dict``), unless a newer one is known."""
+        known = self.forecasts.get(pool)
+        if known is not None and known[0] >= at:
+            return
+        details = decision.get("forecast_details")
+        details = dict(details) if isinstance(details, dict) else {}
+        try:
+            forecast = Forecast(
+                peak_rps=float(decision["forecast_rps"]),  # type: ignore[arg-type]
+                observed_rps=float(decision.get("observed_rps") or 0.0),  # type: ignore[arg-type]
+                horizon_s=horizon_s,
+                model=str(decision.get("model") or "forecast"),
+                details=details,
+                guard_multiplier=float(details.get("guard_multiplier", 1.0)),
+                bound_rps=float(details.get("bound_rps", math.inf)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return
+        if math.isfinite(forecast.peak_rps) and forecast.guard_multiplier >= 1.0:
+            self.forecasts[pool] = (at, forecast)
 
     def reset(self) -> None:
         """Forget every action (a replay's first decision sets the fleet: it is not a change).
@@ -163,39 +186,74 @@ def horizon_seconds(config: Config, pool: PoolConfig, lead_s: float | None = Non
 
 
 class PoolForecast(NamedTuple):
-    """A pool's forecast, or why there is none (``bad_data``: the samples were refused, see policy/screen.py)."""
+    """A pool's forecast, or why there is none (``bad_data``: the samples were refused, see policy/screen.py).
+
+    ``degraded`` says why the forecast is not the model's on fresh, whole samples (a gap, a ``rate()`` warming
+    up, a latest sample capped at its precedent): then it is the last good forecast while its horizon lasts,
+    else the observed rate, and decide never scales in on it.
+    """
 
     forecast: Forecast | None
     cause: str | None = None
     bad_data: bool = False
     notes: tuple[str, ...] = ()
     ahead: str | None = None  # `plan --at` a future time: what the forecast could and could not see
+    degraded: str | None = None
+
+
+def fetch_screened(
+    deps: TickDeps,
+    pool: PoolConfig,
+    now: datetime,
+    since: datetime,
+    gap_window_s: float | None = None,
+    query: str | None = None,
+) -> Screened | str:
+    """The pool's samples from ``since`` to ``now`` through the plausibility screen (policy/screen.py), or why
+    there are none (missing, empty or stale). The tick and the guard read their rates here: one screen for both.
+    With ``gap_window_s``, samples missing from the source within that window before ``now`` (or a ``rate()``
+    still warming up) make the result degraded (``screen.gaps``). ``query`` replaces the pool's (the guard's own)."""
+    step_s = deps.metrics.step_s
+    try:
+        series = deps.metrics.fetch(query or pool.query, since, now, step_s).finite()
+    except MetricsUnavailable as exc:
+        return str(exc)
+    if len(series) == 0:
+        return "no samples (empty result or only NaN)"
+    age = now.timestamp() - series.last_t
+    if age > 2 * max(step_s, series.step_s):
+        return f"stale: last sample is {age:.0f}s old (more than 2 steps)"
+    screened = screen(series, pool, deps.config.predictor)
+    if gap_window_s is not None and screened.degraded is None:
+        warmup = rate_window_s(pool.query)
+        hole = gaps(series, now.timestamp(), since.timestamp(), gap_window_s + warmup, warmup)
+        if hole is not None:
+            screened = replace(screened, degraded=hole)
+    return screened
 
 
 def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForecast:
-    """Fetch history, screen it (bad data, implausible jumps) and forecast; no forecast when metrics are missing,
-    stale, refused or unusable (``cause`` says why)."""
+    """Fetch history, screen it (bad data, implausible jumps, gaps) and forecast; no forecast when metrics are
+    missing, stale, refused or unusable (``cause`` says why); a degraded one when the recent samples are not whole."""
     predictor = deps.predictor_for(pool)
-    step_s = deps.metrics.step_s
     data_end = min(now, deps.data_until) if deps.data_until is not None else now
     ahead_s = (now - data_end).total_seconds()  # > 0 only for a plan of a future time
     now_s = data_end.timestamp()
     start = data_end - timedelta(seconds=predictor.history_seconds())
     try:
-        series = deps.metrics.fetch(pool.query, start, data_end, step_s).finite()
-    except MetricsUnavailable as exc:
-        return PoolForecast(None, str(exc))
-    if len(series) == 0:
-        return PoolForecast(None, "no samples (empty result or only NaN)")
-    age = now_s - series.last_t
-    if age > 2 * max(step_s, series.step_s):
-        return PoolForecast(None, f"stale: last sample is {age:.0f}s old (more than 2 steps)")
-    screened = screen(series, pool, deps.config.predictor)
+        lead_s = pool_lead_time(deps, pool, now).seconds
+    except ValueError as exc:
+        return PoolForecast(None, f"lead time: {exc}")
+    horizon = horizon_seconds(deps.config, pool, lead_s) + ahead_s
+    screened = fetch_screened(deps, pool, data_end, start, gap_window_s=horizon - ahead_s)
+    if isinstance(screened, str):
+        return PoolForecast(None, screened)
     if screened.hold is not None:
         return PoolForecast(None, screened.hold, bad_data=True)
+    if screened.degraded is not None:
+        fallback = last_good_forecast(deps, pool, now, screened.series.last_rps, horizon)
+        return PoolForecast(fallback, notes=screened.notes, degraded=screened.degraded)
     try:
-        lead_s = pool_lead_time(deps, pool, now).seconds
-        horizon = horizon_seconds(deps.config, pool, lead_s) + ahead_s
         forecast = predictor.forecast(screened.series, now_s, horizon)
     except ValueError as exc:
         return PoolForecast(None, f"predictor {predictor.name}: {exc}")
@@ -209,6 +267,16 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForeca
             f"{until:%Y-%m-%d %H:%M} UTC (the traffic in between is not seen yet)"
         )
     return PoolForecast(forecast, notes=screened.notes, ahead=ahead)
+
+
+def last_good_forecast(deps: TickDeps, pool: PoolConfig, now: datetime, observed: float, horizon_s: float) -> Forecast:
+    """What a degraded tick plans with: the last good forecast while the period it planned for lasts (with the
+    rate observed now), else the observed rate alone (decide then only raises the count to what it needs)."""
+    last = deps.history.forecasts.get(pool.name)
+    if last is not None and (now - last[0]).total_seconds() < last[1].horizon_s:
+        at, good = last
+        return replace(good, observed_rps=observed, details={**good.details, "last_good_at": at.isoformat()})
+    return Forecast(peak_rps=observed, observed_rps=observed, horizon_s=horizon_s, model="observed")
 
 
 def recent_actions(deps: TickDeps, pool: PoolConfig, now: datetime) -> list[PastAction]:
@@ -239,6 +307,8 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
     queue = pool_queue(deps, pool, now)
     if got.forecast is not None and queue.cause is not None:  # a bad backlog holds the pool, as a bad rate does
         got = PoolForecast(None, queue.cause)
+    if got.forecast is not None and got.degraded is None and got.ahead is None:
+        deps.history.forecasts[pool.name] = (now, got.forecast)
     effects = deps.overrides.effects(pool.name, now)
     decision = decide(
         pool,
@@ -252,6 +322,7 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
         bad_data=got.bad_data,
         data_notes=got.notes,
         queue=queue.reading,
+        degraded=got.degraded,
     )
     if got.ahead is not None:
         decision = replace(decision, reasons=(Reason("planned_ahead", got.ahead), *decision.reasons))
@@ -265,17 +336,24 @@ def pool_queue(deps: TickDeps, pool: PoolConfig, now: datetime) -> QueueRead:
     return read_queue(deps.metrics, pool.queue, now, deps.metrics.step_s)
 
 
+def screen_window(config: Config) -> timedelta:
+    """How far back the guard reads to screen its rate as the tick does: the screen's reference window
+    (``predictor.plausible_window``), but no more history than the tick's model reads."""
+    settings = config.predictor
+    read = settings.trend_window if settings.model == "trend_lr" else settings.history
+    return min(settings.plausible_window, read)
+
+
 def current_rate(deps: TickDeps, pool: PoolConfig, now: datetime) -> float | None:
-    """The latest observed rate, or None when it is missing or stale (the guard then does nothing:
-    holding and alerting on missing metrics is the tick's job)."""
-    step_s = deps.metrics.step_s
-    try:
-        series = deps.metrics.fetch(pool.query, now - timedelta(seconds=2 * step_s), now, step_s).finite()
-    except MetricsUnavailable:
+    """The short-window rate (the latest sample of ``guard.query``, else of the pool's query, at the pool's step)
+    through the tick's plausibility screen (over its ``plausible_window``), or None when it is missing, stale or
+    refused (the guard then does nothing: holding and alerting is the tick's job). A latest sample rising past
+    its precedent counts only up to it (policy/screen.py)."""
+    since = now - screen_window(deps.config)
+    screened = fetch_screened(deps, pool, now, since, query=pool.guard.query)
+    if isinstance(screened, str) or screened.hold is not None:
         return None
-    if len(series) == 0 or now.timestamp() - series.last_t > 2 * max(step_s, series.step_s):
-        return None
-    rate = float(series.last_rps)
+    rate = float(screened.series.last_rps)
     return rate if math.isfinite(rate) else None
 
 
@@ -288,7 +366,10 @@ def guard_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
     queue = pool_queue(deps, pool, now)
     if queue.cause is not None:
         return None
-    observed = Forecast(peak_rps=rate, observed_rps=rate, horizon_s=0.0, model="guard")
+    last = deps.history.forecasts.get(pool.name)
+    wanted = last[1].guard_rps(rate) if last is not None else rate
+    details: dict[str, float | str] = {"multiplier": last[1].guard_multiplier} if last is not None else {}
+    observed = Forecast(peak_rps=wanted, observed_rps=rate, horizon_s=0.0, model="guard", details=details)
     effects = deps.overrides.effects(pool.name, now)
     decision = decide(pool, now, state, observed, effects, guard=True, queue=queue.reading)
     return decision if decision.changed else None

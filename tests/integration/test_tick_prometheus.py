@@ -106,3 +106,22 @@ def test_data_long_gone_holds(prometheus_nasa: PrometheusWithTrace) -> None:
     nasa = decision_of(report, "nasa")
     assert nasa.held and nasa.desired == 12
     assert nasa.hold_cause is not None and "no data between" in nasa.hold_cause
+
+
+def test_a_forecast_over_a_gap_is_degraded_and_never_scales_in(prometheus_nasa: PrometheusWithTrace) -> None:
+    """The real Prometheus, an exporter down for 3 hours and back 5 minutes ago (rate() warming up over its
+    5-minute range): the pool's forecast is degraded — said in the Decision — and the pool is not scaled in on
+    it, while the whole series beside it decides normally. An hour later the window is whole again."""
+    from tests.fixtures.prometheus import GAP_ROWS, GAPPY_QUERY
+
+    prom = prometheus_nasa
+    back = prom.at(GAP_ROWS[1])  # the first row after the hole has just finished
+    report = run(prom, back, {"gappy": 30, "nasa": 30}, pool("gappy", GAPPY_QUERY), pool("nasa", prom.query))
+    gappy, whole = decision_of(report, "gappy"), decision_of(report, "nasa")
+    assert gappy.degraded is not None and "gap in the metrics" in gappy.degraded
+    assert "rate() warming up" in gappy.degraded
+    assert "degraded" in gappy.reason_codes() and not gappy.held
+    assert gappy.desired == 30 and gappy.need is not None and gappy.need < 30  # it would have scaled in
+    assert whole.degraded is None and whole.desired < 30  # the same traffic without the hole scales in
+    later = run(prom, prom.at(GAP_ROWS[1] + 12), {"gappy": 30}, pool("gappy", GAPPY_QUERY))
+    assert decision_of(later, "gappy").degraded is None

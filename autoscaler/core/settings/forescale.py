@@ -202,6 +202,12 @@ class GuardSettings(_Strict):
     interval: Duration = Field(
         timedelta(minutes=2), description="time between guard checks (a few minutes: short against the tick)"
     )
+    query: str | None = Field(
+        None,
+        min_length=1,
+        description="PromQL of the short-window rate the guard acts on, e.g. sum(rate(x[1m])) beside the pool's "
+        "sum(rate(x[5m])); default: the pool's query (its latest sample at the pool's step)",
+    )
 
     @field_validator("interval")
     @classmethod

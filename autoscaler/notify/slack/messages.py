@@ -202,7 +202,7 @@ class MessageFormatter:
         if d.placed is not None:
             facts.append(f"nodes: {d.counts()}")
         if d.forecast_rps is not None:
-            facts.append(f"forecast *{d.forecast_rps:.1f} rps*")
+            facts.append(f"forecast *{d.forecast_rps:.1f} rps*" + (" (degraded)" if d.degraded else ""))
         if d.observed_rps is not None:
             facts.append(f"observed *{d.observed_rps:.1f} rps*")
         if d.model:
@@ -229,6 +229,9 @@ class MessageFormatter:
             if p.kind == "held":
                 count = d.current if d is not None else "?"
                 parts.append(f"held at {count} nodes: metrics unavailable ({esc(p.cause)}); never scaled in blind")
+            elif p.kind == "degraded":
+                count = d.desired if d is not None else "?"
+                parts.append(f"degraded forecast: {esc(p.cause)}; {count} nodes, never scaled in on it")
             elif p.cause.startswith("machines: "):
                 count = f"the count is {d.desired}; " if d is not None else ""
                 parts.append(f"{esc(p.cause)} ({count}machines not shrunk on an error)")

@@ -99,9 +99,16 @@ def test_a_jump_confirmed_by_the_next_sample_is_followed(fault_world: FaultWorld
 
 
 def test_the_plausibility_bound_is_configurable(fault_world: FaultWorld) -> None:
+    """Above the bound an unconfirmed jump holds the pool; below it, it is not held but, like any rise past its
+    precedent, believed only up to that precedent until the next sample confirms it (policy/screen.py)."""
     cfg = fault_world.base_config()
     cfg["predictor"]["plausible_jump"] = 50  # 26.7x is plausible now
     fault_world.script.value = lambda t, end: 4000.0 if t >= end else 150.0
+    code, pool, _ = tick(fault_world, cfg)
+    assert code == 0
+    assert pool["decision"]["held"] is False and "confirms" in (pool["decision"]["degraded"] or "")
+    assert fault_world.count() == 20  # believed up to 150 req/s; a degraded decision never scales in
+    fault_world.script.value = lambda t, end: 4000.0 if t >= end - STEP else 150.0  # the next sample confirms it
     code, pool, _ = tick(fault_world, cfg)
     assert code == 0
     assert pool["status"] == "applied" and fault_world.count() == 100

@@ -41,6 +41,10 @@ class Scripted:
 
 
 def demand_at(t: float) -> float:
+    # The dip at 640 is history before the replay starts: the pool has risen 2.5× in one step before, so the
+    # rise to 45 at 1180 has a precedent and is believed at once (policy/screen.py).
+    if 640 <= t < 700:
+        return 10.0
     return 25.0 if t < 1180 else 45.0 if t < 1360 else 15.0
 
 
@@ -96,7 +100,10 @@ def test_gaps_are_masked_not_zero_demand_and_nodes_still_cost() -> None:
     assert r.under_capacity_minutes == 0.0
     assert r.observed_minutes == pytest.approx(7.0)
     assert r.total_requests == pytest.approx((25 * 3 + 45 * 2 + 15 * 2) * 60)
-    assert r.node_hours == pytest.approx(30 * 60 / 3600)  # 5 nodes ran through the unobserved minute
+    # 5 nodes ran through the unobserved minute, and stayed at 1360: the forecast window there (the last
+    # horizon) still holds the gap, so that forecast is degraded and never scales in (3·2 + 5·6 node-minutes).
+    assert r.decisions == [(1000.0, 3), (1120.0, 5), (1240.0, 5), (1360.0, 5)]
+    assert r.node_hours == pytest.approx(36 * 60 / 3600)
 
 
 def simulate(t: np.ndarray, requests: list[tuple[float, int]], lead_s: float) -> ReplayResult:
@@ -316,7 +323,7 @@ def test_the_guard_scales_up_between_ticks_in_a_replay() -> None:
     it at 1240 (the interval ending then), two minutes before the next tick, and its nodes are ready at 1360
     instead of 1480."""
     t = np.arange(400.0, 1601.0, 60.0)
-    trace = Trace("jump", t, np.where(t < 1180, 25.0, 45.0) * 60, 60.0)
+    trace = Trace("jump", t, np.array([demand_at(x) if x < 1360 else 45.0 for x in t]) * 60, 60.0)
     peaks = {1000.0: 30.0, 1360.0: 50.0, 1720.0: 50.0}  # this script observes nothing: only the guard does
     r = replay(trace, guard_config(), "p", start=1000.0, predictor=Scripted(peaks))
     assert r.decisions == [(1000.0, 3), (1240.0, 5), (1360.0, 5)]

@@ -86,3 +86,18 @@ def test_off_shadow_and_unknown_count_rows() -> None:
     data = json.loads(report_json(rep))
     face = data["pools"][2]
     assert face["decision"] is None and face["estimate"]["need"] == 7 and face["status"] == "failed"
+
+
+def test_a_degraded_forecast_is_marked_in_the_table_and_explained() -> None:
+    rep = report()
+    ocr = rep.outcomes[0]
+    why = "a gap in the metrics from 09:00 UTC to 12:00 UTC (3h) within the last 35m"
+    d = replace(ocr.decision, degraded=why)  # type: ignore[type-var]
+    d = replace(d, reasons=(*d.reasons, type(d.reasons[0])("degraded", f"degraded: {why}; never scales in on it", 2)))
+    rep = replace(rep, outcomes=(replace(ocr, decision=d), *rep.outcomes[1:]))
+    console = Console(width=160, record=True)
+    print_report(console, rep, "plan", as_json=False)
+    text = console.export_text()
+    assert "100 (degraded)" in text
+    assert f"degraded: {why}" in text
+    assert json.loads(report_json(rep))["pools"][0]["decision"]["degraded"] == why

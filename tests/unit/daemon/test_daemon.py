@@ -398,3 +398,23 @@ def test_stop_shortens_the_running_ticks_deadline_and_no_new_work_starts() -> No
         assert daemon.act("interval", lambda _d: "never") is None
     finally:
         daemon.server.httpd.server_close()
+
+
+def test_a_degraded_forecast_is_exported_and_cleared_by_the_next_whole_one() -> None:
+    from autoscaler.core.decision import Decision, Reason
+    from autoscaler.core.report import PoolOutcome
+    from autoscaler.daemon.metrics import DaemonMetrics
+
+    metrics = DaemonMetrics()
+    value = metrics.registry.get_sample_value
+
+    def report(degraded: str | None, guard: bool = False) -> TickReport:
+        d = Decision("ocr", T0, 4, 4, (Reason("forecast", "f"),), forecast_rps=30.0, degraded=degraded, guard=guard)
+        return TickReport(at=T0, outcomes=(PoolOutcome("ocr", "unchanged", d),), guard=guard)
+
+    metrics.observe(report("a gap in the metrics …"), "interval")
+    assert value("forescale_pool_forecast_degraded", {"pool": "ocr"}) == 1.0
+    metrics.observe(report(None, guard=True), "guard")  # a guard check reads no forecast: it changes nothing
+    assert value("forescale_pool_forecast_degraded", {"pool": "ocr"}) == 1.0
+    metrics.observe(report(None), "interval")
+    assert value("forescale_pool_forecast_degraded", {"pool": "ocr"}) == 0.0

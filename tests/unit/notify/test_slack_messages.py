@@ -347,3 +347,45 @@ def test_queued_too_long_warning_and_counts_reach_slack() -> None:
     placed = Event("pool_placed", "ocr", "all 14 workers placed again after 40m with some queued", T0)
     again = tick_message(fmt, FailureTracker(timedelta(hours=1)), report(fine("ocr"), events=[placed]))
     assert again is not None and again.blocks[1]["text"]["text"].startswith(":white_check_mark: *pool placed*")
+
+
+def degraded(pool: str = "asr", current: int = 6) -> PoolOutcome:
+    why = "a gap in the metrics from 09:00 UTC to 12:00 UTC (3h) within the last 35m; rate() warming up until 12:05 UTC"
+    d = Decision(
+        pool=pool,
+        at=T0,
+        current=current,
+        desired=current,
+        reasons=(Reason("degraded", f"degraded: {why}; never scales in on it; held at {current} (wanted 2)", 6),),
+        forecast_rps=12.0,
+        observed_rps=3.0,
+        degraded=why,
+    )
+    return PoolOutcome(pool, "unchanged", d)
+
+
+def test_a_degraded_forecast_is_announced_once_then_its_recovery() -> None:
+    """A forecast built on a gap is never shown as a real one: an alert says why, and the pool's count; the
+    next whole forecast is the recovery. A guard check in between (no forecast) does not close it."""
+    fmt = MessageFormatter(config())
+    tracker = FailureTracker(timedelta(hours=1))
+    msg = tick_message(fmt, tracker, report(degraded()))
+    assert msg is not None and msg.blocks[0]["text"]["text"] == "forescale: asr degraded"
+    body = msg.blocks[1]["text"]["text"]
+    assert body.startswith(":warning: *asr* degraded forecast: a gap in the metrics from 09:00 UTC to 12:00 UTC")
+    assert "6 nodes, never scaled in on it" in body
+    assert tick_message(fmt, tracker, report(degraded())) is None  # once
+    guard = TickReport(at=T0 + timedelta(minutes=2), outcomes=(scaled("asr", 6, 8),), events=(), guard=True)
+    assert digest(guard, tracker, guard.at).recoveries == []
+    later = T0 + timedelta(minutes=20)
+    msg = tick_message(fmt, tracker, report(fine(), at=later))
+    assert msg is not None and "recovered after 20m (was degraded: a gap in the metrics" in msg.text
+
+
+def test_a_degraded_forecast_of_a_change_says_so() -> None:
+    d = replace(scaled().decision, degraded="the latest sample (1,500 req/s) rose 10.0× …")
+    msg = tick_message(MessageFormatter(config()), FailureTracker(timedelta(hours=1)), report(scaled()))
+    assert msg is not None and "(degraded)" not in repr(msg.blocks)
+    outcome = PoolOutcome("ocr", "applied", d)
+    msg = tick_message(MessageFormatter(config()), FailureTracker(timedelta(hours=1)), report(outcome))
+    assert msg is not None and "forecast *410.0 rps* (degraded)" in repr(msg.blocks)

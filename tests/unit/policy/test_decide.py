@@ -273,3 +273,33 @@ def test_guard_respects_overrides_step_limit_and_pool_max() -> None:
     assert d.reason_codes()[-1] == "guard_no_scale_in"
     assert decide(pool(max_step_up=3), NOW, 4, fc(120.0, 120.0), guard=True).desired == 7
     assert decide(pool(max=9), NOW, 4, fc(120.0, 120.0), guard=True).desired == 9
+
+
+def test_guard_with_the_last_forecasts_headroom_says_so() -> None:
+    """The guard provisions the rate it sees with the headroom the last tick learned (forecast.peak_rps)."""
+    d = decide(pool(), NOW, 4, fc(68.4, 57.0), guard=True)
+    assert (d.desired, d.need, d.forecast_rps) == (7, 7, 68.4)
+    assert d.reasons[0].message == (
+        "guard: observed 57 rps (+ the last forecast's headroom: 68.4 rps) > capacity 40 rps (4 nodes × 10 rps) "
+        "→ 7 nodes"
+    )
+
+
+def test_a_degraded_forecast_never_scales_in_but_may_scale_up() -> None:
+    why = "a gap in the metrics from 09:00 to 12:00 UTC (3h) within the last 40m"
+    down = decide(pool(), NOW, 10, fc(30.0, 20.0), degraded=why)
+    assert (down.desired, down.changed, down.degraded) == (10, False, why)
+    (reason,) = [r for r in down.reasons if r.code == "degraded"]
+    assert reason.message.startswith(f"degraded: {why}; no recent good forecast: planning with the observed rate")
+    assert reason.message.endswith("never scales in on it; held at 10 (wanted 3)")
+    up = decide(pool(), NOW, 2, fc(30.0, 20.0), degraded=why)
+    assert (up.desired, up.action) == (3, "up")
+    last = Forecast(
+        peak_rps=30.0,
+        observed_rps=20.0,
+        horizon_s=1800,
+        model="t",
+        details={"last_good_at": "2026-03-02T08:40:00+00:00"},
+    )
+    d = decide(pool(), NOW, 3, last, degraded=why)
+    assert "planning with the last good forecast (made at 08:40 UTC)" in d.reasons[-1].message

@@ -8,7 +8,7 @@ import pytest
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.core.settings.predictor import PredictorSettings
-from autoscaler.policy.screen import screen, window_peaks
+from autoscaler.policy.screen import gaps, rate_window_s, screen, window_peaks
 
 POOL = PoolConfig.model_validate(
     {"name": "ocr", "query": "q", "nomad": {"job": "j", "group": "g"}, "capacity_per_node": 10, "max": 100}
@@ -92,3 +92,66 @@ def test_the_fast_path_and_the_exact_walk_agree_on_spiky_traffic() -> None:
     out = screen(series(spiky.tolist()), POOL, SETTINGS)
     assert out.series.rps.tolist() == np.delete(spiky, [300, 900]).tolist()
     assert "unconfirmed spike" in out.notes[0] and "1 more" in out.notes[0]
+
+
+# -- the latest sample's precedent (issue 22 item 1) and degraded windows (issue 21 deliverable 4) ----------
+
+
+def test_a_latest_rise_past_its_precedent_is_believed_only_up_to_it() -> None:
+    """Ten times a steady level in one step, never seen before: believed up to the largest rise of the week
+    (none: 1×), and the decision is degraded (may scale up, never in)."""
+    got = screen(series([150.0] * 29 + [1500.0]), POOL, SETTINGS)
+    assert got.hold is None and got.series.last_rps == 150.0
+    assert got.degraded is not None and "10.0×" in got.degraded and "confirms" in got.degraded
+
+
+def test_a_rise_with_a_precedent_is_believed() -> None:
+    history = [100.0] * 10 + [10.0, 130.0] + [100.0] * 10  # the pool rose 13× in one step this week
+    got = screen(series([*history, 1000.0]), POOL, SETTINGS)
+    assert got.degraded is None and got.series.last_rps == 1000.0
+
+
+def test_the_next_sample_confirms_a_rise() -> None:
+    got = screen(series([150.0] * 28 + [1500.0, 1480.0]), POOL, SETTINGS)
+    assert got.degraded is None and got.series.last_rps == 1480.0
+
+
+def test_a_rise_past_precedent_is_capped_at_the_precedent() -> None:
+    history = [100.0, 150.0] * 10  # rises of 1.5× are normal here
+    got = screen(series([*history, 900.0]), POOL, SETTINGS)  # 6× the sample before
+    assert got.series.last_rps == pytest.approx(1.5 * 150.0)
+    assert got.degraded is not None and "1.50×" in got.degraded
+
+
+def test_rate_window_is_the_longest_range_selector() -> None:
+    assert rate_window_s('sum(rate(http_requests_total{job="ocr"}[5m]))') == 300.0
+    assert rate_window_s("sum(rate(a[1h30m])) / sum(rate(b[30s]))") == 5400.0
+    assert rate_window_s("max_over_time(rate(x[2m])[10m:1m])") == 600.0
+    assert rate_window_s("job:requests:rate5m") == 0.0
+
+
+def minutes(values: list[float | None], end: float = 1_000_000.0) -> RateSeries:
+    """One-minute samples ending at ``end``; None is a missing sample."""
+    t = [end - 60.0 * (len(values) - 1 - i) for i, v in enumerate(values) if v is not None]
+    return RateSeries.from_lists(t, [v for v in values if v is not None], 60.0)
+
+
+def test_a_gap_in_the_recent_window_degrades_and_says_where() -> None:
+    end = 1_000_000.0
+    s = minutes([100.0] * 60 + [None] * 180 + [0.0, 40.0, 100.0, 100.0], end)  # 3 hours missing, back 4 min ago
+    why = gaps(s, end, end - 14 * 86400, window_s=2100.0, warmup_s=300.0)
+    assert why is not None and "gap in the metrics" in why and "(3.02h)" in why
+    assert "rate() warming up" in why
+    # Once the window no longer holds the gap, the samples are whole again.
+    later = minutes([100.0] * 60 + [None] * 180 + [100.0] * 40, end)
+    assert gaps(later, end, end - 14 * 86400, window_s=2100.0, warmup_s=300.0) is None
+
+
+def test_a_new_series_warms_up_but_a_series_read_from_its_start_does_not() -> None:
+    end = 1_000_000.0
+    fresh = minutes([50.0, 80.0, 100.0], end)  # the metric appeared three minutes ago
+    why = gaps(fresh, end, end - 14 * 86400, window_s=2100.0, warmup_s=300.0)
+    assert why is not None and "series started" in why
+    assert gaps(fresh, end, end - 14 * 86400, window_s=2100.0, warmup_s=0.0) is None  # no rate() to warm up
+    whole = minutes([100.0] * 30, end)  # the query asked for exactly these 30 minutes
+    assert gaps(whole, end, end - 29 * 60.0, window_s=2100.0, warmup_s=300.0) is None

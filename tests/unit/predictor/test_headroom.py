@@ -185,3 +185,51 @@ def test_less_history_of_the_same_errors_buys_more_headroom() -> None:
     long = calibrate(np.full(40 * 30, 10.0), np.tile(pattern, (30, 1)), 0.5, block=np.arange(1200) // 20)
     plain = calibrate(np.full(40 * 30, 10.0), np.tile(pattern, (30, 1)), 0.5)
     assert short.multiplier > long.multiplier > plain.multiplier
+
+
+def _guarded(n: int, persistent: bool, seed: int) -> tuple[np.ndarray, ...]:
+    """Forecast 10 req/s, 6 cells per row; the guard's reaction serves a cell with what it saw 2 cells before
+    (the running max), and the scale-in window keeps the highest sample seen before the decision (the ratchet)."""
+    rng = np.random.default_rng(seed)
+    forecast = np.full(n, 10.0)
+    if persistent:  # rises that last and keep growing: 10 % of horizons ramp up by 30-60 % of the level a cell
+        demand = np.full((n, 6), 10.0)
+        up = rng.random(n) < 0.1
+        slope = rng.uniform(0.3, 0.6, int(up.sum()))[:, None]
+        demand[up] = 10.0 * (1.0 + slope * np.arange(6)[None, :])
+    else:  # noise: every cell independent, a sample says nothing of the next
+        demand = 10.0 * rng.lognormal(0.0, 0.35, (n, 6))
+    reaction = np.zeros_like(demand)
+    reaction[:, 2:] = np.maximum.accumulate(demand, axis=1)[:, :4]
+    ratchet = np.array([demand[max(0, i - 3) : i, 0].max() if i else 0.0 for i in range(n)])  # seen before
+    return forecast, demand, reaction, ratchet
+
+
+def test_the_guard_takes_the_multiplier_on_persistent_rises_and_stays_bare_on_noise() -> None:
+    """The guard's rate is scaled by the tick's multiplier only where the replay finds it cheaper: a rise that
+    lasts is served a few cells after it shows instead of by standing headroom; on noise a guard with headroom
+    would raise the fleet to the noise and the window would hold it, so it stays at the bare rate."""
+    forecast, demand, reaction, ratchet = _guarded(3000, persistent=True, seed=12)
+    rises = calibrate(forecast, demand, 0.5, reaction=reaction, ratchet=ratchet)
+    assert rises.guard_multiplier == rises.multiplier > 1.0
+    bare = calibrate(forecast, demand, 0.5, reaction=reaction, ratchet=ratchet, guard_headroom=False)
+    assert bare.guard_multiplier == 1.0 and bare.multiplier > rises.multiplier
+    forecast, demand, reaction, ratchet = _guarded(3000, persistent=False, seed=13)
+    noise = calibrate(forecast, demand, 0.5, reaction=reaction, ratchet=ratchet)
+    assert noise.guard_multiplier == 1.0 and noise.multiplier > 1.0
+
+
+def test_a_bound_stops_the_headroom_of_tick_and_guard_but_never_the_rates_themselves() -> None:
+    """A cold start's bound (the highest rate seen): the multiplier and the guard's headroom stop there."""
+    forecast, demand, reaction, ratchet = _guarded(2000, persistent=True, seed=14)
+    h = calibrate(
+        forecast,
+        demand,
+        0.5,
+        reaction=reaction,
+        ratchet=ratchet,
+        bound=np.full(2000, 12.0),
+        guard_bound=np.full(2000, 12.0),
+    )
+    assert h.apply(10.0) <= 12.0 + 1e-9 and h.apply(40.0) == pytest.approx(40.0)
+    assert h.guard(11.0) <= 12.0 + 1e-9 and h.guard(40.0) == pytest.approx(40.0)

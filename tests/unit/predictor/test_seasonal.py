@@ -78,6 +78,23 @@ def test_little_history_falls_back_to_trend_then_cold() -> None:
     assert cold.peak_rps >= float(np.max(tiny.rps[-6:])) - 1e-9
     single = RateSeries(tiny.t[:1], tiny.rps[:1], STEP)  # one sample: no growth measurable yet
     assert pred.forecast(single, single.last_t, 1800).peak_rps == pytest.approx(COLD_MULTIPLIER * tiny.rps[0])
+    assert COLD_MULTIPLIER == 1.0  # the rate seen: never more than what has been seen
+
+
+def test_cold_start_at_one_second_never_plans_past_the_highest_need_seen() -> None:
+    """Fifteen minutes of bursty 1-second samples (a new pool on a fine-grained source), lead 10 min, tick
+    20 min: the step-to-step growth of 1-second samples is enormous, and it must not become the headroom (it
+    asked for 20× the highest rate ever seen). The capacity is bounded by the highest sample seen, whatever
+    the resolution."""
+    rng = np.random.default_rng(11)
+    t = T0 + np.arange(1, 901, dtype=np.float64)
+    rps = rng.poisson(2.5, 900) * np.where(rng.random(900) < 0.02, 8.0, 1.0)
+    one_second = RateSeries(t, rps.astype(np.float64), 1.0)
+    pred = SeasonalPredictor(policy=PolicyShape(lead_s=600.0, guard_s=120.0, window_s=3600.0))
+    fc = pred.forecast(one_second, float(t[-1]), 1800.0)
+    assert fc.details["mode"] == "cold"
+    assert float(np.max(rps)) * 0.5 <= fc.peak_rps <= float(np.max(rps)) + 1e-9
+    assert fc.guard_rps(float(np.max(rps))) <= float(np.max(rps)) + 1e-9
 
 
 def minute_series(rps: np.ndarray) -> RateSeries:
@@ -85,14 +102,15 @@ def minute_series(rps: np.ndarray) -> RateSeries:
 
 
 def test_cold_start_is_cheap_on_steady_traffic_and_safe_on_growth() -> None:
-    """An hour of 1-minute samples (a new pool), horizon 7 minutes: steady traffic is not provisioned at
-    1.5 × its highest minute, and growing traffic is provisioned for where it will be."""
+    """An hour of 1-minute samples (a new pool), horizon 7 minutes: steady traffic is never provisioned past
+    its highest minute, and growing traffic is provisioned for where it will be."""
     pred = SeasonalPredictor(policy=PolicyShape(lead_s=120.0, guard_s=120.0, window_s=3600.0))
     rng = np.random.default_rng(3)
     steady = minute_series(100.0 * rng.lognormal(0.0, 0.05, 60))
     fc = pred.forecast(steady, steady.last_t, 420.0)
     assert fc.details["mode"] == "cold"
-    assert fc.peak_rps < 1.25 * 100.0 < COLD_MULTIPLIER * float(np.max(steady.rps))
+    assert fc.peak_rps <= float(np.max(steady.rps)) + 1e-9  # never past what it has seen
+    assert fc.guard_rps(1e6) == 1e6  # the observed rate itself is never capped
     growing = minute_series(100.0 * 1.01 ** np.arange(60))
     fc = pred.forecast(growing, growing.last_t, 420.0)
     # Safe: covers the growth until the guard's reaction to the next sample is ready (5 of the 7 minutes;
@@ -255,13 +273,16 @@ def test_cover_credits_the_ticks_observed_need_and_the_guard_at_their_lags() -> 
     pred = SeasonalPredictor(policy=PolicyShape(lead_s=600.0, guard_s=120.0, window_s=0.0))
     y = np.arange(1.0, 21.0)
     cal = np.array([5])
-    cover = pred._cover(y, cal, 6, STEP, np.full(20, np.nan))
-    # y[5] = 6 is observed at the decision; y[6] = 7 is the first sample after it.
-    assert cover.tolist() == [[0.0, 6.0, 6.0, 7.0, 8.0, 9.0]]
+    cover, reaction = pred._cover(y, cal, 6, STEP, np.full(20, np.nan))
+    # y[5] = 6 is observed at the decision; y[6] = 7 is the first sample after it. The guard's reaction is
+    # kept apart: the guard scales it by its own multiplier.
+    assert cover.tolist() == [[0.0, 6.0, 6.0, 6.0, 6.0, 6.0]]
+    assert reaction.tolist() == [[0.0, 0.0, 0.0, 7.0, 8.0, 9.0]]
     no_guard = SeasonalPredictor(policy=PolicyShape(lead_s=600.0, guard_s=None, window_s=0.0))
-    assert no_guard._cover(y, cal, 6, STEP, np.full(20, np.nan)).tolist() == [[0.0, 6.0, 6.0, 6.0, 6.0, 6.0]]
+    cover, reaction = no_guard._cover(y, cal, 6, STEP, np.full(20, np.nan))
+    assert cover.tolist() == [[0.0, 6.0, 6.0, 6.0, 6.0, 6.0]] and not reaction.any()
     # A lead that is not a whole number of cells: ready 11 min after the decision serves cell 3 on.
     odd = SeasonalPredictor(policy=PolicyShape(lead_s=660.0, guard_s=None, window_s=0.0))
-    assert odd._cover(y, cal, 6, STEP, np.full(20, np.nan)).tolist() == [[0.0, 0.0, 6.0, 6.0, 6.0, 6.0]]
+    assert odd._cover(y, cal, 6, STEP, np.full(20, np.nan))[0].tolist() == [[0.0, 0.0, 6.0, 6.0, 6.0, 6.0]]
     held = np.full(20, 50.0)  # needs held by the scale-in window cover every cell at once
-    assert no_guard._cover(y, cal, 6, STEP, held).tolist() == [[50.0] * 6]
+    assert no_guard._cover(y, cal, 6, STEP, held)[0].tolist() == [[50.0] * 6]
