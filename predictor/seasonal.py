@@ -54,6 +54,7 @@ from predictor.base import Forecast
 from predictor.headroom import Headroom, calibrate
 from predictor.ols import LinearRegression
 from predictor.reuse import FitMemo, KeptFit
+from predictor.windows import held_back, rolling, shift, trailing_max, trailing_mean, trend_end
 
 FloatArray = NDArray[np.float64]
 
@@ -116,47 +117,6 @@ def _to_grid(history: RateSeries, max_points: int = MAX_GRID) -> _Grid:
     return _Grid(y, t, step)
 
 
-def _rolling(y: FloatArray, k: int, how: str) -> FloatArray:
-    """Trailing window of ``k`` samples ending at each index (NaN where the window has no data)."""
-    n = y.shape[0]
-    out = np.full(n, np.nan)
-    if k > n:
-        return out
-    seen = np.isfinite(y)
-    if how == "mean":  # O(n) with cumulative sums over the observed samples only
-        csum = np.concatenate(([0.0], np.cumsum(np.where(seen, y, 0.0))))
-        ccount = np.concatenate(([0], np.cumsum(seen)))
-        total, count = csum[k:] - csum[:-k], ccount[k:] - ccount[:-k]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[k - 1 :] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-        return out
-    peak = np.max(sliding_window_view(np.where(seen, y, -np.inf), k), axis=1)
-    out[k - 1 :] = np.where(np.isfinite(peak), peak, np.nan)
-    return out
-
-
-def _trailing_mean(y: FloatArray, k: int) -> FloatArray:
-    """Mean of the observed samples in the last ``k`` (fewer at the start: all there is so far)."""
-    seen = np.isfinite(y)
-    csum = np.concatenate(([0.0], np.cumsum(np.where(seen, y, 0.0))))
-    ccount = np.concatenate(([0], np.cumsum(seen)))
-    lo = np.maximum(np.arange(1, y.shape[0] + 1) - k, 0)
-    count = ccount[1:] - ccount[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, (csum[1:] - csum[lo]) / np.maximum(count, 1), np.nan)
-
-
-def _shift(x: FloatArray, lag: int) -> FloatArray:
-    """x[τ - lag] at τ (NaN before the start); negative lags look ahead (targets only)."""
-    out = np.full(x.shape[0], np.nan)
-    if lag >= 0:
-        if lag < x.shape[0]:
-            out[lag:] = x[: x.shape[0] - lag]
-    elif -lag < x.shape[0]:
-        out[:lag] = x[-lag:]
-    return out
-
-
 def _clip_single_extreme(demand: FloatArray, forecast: FloatArray, rows: NDArray[np.int64], h: int) -> FloatArray:
     """A single extreme error counts no more than the next largest one.
 
@@ -194,41 +154,12 @@ class _Fit:
     budget_pct: float
 
 
-def _trailing_max(y: FloatArray, k: int) -> FloatArray:
-    """Max of the observed samples among the last ``k`` (all there is at the start), in O(n)
-    (van Herk / Gil-Werman blocks: a 7-day window over 1-minute samples stays cheap)."""
-    n = y.shape[0]
-    k = max(1, min(k, n))
-    v = np.where(np.isfinite(y), y, -np.inf)
-    padded = np.concatenate((np.full(k - 1, -np.inf), v))
-    m = -(-padded.shape[0] // k) * k
-    padded = np.concatenate((padded, np.full(m - padded.shape[0], -np.inf))).reshape(-1, k)
-    forward = np.maximum.accumulate(padded, axis=1).ravel()
-    backward = np.maximum.accumulate(padded[:, ::-1], axis=1)[:, ::-1].ravel()
-    out = np.maximum(backward[:n], forward[k - 1 : k - 1 + n])
-    return np.where(np.isfinite(out), out, np.nan)
-
-
-def _trend_end(y: FloatArray, k: int) -> FloatArray:
-    """A line fitted to the last ``k`` samples at each index, read ``k`` steps ahead (NaN on any gap)."""
-    n = y.shape[0]
-    out = np.full(n, np.nan)
-    if k < 2 or n < k:
-        return out
-    win = sliding_window_view(y, k)  # (n - k + 1, k)
-    x = np.arange(k, dtype=np.float64) - (k - 1) / 2.0
-    slope = (win @ x) / float(x @ x)
-    mean = win.mean(axis=1)
-    out[k - 1 :] = mean + slope * ((k - 1) / 2.0 + k)
-    return out
-
-
 def _scale_and_peak(y: FloatArray, step: float) -> tuple[FloatArray, FloatArray]:
     """At each index: the floor's scale — the last day's mean, or the last 10 minutes' if higher (after an outage
     or a jump the day's mean lags far behind the traffic the floor must serve) — and its cap, the recent need:
     the highest rate of the last day (floors never exceed it: a spike's floor is gone a day after it)."""
-    scale = np.fmax(_trailing_mean(y, max(1, round(BASE_S / step))), _trailing_mean(y, max(1, round(LEVEL_S / step))))
-    return scale, _trailing_max(y, max(1, round(BOUND_S / step)))
+    scale = np.fmax(trailing_mean(y, max(1, round(BASE_S / step))), trailing_mean(y, max(1, round(LEVEL_S / step))))
+    return scale, trailing_max(y, max(1, round(BOUND_S / step)))
 
 
 def _scale_and_peak_now(y: FloatArray, step: float) -> tuple[float, float]:
@@ -251,21 +182,13 @@ def _now(calibrated: Headroom, at: tuple[float, float]) -> Headroom:
 def _cold_forecast(y: FloatArray, h: int) -> FloatArray:
     """Cold start's forecast at each index: the peak of the last horizon, or the line through it read a
     horizon ahead when traffic grows (one quiet sample of a bursty pool is not taken for the level)."""
-    return np.fmax(_trailing_max(y, h), _trend_end(y, h))
+    return np.fmax(trailing_max(y, h), trend_end(y, h))
 
 
 def _fit_rows(x: FloatArray, target: FloatArray, rows: NDArray[np.int64]) -> LinearRegression:
     """The regression on ``rows`` (evenly thinned to MAX_TRAIN_ROWS: the fit stays fast on long history)."""
     train = rows[:: max(1, math.ceil(rows.shape[0] / MAX_TRAIN_ROWS))]
     return LinearRegression().fit(x[train], target[train])
-
-
-def _held_back(x: FloatArray, lags: list[int]) -> FloatArray:
-    """max(x[i - lag] for lag in lags) at each i (NaN and out-of-range lags ignored; NaN if none)."""
-    out = np.full(x.shape[0], -np.inf)
-    for lag in lags:
-        out = np.fmax(out, _shift(x, lag))
-    return np.where(np.isfinite(out), out, np.nan)
 
 
 class SeasonalPredictor:
@@ -356,20 +279,20 @@ class SeasonalPredictor:
         tail = n if kept is None else min(n, round(WEEK / step) + max(k_lvl, h) + k_g + 2)
         yf = y[n - tail :]
         logy = np.log(yf + eps)
-        level = np.log(_rolling(yf, k_lvl, "mean") + eps)
-        burst = np.log(_rolling(yf, h, "max") + eps)
-        growth = level - _shift(level, k_g)
-        future = _shift(_rolling(logy, h, "max"), -h)  # log peak over (τ, τ+h]
+        level = np.log(rolling(yf, k_lvl, "mean") + eps)
+        burst = np.log(rolling(yf, h, "max") + eps)
+        growth = level - shift(level, k_g)
+        future = shift(rolling(logy, h, "max"), -h)  # log peak over (τ, τ+h]
         span_s = n * step
         groups: list[tuple[str, list[FloatArray]]] = [("level", [level]), ("trend", [growth, burst])]
         if span_s >= 2 * DAY:
             d = round(DAY / step)
             tod = 2 * np.pi * (grid.t[n - tail :] % DAY) / DAY
             groups.append(("time_of_day", [np.sin(tod), np.cos(tod), np.sin(2 * tod), np.cos(2 * tod)]))
-            groups.append(("daily", [_shift(future, d), _shift(level, d)]))
+            groups.append(("daily", [shift(future, d), shift(level, d)]))
             if span_s >= WEEK + DAY:
                 w = round(WEEK / step)
-                groups.append(("weekly", [_shift(future, w), _shift(level, w)]))
+                groups.append(("weekly", [shift(future, w), shift(level, w)]))
         # A lag that lands in a gap (or not enough data yet): use only what the current row can fill.
         usable = [(name, cols) for name, cols in groups if all(math.isfinite(float(c[-1])) for c in cols)]
         if not usable or usable[0][0] != "level":
@@ -458,7 +381,7 @@ class SeasonalPredictor:
         scale, recent_peak = _scale_and_peak(y, step)
         now = (float(np.nan_to_num(scale[-1])), float(np.nan_to_num(recent_peak[-1])))
         # A cold start's headroom — tick and guard — never plans past the highest rate seen at all.
-        bound = _trailing_max(y, n) if cold else np.full(n, np.inf)
+        bound = trailing_max(y, n) if cold else np.full(n, np.inf)
         # Held rows (no fresh sample: the tick holds) and rows whose traffic is negligible for the SLO
         # (below the SLO's share of the mean rate: serving none of it would still meet the SLO) teach nothing.
         negligible = self.slo_unserved_pct / 100.0 * float(np.nanmean(y))
@@ -469,17 +392,17 @@ class SeasonalPredictor:
         # the ticks at i - I, i - 2I, … inside the window (I = the tick interval in steps).
         interval = max(1, round((horizon_s - policy.lead_s) / step))
         window = [q * interval for q in range(1, math.ceil(policy.window_s / (interval * step) - 1e-9))]
-        held_past = _held_back(past, [0, *window])
-        held_scale = _held_back(scale, [0, *window])
+        held_past = held_back(past, [0, *window])
+        held_scale = held_back(scale, [0, *window])
         if not window:
             ratchet = np.zeros(n)
         elif policy.guard_s is not None:
             # The guard raised the count to (its multiplier ×) any sample above capacity, and the window keeps it:
             # the highest sample of the window before the decision (window_s back from the decision) stands.
             before = np.concatenate(([np.nan], y[:-1]))
-            ratchet = _trailing_max(before, max(1, round(policy.window_s / step) - 1))
+            ratchet = trailing_max(before, max(1, round(policy.window_s / step) - 1))
         else:  # without a guard the window keeps the ticks' observed needs
-            ratchet = _held_back(y, window)
+            ratchet = held_back(y, window)
         cal = rows[:: max(1, math.ceil(rows.shape[0] * h / MAX_CALIBRATION_CELLS))]
         future = sliding_window_view(np.append(y, np.full(h, np.nan)), h)[cal + 1]
         demand = _clip_single_extreme(future, held_past[cal], cal, h)
@@ -488,7 +411,7 @@ class SeasonalPredictor:
         if self.half_life_s:  # recent errors count more: traffic drifts, and so do the model's errors
             weight = 0.5 ** ((cal[-1] - cal) * step / self.half_life_s)
         # The bounds each past decision had (the needs the window held count as seen).
-        limit = _held_back(bound, [0, *window])[cal]
+        limit = held_back(bound, [0, *window])[cal]
         headroom = calibrate(
             np.nan_to_num(held_past[cal]),
             demand,
@@ -496,7 +419,7 @@ class SeasonalPredictor:
             weight=weight,
             level=held_scale[cal],
             cover=cover,
-            floor_cap=_held_back(recent_peak, [0, *window])[cal],
+            floor_cap=held_back(recent_peak, [0, *window])[cal],
             block=((cal - cal[0]) // h).astype(np.int64),  # errors within one horizon are one event
             reaction=reaction,
             bound=limit,

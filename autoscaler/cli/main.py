@@ -200,14 +200,14 @@ def plan(
     cfg = load_config(config)
     only = [p.name for p in select_pools(cfg, pool)]
     clock = clock_of(ctx)
+    real_now = clock.now()
     if at is not None:
         try:
-            clock = ManualClock(parse_when(at, clock.now()))
+            clock = ManualClock(parse_when(at, real_now))
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--at") from None
     deps = build_deps(cfg, clock=clock, notifiers=[])
-    real_now = clock_of(ctx).now()
-    if clock.now() > real_now:  # a future time: forecast from today's data, schedule and overrides as then
+    if at is not None and clock.now() > real_now:  # a future time: today's data; schedule and overrides as then
         deps.data_until = real_now
     report = run_tick(deps, dry_run=True, only=only)
     print_report(console, report, f"forescale plan at {report.at:%Y-%m-%d %H:%M:%S} UTC (dry run)", as_json)

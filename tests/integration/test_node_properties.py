@@ -25,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from autoscaler.core.clock import ManualClock
 from autoscaler.policy.tick import run_tick
+from tests.cloud_worlds import AwsCloud
 from tests.fakes.aws_asg_proxy import AsgProxy
 from tests.fakes.nomad import FakeNomad
 from tests.fixtures.moto import Aws, MotoServer
@@ -55,7 +56,7 @@ class NodeStepMachine(RuleBasedStateMachine):
         tmp = self.tmp / f"w{id(self)}"
         tmp.mkdir()
         self.world = World(
-            self.fake, self.aws, self.proxy, self.clock, tmp, self.monkeypatch, machines=machines + foreign,
+            self.fake, AwsCloud(self.aws, self.proxy, self.clock), tmp, self.monkeypatch, machines=machines + foreign,
             foreign=foreign, pool_kw={"scale_in_cooldown": "0s"}, boot_timeout="10m", down_timeout="10m",
         )  # fmt: skip
         self.foreign = {m for m in self.world.link.foreign}

@@ -92,3 +92,20 @@ def test_a_past_time_is_unchanged(world: dict[str, Any]) -> None:
     assert result.exit_code == 0, result.output
     codes = [r["code"] for r in json.loads(result.output)["pools"][0]["decision"]["reasons"]]
     assert "planned_ahead" not in codes and "forecast" in codes
+
+
+class MovingClock(ManualClock):
+    """A clock that moves on every reading, as the system clock does."""
+
+    def now(self) -> datetime:
+        self.advance(timedelta(milliseconds=5))
+        return super().now()
+
+
+def test_a_plan_of_now_on_a_moving_clock_is_not_planned_ahead(world: dict[str, Any]) -> None:
+    """Without --at, time passing while the plan runs does not make it a plan of the future."""
+    args = ["plan", "-c", str(world["path"]), "--json"]
+    result = CliRunner().invoke(app, args, obj=CliState(clock=MovingClock(world["now"])))
+    assert result.exit_code == 0, result.output
+    codes = [r["code"] for r in json.loads(result.output)["pools"][0]["decision"]["reasons"]]
+    assert "planned_ahead" not in codes and "forecast" in codes, codes

@@ -132,17 +132,19 @@ def _slot(
             "one runs on it, so it never drains or terminates it (cloned VMs, or a machine attribute that is not "
             "unique: set nodes.instance_attribute)",
         )
+    newest_down = max(down, key=lambda n: n.create_index) if down else None
+    outside = claims[0] if claims else newest_down
+    if outside is not None and not outside.in_pool:  # a dead node of another pool still makes its machine theirs
+        return Slot(
+            machine,
+            "foreign",
+            outside,
+            why=f"machine {machine.id} is node {outside.name} of node pool '{outside.node_pool}', outside this "
+            f"pool's filters ({filters}): never drained, terminated or counted by this pool; give each Nomad node "
+            "pool its own group",
+        )
     if claims:
         node = claims[0]
-        if not node.in_pool:
-            return Slot(
-                machine,
-                "foreign",
-                node,
-                why=f"machine {machine.id} is node {node.name} of node pool '{node.node_pool}', outside this pool's "
-                f"filters ({filters}): never drained, terminated or counted by this pool; give each Nomad node pool "
-                "its own group",
-            )
         if retiring(node):
             return Slot(machine, "retiring", node)
         if node.status == "ready" and node.eligible and not node.draining:
@@ -159,9 +161,8 @@ def _slot(
             node,
             why=f"{node.label} is {'draining' if node.draining else 'ineligible'} by someone else: left alone",
         )
-    if down:
-        node = max(down, key=lambda n: n.create_index)
-        return Slot(machine, "down", node, since=node.status_since)
+    if newest_down is not None:
+        return Slot(machine, "down", newest_down, since=newest_down.status_since)
     if machine.phase == "standby":
         return Slot(machine, "standby", why=f"machine {machine.id} is in standby ({machine.state}): left alone")
     start = _start(machine, seen, now)

@@ -136,6 +136,16 @@ def test_machines_of_another_node_pool_are_never_counted_drained_or_reaped() -> 
     assert "outside this pool's filters (node_pool=gpu)" in plan.actions[-1].message
 
 
+def test_a_dead_node_of_another_node_pool_keeps_its_machine_foreign() -> None:
+    """Found by the property test: a machine whose only node is a *down* node of another pool is not this pool's
+    dead machine — it is never reaped, however long it has been down."""
+    mine = [node(i, alloc()) for i in (1, 2)]
+    dead = replace(node(3), node_pool="cpu", in_pool=False, status="down", status_since=T0)
+    plan = plan_nodes(pool(down_timeout="10m"), 2, group(3), [*mine, dead], T0 + timedelta(hours=2))
+    assert writes(plan) == []
+    assert [a.key for a in plan.actions if a.kind == "warning"] == ["foreign:i-3"]
+
+
 def test_the_reconciler_reads_outside_nodes_only_for_unexplained_machines() -> None:
     prov = Provider(5)
     mine = [node(i, alloc()) for i in (1, 2, 3)]

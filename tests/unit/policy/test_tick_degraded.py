@@ -24,6 +24,8 @@ STEP = 60.0
 class ScriptMetrics:
     """One-minute samples of ``value(t)``; None is a sample the source does not have (a gap)."""
 
+    step_s = STEP
+
     def __init__(self, value: Callable[[float], float | None]) -> None:
         self.value = value
 
@@ -149,6 +151,8 @@ def test_the_guard_reads_its_own_short_window_query_when_given() -> None:
     source = deps.metrics
 
     class Recording:
+        step_s = STEP
+
         def fetch(self, query: str, start: datetime, end: datetime, step_s: float) -> RateSeries:
             seen.append(query)
             return source.fetch(query, start, end, step_s)

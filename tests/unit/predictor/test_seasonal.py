@@ -15,10 +15,10 @@ from predictor.seasonal import (
     DAY,
     PolicyShape,
     SeasonalPredictor,
-    _held_back,
-    _trailing_max,
-    _trailing_mean,
 )
+from predictor.windows import held_back as _held_back
+from predictor.windows import trailing_max as _trailing_max
+from predictor.windows import trailing_mean as _trailing_mean
 
 STEP = 300.0
 T0 = 1_700_006_400.0  # a UTC midnight

@@ -12,7 +12,7 @@ import pytest
 from autoscaler.config import load_config
 from autoscaler.core.errors import ConfigError
 from autoscaler.core.series import RateSeries
-from autoscaler.policy.tick import run_tick
+from autoscaler.policy.tick import run_tick, screen_window
 from autoscaler.sources.prometheus import PrometheusSource
 from autoscaler.sources.registry import build_metrics_source
 from tests import REPO
@@ -78,7 +78,8 @@ def test_the_tick_and_the_guard_query_at_the_sources_own_step_not_prometheus_ste
     assert metrics.asked and all(step == 120.0 for step, _ in metrics.asked)
     metrics.asked.clear()
     run_tick(make_deps(cfg, metrics), guard=True)
-    assert metrics.asked == [(120.0, 240.0)]  # the current rate: two of the source's steps
+    # the current rate, screened as the tick screens it: the plausibility window, at the source's step
+    assert metrics.asked == [(120.0, screen_window(cfg).total_seconds())]
 
 
 def test_staleness_is_judged_on_the_sources_step() -> None:
