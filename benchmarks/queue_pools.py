@@ -28,7 +28,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from policy import _peak_rps  # noqa: E402
+from cases import peak_over_50  # noqa: E402
 
 # ../shared beside the checkout, as in CI (FORESCALE_TRACES: elsewhere, e.g. from a git worktree)
 TRACES = Path(os.environ.get("FORESCALE_TRACES") or ROOT.parent / "shared" / "data" / "traces")
@@ -40,8 +40,7 @@ STRICTER = (0.5, 0.25, 0.1)  # unserved SLOs (%) tried for the plain pool, to re
 
 def backtest(path: Path, *extra: str) -> dict:
     """`forescale backtest --json` at the bar's settings, always scored on waits (``--latency-slo``)."""
-    peak, _ = _peak_rps(path)
-    cmd = [FORESCALE, "backtest", "--trace", str(path), "--capacity-per-node", repr(peak / 50.0)]
+    cmd = [FORESCALE, "backtest", "--trace", str(path), "--capacity-per-node", repr(peak_over_50(path))]
     cmd += ["--lead-time", "10m", "--interval", "20m", "--json", *extra]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
@@ -54,11 +53,11 @@ def plain_scored_on_waits(path: Path, slo_pct: float | None = None) -> dict:
     from predictor.trace import load_trace
 
     trace = load_trace(path)
-    peak, _ = _peak_rps(path)
-    cfg, pool, _ = _build_config(None, None, peak / 50.0, "10m", "20m", slo_pct)
+    capacity = peak_over_50(path)
+    cfg, pool, _ = _build_config(None, None, capacity, "10m", "20m", slo_pct)
     result = replay(trace, cfg, pool)
     first = start_index(trace)
-    q = queue_figures(result.t, trace.rps[first:], result.ready, peak / 50.0, trace.step_s, SLO_S)
+    q = queue_figures(result.t, trace.rps[first:], result.ready, capacity, trace.step_s, SLO_S)
     return {**result.summary(), "queue": q.summary()}
 
 
