@@ -36,6 +36,7 @@ from autoscaler.core.errors import NodeProviderError
 from autoscaler.core.nodes import GroupState, LaunchFailure, Machine, MachineGroup, MachinePhase, TerminateResult
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.core.settings.nodes import AwsAsgSettings
+from autoscaler.nodes.cloud_calls import refuse_above_max
 
 log = logging.getLogger("forescale.nodes.aws")
 
@@ -309,11 +310,7 @@ class AwsAsgProvider:
         return out
 
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
-        if group.max is not None and desired > group.max:
-            raise NodeProviderError(
-                f"{self.where}: {desired} machines is above the group's MaxSize {group.max} (not asked)",
-                code="AboveMax",
-            )
+        refuse_above_max(self.where, group, desired, "MaxSize")
         self._set_desired(desired)
         log.info("%s: desired capacity %d → %d (pool %s)", self.where, group.desired, desired, pool.name)
         return f"{self.where}: desired capacity {group.desired} → {desired}"

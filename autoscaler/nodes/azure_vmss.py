@@ -26,7 +26,7 @@ from autoscaler.core.nodes import GroupState, LaunchFailure, Machine, MachineGro
 from autoscaler.core.settings.clouds import AzureVmssSettings
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.nodes.azure_api import CredentialFactory, VmssApi
-from autoscaler.nodes.cloud_calls import Pacer
+from autoscaler.nodes.cloud_calls import Pacer, refuse_above_max
 
 log = logging.getLogger("forescale.nodes.azure")
 
@@ -138,12 +138,7 @@ class AzureVmssProvider:
     # ------------------------------------------------------------------ changes
 
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
-        if group.max is not None and desired > group.max:
-            raise NodeProviderError(
-                f"{self.where}: {desired} machines is above the group's max {group.max} (nodes.azure.max_size; not "
-                "asked)",
-                code="AboveMax",
-            )
+        refuse_above_max(self.where, group, desired, "max (nodes.azure.max_size)")
         self.api.set_capacity(desired)
         log.info("%s: capacity %d → %d (pool %s)", self.where, group.desired, desired, pool.name)
         return f"{self.where}: capacity {group.desired} → {desired}"

@@ -1,5 +1,6 @@
 """What the cloud-SDK node providers (gce_mig, azure_vmss) share: their optional extras, bounded retries that
-honour ``Retry-After``, and following a long-running operation to a deadline.
+honour ``Retry-After``, and following a long-running operation to a deadline; and what every provider checks
+before it asks for machines (``refuse_above_max``).
 
 Time is injectable (``Pacer(clock, sleep)``): the providers' tests point the SDKs at local servers and move a
 manual clock instead of sleeping. Every wait is bounded by ``autoscaler.core.deadline.budget`` as well, so a
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from autoscaler.core.deadline import budget
+from autoscaler.core.errors import NodeProviderError
+from autoscaler.core.nodes import MachineGroup
 
 T = TypeVar("T")
 
@@ -118,3 +121,12 @@ class Pacer:
             if done:
                 return
             delay = max(delay, 0.5)
+
+
+def refuse_above_max(where: str, group: MachineGroup, desired: int, max_name: str) -> None:
+    """Raise ``NodeProviderError`` (code ``AboveMax``) before any call when ``desired`` is above the group's max
+    (``max_name``: what the operator knows it as)."""
+    if group.max is not None and desired > group.max:
+        raise NodeProviderError(
+            f"{where}: {desired} machines is above the group's {max_name} {group.max} (not asked)", code="AboveMax"
+        )

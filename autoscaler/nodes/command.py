@@ -34,6 +34,7 @@ from autoscaler.core.errors import NodeProviderError
 from autoscaler.core.nodes import GroupState, LaunchFailure, Machine, MachineGroup, MachinePhase, TerminateResult
 from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.core.settings.nodes import CommandSettings
+from autoscaler.nodes.cloud_calls import refuse_above_max
 
 log = logging.getLogger("forescale.nodes.command")
 
@@ -78,10 +79,7 @@ class CommandProvider:
         return self._resize(pool, group, "cancel", desired, lambda after: after == desired, "Refused")
 
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
-        if group.max is not None and desired > group.max:
-            raise NodeProviderError(
-                f"{self.where}: {desired} machines is above the group's max {group.max} (not asked)", code="AboveMax"
-            )
+        refuse_above_max(self.where, group, desired, "max")
         return self._resize(pool, group, "scale_out", desired, lambda after: after >= desired, "Short")
 
     def _resize(

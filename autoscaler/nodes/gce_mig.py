@@ -27,7 +27,7 @@ from autoscaler.core.errors import NodeProviderError
 from autoscaler.core.nodes import GroupState, LaunchFailure, Machine, MachineGroup, MachinePhase, TerminateResult
 from autoscaler.core.settings.clouds import GceMigSettings
 from autoscaler.core.settings.forescale import PoolConfig
-from autoscaler.nodes.cloud_calls import Pacer
+from autoscaler.nodes.cloud_calls import Pacer, refuse_above_max
 from autoscaler.nodes.gce_api import STOCKOUT_CODES, MigApi
 
 log = logging.getLogger("forescale.nodes.gce")
@@ -181,12 +181,7 @@ class GceMigProvider:
     # ------------------------------------------------------------------ changes
 
     def scale_out(self, pool: PoolConfig, group: MachineGroup, desired: int) -> str:
-        if group.max is not None and desired > group.max:
-            raise NodeProviderError(
-                f"{self.where}: {desired} machines is above the group's max {group.max} (nodes.gce.max_size; not "
-                "asked)",
-                code="AboveMax",
-            )
+        refuse_above_max(self.where, group, desired, "max (nodes.gce.max_size)")
         self.api.resize(desired)
         log.info("%s: target size %d → %d (pool %s)", self.where, group.desired, desired, pool.name)
         return f"{self.where}: target size {group.desired} → {desired}"

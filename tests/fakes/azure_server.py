@@ -18,14 +18,13 @@ delete, rolling, operation): ``throttle`` (429 + ``Retry-After``, Compute's thro
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tests.fakes.azure_world import QUOTA_MESSAGE, SKU_MESSAGE, AzureWorld, Vm, Vmss
-from tests.fakes.cloud_http import CloudServer, Reply, Request
+from tests.fakes.cloud_http import CloudFake, CloudServer, Reply, Request
 
 SETS = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/"
@@ -57,35 +56,14 @@ def _time(when: datetime | None) -> str | None:
     return when.isoformat().replace("+00:00", "+00:00") if when else None
 
 
-class AzureFake:
+class AzureFake(CloudFake):
     def __init__(self, clock: Callable[[], datetime], *, token: str, tls: tuple[Path, Path]) -> None:
+        super().__init__()
         self.world = AzureWorld(clock)
         self.token = token
         self.server = CloudServer(self.handle, tls=tls)
         self.retry_after = 10  # seconds the async-operation status asks pollers to wait (§2)
         self.page_size = PAGE
-        self._faults: list[list[Any]] = []
-        self.canned: dict[str, list[Reply]] = {}  # verb → recorded replies to answer first (contract fixtures)
-        self._lock = threading.RLock()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> AzureFake:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def tick(self) -> None:
-        with self._lock:
-            self.world.tick()
-
-    def fail_next(self, kind: str, n: int = 1, verb: str | None = None) -> None:
-        with self._lock:
-            self._faults.append([kind, n, verb])
 
     # ------------------------------------------------------------------ HTTP
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -208,3 +208,37 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+class CloudFake:
+    """What both cloud fakes share around their world and server: start, stop, the world's own progress
+    (``tick``) and scripted faults (``fail_next``: the next ``n`` requests of ``verb``, or of any verb, fail as
+    ``kind``). Subclasses set ``world`` (with a ``tick()``) and ``server`` and answer in ``handle``."""
+
+    world: Any
+    server: CloudServer
+
+    def __init__(self) -> None:
+        self._faults: list[list[Any]] = []  # [kind, remaining, verb]
+        self.canned: dict[str, list[Reply]] = {}  # verb → recorded replies to answer first (contract fixtures)
+        self._lock = threading.RLock()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def tick(self) -> None:
+        with self._lock:
+            self.world.tick()
+
+    def fail_next(self, kind: str, n: int = 1, verb: str | None = None) -> None:
+        with self._lock:
+            self._faults.append([kind, n, verb])
+

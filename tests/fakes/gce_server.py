@@ -29,7 +29,6 @@ import base64
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.cloud_http import CloudServer, Reply, Request
+from tests.fakes.cloud_http import CloudFake, CloudServer, Reply, Request
 from tests.fakes.gce_world import GceWorld, ManagedVm, Mig, Operation
 
 BASE = "https://www.googleapis.com/compute/v1/"
@@ -71,36 +70,15 @@ def _rfc3339(when: datetime) -> str:
     return when.astimezone().isoformat(timespec="milliseconds")
 
 
-class GceFake:
+class GceFake(CloudFake):
     """The world + its HTTP server. ``tick()`` runs Compute Engine's own progress (every request does it first)."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
+        super().__init__()
         self.world = GceWorld(clock)
         self.server = CloudServer(self.handle)
         self.tokens: set[str] = set()
         self._keys: dict[str, Any] = {}
-        self._faults: list[list[Any]] = []  # [kind, remaining, verb]
-        self.canned: dict[str, list[Reply]] = {}  # verb → recorded replies to answer first (contract fixtures)
-        self._lock = threading.RLock()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> GceFake:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def tick(self) -> None:
-        with self._lock:
-            self.world.tick()
-
-    def fail_next(self, kind: str, n: int = 1, verb: str | None = None) -> None:
-        with self._lock:
-            self._faults.append([kind, n, verb])
 
     def clear_faults(self) -> None:
         with self._lock:
