@@ -176,6 +176,8 @@ def explanations(report: TickReport) -> list[str]:
             lines.append(f"[bold]{o.pool}[/]: {reasons} (current count unknown: nothing decided)")
         if o.status == "shadow":
             lines.append(f"[yellow]{o.pool}: {markup_safe(o.note)}[/]")
+        elif o.status == "applied" and o.note:  # Nomad's answer, e.g. "eval 116f3ede": what to look up in Nomad
+            lines.append(f"{o.pool}: applied: {markup_safe(o.note)}")
         if o.error:
             lines.append(f"[red]{o.pool}: {o.status}[/]: {markup_safe(o.error)}")
         if o.nodes is not None:

@@ -101,3 +101,12 @@ def test_a_degraded_forecast_is_marked_in_the_table_and_explained() -> None:
     assert "100 (degraded)" in text
     assert f"degraded: {why}" in text
     assert json.loads(report_json(rep))["pools"][0]["decision"]["degraded"] == why
+
+
+def test_an_applied_change_names_what_nomad_answered() -> None:
+    """The evaluation id (the target's note) is what an operator looks up in Nomad: it is printed below the table."""
+    ocr, face = report().outcomes
+    applied = replace(ocr, status="applied", note="eval 116f3ede")
+    lines = explanations(replace(report(), outcomes=[applied, face]))
+    assert "ocr: applied: eval 116f3ede" in lines
+    assert not any("applied:" in line for line in explanations(report()))
