@@ -414,7 +414,7 @@ class AwsAsgProvider:
         if isinstance(exc, ResponseParserError | KeyError | ValueError | TypeError):
             return NodeProviderError(
                 f"{what}: AWS answered with a body that is not the API's XML (an HTML page from a proxy, a truncated "
-                f"answer, a server error; {type(exc).__name__}); nothing is assumed changed",
+                "answer, a server error); nothing is assumed changed",
                 retryable=True,
                 code="Unreadable",
             )

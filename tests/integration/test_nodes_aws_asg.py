@@ -188,3 +188,13 @@ def test_an_html_page_or_a_cut_answer_is_a_clear_error_and_assumes_nothing(aws: 
         assert "not the API's XML" in text and "nothing is assumed changed" in text and "KeyError" not in text
         assert info.value.retryable
     assert prov.describe(pool()).desired == 2  # the next answer is read as usual
+
+
+def test_an_unreadable_answer_names_no_python_exception() -> None:
+    """Whatever botocore's parser raised on a body that is not the API's XML (the issue saw KeyError on a proxy's
+    HTML page), the operator reads what AWS answered, never a Python exception name."""
+    prov = AwsAsgProvider(AwsAsgSettings(asg_name="gpu-ocr", region="eu-west-1", endpoint_url="http://127.0.0.1:9"))
+    for exc in (KeyError("DescribeAutoScalingGroupsResult"), ValueError("bad"), TypeError("none")):
+        error = prov._error("autoscaling", "DescribeAutoScalingGroups", exc)
+        text = str(error)
+        assert "not the API's XML" in text and type(exc).__name__ not in text and error.retryable
