@@ -7,7 +7,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from autoscaler.core.decision import Decision
+from autoscaler.core.decision import Decision, Estimate
 from autoscaler.core.durations import format_duration_s
 from autoscaler.core.nodes import NodeReport
 from autoscaler.core.report import TickReport
@@ -59,7 +59,9 @@ def report_table(report: TickReport, title: str) -> Table:
                 table.add_row(o.pool, "?", "", "", "", "", "", "", "", *extra, "[red]failed[/]")
             else:  # the count is unknown (e.g. Nomad unreachable) but the forecast is not
                 fcst, obs = f"{e.forecast_rps:.4g}", f"{e.observed_rps:.4g}"
-                table.add_row(o.pool, "?", "", fcst, obs, str(e.need), "—", "?", "", *extra, "[red]failed[/]")
+                count = "?" if e.count is None else str(e.count)
+                shaped = shaped_by(e)
+                table.add_row(o.pool, "?", "", fcst, obs, str(e.need), shaped, count, "", *extra, "[red]failed[/]")
             continue
         table.add_row(
             d.pool,
@@ -155,7 +157,7 @@ def placed_cell(decision: Decision) -> str:
     return f"{decision.placed}+{decision.queued}q" if decision.queued else str(decision.placed)
 
 
-def shaped_by(decision: Decision) -> str:
+def shaped_by(decision: Decision | Estimate) -> str:
     """Short labels of what moved the count off the forecast: 'schedule floor 50, pool max 80'."""
     labels = [
         r.code.replace("_", " ") + (f" {r.nodes}" if r.nodes is not None else "")

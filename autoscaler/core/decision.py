@@ -177,6 +177,7 @@ class Estimate:
     forecast_nodes: int
     reactive_nodes: int
     reasons: tuple[Reason, ...]
+    count: int | None = None  # the need under the overrides in force and the pool's min/max (a pin, a floor …)
 
     @property
     def need(self) -> int:

@@ -349,9 +349,14 @@ def forecast_need(pool: PoolConfig, forecast: Forecast) -> tuple[int, int, list[
     return forecast_nodes, reactive_nodes, reasons
 
 
-def estimate(pool: PoolConfig, now: datetime, forecast: Forecast) -> Estimate:
-    """The forecast's need alone (no current count: no step limit, cooldown or overrides applied)."""
+def estimate(
+    pool: PoolConfig, now: datetime, forecast: Forecast, overrides: Sequence[OverrideEffect] = ()
+) -> Estimate:
+    """The forecast's need with no current count (no step limit or cooldown applied), and what the overrides in
+    force and the pool's min/max make of it (``count``, each clamp a Reason): what `plan` shows without Nomad."""
     forecast_nodes, reactive_nodes, reasons = forecast_need(pool, forecast)
+    need = max(forecast_nodes, reactive_nodes)
+    count = _overrides_and_bounds(pool, need, overrides, _manual_pin(overrides), f"forecast wanted {need}", reasons)
     return Estimate(
         pool=pool.name,
         at=now,
@@ -360,6 +365,7 @@ def estimate(pool: PoolConfig, now: datetime, forecast: Forecast) -> Estimate:
         forecast_nodes=forecast_nodes,
         reactive_nodes=reactive_nodes,
         reasons=tuple(reasons),
+        count=count,
     )
 
 

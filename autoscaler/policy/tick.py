@@ -378,7 +378,7 @@ def guard_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
 def failed_outcome(deps: TickDeps, pool: PoolConfig, now: datetime, error: str | None) -> PoolOutcome:
     """A pool whose count could not be read: failed, with what the forecast alone asks for (plan shows it)."""
     forecast = forecast_pool(deps, pool, now).forecast
-    guess = estimate(pool, now, forecast) if forecast is not None else None
+    guess = estimate(pool, now, forecast, deps.overrides.effects(pool.name, now)) if forecast is not None else None
     return PoolOutcome(pool.name, "failed", None, error=error, estimate=guess)
 
 

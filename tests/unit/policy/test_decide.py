@@ -205,6 +205,19 @@ def test_estimate_is_the_forecast_need_alone() -> None:
     e = estimate(pool(), NOW, fc(95, 120))
     assert (e.forecast_nodes, e.reactive_nodes, e.need) == (10, 12, 12)
     assert [r.code for r in e.reasons] == ["forecast", "observed"]
+    assert e.count == 12
+
+
+def test_estimate_applies_the_overrides_in_force() -> None:
+    """Without a current count (Nomad unreachable) `plan` still shows what a schedule floor or a pin makes of the
+    forecast's need."""
+    from autoscaler.policy.decide import estimate
+
+    floor = OverrideEffect("min", 30, "schedule", "stores-open", "schedule floor 30 (stores-open)")
+    e = estimate(pool(), NOW, fc(95, 120), [floor])
+    assert (e.need, e.count) == (12, 30) and "schedule_floor" in [r.code for r in e.reasons]
+    pin = OverrideEffect("pin", 7, "manual", "ov-1", "pinned to 7 by alice")
+    assert estimate(pool(), NOW, fc(95, 120), [floor, pin]).count == 7
 
 
 # -- scale-in window (HPA stabilisation) ------------------------------------------------------------
