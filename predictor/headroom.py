@@ -76,14 +76,15 @@ class Headroom:
         return min(self.guard_multiplier * rate_rps, max(rate_rps, self.guard_bound_rps))
 
     def at_level(self, level_rps: float, cap_rps: float = _CAP) -> Headroom:
-        """The same headroom with its floor scaled to ``level_rps`` and at most ``cap_rps`` (also the bound)."""
+        """The same headroom with its floor scaled to ``level_rps`` and at most ``cap_rps``; its bounds (a cold
+        start's highest rate seen) stay the calibration's."""
         if self.floor_ratio == _CAP:  # "the floor is the cap": the cap now (or the one it was learned with)
             floor = cap_rps if math.isfinite(cap_rps) else self.floor_rps
         elif self.floor_ratio > 0:
             floor = self.floor_ratio * max(level_rps, 0.0)
         else:
             floor = self.floor_rps
-        return replace(self, floor_rps=min(floor, cap_rps), bound_rps=min(self.bound_rps, cap_rps))
+        return replace(self, floor_rps=min(floor, cap_rps))
 
 
 def unserved_share(capacity: FloatArray, demand: FloatArray, weight: FloatArray | None = None) -> float:

@@ -171,14 +171,6 @@ def _scale_and_peak_now(y: FloatArray, step: float) -> tuple[float, float]:
     return float(np.nan_to_num(np.fmax(day, recent))), float(np.nan_to_num(peak))
 
 
-def _now(calibrated: Headroom, at: tuple[float, float]) -> Headroom:
-    """The calibrated headroom with its floor applied at now's level and cap (``Headroom.at_level``); its bounds
-    (a cold start's highest rate seen, else none) stay the calibration's."""
-    return replace(
-        calibrated.at_level(*at), bound_rps=calibrated.bound_rps, guard_bound_rps=calibrated.guard_bound_rps
-    )
-
-
 def _cold_forecast(y: FloatArray, h: int) -> FloatArray:
     """Cold start's forecast at each index: the peak of the last horizon, or the line through it read a
     horizon ahead when traffic grows (one quiet sample of a bursty pool is not taken for the level)."""
@@ -301,7 +293,7 @@ class SeasonalPredictor:
         names = tuple(name for name, _ in usable)
         if kept is not None and kept.names == names:  # between refits: today's features, the kept model
             last = np.array([[float(c[-1]) for _, cols in usable for c in cols]])
-            headroom = _now(kept.headroom, _scale_and_peak_now(y, step))
+            headroom = kept.headroom.at_level(*_scale_and_peak_now(y, step))
             return _Fit(kept.predicted(last, float(level[-1])), headroom, mode, kept.rows, kept.budget_pct)
         x = np.column_stack([c for _, cols in usable for c in cols])
         rows = np.flatnonzero(np.all(np.isfinite(x), axis=1) & np.isfinite(future))
@@ -346,7 +338,7 @@ class SeasonalPredictor:
                 float(grid.t[-1]), step, h, names, eps, model, rise, calibrated, int(rows.shape[0]), budget
             )
             self.memo.keep(kept_fit)
-        return _Fit(max(predicted, 0.0), _now(calibrated, at_level), mode, int(rows.shape[0]), budget)
+        return _Fit(max(predicted, 0.0), calibrated.at_level(*at_level), mode, int(rows.shape[0]), budget)
 
     def _cold(self, grid: _Grid, horizon_s: float, observed: float) -> _Fit | None:
         """Cold start: the forecast is the observed rate — its peak over the last horizon, so one quiet
@@ -360,7 +352,7 @@ class SeasonalPredictor:
         recent = _cold_forecast(y, h)
         budget = self._budget_pct()
         calibrated, at_level = self._headroom(y, recent, rows, h, step, budget, horizon_s, cold=True)
-        return _Fit(max(float(recent[-1]), 0.0), _now(calibrated, at_level), "cold", int(rows.shape[0]), budget)
+        return _Fit(max(float(recent[-1]), 0.0), calibrated.at_level(*at_level), "cold", int(rows.shape[0]), budget)
 
     def _headroom(
         self,
