@@ -95,7 +95,7 @@ class ActionHistory:
 
     def remember_forecast(self, pool: str, at: datetime, decision: dict[str, object], horizon_s: float) -> None:
         """A good forecast read back from the audit log (a decision's ``to_dict``), unless a newer one is known."""
-        known = self.forecasts.get(pool)
+        known = self.last_forecast(pool)
         if known is not None and known[0] >= at:
             return
         details = decision.get("forecast_details")
@@ -113,7 +113,16 @@ class ActionHistory:
         except (KeyError, TypeError, ValueError):
             return
         if math.isfinite(forecast.peak_rps) and forecast.guard_multiplier >= 1.0:
+            self.keep_forecast(pool, at, forecast)
+
+    def keep_forecast(self, pool: str, at: datetime, forecast: Forecast) -> None:
+        """The pool's last good forecast (what the guard scales its rate by and a degraded tick plans with)."""
+        with self.lock:
             self.forecasts[pool] = (at, forecast)
+
+    def last_forecast(self, pool: str) -> tuple[datetime, Forecast] | None:
+        with self.lock:
+            return self.forecasts.get(pool)
 
     def reset(self) -> None:
         """Forget every action (a replay's first decision sets the fleet: it is not a change).
@@ -244,8 +253,9 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForeca
         lead_s = pool_lead_time(deps, pool, now).seconds
     except ValueError as exc:
         return PoolForecast(None, f"lead time: {exc}")
-    horizon = horizon_seconds(deps.config, pool, lead_s) + ahead_s
-    screened = fetch_screened(deps, pool, data_end, start, gap_window_s=horizon - ahead_s)
+    covered = horizon_seconds(deps.config, pool, lead_s)  # the period this decision must cover
+    horizon = covered + ahead_s
+    screened = fetch_screened(deps, pool, data_end, start, gap_window_s=covered)
     if isinstance(screened, str):
         return PoolForecast(None, screened)
     if screened.hold is not None:
@@ -272,7 +282,7 @@ def forecast_pool(deps: TickDeps, pool: PoolConfig, now: datetime) -> PoolForeca
 def last_good_forecast(deps: TickDeps, pool: PoolConfig, now: datetime, observed: float, horizon_s: float) -> Forecast:
     """What a degraded tick plans with: the last good forecast while the period it planned for lasts (with the
     rate observed now), else the observed rate alone (decide then only raises the count to what it needs)."""
-    last = deps.history.forecasts.get(pool.name)
+    last = deps.history.last_forecast(pool.name)
     if last is not None and (now - last[0]).total_seconds() < last[1].horizon_s:
         at, good = last
         return replace(good, observed_rps=observed, details={**good.details, "last_good_at": at.isoformat()})
@@ -308,7 +318,7 @@ def decide_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolStat
     if got.forecast is not None and queue.cause is not None:  # a bad backlog holds the pool, as a bad rate does
         got = PoolForecast(None, queue.cause)
     if got.forecast is not None and got.degraded is None and got.ahead is None:
-        deps.history.forecasts[pool.name] = (now, got.forecast)
+        deps.history.keep_forecast(pool.name, now, got.forecast)
     effects = deps.overrides.effects(pool.name, now)
     decision = decide(
         pool,
@@ -366,7 +376,7 @@ def guard_pool(deps: TickDeps, pool: PoolConfig, now: datetime, state: PoolState
     queue = pool_queue(deps, pool, now)
     if queue.cause is not None:
         return None
-    last = deps.history.forecasts.get(pool.name)
+    last = deps.history.last_forecast(pool.name)
     wanted = last[1].guard_rps(rate) if last is not None else rate
     details: dict[str, float | str] = {"multiplier": last[1].guard_multiplier} if last is not None else {}
     observed = Forecast(peak_rps=wanted, observed_rps=rate, horizon_s=0.0, model="guard", details=details)
