@@ -50,6 +50,14 @@ class RateSeries:
     def last_t(self) -> float:
         return float(self.t[-1]) if len(self) else math.nan
 
+    def stale(self, now_s: float, step_s: float) -> str | None:
+        """Why the latest sample is too old at ``now_s`` (more than two steps of the source's or the series'
+        own, whichever is longer), or None when it is fresh."""
+        age = now_s - self.last_t
+        if age > 2 * max(step_s, self.step_s):
+            return f"stale: last sample is {age:.0f}s old (more than 2 steps)"
+        return None
+
     @property
     def last_rps(self) -> float:
         return float(self.rps[-1]) if len(self) else math.nan

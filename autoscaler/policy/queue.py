@@ -86,9 +86,9 @@ def _latest(
         return None, f"{what} query: the latest sample is {value} (not a number of messages)"
     if value < 0:
         return None, f"{what} query: the latest sample is negative ({value:g} messages)"
-    age = now.timestamp() - series.last_t
-    if age > 2 * max(step_s, series.step_s):
-        return None, f"{what} query: stale: last sample is {age:.0f}s old (more than 2 steps)"
+    stale = series.stale(now.timestamp(), step_s)
+    if stale is not None:
+        return None, f"{what} query: {stale}"
     return float(value), None
 
 

@@ -229,9 +229,9 @@ def fetch_screened(
         return str(exc)
     if len(series) == 0:
         return "no samples (empty result or only NaN)"
-    age = now.timestamp() - series.last_t
-    if age > 2 * max(step_s, series.step_s):
-        return f"stale: last sample is {age:.0f}s old (more than 2 steps)"
+    stale = series.stale(now.timestamp(), step_s)
+    if stale is not None:
+        return stale
     screened = screen(series, pool, deps.config.predictor)
     if gap_window_s is not None and screened.degraded is None:
         warmup = rate_window_s(pool.query)
