@@ -10,9 +10,10 @@ without a queue section never reads a backlog (its figures are the policy benchm
 (``--latency-slo 3s``) reads the replay's own simulated backlog every tick and guard check.
 
 Bar (issue 25): with the queue section, cost no more than without it, at equal or better p95 wait (SLO: p95
-wait ≤ 3 s). To compare the two at *equal* p95 wait as well, the pool without a queue section is also run with
-a stricter unserved SLO (its only knob: more headroom), until its p95 wait is no worse than the queue-fed
-pool's.
+wait ≤ 3 s). The queue-fed pool's headroom is calibrated for its wait SLO (predictor/headroom.py, ``WaitSLO``),
+the plain pool's for the unserved share. To compare the two at *equal* waits as well, the pool without a queue
+section is also run with a stricter unserved SLO (its only knob: more headroom), until its p95 wait and its share
+of requests waiting beyond the SLO are no worse than the queue-fed pool's.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ TRACES = Path(os.environ.get("FORESCALE_TRACES") or ROOT.parent / "shared" / "da
 FORESCALE = str(ROOT / ".venv" / "bin" / "forescale")
 SLO = "3s"
 SLO_S = 3.0
-STRICTER = (0.5, 0.25, 0.1)  # unserved SLOs (%) tried for the plain pool, to reach the queue-fed pool's p95
+STRICTER = (0.5, 0.25, 0.1)  # unserved SLOs (%) tried for the plain pool, to reach the queue-fed pool's waits
 
 
 def backtest(path: Path, *extra: str) -> dict:
@@ -61,6 +62,12 @@ def plain_scored_on_waits(path: Path, slo_pct: float | None = None) -> dict:
     return {**result.summary(), "queue": q.summary()}
 
 
+def waits_as_good(q: dict, target: dict) -> bool:
+    """Waits no worse than ``target``'s: p95 wait and share of requests waiting beyond the SLO (p95 alone is 0 s
+    for most pools that meet the SLO, whatever their margin)."""
+    return q["p95_wait_s"] <= target["p95_wait_s"] + 1e-9 and q["beyond_slo_pct"] <= target["beyond_slo_pct"] + 1e-9
+
+
 def main() -> None:
     console = Console(width=140)
     table = Table(title=f"queue-fed pools: SLO p95 wait ≤ {SLO}; capacity = peak / 50, lead 10m, tick 20m")
@@ -73,13 +80,13 @@ def main() -> None:
         queued = backtest(path, "--latency-slo", SLO)
         oracle = queued["policies"]["oracle"]["node_hours"]
         rows = [("without queue", plain_scored_on_waits(path)), ("with queue", queued["policies"]["forescale"])]
-        target = rows[1][1]["queue"]["p95_wait_s"]
-        reached = rows[0][1]["queue"]["p95_wait_s"] <= target
-        for pct in STRICTER:  # the plain pool's cost at the queue-fed pool's p95 (its only knob: headroom)
+        target = rows[1][1]["queue"]
+        reached = waits_as_good(rows[0][1]["queue"], target)
+        for pct in STRICTER:  # the plain pool's cost at the queue-fed pool's waits (its only knob: headroom)
             if reached:
                 break
             rows.append((f"without queue, unserved SLO {pct:g} %", plain_scored_on_waits(path, pct)))
-            reached = rows[-1][1]["queue"]["p95_wait_s"] <= target
+            reached = waits_as_good(rows[-1][1]["queue"], target)
         for i, (name, fig) in enumerate(rows):
             q = fig["queue"]
             table.add_row(
@@ -104,12 +111,13 @@ def main() -> None:
             + f"; p95 wait {mine['queue']['p95_wait_s']:.2f} s vs {plain['queue']['p95_wait_s']:.2f} s "
             + ("[green]met[/]" if wait_ok else "[red]missed[/]")
         )
-        equal = [(n, f) for n, f in rows[2:] if f["queue"]["p95_wait_s"] <= mine["queue"]["p95_wait_s"] + 1e-9]
+        equal = [(n, f) for n, f in rows if n != "with queue" and waits_as_good(f["queue"], target)]
         if equal:
             name, fig = equal[0]
             verdicts.append(
-                f"  at equal p95 wait: {name} costs {fig['node_hours'] / oracle:.3f} × oracle "
-                f"(with queue: {mine['node_hours'] / oracle:.3f} ×)"
+                f"  at waits as good (p95 and share beyond the SLO): {name} costs {fig['node_hours'] / oracle:.3f} "
+                f"× oracle, with queue {mine['node_hours'] / oracle:.3f} × "
+                + ("[green]cheaper[/]" if mine["node_hours"] <= fig["node_hours"] + 1e-9 else "[red]dearer[/]")
             )
     console.print(table)
     for line in verdicts:

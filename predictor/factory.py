@@ -33,4 +33,7 @@ def policy_shape(pool: PoolConfig, lead_s: float | None = None) -> PolicyShape:
         lead_s=pool.lead_time.total_seconds() if lead_s is None else lead_s,
         guard_s=pool.guard.interval.total_seconds() if pool.guard.enabled else None,
         window_s=pool.scale_in_window.total_seconds(),
+        wait_slo_s=pool.queue.latency_slo.total_seconds() if pool.queue is not None else None,
+        wait_beyond_pct=100.0 - pool.queue.wait_percentile if pool.queue is not None else 5.0,
+        drain_s=pool.queue.drain_seconds(pool.lead_time) if pool.queue is not None else None,
     )

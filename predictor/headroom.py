@@ -22,6 +22,11 @@ they show saves standing headroom around the clock.
 and ``guard_bound`` the guard's (a cold start's: the highest rate seen): headroom never lifts capacity above
 them, unless the forecast or the observed rate itself is higher.
 
+A queue-fed pool (``wait``) is scored on its own SLO instead: the share of requests that wait longer than
+``wait.slo_s`` in a fluid FIFO queue served at the replayed capacity, cell after cell of each decision's horizon
+(the backlog a short cell leaves is carried into the next; it starts empty at the decision). A shortfall too
+small to make anyone wait past the SLO costs nothing; a long one costs every request behind it.
+
 Errors that no candidate can serve (the largest multiplier over the largest floor) do not use up the budget:
 they would otherwise force the most expensive headroom for nothing. With ``block`` (rows within one horizon
 share an event) the budget must hold with one standard error to spare (``_Search.unserved``).
@@ -52,7 +57,7 @@ _Z = 1.0
 @dataclass(frozen=True)
 class Headroom:
     """``capacity = min(max(multiplier × forecast, floor_rps), max(forecast, bound_rps))``; ``unserved_pct``
-    is its score on history.
+    is its score on history (with a ``WaitSLO``: the share of requests that waited past it).
 
     ``floor_ratio`` is the floor as a multiple of the traffic level (0 when the floor is absolute or
     none; ``inf`` when the floor is the cap); ``at_level`` turns it into ``floor_rps`` for the level and
@@ -85,6 +90,47 @@ class Headroom:
         else:
             floor = self.floor_rps
         return replace(self, floor_rps=min(floor, cap_rps))
+
+
+@dataclass(frozen=True)
+class WaitSLO:
+    """A queue-fed pool's SLO for the calibration: requests may wait ``slo_s`` seconds; cells are ``step_s`` long.
+
+    ``lag`` (cells, 0: none) and ``drain_s``: the guard sees a backlog beyond the SLO and asks for its rate plus
+    ``backlog ÷ drain_s``, ready ``lag`` cells later (``policy/queue.py``)."""
+
+    slo_s: float
+    step_s: float
+    lag: int = 0
+    drain_s: float = 600.0
+
+
+def waiting_beyond(demand: FloatArray, capacity: FloatArray, wait: WaitSLO) -> FloatArray:
+    """Requests (as rates, like ``demand``: rows × horizon) that wait longer than ``wait.slo_s``, per cell.
+
+    Within a cell arrivals ``d`` and capacity ``c`` are constant, so the backlog is ``B(t) = max(0, L(t))`` with
+    ``L`` linear from the backlog carried in to ``L₀ + (d − c)·step``, and a request arriving at ``t`` waits
+    ``B(t) / c`` (FIFO at the cell's capacity); it waits too long while ``L(t) > c·slo``, for the part of the cell
+    found by linear interpolation. The backlog starts empty at each row's decision; with ``wait.lag`` the
+    guard's drain capacity for a backlog seen ``lag`` cells earlier serves the cell."""
+    beyond = np.zeros_like(demand)
+    carried = np.zeros(demand.shape[0])
+    ends = []
+    for j in range(demand.shape[1]):
+        d, c = demand[:, j], capacity[:, j]
+        if wait.lag and j >= wait.lag:
+            seen = ends[j - wait.lag]
+            seen_c = capacity[:, j - wait.lag]
+            c = np.where(seen > seen_c * wait.slo_s, np.maximum(c, demand[:, j - wait.lag] + seen / wait.drain_s), c)
+        end = carried + (d - c) * wait.step_s
+        hi, lo = np.maximum(carried, end), np.minimum(carried, end)
+        threshold = c * wait.slo_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            part = np.where(hi > lo, (hi - threshold) / (hi - lo), (hi > threshold).astype(np.float64))
+        beyond[:, j] = d * np.clip(part, 0.0, 1.0)
+        carried = np.maximum(end, 0.0)
+        ends.append(carried)
+    return beyond
 
 
 def unserved_share(capacity: FloatArray, demand: FloatArray, weight: FloatArray | None = None) -> float:
@@ -129,24 +175,48 @@ class _Search:
     """
 
     def __init__(
-        self, c: _Cells, floor: FloatArray, guard_m: float | None, block: NDArray[np.int64] | None = None
+        self,
+        c: _Cells,
+        floor: FloatArray,
+        guard_m: float | None,
+        block: NDArray[np.int64] | None = None,
+        wait: WaitSLO | None = None,
     ) -> None:
         floor = np.minimum(floor, c.upper)
         base = _capacity(c, _MIN_MULTIPLIER, floor, guard_m)
-        # Only cells above what m = 1 gives can ever be unserved (m ≥ 1): usually a small fraction of the history.
-        rows, cols = np.nonzero(c.demand > base)
+        short = c.demand > base
+        self.wait = wait
+        if wait is None:
+            # Only cells above what m = 1 gives can ever be unserved (m ≥ 1): usually a small fraction of the history.
+            rows, cols = np.nonzero(short)
+
+            def cell(a: FloatArray) -> FloatArray:
+                return a[rows, cols]
+
+            def row(a: FloatArray) -> FloatArray:
+                return a[rows]
+
+        else:  # a wait carries over: whole horizons, of the rows where m = 1 leaves a cell short
+            rows = np.flatnonzero(np.any(short, axis=1))
+
+            def cell(a: FloatArray) -> FloatArray:
+                return a[rows]
+
+            def row(a: FloatArray) -> FloatArray:
+                return a[rows][:, None]
+
         self.scaled = guard_m is None
-        self.d = c.demand[rows, cols]
-        self.p = c.forecast[rows]
-        self.r = c.reaction[rows, cols]
-        self.rt = c.ratchet[rows]
-        self.upper = c.upper[rows]
-        self.gb = c.guard_bound[rows]
-        self.fixed = np.maximum(floor[rows], c.cover[rows, cols])
+        self.d = cell(c.demand)
+        self.p = row(c.forecast)
+        self.r = cell(c.reaction)
+        self.rt = row(c.ratchet)
+        self.upper = row(c.upper)
+        self.gb = row(c.guard_bound)
+        self.fixed = np.maximum(row(floor), cell(c.cover))
         if guard_m is not None:
             seen = np.maximum(self.r, self.rt)
             self.fixed = np.maximum(self.fixed, np.minimum(guard_m * seen, np.maximum(seen, self.gb)))
-        self.w = c.weight[rows]
+        self.w = row(c.weight)
         self.block = block
         if block is not None:
             self.cell_block = block[rows]
@@ -155,12 +225,17 @@ class _Search:
             self.total = float(self.wd.sum())
 
     def unserved(self, m: float) -> float:
+        """The weighted score of multiplier ``m``: requests unserved (or waiting past the SLO), plus ``_Z``
+        standard errors of it with ``block``."""
         capacity = np.maximum(np.minimum(m * self.p, self.upper), self.fixed)
         if self.scaled:
             seen = np.maximum(self.r, self.rt)
             guard = np.minimum(m * seen, np.maximum(seen, self.gb))
             capacity = np.maximum(capacity, guard)
-        short = self.w * np.maximum(self.d - capacity, 0.0)
+        if self.wait is None:
+            short = self.w * np.maximum(self.d - capacity, 0.0)
+        else:
+            short = (self.w * waiting_beyond(self.d, capacity, self.wait)).sum(axis=1)
         s = float(np.sum(short))
         if self.block is None or self.total <= 0:
             return s
@@ -208,6 +283,7 @@ def calibrate(
     ratchet: FloatArray | None = None,
     guard_headroom: bool = True,
     guard_bound: FloatArray | None = None,
+    wait: WaitSLO | None = None,
 ) -> Headroom:
     """Cheapest ``(multiplier, floor)`` whose replay on history leaves at most ``budget_pct`` % unserved.
 
@@ -220,7 +296,8 @@ def calibrate(
     ``reaction[i, j]`` is the guard's reaction in that cell (scaled by the multiplier); ``bound[i]`` is the
     recent need headroom never plans past (module docstring); ``floor_cap[i]`` bounds the floor of row ``i``
     (and adds the candidate "floor = cap"). With ``block[i]`` (rows sharing errors share a block id,
-    0 … k-1), the budget must hold with one standard error to spare.
+    0 … k-1), the budget must hold with one standard error to spare. With ``wait`` the budget is on the share
+    of requests waiting longer than its SLO in a FIFO queue (``waiting_beyond``) instead of the unserved share.
     """
     if forecast.ndim != 1 or demand.ndim != 2 or demand.shape[0] != forecast.shape[0]:
         raise ValueError("forecast must be (n,) and demand (n, window)")
@@ -259,7 +336,7 @@ def calibrate(
     total = float(np.sum(demand * weight[:, None]))
     # What no candidate serves (the largest multiplier over the largest floor) is not charged to the budget.
     top = floor_of(_CAP if floor_cap is not None else max(ratios))
-    unavoidable = _Search(cells, top, None, block).unserved(_MAX_MULTIPLIER)
+    unavoidable = _Search(cells, top, None, block, wait).unserved(_MAX_MULTIPLIER)
     allowed = budget * total + unavoidable
     # The guard scales its rates by the multiplier only where that is cheaper (it holds what it raises for
     # the scale-in window: on noise it buys nothing, on fast persistent rises it replaces standing headroom).
@@ -270,7 +347,7 @@ def calibrate(
     for guard_m in modes:
         for ratio in ratios:
             floor = floor_of(ratio)
-            m = _Search(cells, floor, guard_m, block).smallest_multiplier(allowed * (1 + 1e-9))
+            m = _Search(cells, floor, guard_m, block, wait).smallest_multiplier(allowed * (1 + 1e-9))
             if m is None:
                 continue
             cost = float(np.sum(weight[:, None] * _capacity(cells, m, floor, guard_m)))
@@ -281,7 +358,8 @@ def calibrate(
     _, m, ratio, guard_m = best
     floor = floor_of(ratio)
     capacity = _capacity(cells, m, floor, guard_m)
-    score = float(np.sum(np.maximum(demand - capacity, 0.0) * weight[:, None])) / total * 100.0 if total else 0.0
+    missed = np.maximum(demand - capacity, 0.0) if wait is None else waiting_beyond(demand, capacity, wait)
+    score = float(np.sum(missed * weight[:, None])) / total * 100.0 if total else 0.0
     last_bound, last_guard_bound = float(limit[-1]), float(glimit[-1])
     g = m if guard_m is None else guard_m
     if level is None:

@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 
 from autoscaler.core.series import RateSeries
 from predictor.base import Forecast
-from predictor.headroom import Headroom, calibrate
+from predictor.headroom import Headroom, WaitSLO, calibrate
 from predictor.ols import LinearRegression
 from predictor.reuse import FitMemo, KeptFit
 from predictor.windows import held_back, rolling, shift, trailing_max, trailing_mean, trend_end
@@ -77,12 +77,16 @@ class PolicyShape:
 
     ``lead_s``: a node asked for now is ready after this; ``guard_s``: the guard checks the rate this
     often (None: no guard); ``window_s``: the scale-in window keeps the highest need this long. The tick
-    interval is the horizon minus the lead time.
+    interval is the horizon minus the lead time. A queue-fed pool's SLO is on waits: ``wait_slo_s`` (None: not
+    queue-fed, the SLO is the unserved share) with ``wait_beyond_pct`` % of requests allowed to wait longer.
     """
 
     lead_s: float = 600.0
     guard_s: float | None = None
     window_s: float = 0.0
+    wait_slo_s: float | None = None
+    wait_beyond_pct: float = 5.0
+    drain_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,8 +258,10 @@ class SeasonalPredictor:
         """Part of the SLO the calibration aims for: half of it (the other half absorbs drift and errors
         larger than any in the history). How little history backs the estimate is not guessed from its
         length: the budget must hold with one standard error of the replayed share to spare, and that
-        error is large when the history is short or its errors come from a few events."""
-        return self.slo_unserved_pct * self.budget_fraction
+        error is large when the history is short or its errors come from a few events. A queue-fed pool's
+        SLO is the share of requests that may wait past its latency SLO, and the same half of it is aimed for."""
+        slo = self.slo_unserved_pct if self.policy.wait_slo_s is None else self.policy.wait_beyond_pct
+        return slo * self.budget_fraction
 
     def _fit(self, grid: _Grid, horizon_s: float) -> _Fit | None:
         y, step = grid.y, grid.step_s
@@ -418,8 +424,17 @@ class SeasonalPredictor:
             ratchet=np.nan_to_num(ratchet[cal]),
             guard_headroom=policy.guard_s is not None,
             guard_bound=limit,
+            wait=self._wait(step),
         )
         return replace(headroom, bound_rps=float(bound[-1]), guard_bound_rps=float(bound[-1])), now
+
+    def _wait(self, step: float) -> WaitSLO | None:
+        """A queue-fed pool's wait SLO in cells of ``step``; the guard drains a backlog it sees (None: no queue)."""
+        policy = self.policy
+        if policy.wait_slo_s is None:
+            return None
+        lag = max(1, math.ceil((policy.guard_s + policy.lead_s) / step - 1e-9)) if policy.guard_s is not None else 0
+        return WaitSLO(policy.wait_slo_s, step, lag, policy.drain_s or policy.lead_s)
 
     def _cover(
         self, y: FloatArray, cal: NDArray[np.int64], h: int, step: float, held: FloatArray

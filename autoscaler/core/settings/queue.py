@@ -7,6 +7,7 @@ pools:
       backlog_query: sum(rabbitmq_queue_messages_ready{queue="ocr"})
       in_flight_query: sum(rabbitmq_queue_messages_unacked{queue="ocr"})   # optional
       latency_slo: 3s            # the time a request may wait in the queue
+      wait_percentile: 95        # optional; p95 wait ≤ latency_slo (the headroom is calibrated for it)
       drain_time: 10m            # optional; default: the pool's lead_time
 """
 
@@ -39,6 +40,13 @@ class QueueSettings(StrictModel):
         ...,
         description="how long a request may wait in the queue, e.g. 3s: a backlog larger than the ready "
         "fleet serves in this time is a breach (the guard scales up; the pool never scales in)",
+    )
+    wait_percentile: float = Field(
+        95.0,
+        gt=50.0,
+        lt=100.0,
+        description="the SLO's percentile: this share of requests waits at most latency_slo (95: p95 wait ≤ "
+        "latency_slo); the predictor's headroom is calibrated for it on the pool's own history",
     )
     drain_time: Duration | None = Field(
         None,

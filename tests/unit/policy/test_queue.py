@@ -17,6 +17,7 @@ from autoscaler.policy.decide import decide
 from autoscaler.policy.queue import AT_MAX, DRAINED, QueueReading
 from autoscaler.policy.tick import run_tick
 from predictor.base import Forecast
+from predictor.factory import policy_shape
 from tests.helpers import T0, FlatMetrics, make_config, make_deps, pool_dict
 
 BACKLOG = 'sum(rabbitmq_queue_messages_ready{queue="ocr"})'
@@ -112,6 +113,18 @@ def test_settings_errors_name_the_key() -> None:
     assert "drain_time must be at least 1s" in str(err.value)
     pool = make_config(queue_pool(queue={"drain_time": None}, lead_time="7m")).pools[0]
     assert pool.queue is not None and pool.queue.drain_seconds(pool.lead_time) == 420.0
+    with pytest.raises(ValidationError) as err:
+        make_config(queue_pool(queue={"wait_percentile": 100}))
+    assert "pools.0.queue.wait_percentile" in str(err.value)
+
+
+def test_the_predictor_of_a_queue_fed_pool_calibrates_for_its_wait_slo() -> None:
+    """The pool's latency SLO, percentile and drain time reach the headroom calibration (predictor/factory.py)."""
+    cfg = make_config(queue_pool(queue={"wait_percentile": 90}))
+    shape = policy_shape(cfg.pools[0])
+    assert (shape.wait_slo_s, shape.wait_beyond_pct, shape.drain_s) == (3.0, 10.0, 600.0)
+    plain = policy_shape(make_config(pool_dict("ocr")).pools[0])
+    assert plain.wait_slo_s is None and plain.drain_s is None
 
 
 class QueueMetrics(FlatMetrics):

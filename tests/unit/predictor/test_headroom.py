@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predictor.headroom import calibrate, unserved_share
+from predictor.headroom import WaitSLO, calibrate, unserved_share, waiting_beyond
 
 
 def test_no_errors_no_headroom() -> None:
@@ -233,3 +233,47 @@ def test_a_bound_stops_the_headroom_of_tick_and_guard_but_never_the_rates_themse
     )
     assert h.apply(10.0) <= 12.0 + 1e-9 and h.apply(40.0) == pytest.approx(40.0)
     assert h.guard(11.0) <= 12.0 + 1e-9 and h.guard(40.0) == pytest.approx(40.0)
+
+
+def test_waiting_beyond_follows_the_fifo_backlog_cell_by_cell() -> None:
+    """0.09 rps short for one 300 s cell: the backlog ends at 27 requests (2.7 s of work at 10 rps), so nobody
+    waits past 3 s; 2.5 rps short: it passes 30 requests after 12 s and the rest of the cell waits longer. The
+    backlog a short cell leaves is carried into the next one."""
+    wait = WaitSLO(slo_s=3.0, step_s=300.0)
+    capacity = np.full((3, 2), 10.0)
+    demand = np.array([[10.09, 10.0], [12.5, 10.0], [12.5, 9.0]])
+    beyond = waiting_beyond(demand, capacity, wait)
+    assert beyond[0] == pytest.approx([0.0, 0.0])
+    assert beyond[1, 0] == pytest.approx(12.5 * (1 - 12 / 300))
+    # The next cell starts with 750 requests (75 s of work) and no spare capacity: every request waits past 3 s.
+    assert beyond[1, 1] == pytest.approx(10.0)
+    # With 1 rps spare, 750 requests take 750 s to drain, longer than the cell: still every request.
+    assert beyond[2, 1] == pytest.approx(9.0)
+
+
+def test_the_guard_drains_a_backlog_it_sees_after_its_lag() -> None:
+    """With the guard's lag of one cell and a 60 s drain time, the second cell gets rate + backlog ÷ 60 s."""
+    capacity = np.full((1, 2), 10.0)
+    demand = np.array([[12.5, 10.0]])
+    idle = waiting_beyond(demand, capacity, WaitSLO(3.0, 300.0))
+    guarded = waiting_beyond(demand, capacity, WaitSLO(3.0, 300.0, lag=1, drain_s=60.0))
+    assert idle[0, 1] == pytest.approx(10.0)
+    # Capacity 12.5 + 750 / 60 = 25 rps: 750 requests drain in 50 s; waits fall below 3 s (75 requests) at
+    # 45 s: 15 % of the cell's requests wait longer.
+    assert guarded[0, 1] == pytest.approx(10.0 * 45 / 300)
+    assert guarded[0, 0] == idle[0, 0]
+
+
+def test_a_wait_slo_forgives_shortfalls_too_small_to_wait_and_charges_long_ones() -> None:
+    """Demand 0.5 % above the forecast every other cell: the unserved share (0.25 %) buys headroom on a 0.1 % budget,
+    but on a 3 s wait SLO with 300 s cells each such cell leaves 1.5 s of work, drained by the next: free. Demand
+    2 % above it in every cell leaves 6 s of work per cell: that must be paid for, within the wait budget."""
+    forecast = np.full(400, 100.0)
+    slight = np.tile([100.5, 99.0], (400, 3))
+    assert calibrate(forecast, slight, 0.1).multiplier > 1.0
+    assert calibrate(forecast, slight, 2.5, wait=WaitSLO(3.0, 300.0)).multiplier == pytest.approx(1.0)
+    steady = np.full((400, 6), 102.0)
+    on_waits = calibrate(forecast, steady, 2.5, wait=WaitSLO(3.0, 300.0))
+    assert on_waits.multiplier > 1.0
+    capacity = np.full((400, 6), on_waits.multiplier * 100.0)
+    assert waiting_beyond(steady, capacity, WaitSLO(3.0, 300.0)).sum() / steady.sum() * 100 <= 2.5 + 1e-6

@@ -123,6 +123,21 @@ def test_the_budget_is_half_the_slo() -> None:
     assert SeasonalPredictor(slo_unserved_pct=0.2)._budget_pct() == pytest.approx(0.1)
 
 
+def test_a_queue_fed_pool_is_calibrated_for_its_wait_slo() -> None:
+    """A queue-fed pool's budget is half the share of requests its SLO lets wait longer (p95: 5 % → 2.5 %), and
+    its headroom is scored on waits: a tighter latency SLO buys more headroom on the same history."""
+    queued = SeasonalPredictor(policy=PolicyShape(wait_slo_s=3.0, wait_beyond_pct=5.0))
+    assert queued._budget_pct() == pytest.approx(2.5)
+    assert queued._wait(STEP) is not None and queued._wait(STEP).slo_s == 3.0  # type: ignore[union-attr]
+    assert SeasonalPredictor()._wait(STEP) is None
+    now = T0 + 9 * DAY + 8 * 3600
+    history = daily(10, noise=0.15).before(now + 1)
+    loose = SeasonalPredictor(policy=PolicyShape(wait_slo_s=600.0)).forecast(history, now, 1800)
+    tight = SeasonalPredictor(policy=PolicyShape(wait_slo_s=0.5)).forecast(history, now, 1800)
+    assert tight.peak_rps > loose.peak_rps
+    assert float(tight.details["budget_pct"]) == pytest.approx(2.5)
+
+
 def test_gaps_are_skipped_not_read_as_zero() -> None:
     full = daily(9)
     keep = np.ones(len(full), dtype=bool)
