@@ -115,7 +115,7 @@ def waiting_beyond(demand: FloatArray, capacity: FloatArray, wait: WaitSLO) -> F
     guard's drain capacity for a backlog seen ``lag`` cells earlier serves the cell."""
     beyond = np.zeros_like(demand)
     carried = np.zeros(demand.shape[0])
-    ends = []
+    ends: list[FloatArray] = []
     for j in range(demand.shape[1]):
         d, c = demand[:, j], capacity[:, j]
         if wait.lag and j >= wait.lag:
