@@ -154,6 +154,11 @@ class _Cells:
     upper: FloatArray  # (n,): max(forecast, bound): the most the tick's headroom may give a row
     guard_bound: FloatArray  # (n,): the rate above which the guard adds no headroom (inf: none)
     weight: FloatArray  # (n,)
+    standing: FloatArray  # (n, h): max(reaction, cover), what every candidate has at m = 1 besides its rows' plan
+    # The cells standing capacity leaves short (row-major, as np.nonzero gives them): only they can be short at m = 1.
+    open_rows: NDArray[np.int64]
+    open_cols: NDArray[np.int64]
+    open_demand: FloatArray
 
 
 def _capacity(c: _Cells, m: float, floor: FloatArray, guard_m: float | None) -> FloatArray:
@@ -183,12 +188,26 @@ class _Search:
         wait: WaitSLO | None = None,
     ) -> None:
         floor = np.minimum(floor, c.upper)
-        base = _capacity(c, _MIN_MULTIPLIER, floor, guard_m)
-        short = c.demand > base
         self.wait = wait
+        if guard_m in (None, 1.0):
+            # At m = 1 the guard adds its bare rates, whichever multiplier it scales them by later: capacity is the
+            # rows' plan and held needs over the cells' standing capacity. No larger m costs less than the rows'
+            # part over the whole horizon.
+            rows_m1 = np.maximum(np.minimum(np.maximum(_MIN_MULTIPLIER * c.forecast, floor), c.upper), c.ratchet)
+            self.least_cost = float((c.weight * rows_m1).sum()) * c.demand.shape[1]
+            if wait is None:  # the cells above what m = 1 gives, among those standing capacity leaves short
+                above = c.open_demand > rows_m1[c.open_rows]
+                rows, cols = c.open_rows[above], c.open_cols[above]
+            else:
+                short = c.demand > np.maximum(rows_m1[:, None], c.standing)
+        else:
+            base = _capacity(c, _MIN_MULTIPLIER, floor, guard_m)
+            self.least_cost = float((c.weight[:, None] * base).sum())
+            short = c.demand > base
+            if wait is None:
+                rows, cols = np.nonzero(short)
         if wait is None:
             # Only cells above what m = 1 gives can ever be unserved (m ≥ 1): usually a small fraction of the history.
-            rows, cols = np.nonzero(short)
 
             def cell(a: FloatArray) -> FloatArray:
                 return a[rows, cols]
@@ -213,9 +232,10 @@ class _Search:
         self.upper = row(c.upper)
         self.gb = row(c.guard_bound)
         self.fixed = np.maximum(row(floor), cell(c.cover))
+        seen = np.maximum(self.r, self.rt)
         if guard_m is not None:
-            seen = np.maximum(self.r, self.rt)
             self.fixed = np.maximum(self.fixed, np.minimum(guard_m * seen, np.maximum(seen, self.gb)))
+        self.seen, self.seen_top = seen, np.maximum(seen, self.gb)  # the guard's rates, and its bound
         self.w = row(c.weight)
         self.block = block
         if block is not None:
@@ -229,18 +249,16 @@ class _Search:
         standard errors of it with ``block``."""
         capacity = np.maximum(np.minimum(m * self.p, self.upper), self.fixed)
         if self.scaled:
-            seen = np.maximum(self.r, self.rt)
-            guard = np.minimum(m * seen, np.maximum(seen, self.gb))
-            capacity = np.maximum(capacity, guard)
+            np.maximum(capacity, np.minimum(m * self.seen, self.seen_top), out=capacity)
         if self.wait is None:
             short = self.w * np.maximum(self.d - capacity, 0.0)
         else:
             short = (self.w * waiting_beyond(self.d, capacity, self.wait)).sum(axis=1)
-        s = float(np.sum(short))
+        s = float(short.sum())
         if self.block is None or self.total <= 0:
             return s
         per_block = np.bincount(self.cell_block, weights=short, minlength=self.n_blocks)
-        spread = float(np.sqrt(np.sum((per_block - s / self.total * self.wd) ** 2)))
+        spread = math.sqrt(float(((per_block - s / self.total * self.wd) ** 2).sum()))
         return s + _Z * spread
 
     def smallest_multiplier(self, allowed: float) -> float | None:
@@ -321,8 +339,12 @@ def calibrate(
     limit = np.full(n, _CAP) if bound is None else np.where(np.isfinite(bound), np.maximum(bound, 0.0), _CAP)
     ratchet_rows = np.zeros(n) if ratchet is None else np.where(np.isfinite(ratchet), np.maximum(ratchet, 0.0), 0.0)
     glimit = np.full(n, _CAP) if guard_bound is None else np.where(np.isfinite(guard_bound), guard_bound, _CAP)
+    standing = np.maximum(reaction_cells, cover_cells)
+    upper = np.maximum(forecast, limit)
+    open_rows, open_cols = np.nonzero(demand > standing)
     cells = _Cells(
-        forecast, demand, cover_cells, reaction_cells, ratchet_rows, np.maximum(forecast, limit), glimit, weight
+        *(forecast, demand, cover_cells, reaction_cells, ratchet_rows, upper, glimit, weight),
+        *(standing, open_rows, open_cols, demand[open_rows, open_cols]),
     )
     relative = demand / scale[:, None]
     positive = relative[demand > 0]
@@ -347,7 +369,10 @@ def calibrate(
     for guard_m in modes:
         for ratio in ratios:
             floor = floor_of(ratio)
-            m = _Search(cells, floor, guard_m, block, wait).smallest_multiplier(allowed * (1 + 1e-9))
+            search = _Search(cells, floor, guard_m, block, wait)
+            if best is not None and search.least_cost >= best[0] * (1 + 1e-9):
+                continue  # cannot beat the best: its cheapest multiplier already costs as much
+            m = search.smallest_multiplier(allowed * (1 + 1e-9))
             if m is None:
                 continue
             cost = float(np.sum(weight[:, None] * _capacity(cells, m, floor, guard_m)))

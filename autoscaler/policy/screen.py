@@ -37,6 +37,7 @@ from autoscaler.core.settings.forescale import PoolConfig
 from autoscaler.core.settings.predictor import PredictorSettings
 
 MAX_BAD_SHARE = 0.1
+_FEW_SUSPECTS = 64  # samples above factor × their predecessor checked one by one (else: range maxima for all)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,25 @@ def window_peaks(t: np.ndarray, v: np.ndarray, window: float) -> np.ndarray:
     return out
 
 
+def _any_jump(t: np.ndarray, v: np.ndarray, window: float, factor: float, floor: float) -> bool:
+    """Whether any sample is above ``factor`` × the peak of the samples in its window before it (or ``floor``).
+
+    The previous sample is in the window unless a gap is longer than it, so no window's peak is below it: only
+    the samples above ``factor`` × their predecessor (or after such a gap) need their window's peak, one slice
+    each while they are few, the range maxima of ``window_peaks`` otherwise."""
+    if len(t) < 2:
+        return False
+    suspects = np.flatnonzero((v[1:] > factor * np.maximum(v[:-1], floor)) | (np.diff(t) > window)) + 1
+    if len(suspects) > _FEW_SUSPECTS:
+        return bool(np.any(v[1:] > factor * np.maximum(window_peaks(t, v, window)[1:], floor)))
+    starts = np.searchsorted(t, t[suspects] - window, side="left")
+    for i, lo in zip(suspects.tolist(), starts.tolist(), strict=True):
+        peak = float(np.max(v[lo:i])) if lo < i else 0.0
+        if v[i] > factor * max(peak, floor):
+            return True
+    return False
+
+
 def _jumps(series: RateSeries, pool: PoolConfig, settings: PredictorSettings, notes: list[str]) -> Screened:
     factor = settings.plausible_jump
     window = settings.plausible_window.total_seconds()
@@ -184,7 +204,7 @@ def _jumps(series: RateSeries, pool: PoolConfig, settings: PredictorSettings, no
     t, v = series.t, series.rps
     # Fast path: while every sample so far was believed, a sample's reference is the peak of ALL the samples
     # in its window; if no sample jumps against that, none jumps in the exact walk below either (induction).
-    if not np.any(v[1:] > factor * np.maximum(window_peaks(t, v, window)[1:], floor)):
+    if not _any_jump(t, v, window, factor, floor):
         return Screened(series, notes=tuple(notes))
     keep = np.ones(len(t), dtype=bool)
     peaks: deque[tuple[float, float]] = deque()  # accepted (t, rate), rates decreasing: the window's max first
