@@ -159,6 +159,7 @@ class _Cells:
     open_rows: NDArray[np.int64]
     open_cols: NDArray[np.int64]
     open_demand: FloatArray
+    block_demand: FloatArray | None  # weighted demand per block (with ``block``)
 
 
 def _capacity(c: _Cells, m: float, floor: FloatArray, guard_m: float | None) -> FloatArray:
@@ -241,7 +242,7 @@ class _Search:
         if block is not None:
             self.cell_block = block[rows]
             self.n_blocks = int(block.max()) + 1
-            self.wd = np.bincount(block, weights=c.weight * c.demand.sum(axis=1), minlength=self.n_blocks)
+            self.wd = c.block_demand if c.block_demand is not None else np.zeros(self.n_blocks)
             self.total = float(self.wd.sum())
 
     def unserved(self, m: float) -> float:
@@ -341,10 +342,25 @@ def calibrate(
     glimit = np.full(n, _CAP) if guard_bound is None else np.where(np.isfinite(guard_bound), guard_bound, _CAP)
     standing = np.maximum(reaction_cells, cover_cells)
     upper = np.maximum(forecast, limit)
-    open_rows, open_cols = np.nonzero(demand > standing)
+    # Every candidate plans at least the forecast and the held needs at m = 1 (the floor only adds): the cells above
+    # them and the standing capacity are the only ones any candidate can leave short.
+    open_rows, open_cols = np.nonzero(demand > np.maximum(standing, np.maximum(forecast, ratchet_rows)[:, None]))
+    n_blocks = 0 if block is None else int(block.max()) + 1
+    per_block = None if block is None else np.bincount(block, weights=weight * demand.sum(axis=1), minlength=n_blocks)
     cells = _Cells(
-        *(forecast, demand, cover_cells, reaction_cells, ratchet_rows, upper, glimit, weight),
-        *(standing, open_rows, open_cols, demand[open_rows, open_cols]),
+        forecast,
+        demand,
+        cover_cells,
+        reaction_cells,
+        ratchet_rows,
+        upper,
+        glimit,
+        weight,
+        standing=standing,
+        open_rows=open_rows,
+        open_cols=open_cols,
+        open_demand=demand[open_rows, open_cols],
+        block_demand=per_block,
     )
     relative = demand / scale[:, None]
     positive = relative[demand > 0]
