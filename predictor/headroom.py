@@ -346,7 +346,9 @@ def calibrate(
     # them and the standing capacity are the only ones any candidate can leave short.
     open_rows, open_cols = np.nonzero(demand > np.maximum(standing, np.maximum(forecast, ratchet_rows)[:, None]))
     n_blocks = 0 if block is None else int(block.max()) + 1
-    per_block = None if block is None else np.bincount(block, weights=weight * demand.sum(axis=1), minlength=n_blocks)
+    per_block: FloatArray | None = None
+    if block is not None:
+        per_block = np.bincount(block, weights=weight * demand.sum(axis=1), minlength=n_blocks).astype(np.float64)
     cells = _Cells(
         forecast,
         demand,
