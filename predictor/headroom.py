@@ -160,6 +160,7 @@ class _Cells:
     open_cols: NDArray[np.int64]
     open_demand: FloatArray
     block_demand: FloatArray | None  # weighted demand per block (with ``block``)
+    reaction_top: FloatArray  # (n, h): max(reaction, guard_bound): the most a scaled guard gives a cell
 
 
 def _capacity(c: _Cells, m: float, floor: FloatArray, guard_m: float | None) -> FloatArray:
@@ -167,7 +168,9 @@ def _capacity(c: _Cells, m: float, floor: FloatArray, guard_m: float | None) -> 
     (None: by ``m``, the tick's own multiplier)."""
     g = m if guard_m is None else guard_m
     planned = np.minimum(np.maximum(m * c.forecast, floor), c.upper)
-    guard = np.minimum(g * c.reaction, np.maximum(c.reaction, c.guard_bound[:, None]))
+    if g == 1.0:  # the guard's bare rates: its reaction and the held samples as they are
+        return np.maximum(np.maximum(planned, c.ratchet)[:, None], c.standing)
+    guard = np.minimum(g * c.reaction, c.reaction_top)
     held = np.minimum(g * c.ratchet, np.maximum(c.ratchet, c.guard_bound))
     return np.maximum(np.maximum(np.maximum(planned, held)[:, None], guard), c.cover)
 
@@ -252,7 +255,9 @@ class _Search:
         if self.scaled:
             np.maximum(capacity, np.minimum(m * self.seen, self.seen_top), out=capacity)
         if self.wait is None:
-            short = self.w * np.maximum(self.d - capacity, 0.0)
+            short = np.subtract(self.d, capacity, out=capacity)
+            np.maximum(short, 0.0, out=short)
+            short *= self.w
         else:
             short = (self.w * waiting_beyond(self.d, capacity, self.wait)).sum(axis=1)
         s = float(short.sum())
@@ -363,6 +368,7 @@ def calibrate(
         open_cols=open_cols,
         open_demand=demand[open_rows, open_cols],
         block_demand=per_block,
+        reaction_top=np.maximum(reaction_cells, glimit[:, None]),
     )
     relative = demand / scale[:, None]
     positive = relative[demand > 0]
