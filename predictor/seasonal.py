@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from autoscaler.core.series import RateSeries
 from predictor.base import Forecast
 from predictor.headroom import Headroom, WaitSLO, calibrate
+from predictor.latest import latest_features
 from predictor.ols import LinearRegression
 from predictor.reuse import FitMemo, KeptFit
 from predictor.windows import held_back, rolling, shift, trailing_max, trailing_mean, trend_end
@@ -276,6 +277,17 @@ class SeasonalPredictor:
         # With a kept fit only the last row's features are needed: the samples its windows and lags reach.
         tail = n if kept is None else min(n, round(WEEK / step) + max(k_lvl, h) + k_g + 2)
         yf = y[n - tail :]
+        if kept is not None:  # between refits: today's features only, the kept model
+            day = round(DAY / step) if n * step >= 2 * DAY else None
+            lags = (day, round(WEEK / step) if n * step >= WEEK + DAY else None)
+            tod = 2 * np.pi * (grid.t[-1:] % DAY) / DAY  # as the full path computes it, for the last sample
+            today = latest_features(yf, eps, (k_lvl, k_g, h), lags, tod)
+            filled = [(name, vals) for name, vals in today if all(math.isfinite(v) for v in vals)]
+            if filled and filled[0][0] == "level" and kept.names == tuple(name for name, _ in filled):
+                last = np.array([[v for _, vals in filled for v in vals]])
+                headroom = kept.headroom.at_level(*_scale_and_peak_now(y, step))
+                predicted = kept.predicted(last, filled[0][1][0])
+                return _Fit(predicted, headroom, filled[-1][0], kept.rows, kept.budget_pct)
         logy = np.log(yf + eps)
         level = np.log(rolling(yf, k_lvl, "mean") + eps)
         burst = np.log(rolling(yf, h, "max") + eps)

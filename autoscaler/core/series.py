@@ -34,6 +34,8 @@ class RateSeries:
     def finite(self) -> RateSeries:
         """Drop NaN/inf samples (Prometheus answers 'NaN' for 0/0 rates)."""
         mask = np.isfinite(self.rps)
+        if mask.all():
+            return self
         return RateSeries(self.t[mask], self.rps[mask], self.step_s)
 
     def before(self, t_end: float) -> RateSeries:
