@@ -247,6 +247,7 @@ class SeasonalPredictor:
                 "floor_rps": round(fit.headroom.floor_rps, 3),
                 "guard_multiplier": round(fit.headroom.guard_multiplier, 4),
                 "history_unserved_pct": round(fit.headroom.unserved_pct, 4),
+                "slo_metric": self._slo_metric(),
                 "budget_pct": round(float(fit.budget_pct), 4),
                 "rows": float(fit.rows),
                 **({"bound_rps": round(fit.headroom.bound_rps, 3)} if math.isfinite(fit.headroom.bound_rps) else {}),
@@ -254,6 +255,11 @@ class SeasonalPredictor:
             guard_multiplier=fit.headroom.guard_multiplier,
             bound_rps=fit.headroom.guard_bound_rps,
         )
+
+    def _slo_metric(self) -> str:
+        """What ``history_unserved_pct`` and ``budget_pct`` measure: lost requests, or requests waiting too long."""
+        wait = self.policy.wait_slo_s
+        return "unserved requests" if wait is None else f"requests waiting longer than {wait:g} s"
 
     def _budget_pct(self) -> float:
         """Part of the SLO the calibration aims for: half of it (the other half absorbs drift and errors

@@ -1,5 +1,6 @@
 """The ops kit against the real thing: a real `forescale run` daemon (fake Nomad and Slack over HTTP) whose
-pools query a real Prometheus backfilled with the NASA trace shifted to end now; the same Prometheus scrapes
+pools query a real Prometheus backfilled with the NASA trace shifted to end now (and carried on live by a
+loopback exporter, so the data never goes stale however long the test runs); the same Prometheus scrapes
 the daemon's /metrics every second and evaluates contrib/prometheus/alerts.yml. Then every query of
 contrib/grafana/forescale.json must parse and return series, every alert rule must evaluate without error,
 and the alerts must fire for the faults the scenario contains (a pool whose job is gone, a pool whose
@@ -35,7 +36,7 @@ from tests.conftest import require_service
 from tests.fakes.nomad import FakeNomad
 from tests.fakes.slack import FakeSlack, Scripted, rate_limited
 from tests.fixtures.prometheus import NASA_QUERY, nasa_series_ending_now
-from tests.fixtures.prometheus_server import PrometheusStartError, binaries_missing, running_prometheus
+from tests.fixtures.prometheus_server import LiveCounters, PrometheusStartError, binaries_missing, running_prometheus
 from tests.helpers import free_port
 
 DASHBOARD = REPO / "contrib" / "grafana" / "forescale.json"
@@ -149,13 +150,15 @@ def live(tmp_path: Path) -> Iterator[Live]:
     if binaries_missing():
         require_service("prometheus", "prometheus/promtool not on PATH (Debian package 'prometheus')")
     daemon_port = free_port()
-    scrape = (
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        f"rule_files: [{json.dumps(str(ALERTS))}]\n"
-        "scrape_configs:\n"
-        f"  - job_name: forescale\n    static_configs: [{{targets: ['127.0.0.1:{daemon_port}']}}]\n"
-    )
-    with FakeNomad(max_delay_s=10.0) as nomad, FakeSlack() as slack:
+    history = nasa_series_ending_now()
+    with FakeNomad(max_delay_s=10.0) as nomad, FakeSlack() as slack, LiveCounters(history) as counters:
+        scrape = (
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            f"rule_files: [{json.dumps(str(ALERTS))}]\n"
+            "scrape_configs:\n"
+            f"  - job_name: forescale\n    static_configs: [{{targets: ['127.0.0.1:{daemon_port}']}}]\n"
+            f"{counters.scrape_config()}"  # the trace carried on live, so its data never goes stale
+        )
         jobs = (("ml-web", 3, 80), ("ml-api", 2, 4), ("ml-dark", 2, 10), ("ml-preview", 2, 40), ("ml-ocr", 2, 80))
         for job, count, top in jobs:
             nomad.add_job(job, groups={"workers": count}, scaling={"workers": (1, top)})
@@ -227,7 +230,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
             ],
         }
         try:
-            with running_prometheus(nasa_series_ending_now(), tmp_path / "prometheus", config_text=scrape) as prom:
+            with running_prometheus(history, tmp_path / "prometheus", config_text=scrape) as prom:
                 prometheus_settings["url"] = prom.url
                 path = tmp_path / "forescale.yaml"
                 path.write_text(yaml.safe_dump(config))

@@ -136,6 +136,8 @@ def test_a_queue_fed_pool_is_calibrated_for_its_wait_slo() -> None:
     tight = SeasonalPredictor(policy=PolicyShape(wait_slo_s=0.5)).forecast(history, now, 1800)
     assert tight.peak_rps > loose.peak_rps
     assert float(tight.details["budget_pct"]) == pytest.approx(2.5)
+    assert tight.details["slo_metric"] == "requests waiting longer than 0.5 s"
+    assert SeasonalPredictor().forecast(history, now, 1800).details["slo_metric"] == "unserved requests"
 
 
 def test_gaps_are_skipped_not_read_as_zero() -> None:
