@@ -8,9 +8,9 @@
 ARG BASE=forescale-base:bookworm
 
 # The dependencies, from the lock (sha256-checked again here), installed by pip run from its wheel:
-# the venv itself gets no pip. The test suites of scipy, scikit-learn and matplotlib (~50 MB, never
-# imported at run time; numpy's are, so they stay) are left out; the image test runs a demo and a
-# backtest with --plot on what remains.
+# the venv itself gets no pip. matplotlib's test suite (never imported at run time; numpy's is, so it
+# stays) is left out; the image test runs a demo and a backtest with --plot on what remains. (No
+# scipy or scikit-learn: the predictor's least squares are numpy's, predictor/ols.py.)
 FROM ${BASE} AS deps
 COPY scripts/image/requirements.lock /tmp/requirements.lock
 COPY build/image/wheelhouse /tmp/wheelhouse
@@ -20,7 +20,7 @@ RUN set -e; \
     /opt/forescale/bin/python "$(echo /tmp/wheelhouse/pip-*.whl)/pip" install --no-index --find-links /tmp/wheelhouse \
         --no-cache-dir --disable-pip-version-check --require-hashes --no-deps -r /tmp/deps.lock; \
     cd /opt/forescale/lib/python3.11/site-packages; \
-    find scipy sklearn matplotlib -depth -type d -name tests -prune -exec rm -rf {} +
+    find matplotlib -depth -type d -name tests -prune -exec rm -rf {} +
 
 # forescale itself, checked against the pinned dependencies (pip check); staged so the final image
 # only adds its own small layer on top of the unchanged dependency layer.

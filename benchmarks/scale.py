@@ -8,7 +8,7 @@ and backfilled with ``promtool tsdb create-blocks-from openmetrics`` into a real
 127.0.0.1; the data runs 3 hours past the start, so a real-time `forescale tick` finds fresh samples. The fake
 Nomad (tests/fakes/nomad.py, in this process, over HTTP) holds one job per pool. Each pool's query is
 ``sum(rate(http_requests_total{pool="…"}[10m]))`` at the default 1-minute step: 14 days of history are 20,161
-points, three range queries when read whole.
+points, two range queries when read whole.
 
 For each pool count a child process — the measured one — builds the real parts as `forescale run` does
 (``wiring.Runtime``: the Prometheus source with its history, the Nomad target, the override store, the audit
@@ -18,7 +18,10 @@ state, 20 and 40 minutes later: what a running daemon pays), then a guard check 
 ``metrics.history_cache`` when the code has it). Per step: wall time, CPU seconds (the child's, all threads:
 the stable figure on a shared, loaded machine — wall time there includes other people's work), peak RSS,
 Prometheus range queries (the server's own ``prometheus_http_requests_total{handler="/api/v1/query_range"}``),
-Nomad calls (requests forescale sent) and the outcome (pools decided / held / failed / skipped).
+Nomad calls (requests forescale sent) and the outcome (pools decided / held / failed / skipped). The servers share
+the 2 cores, so their CPU during each step is shown too: Prometheus's (its own ``process_cpu_seconds_total``) and
+the fake Nomad's (this process serves it and otherwise waits for the child; its scheduler places every scaled
+allocation a scale asks for: work a real Nomad server does on its own machine).
 ``--override-records N`` fills the file override store with N ended overrides per pool (issue 23 measured 50).
 
 ``--code DIR``: measure another checkout (its ``.venv``), e.g. the main branch before a change.
@@ -82,17 +85,22 @@ def child(spec: dict[str, Any]) -> None:
     for step in ("tick 1 (cold)", "tick 2", "tick 3", "guard"):
         if step != "tick 1 (cold)":
             clock.advance(TICK if step != "guard" else timedelta(minutes=2))
-        queries, nomad, cpu, wall = prom_queries(spec["prometheus"]), calls[0], time.process_time(), time.perf_counter()
+        (queries, prom_cpu), nomad, fake_cpu = prom_counters(spec["prometheus"]), calls[0], parent_cpu()
+        cpu, wall = time.process_time(), time.perf_counter()
         report = run_tick(deps, guard=step == "guard")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        queries_after, prom_cpu_after = prom_counters(spec["prometheus"])
+        fake_cpu = parent_cpu() - fake_cpu
         out.append(
             {
                 "step": step,
                 "wall_s": wall,
                 "cpu_s": cpu,
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                "queries": prom_queries(spec["prometheus"]) - queries,
+                "queries": queries_after - queries,
+                "prom_cpu_s": prom_cpu_after - prom_cpu,
                 "nomad": calls[0] - nomad,
+                "nomad_cpu_s": fake_cpu,
                 **outcome(report),
             }
         )
@@ -113,15 +121,24 @@ def outcome(report: Any) -> dict[str, int]:
     }
 
 
-def prom_queries(url: str) -> int:
-    """Range queries the server has answered (its own counter)."""
+def parent_cpu() -> float:
+    """CPU seconds of this child's parent: the benchmark process, which serves the fake Nomad (and otherwise
+    waits for the child), so its CPU during a step is the stand-in Nomad's share of the 2 cores."""
+    fields = Path(f"/proc/{os.getppid()}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def prom_counters(url: str) -> tuple[int, float]:
+    """Range queries the server has answered and its CPU seconds so far (its own counters)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=30) as resp:
         text = resp.read().decode()
-    total = 0
+    total, cpu = 0, 0.0
     for line in text.splitlines():
         if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query_range"' in line:
             total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+        elif line.startswith("process_cpu_seconds_total "):
+            cpu = float(line.rsplit(" ", 1)[1])
+    return total, cpu
 
 
 # ------------------------------------------------------------------------------------------- the world
@@ -218,7 +235,7 @@ def run_child(code: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_cli(code: Path, config: Path, prometheus: str, fake: Any, step: str) -> dict[str, Any]:
     forescale = code / ".venv" / "bin" / "forescale"
-    queries, nomad = prom_queries(prometheus), len(fake.requests)
+    (queries, prom_cpu), nomad, fake_cpu = prom_counters(prometheus), len(fake.requests), time.process_time()
     out, err = config.with_suffix(".out"), config.with_suffix(".err")
     t0 = time.perf_counter()
     with out.open("w") as stdout, err.open("w") as stderr:
@@ -234,14 +251,17 @@ def run_cli(code: Path, config: Path, prometheus: str, fake: Any, step: str) -> 
         raise SystemExit(f"forescale tick failed ({proc.returncode}): {err.read_text()[-3000:]}") from None
     pools = doc["pools"]
     decided = [p for p in pools if p["decision"] is not None and p["status"] != "failed"]
+    queries_after, prom_cpu_after = prom_counters(prometheus)
     return {
         "step": step,
         "wall_s": wall,
         "in_tick_s": float(doc.get("duration_s") or 0.0),
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "rss_mb": usage.ru_maxrss / 1024.0,
-        "queries": prom_queries(prometheus) - queries,
+        "queries": queries_after - queries,
+        "prom_cpu_s": prom_cpu_after - prom_cpu,
         "nomad": len(fake.requests) - nomad,
+        "nomad_cpu_s": time.process_time() - fake_cpu,
         "pools": len(pools),
         "decided": len(decided),
         "held": sum(1 for p in decided if p["decision"]["held"]),
@@ -322,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     table = Table(title=f"forescale at scale ({code}): 14 days of 1-minute history a pool, real Prometheus, fake Nomad")
-    columns = ("pools", "run", "wall s", "CPU s", "peak RSS MB", "Prom. queries", "/pool", "Nomad calls", "outcome")
+    columns = (
+        "pools", "run", "wall s", "CPU s", "peak RSS MB", "Prom. queries", "/pool", "Prom. CPU s", "Nomad calls",
+        "fake Nomad CPU s", "outcome",
+    )  # fmt: skip
     for col in columns:
         table.add_column(col, justify="left" if col in ("run", "outcome") else "right")
     for r in rows:
@@ -335,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{r['mode']}: {r['step']}" if r["mode"] == "daemon" else f"forescale {r['step']}"
         table.add_row(
             str(r["pools_n"]), name, wall, f"{r['cpu_s']:.1f}", f"{r['rss_mb']:.0f}", str(r["queries"]), f"{per:.2f}",
-            str(r["nomad"]), what,
+            f"{r['prom_cpu_s']:.1f}", str(r["nomad"]), f"{r['nomad_cpu_s']:.1f}", what,
         )  # fmt: skip
     console.print(table)
     load = os.getloadavg()

@@ -1,7 +1,7 @@
 """Incremental history: a metrics source that keeps each query's recent samples and fetches only what is new.
 
 Every tick asks each pool's source for the same window (14 days by default) moved one interval on. Read whole, that
-is 14 days of samples per pool per tick (three range queries at a 1-minute step). ``IncrementalSource`` wraps the
+is 14 days of samples per pool per tick (two range queries at a 1-minute step). ``IncrementalSource`` wraps the
 configured source and keeps, per query and step, the samples of the longest window asked for (``Kept``):
 
 - **first fetch, or after a gap** (the samples kept end more than ``max_gap_s`` before the new end, or do not reach

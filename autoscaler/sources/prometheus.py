@@ -29,11 +29,15 @@ from autoscaler.core.errors import MetricsUnavailable, NoSamples
 from autoscaler.core.series import RateSeries
 from autoscaler.core.settings.forescale import PrometheusSettings
 from autoscaler.core.text import redact_url, redact_urls
+from autoscaler.sources.range_answer import decode_fast
 
 log = logging.getLogger("forescale.prometheus")
 
 PROMETHEUS_POINT_LIMIT = 11_000  # Prometheus rejects a range query with more points per series than this
-DEFAULT_MAX_POINTS = 10_000  # our chunk size: comfortably below the limit
+# Our chunk: at most this many points (max_points - 1 steps). Prometheus refuses a query over 11,000 *steps*
+# (web/api/v1/api.go: `end.Sub(start)/step > 11000`), so 11,000 points is inside its limit, and a 14-day window at
+# the 1-minute step (20,161 points) is two queries, not three: a cold tick over 1000 pools sends 1000 fewer.
+DEFAULT_MAX_POINTS = PROMETHEUS_POINT_LIMIT
 MAX_PARALLEL_CHUNKS = 4
 _STATUS_RE = re.compile(r"^HTTP Status Code (\d+) \((b['\"].*['\"])\)$", re.DOTALL)
 
@@ -60,6 +64,7 @@ class PrometheusSource:
         # Uncompressed answers: gzip costs Prometheus and us ~10 ms per 10,000-point chunk, more than moving
         # the ~200 kB over any LAN; a tick reads a few MB every 20 minutes, so bandwidth does not matter.
         session.headers["Accept-Encoding"] = "identity"
+        session.hooks["response"].append(decode_fast)  # answers decoded straight to arrays (range_answer.py)
         self.client = PrometheusConnect(
             url=self.url, headers=settings.headers() or None, retry=retry, session=session, timeout=self.timeout_s
         )
@@ -178,6 +183,8 @@ class PrometheusSource:
             empty = np.empty(0, dtype=np.float64)
             return empty, empty
         pairs = result[0].get("values", [])
+        if isinstance(pairs, np.ndarray):  # decoded straight to floats (range_answer.py): one (n, 2) array
+            return pairs[:, 0], pairs[:, 1]
         if not isinstance(pairs, list):
             raise MetricsUnavailable("query result has samples that are not numbers")
         try:

@@ -98,6 +98,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -112,8 +113,10 @@ from tests.fakes.nomad_nodes import (
     auto_node_spec,
     build_node,
     datacenter_matches,
+    device_requests,
     feasibility,
     group_resources,
+    has_room,
     record_failure,
 )
 from tests.fakes.nomad_strict import StrictClients
@@ -124,6 +127,8 @@ ACTIVE_DEPLOYMENT = {"running", "paused", "blocked", "unblocking", "initializing
 LIVE_CLIENT = {"pending", "running"}
 TERMINAL_CLIENT = {"complete", "failed", "lost"}
 SCALING_EVENTS_KEPT = 20  # structs.JobTrackedScalingEvents
+# What an allocation's share of its node's usage depends on, besides its resources on record (kept by _node_usage).
+_ALLOC_STAMP = itemgetter("ID", "DesiredStatus", "ClientStatus", "NodeID", "TaskGroup")
 
 JOB_CAPS = ("list-jobs", "parse-job", "plan-job", "read-job", "read-job-scaling", "scale-job", "submit-job")
 VAR_CAPS = ("read", "write", "list", "destroy")
@@ -260,6 +265,7 @@ class FakeNomad(NodeRegistry, NodeDrainer, StrictClients):
         self._eval_due: dict[str, float] = {}  # delayed evaluations → fake.clock() time they run
         self._failed_at: dict[str, float] = {}  # allocation ID → fake.clock() time it failed
         self._alloc_res: dict[str, dict[str, Any]] = {}  # allocation ID → cpu, memory, GPU instance IDs
+        self._usage_shares: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = {}  # _node_usage's kept shares
         self._unblocking = False
         self.variables: dict[tuple[str, str], dict[str, Any]] = {}
         self.clock: Callable[[], float] = time.monotonic  # seconds; variable lock TTLs use it (tests replace it)
@@ -439,9 +445,10 @@ class FakeNomad(NodeRegistry, NodeDrainer, StrictClients):
     def _set_status(self, req: RecordedRequest, status: int) -> None:
         """Fill in the answer's status (0 until answered, or forever when the connection was dropped)."""
         with self._cond:
-            for i, r in enumerate(self.requests):
-                if r is req:
+            for i in range(len(self.requests) - 1, -1, -1):  # from the newest: it is among the last few
+                if self.requests[i] is req:  # recorded once (_record)
                     self.requests[i] = dataclasses.replace(req, status=status)
+                    break
             self._cond.notify_all()
 
     # ---------------------------------------------------------------- seeding and inspection
@@ -932,8 +939,9 @@ class FakeNomad(NodeRegistry, NodeDrainer, StrictClients):
                 used.add(i)
                 placements.append((i, None))
             metric: dict[str, Any] | None = None
+            full: set[str] = set()  # nodes without room for one more of this group, in this pass
             for name_index, previous in placements:
-                node, devices, attempt = self._select_node(job, tg, usage)
+                node, devices, attempt = self._select_node(job, tg, usage, full=full)
                 if node is None:
                     queued[name] += 1
                     if metric is None:
@@ -1005,37 +1013,99 @@ class FakeNomad(NodeRegistry, NodeDrainer, StrictClients):
         return updates, failed
 
     def _node_usage(self) -> Usage:
+        """What every live allocation takes, per node. Every scheduling pass reads it whole (1000 jobs × 12
+        allocations in benchmarks/scale.py), so each job's share is kept with the allocations' ID, statuses, node
+        and group it was worked out from, and worked out again only when one of them changed. A share that needs
+        the job's spec (an allocation placed without resources on record) is never kept."""
         usage = Usage()
-        for (ns, job_id), allocs in self.allocs.items():
-            job = self.jobs.get((ns, job_id)) or {}
-            for alloc in allocs:
-                if alloc["DesiredStatus"] != "run" or alloc["ClientStatus"] in TERMINAL_CLIENT:
-                    continue
-                res = self._alloc_res.get(alloc["ID"]) or {}
-                tg = _find_group(job, alloc["TaskGroup"]) or {}
-                cpu, memory = res.get("cpu"), res.get("memory")
-                if cpu is None or memory is None:
-                    cpu, memory = group_resources(tg)
-                usage.add(alloc["NodeID"], (ns, job_id, alloc["TaskGroup"]), cpu, memory, res.get("devices") or [])
+        cpu_of, memory_of, devices_of, groups_of = usage.cpu, usage.memory, usage.devices, usage.groups
+        kept = self._usage_shares
+        for key, allocs in self.allocs.items():
+            stamp = tuple(map(_ALLOC_STAMP, allocs))
+            held = kept.get(key)
+            if held is not None and held[0] == stamp:
+                share = held[1]
+            else:
+                share, keep = self._job_usage(key, allocs)
+                if keep:
+                    kept[key] = (stamp, share)
+                else:
+                    kept.pop(key, None)
+            for node, cpu, memory, devices, groups in share:
+                cpu_of[node] = cpu_of.get(node, 0) + cpu
+                memory_of[node] = memory_of.get(node, 0) + memory
+                devices_of.setdefault(node, set()).update(devices)
+                groups_of.setdefault(node, set()).update(groups)
         return usage
 
+    def _job_usage(
+        self, key: tuple[str, str], allocs: list[dict[str, Any]]
+    ) -> tuple[list[tuple[str, int, int, set[str], set[tuple[str, str, str]]]], bool]:
+        """One job's live allocations per node: (node, cpu, memory, GPU instance IDs, groups); and whether it
+        depends on nothing but the allocations and their resources on record."""
+        ns, job_id = key
+        per_node: dict[str, tuple[int, int, set[str], set[tuple[str, str, str]]]] = {}
+        keep = True
+        for alloc in allocs:
+            if alloc["DesiredStatus"] != "run" or alloc["ClientStatus"] in TERMINAL_CLIENT:
+                continue
+            res = self._alloc_res.get(alloc["ID"]) or {}
+            cpu, memory = res.get("cpu"), res.get("memory")
+            if cpu is None or memory is None:
+                keep = False
+                cpu, memory = group_resources(_find_group(self.jobs.get(key) or {}, alloc["TaskGroup"]) or {})
+            node = alloc["NodeID"]
+            was_cpu, was_memory, devices, groups = per_node.get(node) or (0, 0, set(), set())
+            devices.update(res.get("devices") or [])
+            groups.add((ns, job_id, alloc["TaskGroup"]))
+            per_node[node] = (was_cpu + cpu, was_memory + memory, devices, groups)
+        return [(node, *row) for node, row in per_node.items()], keep
+
     def _select_node(
-        self, job: Mapping[str, Any], tg: Mapping[str, Any], usage: Usage, *, commit: bool = True
+        self,
+        job: Mapping[str, Any],
+        tg: Mapping[str, Any],
+        usage: Usage,
+        *,
+        commit: bool = True,
+        full: set[str] | None = None,
     ) -> tuple[dict[str, Any] | None, list[str], dict[str, Any]]:
         """The first feasible ready+eligible node of the job's pool and datacenters (nodes in name order), or a
-        made-to-measure one in ``auto_nodes`` mode. Returns (node, GPU instance IDs, the AllocMetric)."""
+        made-to-measure one in ``auto_nodes`` mode. Returns (node, GPU instance IDs, the AllocMetric).
+
+        ``full``: one scheduling pass's set of nodes found without room for one more allocation of ``tg`` (filled
+        here). A pass's usage only grows, so they stay without room: its next placements skip them."""
         pool = str(job.get("NodePool") or "default")
         dcs = list(job.get("Datacenters") or ["*"])
         metric = alloc_metric(pool)
         in_pool = [n for n in self.nodes.values() if pool == "all" or n["NodePool"] == pool]
         metric["NodesInPool"] = len(in_pool)
-        ready = [
-            n for n in sorted(in_pool, key=lambda n: (n["Name"], n["ID"]))
-            if n["Status"] == "ready" and n["SchedulingEligibility"] == "eligible" and n["DrainStrategy"] is None
-            and datacenter_matches(n["Datacenter"], dcs)
-        ]  # fmt: skip
+        in_dcs = {dc: datacenter_matches(dc, dcs) for dc in {n["Datacenter"] for n in in_pool}}
+        ready = sorted(
+            (
+                n for n in in_pool
+                if n["Status"] == "ready" and n["SchedulingEligibility"] == "eligible" and n["DrainStrategy"] is None
+                and in_dcs[n["Datacenter"]]
+            ),
+            key=lambda n: (n["Name"], n["ID"]),
+        )  # fmt: skip
         for dc in sorted({n["Datacenter"] for n in ready}) or [d for d in dcs if "*" not in d][:1]:
             metric["NodesAvailable"][dc] = sum(1 for n in ready if n["Datacenter"] == dc)
+        # First fit, quickly: a node without room for one more allocation fails `feasibility` whatever else holds,
+        # so only nodes with room get the full check; the same node wins. The AllocMetric's reasons are read only
+        # when no node fits: then every node is checked in full below, as the scheduler reports them.
+        cpu, memory = group_resources(tg)
+        gpus = sum(int(r.get("Count") or 1) for r in device_requests(tg))
+        full = set() if full is None else full
+        for node in ready:
+            if node["ID"] in full:
+                continue
+            if not has_room(node, usage, cpu, memory, gpus):
+                full.add(node["ID"])
+            else:
+                kind, _, devices = feasibility(job, tg, node, usage)
+                if kind is None:
+                    return node, devices, metric
         for node in ready:
             metric["NodesEvaluated"] += 1
             kind, why, devices = feasibility(job, tg, node, usage)

@@ -25,6 +25,7 @@ the index moves, blocked evaluations are retried and allocations on a node that 
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import secrets
 import uuid
@@ -453,11 +454,12 @@ def _version_clause(left: str, clause: str) -> bool:
 
 def datacenter_matches(node_dc: str, patterns: Iterable[str]) -> bool:
     """Job ``datacenters`` entries are globs since Nomad 1.5 (``*`` = all)."""
-    for pattern in patterns:
-        rx = "^" + re.escape(pattern).replace(r"\*", ".*") + "$"
-        if re.match(rx, node_dc):
-            return True
-    return False
+    return any(_datacenter_glob(pattern).match(node_dc) for pattern in patterns)
+
+
+@functools.lru_cache(maxsize=256)
+def _datacenter_glob(pattern: str) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")  # compiled once: every placement asks
 
 
 def _device_matches(request: Mapping[str, Any], device: Mapping[str, Any]) -> bool:
@@ -533,6 +535,26 @@ def feasibility(
     if usage.memory.get(node["ID"], 0) + memory > mem_total:
         return "exhausted", "memory", []
     return None, None, assigned
+
+
+def has_room(node: Mapping[str, Any], usage: Usage, cpu: int, memory: int, gpus: int) -> bool:
+    """False when ``feasibility`` must fail on ``node`` for room alone: not ``cpu`` MHz, ``memory`` MB or ``gpus``
+    free healthy device instances left. Its sums, so a True proves nothing (the full check decides)."""
+    res = node.get("NodeResources") or {}
+    reserved = node.get("ReservedResources") or {}
+    cpu_total = int((res.get("Cpu") or {}).get("CpuShares") or 0)
+    cpu_total -= int((reserved.get("Cpu") or {}).get("CpuShares") or 0)
+    if usage.cpu.get(node["ID"], 0) + cpu > cpu_total:
+        return False
+    mem_total = int((res.get("Memory") or {}).get("MemoryMB") or 0)
+    mem_total -= int((reserved.get("Memory") or {}).get("MemoryMB") or 0)
+    if usage.memory.get(node["ID"], 0) + memory > mem_total:
+        return False
+    if gpus:
+        used = usage.devices.get(node["ID"], set())
+        free = {i["ID"] for d in res.get("Devices") or [] for i in d.get("Instances") or [] if i.get("Healthy")}
+        return len(free - used) >= gpus
+    return True
 
 
 def record_failure(metric: dict[str, Any], node: Mapping[str, Any], kind: str, key: str) -> None:

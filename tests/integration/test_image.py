@@ -109,8 +109,8 @@ def test_config_check_reports_a_broken_config_with_file_and_key(
 def test_forecasting_and_plotting_work_in_the_slimmed_image(
     docker_env: dict[str, str], image: str, tmp_path: Path
 ) -> None:
-    """The image drops scipy/scikit-learn/matplotlib test suites: the demo (scikit-learn) and a backtest
-    with --plot (matplotlib) must still run there."""
+    """The image drops matplotlib's test suite and has no scipy or scikit-learn: the demo (forecasts) and a
+    backtest with --plot (matplotlib) must still run there."""
     demo = run(docker_env, image, "demo", "--days", "0.5", "--pace", "0")
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "scale actions" in demo.stdout

@@ -98,6 +98,11 @@ def test_long_range_is_chunked_under_the_point_limit(
     small = PrometheusSource(src.settings, max_points=1000).fetch(prom.query, start, end, 60)
     assert np.array_equal(small.t, series.t) and np.array_equal(small.rps, series.rps)
 
+    # the limit is on steps: our largest chunk, 11,000 points (10,999 steps), is one query Prometheus answers
+    spans.clear()
+    edge = src.fetch(prom.query, end - timedelta(minutes=PROMETHEUS_POINT_LIMIT - 1), end, 60)
+    assert spans == [PROMETHEUS_POINT_LIMIT] and len(edge) == PROMETHEUS_POINT_LIMIT
+
 
 def test_time_range_outside_the_data_is_unavailable(prometheus_nasa: PrometheusWithTrace) -> None:
     start = prometheus_nasa.at(0) - timedelta(days=30)
@@ -304,4 +309,4 @@ def test_incremental_history_equals_a_whole_read_with_one_query_a_tick(prometheu
         expected = whole.fetch(prom.query, end - window, end, 60)
         np.testing.assert_array_equal(got.t, expected.t)
         np.testing.assert_array_equal(got.rps, expected.rps)
-        assert len(queries) - before == (3 if k == 0 else 1)  # 20,161 points: three chunks, then one query
+        assert len(queries) - before == (2 if k == 0 else 1)  # 20,161 points: two chunks, then one query

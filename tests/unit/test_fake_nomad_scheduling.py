@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fakes.nomad import FakeNomad, sample
+from tests.fakes.nomad import TERMINAL_CLIENT, FakeNomad, _find_group, sample
+from tests.fakes.nomad_nodes import Usage, group_resources
 
 JOB, GROUP = "ml-ocr", "workers"
 T4_16GIB = {"LTarget": "${device.attr.memory}", "RTarget": "16384 MiB", "Operand": ">="}
@@ -385,3 +386,66 @@ def test_variable_body_namespace_wins_and_nomads_path_and_size_rules(fake_nomad:
 def test_valid_variable_paths(fake_nomad: FakeNomad, path: str) -> None:
     put = requests.put(fake_nomad.address + f"/v1/var/{path}", json={"Items": {"k": "v"}}, timeout=5)
     assert put.status_code == 200
+
+
+# ---------------------------------------------------------------- the scheduler's shortcuts give the same answers
+
+
+def usage_from_scratch(fake: FakeNomad) -> Usage:
+    """What `_node_usage` keeps shares of, worked out allocation by allocation."""
+    usage = Usage()
+    for (ns, job_id), allocs in fake.allocs.items():
+        job = fake.jobs.get((ns, job_id)) or {}
+        for alloc in allocs:
+            if alloc["DesiredStatus"] != "run" or alloc["ClientStatus"] in TERMINAL_CLIENT:
+                continue
+            res = fake._alloc_res.get(alloc["ID"]) or {}
+            cpu, memory = res.get("cpu"), res.get("memory")
+            if cpu is None or memory is None:
+                cpu, memory = group_resources(_find_group(job, alloc["TaskGroup"]) or {})
+            usage.add(alloc["NodeID"], (ns, job_id, alloc["TaskGroup"]), cpu, memory, res.get("devices") or [])
+    return usage
+
+
+def test_kept_usage_follows_every_change_of_the_allocations(fake_nomad: FakeNomad) -> None:
+    fake_nomad.auto_nodes = False
+    for i in range(3):
+        fake_nomad.add_node(f"gpu-{i}", node_pool="gpu", gpus=2)
+    fake_nomad.add_job(JOB, groups={GROUP: 3}, gpus=1, node_pool="gpu")
+    fake_nomad.add_job("other", groups={"web": 2}, node_pool="gpu")
+    steps = [
+        lambda: None,
+        lambda: scale(fake_nomad, 5),
+        lambda: fake_nomad.set_alloc_status(JOB, "complete", limit=2),
+        lambda: fake_nomad.set_alloc_status("other", "failed", limit=1),
+        lambda: fake_nomad.add_alloc("other", "web", desired_status="stop"),
+        lambda: scale(fake_nomad, 1),
+    ]
+    for step in steps:
+        step()
+        with fake_nomad._cond:
+            assert fake_nomad._node_usage() == usage_from_scratch(fake_nomad)
+            assert fake_nomad._node_usage() == usage_from_scratch(fake_nomad)  # from the kept shares this time
+
+
+def test_first_fit_skips_full_nodes_and_returns_to_the_first_with_room(fake_nomad: FakeNomad) -> None:
+    fake_nomad.auto_nodes = False
+    nodes = [fake_nomad.add_node(f"n-{i}", node_pool="gpu", memory_mb=3000) for i in range(4)]
+    job = sample("job-register.request")["Job"]
+    job.update(ID="packed", NodePool="gpu", Datacenters=["dc1"])
+    job["TaskGroups"][0].update(Count=5)
+    job["TaskGroups"][0]["Tasks"][0]["Resources"] = {"CPU": 100, "MemoryMB": 1400}  # two fit on a node
+    assert post(fake_nomad, "/v1/jobs", {"Job": job}).status_code == 200
+    name_of = {n["ID"]: n["Name"] for n in nodes}
+
+    def placed() -> list[str]:
+        live = [a for a in fake_nomad.allocations("packed") if a["DesiredStatus"] == "run"]
+        return sorted(name_of[a["NodeID"]] for a in live if a["ClientStatus"] not in TERMINAL_CLIENT)
+
+    assert placed() == ["n-0", "n-0", "n-1", "n-1", "n-2"]  # in name order, each node filled first
+    first = next(a for a in fake_nomad.allocations("packed") if name_of[a["NodeID"]] == "n-0")
+    with fake_nomad._cond:  # its client reports it done: n-0 has room again
+        next(a for a in fake_nomad.allocs[("default", "packed")] if a["ID"] == first["ID"])["ClientStatus"] = "complete"
+    job["TaskGroups"][0].update(Count=6)
+    assert post(fake_nomad, "/v1/jobs", {"Job": job}).status_code == 200
+    assert placed().count("n-0") == 2 and placed().count("n-2") == 2  # the replacement on n-0, the new one on n-2
