@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from autoscaler.core.settings.forescale import Config
 from autoscaler.policy.tick import TickDeps
 from autoscaler.targets.simulated import SimulatedCluster
 from predictor.linear import LinearTrendPredictor
+from tests.fixtures.prometheus_server import free_port as free_port  # one definition, re-exported here
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -92,13 +92,6 @@ def make_deps(
         clock=clock,
         **kw,
     )
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(url: str) -> tuple[int, str]:
