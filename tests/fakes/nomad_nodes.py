@@ -524,12 +524,7 @@ def feasibility(
             return "exhausted", "devices: no devices match request", []
         assigned += free[:want]
     cpu, memory = group_resources(tg)
-    res = node.get("NodeResources") or {}
-    reserved = node.get("ReservedResources") or {}
-    cpu_total = int((res.get("Cpu") or {}).get("CpuShares") or 0)
-    cpu_total -= int((reserved.get("Cpu") or {}).get("CpuShares") or 0)
-    mem_total = int((res.get("Memory") or {}).get("MemoryMB") or 0)
-    mem_total -= int((reserved.get("Memory") or {}).get("MemoryMB") or 0)
+    cpu_total, mem_total = capacity(node)
     if usage.cpu.get(node["ID"], 0) + cpu > cpu_total:
         return "exhausted", "cpu", []
     if usage.memory.get(node["ID"], 0) + memory > mem_total:
@@ -537,22 +532,27 @@ def feasibility(
     return None, None, assigned
 
 
-def has_room(node: Mapping[str, Any], usage: Usage, cpu: int, memory: int, gpus: int) -> bool:
-    """False when ``feasibility`` must fail on ``node`` for room alone: not ``cpu`` MHz, ``memory`` MB or ``gpus``
-    free healthy device instances left. Its sums, so a True proves nothing (the full check decides)."""
+def capacity(node: Mapping[str, Any]) -> tuple[int, int]:
+    """CPU MHz and memory MB a node offers allocations: its resources less what it reserves."""
     res = node.get("NodeResources") or {}
     reserved = node.get("ReservedResources") or {}
     cpu_total = int((res.get("Cpu") or {}).get("CpuShares") or 0)
     cpu_total -= int((reserved.get("Cpu") or {}).get("CpuShares") or 0)
-    if usage.cpu.get(node["ID"], 0) + cpu > cpu_total:
-        return False
     mem_total = int((res.get("Memory") or {}).get("MemoryMB") or 0)
     mem_total -= int((reserved.get("Memory") or {}).get("MemoryMB") or 0)
-    if usage.memory.get(node["ID"], 0) + memory > mem_total:
+    return cpu_total, mem_total
+
+
+def has_room(node: Mapping[str, Any], usage: Usage, cpu: int, memory: int, gpus: int) -> bool:
+    """False when ``feasibility`` must fail on ``node`` for room alone: not ``cpu`` MHz, ``memory`` MB or ``gpus``
+    free healthy device instances left. Its sums, so a True proves nothing (the full check decides)."""
+    cpu_total, mem_total = capacity(node)
+    if usage.cpu.get(node["ID"], 0) + cpu > cpu_total or usage.memory.get(node["ID"], 0) + memory > mem_total:
         return False
     if gpus:
         used = usage.devices.get(node["ID"], set())
-        free = {i["ID"] for d in res.get("Devices") or [] for i in d.get("Instances") or [] if i.get("Healthy")}
+        devices = (node.get("NodeResources") or {}).get("Devices") or []
+        free = {i["ID"] for d in devices for i in d.get("Instances") or [] if i.get("Healthy")}
         return len(free - used) >= gpus
     return True
 
